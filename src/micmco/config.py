@@ -1,0 +1,140 @@
+"""Strict YAML -> dataclass configuration.
+
+Every component has one ``@dataclass`` config whose ``__post_init__`` checks its own
+ranges and raises :class:`ConfigError` naming the field. :func:`from_dict` maps a nested
+mapping (parsed YAML) onto such a dataclass and rejects unknown keys and wrong types,
+prefixing errors with the full dotted key (``objective.lam: ...``). :func:`apply_overrides`
+implements ``--set key=value``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; ``key`` is the dotted path of the offending key."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}" if key else message)
+
+    def under(self, prefix: str) -> "ConfigError":
+        return ConfigError(f"{prefix}.{self.key}" if self.key else prefix, self.message)
+
+
+def check(condition: bool, key: str, message: str) -> None:
+    """Raise ConfigError(key, message) unless condition holds."""
+    if not condition:
+        raise ConfigError(key, message)
+
+
+def check_choice(value: str, choices: Iterable[str], key: str) -> None:
+    choices = list(choices)
+    check(value in choices, key, f"unknown value {value!r}; valid choices: {', '.join(choices)}")
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, strictly: unknown keys and wrong types are errors."""
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ConfigError(prefix, f"expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(_join(prefix, str(key)), f"unknown key; valid keys here: {', '.join(fields)}")
+    kwargs = {name: _coerce(hints[name], value, _join(prefix, name)) for name, value in data.items()}
+    missing = [
+        name
+        for name, f in fields.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and name not in data
+    ]
+    if missing:
+        raise ConfigError(_join(prefix, missing[0]), "required key is missing")
+    try:
+        return cls(**kwargs)
+    except ConfigError as error:
+        raise error.under(prefix) if prefix else error
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The inverse of from_dict: plain, YAML/JSON-serialisable nested dicts."""
+    return dataclasses.asdict(config)
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with ``key.path=value`` overrides (values parsed as YAML scalars)."""
+    result = _deep_copy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(item, "an override must look like key.path=value")
+        node = result
+        parts = key.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(".".join(parts[: depth + 1]), "is a value, not a section; cannot set keys below it")
+            node = child
+        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+    return result
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+
+def _coerce(annotation: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None:
+            if type(None) in options:
+                return None
+            raise ConfigError(key, "must not be null")
+        non_null = [option for option in options if option is not type(None)]
+        if len(non_null) == 1:
+            return _coerce(non_null[0], value, key)
+        raise TypeError(f"unsupported union annotation {annotation} at {key}")
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, key)
+    if value is None:
+        raise ConfigError(key, f"must be {_type_name(annotation)}, got null")
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise TypeError(f"unsupported config annotation {annotation} at {key}")
+    raise ConfigError(key, f"must be {_type_name(annotation)}, got {type(value).__name__} {value!r}")
+
+
+def _type_name(annotation: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(annotation, str(annotation))

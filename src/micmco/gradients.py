@@ -1,0 +1,314 @@
+"""Gradient estimators for the objectives of :mod:`micmco.objectives`.
+
+Each base estimator is one function returning a :class:`Surrogate`: a per-example tensor
+[B] whose *value* is the objective estimate and whose *gradient* (with respect to the
+decoder θ and the encoder φ) is the estimator's, so a trainer just maximises
+``surrogate.value.mean()`` without knowing which estimator runs.
+
+- ``elbo``: reparameterised, with the analytic KL(q || p) in place of ln p(z) - ln q(z|x);
+  the divergence term is then the representational KL (Prop. 4-6: a β-VAE, β = 1 - λ).
+- ``iwae``: reparameterised; the plain autodiff gradient of the objective.
+- ``stl``: sticking the landing (Roeder et al. 2017): autodiff with q's parameters detached
+  in ln q(z|x). Unbiased only for K = K' = 1, where it equals ``dreg``.
+- ``dreg``: doubly reparameterised (Tucker et al. 2018), extended to Û and Ŝ_α (below).
+- ``reinforce``: score function with a zero baseline.
+- ``vimco``: score function with leave-one-out baselines (Mnih & Rezende 2016).
+
+θ-gradients are always the autodiff gradient of the objective with the samples fixed.
+See ``docs``/tests for the derivations; tests/test_gradients.py checks every pair
+(base × objective) for unbiasedness against exact gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from .config import ConfigError, check, check_choice
+from .estimators import _logmeanexp, _power_log_weights, _snis
+from .objectives import Objective, ObjectiveConfig, ObjectiveKind
+
+__all__ = [
+    "BaseEstimator",
+    "EstimatorConfig",
+    "Surrogate",
+    "check_combination",
+    "surrogate_objective",
+    "ESTIMATORS",
+    "VariationalLoss",
+]
+
+LogLikelihood = Callable[[Tensor], Tensor]  # z [K, B, ...] -> ln p(x|z) [K, B]
+
+
+class BaseEstimator(str, Enum):
+    ELBO = "elbo"
+    IWAE = "iwae"
+    STL = "stl"
+    DREG = "dreg"
+    REINFORCE = "reinforce"
+    VIMCO = "vimco"
+
+
+REPARAMETERISED = (BaseEstimator.ELBO, BaseEstimator.IWAE, BaseEstimator.STL, BaseEstimator.DREG)
+
+
+@dataclass
+class EstimatorConfig:
+    base: str = "iwae"  # elbo, iwae, stl, dreg (gaussian latents) or reinforce, vimco (any latents)
+    num_samples: int = 1  # K: samples from q(z|x) for the ln p(x) term
+    mi_samples: int | None = None  # K': the first K' of the same draws estimate the divergence; None = K
+
+    def __post_init__(self) -> None:
+        check_choice(self.base, [b.value for b in BaseEstimator], "base")
+        check(self.num_samples >= 1, "num_samples", f"must be >= 1, got {self.num_samples}")
+        check(self.mi_samples is None or self.mi_samples >= 1, "mi_samples", f"must be >= 1, got {self.mi_samples}")
+
+
+def check_combination(estimator: EstimatorConfig, objective: ObjectiveConfig, latent_kind: str) -> None:
+    """Reject combinations of base estimator, objective and latent space that are invalid.
+
+    Errors name the key (``estimator.base`` ...) and say what to use instead.
+    """
+    base = BaseEstimator(estimator.base)
+    K = estimator.num_samples
+    K_mi = K if estimator.mi_samples is None else estimator.mi_samples
+    if objective.kind in (ObjectiveKind.NONE.value, ObjectiveKind.POWER.value) and K_mi != K:
+        raise ConfigError(
+            "estimator.mi_samples",
+            f"the {objective.kind} objective has no separate divergence term; remove mi_samples "
+            "or use objective kind kl or renyi",
+        )
+    if base in REPARAMETERISED and latent_kind != "gaussian":
+        raise ConfigError(
+            "estimator.base",
+            f"{base.value} needs reparameterised samples, which {latent_kind} latents do not have; "
+            "use vimco (K >= 2) or reinforce",
+        )
+    if base is BaseEstimator.STL and (K, K_mi) != (1, 1):
+        raise ConfigError(
+            "estimator.base",
+            f"stl is unbiased only with one sample (K = K' = 1, got {K}/{K_mi}); "
+            "use dreg, its unbiased multi-sample generalisation",
+        )
+    if base is BaseEstimator.ELBO and K_mi != K:
+        raise ConfigError(
+            "estimator.mi_samples",
+            "elbo uses the analytic KL(q || p) as its divergence term, which takes no samples; remove mi_samples",
+        )
+    if base is BaseEstimator.VIMCO and max(K, K_mi) < 2:
+        raise ConfigError(
+            "estimator.num_samples",
+            "vimco needs at least 2 samples (the baseline of sample i averages the others); "
+            "use reinforce for a single sample",
+        )
+
+
+class Surrogate(NamedTuple):
+    value: Tensor  # [B]: value = objective estimate, gradient = the estimator's
+    log_marginal: Tensor  # [B], detached: Ŝ^K (the ELBO for elbo)
+    divergence: Tensor  # [B], detached: Û^K - Ŝ^K (the analytic KL(q || p) for elbo)
+
+
+def surrogate_objective(
+    base: BaseEstimator | str,
+    objective: Objective,
+    latent,
+    posterior,
+    log_likelihood: LogLikelihood,
+    generator: torch.Generator | None = None,
+) -> Surrogate:
+    """Draw max(K, K') samples from ``posterior`` and build the surrogate of ``base``.
+
+    ``latent`` is a latent space (:mod:`micmco.latents`), ``posterior`` its q(z|x) for the
+    batch, and ``log_likelihood`` maps samples z [K, B, ...] to ln p(x|z) [K, B].
+    """
+    return ESTIMATORS[BaseEstimator(base)](objective, latent, posterior, log_likelihood, generator)
+
+
+def _monitor(log_w: Tensor, log_lik: Tensor, num_samples: int) -> tuple[Tensor, Tensor]:
+    log_w, log_lik = log_w[:num_samples].detach(), log_lik[:num_samples].detach()
+    log_marginal = _logmeanexp(log_w)
+    return log_marginal, _snis(log_w, log_lik) - log_marginal
+
+
+def _surrogate(value: Tensor, extra: Tensor | None, log_w: Tensor, log_lik: Tensor, objective: Objective) -> Surrogate:
+    """value plus a zero-valued term carrying ``extra``'s gradient."""
+    if extra is not None:
+        value = value + (extra - extra.detach())
+    return Surrogate(value, *_monitor(log_w, log_lik, objective.num_samples))
+
+
+# --- reparameterised estimators --------------------------------------------------------------
+
+
+def elbo(objective: Objective, latent, posterior, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
+    """ELBO base: each sample's objective with ln p(z) - ln q(z|x) replaced by -KL(q || p), averaged over K.
+
+    With one sample per term the kl and renyi objectives become ln p(x|z) - (1 - λ) KL(q || p)
+    and the power objective ln p(x|z) - KL(q || p)/α: β-VAEs (Prop. 6).
+    """
+    z = latent.sample(posterior, objective.num_samples, generator)  # [K, B, ...]
+    log_lik = log_likelihood(z)  # [K, B]
+    K, B = log_lik.shape  # samples, batch
+    log_w = log_lik - latent.kl_to_prior(posterior)
+    value = objective.single_sample()(log_w.reshape(1, K * B), log_lik.reshape(1, K * B)).view(K, B).mean(0)
+    log_marginal = log_w.detach().mean(0)
+    return Surrogate(value, log_marginal, latent.kl_to_prior(posterior).detach())
+
+
+def iwae(objective: Objective, latent, posterior, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
+    """Plain reparameterised gradient of the objective (Burda et al. 2015)."""
+    z = latent.sample(posterior, objective.num_draws, generator)
+    log_lik = log_likelihood(z)
+    log_w = log_lik + latent.log_prior(z) - latent.log_q(posterior, z)
+    return _surrogate(objective(log_w, log_lik), None, log_w, log_lik, objective)
+
+
+def stl(objective: Objective, latent, posterior, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
+    """Sticking the landing: the score term of ln q(z|x) dropped (Roeder et al. 2017); K = K' = 1."""
+    z = latent.sample(posterior, objective.num_draws, generator)
+    log_lik = log_likelihood(z)
+    log_w = log_lik + latent.log_prior(z) - latent.log_q(posterior.detach(), z)
+    return _surrogate(objective(log_w, log_lik), None, log_w, log_lik, objective)
+
+
+def dreg(objective: Objective, latent, posterior, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
+    """Doubly reparameterised gradients (Tucker et al. 2018) for every objective.
+
+    The φ-gradient is Σ_i c_i · ∂v_i/∂z_i · ∂z_i/∂φ, with v_i evaluated with q's parameters
+    detached (see :func:`dreg_path_surrogate` for the coefficients c_i). One decoder pass:
+    the path term is taken by ``autograd.grad`` with respect to a detached copy of z, and
+    the θ-gradient by autodiff of the objective at that copy.
+    """
+    z = latent.sample(posterior, objective.num_draws, generator)  # depends on φ
+    z_fixed = z.detach().requires_grad_(True)
+    log_lik = log_likelihood(z_fixed)
+    log_w = log_lik + latent.log_prior(z_fixed) - latent.log_q(posterior.detach(), z_fixed)
+    value = objective(log_w, log_lik)  # its gradient reaches θ only
+    encoder_term = None
+    if torch.is_grad_enabled() and z.requires_grad:
+        path_surrogate = dreg_path_surrogate(objective, log_w, log_lik)
+        (path,) = torch.autograd.grad(path_surrogate.sum(), z_fixed, retain_graph=True)
+        encoder_term = (path * z).flatten(2).sum(-1).sum(0)  # [B]: gradient Σ_i path_i ∂z_i/∂φ
+    return _surrogate(value, encoder_term, log_w, log_lik, objective)
+
+
+def _dreg_logmeanexp(log_w: Tensor) -> Tensor:
+    """DReG of ln mean_i exp(v_i): coefficients w̃_i² on ∂v_i (Tucker et al. 2018, eq. 6)."""
+    w = torch.softmax(log_w.detach(), dim=0)
+    return (w.square() * log_w).sum(0)
+
+
+def _dreg_snis(log_w: Tensor, log_lik: Tensor) -> Tensor:
+    """DReG of Û = Σ_i w̃_i ℓ_i: 2 w̃_i² (ℓ_i - Û) on ∂ln w_i and w̃_i² on ∂ℓ_i.
+
+    From ∂Û/∂ln q_i = -w̃_i (ℓ_i - Û) and the reparameterisation identity
+    E[f(z) ∇_φ ln q(z)] = E[∂f/∂z ∂z/∂φ], applied sample by sample (z_{-i} fixed).
+    """
+    w = torch.softmax(log_w.detach(), dim=0)
+    ell = log_lik.detach()
+    centered = ell - (w * ell).sum(0)
+    return (2 * w.square() * centered * log_w + w.square() * log_lik).sum(0)
+
+
+def dreg_path_surrogate(objective: Objective, log_w: Tensor, log_lik: Tensor) -> Tensor:
+    """Σ_i c_i v_i [B] whose z-gradient is the DReG path term of ``objective``.
+
+    Each term of the objective is a log-mean-exp (Ŝ, Ŝ_α) or the SNIS Û; their DReG
+    coefficients combine with the objective's own coefficients (eq. 11, 15, 18).
+    """
+    K, K_mi = objective.num_samples, objective.mi_samples
+    main = _dreg_logmeanexp(log_w[:K])
+    if objective.kind is ObjectiveKind.NONE:
+        return main
+    if objective.kind is ObjectiveKind.POWER:
+        return _dreg_logmeanexp(_power_log_weights(log_w[:K], log_lik[:K], objective.alpha)) / objective.alpha
+    log_w, log_lik = log_w[:K_mi], log_lik[:K_mi]
+    if objective.kind is ObjectiveKind.RENYI and objective.alpha != 1.0:
+        alpha = objective.alpha
+        power = _dreg_logmeanexp(_power_log_weights(log_w, log_lik, alpha))
+        divergence = (power - alpha * _dreg_logmeanexp(log_w)) / (alpha - 1.0)
+    else:  # kl, and renyi at its α = 1 limit
+        divergence = _dreg_snis(log_w, log_lik) - _dreg_logmeanexp(log_w)
+    return main + objective.lam * divergence
+
+
+# --- score-function estimators ---------------------------------------------------------------
+
+
+def reinforce(objective: Objective, latent, posterior, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
+    """Score function (Williams 1987) with a zero baseline: Σ_i F ∇_φ ln q(z_i|x) + ∂F/∂φ."""
+    return _score_function(objective, latent, posterior, log_likelihood, generator, leave_one_out=False)
+
+
+def vimco(objective: Objective, latent, posterior, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
+    """VIMCO (Mnih & Rezende 2016): the learning signal of sample i is F - F_{-i}, where F_{-i}
+    recomputes F with sample i's ln w_i and ln p(x|z_i) replaced by the mean over the others."""
+    return _score_function(objective, latent, posterior, log_likelihood, generator, leave_one_out=True)
+
+
+def _score_function(objective, latent, posterior, log_likelihood, generator, leave_one_out: bool) -> Surrogate:
+    z = latent.sample(posterior, objective.num_draws, generator, reparameterize=False)
+    log_lik = log_likelihood(z)
+    log_q = latent.log_q(posterior, z)  # [M, B]
+    log_w = log_lik + latent.log_prior(z) - log_q
+    value = objective(log_w, log_lik)  # autodiff: θ, and φ through ln q's explicit dependence
+    signal = value.detach()  # [B], broadcast over samples
+    if leave_one_out:
+        signal = signal - leave_one_out_baselines(objective, log_w.detach(), log_lik.detach())  # [M, B]
+    score_term = (signal * log_q).sum(0)
+    return _surrogate(value, score_term, log_w, log_lik, objective)
+
+
+def leave_one_out_baselines(objective: Objective, log_w: Tensor, log_lik: Tensor) -> Tensor:
+    """F_{-i} for every sample i, [M, B]: F with sample i's quantities replaced by the mean of the others.
+
+    Independent of z_i, so subtracting it keeps the score-function estimator unbiased.
+    """
+    M, B = log_w.shape  # samples, batch
+    if M < 2:
+        raise ValueError("leave-one-out baselines need at least 2 samples")
+    eye = torch.eye(M, dtype=torch.bool, device=log_w.device).unsqueeze(-1)  # [M (sample j), M (left-out i), 1]
+
+    def replaced(values: Tensor) -> Tensor:
+        others_mean = (values.sum(0, keepdim=True) - values) / (M - 1)  # [M, B], for each i
+        return torch.where(eye, others_mean.unsqueeze(0), values.unsqueeze(1)).reshape(M, M * B)
+
+    return objective(replaced(log_w), replaced(log_lik)).view(M, B)
+
+
+ESTIMATORS = {
+    BaseEstimator.ELBO: elbo,
+    BaseEstimator.IWAE: iwae,
+    BaseEstimator.STL: stl,
+    BaseEstimator.DREG: dreg,
+    BaseEstimator.REINFORCE: reinforce,
+    BaseEstimator.VIMCO: vimco,
+}
+
+
+class VariationalLoss:
+    """A trainer loss for latent variable models: minus the mean surrogate of ``base`` for ``objective``.
+
+    The model provides ``latent``, ``posterior(x)`` and ``log_likelihood(x, z)``.
+    """
+
+    def __init__(self, base: BaseEstimator | str, objective: Objective):
+        self.base = BaseEstimator(base)
+        self.objective = objective
+
+    def __call__(self, model, x: Tensor, generator: torch.Generator | None = None):
+        result = surrogate_objective(
+            self.base, self.objective, model.latent, model.posterior(x), lambda z: model.log_likelihood(x, z), generator
+        )
+        metrics = {
+            "log_marginal": result.log_marginal.mean(),
+            "divergence": result.divergence.mean(),
+        }
+        return -result.value.mean(), metrics

@@ -1,0 +1,169 @@
+"""Latent spaces: prior p(z), the family of q(z|x), sampling and log densities (paper §7.1).
+
+- :class:`GaussianLatent`: D real latents, isotropic standard normal prior,
+  q(z|x) = N(mean, diag(exp(log_var))), reparameterised samples.
+- :class:`CategoricalLatent`: L independent categorical latents with C categories each,
+  uniform prior, q(z|x) = Π_l Categorical(softmax(logits_l)); samples are integer codes.
+
+Samples are shaped ``[K, B, ...]``; log densities ``[K, B]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .config import check, check_choice
+
+__all__ = [
+    "LatentConfig",
+    "GaussianPosterior",
+    "CategoricalPosterior",
+    "GaussianLatent",
+    "CategoricalLatent",
+    "make_latent",
+]
+
+LATENT_KINDS = ("gaussian", "categorical")
+
+
+@dataclass
+class LatentConfig:
+    kind: str = "gaussian"  # gaussian (N(0, I) prior) or categorical (uniform prior)
+    num_latents: int | None = None  # latent dimensions (gaussian, default 40) or variables (categorical, default 8)
+    num_categories: int | None = None  # categories per variable, categorical only (default 10)
+
+    def __post_init__(self) -> None:
+        check_choice(self.kind, LATENT_KINDS, "kind")
+        if self.kind == "gaussian":
+            check(self.num_categories is None, "num_categories", "applies to categorical latents only; remove it")
+            self.num_latents = 40 if self.num_latents is None else self.num_latents
+        else:
+            self.num_latents = 8 if self.num_latents is None else self.num_latents
+            self.num_categories = 10 if self.num_categories is None else self.num_categories
+            check(self.num_categories >= 2, "num_categories", f"must be >= 2, got {self.num_categories}")
+        check(self.num_latents >= 1, "num_latents", f"must be >= 1, got {self.num_latents}")
+
+
+@dataclass
+class GaussianPosterior:
+    mean: Tensor  # [B, D]
+    log_var: Tensor  # [B, D]
+
+    def detach(self) -> "GaussianPosterior":
+        return GaussianPosterior(self.mean.detach(), self.log_var.detach())
+
+
+@dataclass
+class CategoricalPosterior:
+    log_probs: Tensor  # [B, L, C], normalised over C
+
+    def detach(self) -> "CategoricalPosterior":
+        return CategoricalPosterior(self.log_probs.detach())
+
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+class GaussianLatent:
+    """D independent N(0, 1) latents; q(z|x) is a diagonal Gaussian."""
+
+    reparameterized = True
+
+    def __init__(self, dim: int):
+        self.dim = dim
+        self.posterior_size = 2 * dim  # encoder outputs: mean and log variance
+
+    def posterior(self, params: Tensor) -> GaussianPosterior:
+        mean, log_var = params.chunk(2, dim=-1)
+        return GaussianPosterior(mean, log_var)
+
+    def sample(
+        self,
+        posterior: GaussianPosterior,
+        num_samples: int,
+        generator: torch.Generator | None = None,
+        reparameterize: bool = True,
+    ) -> Tensor:
+        B, D = posterior.mean.shape  # batch, latent
+        noise = torch.randn(
+            (num_samples, B, D), generator=generator, device=posterior.mean.device, dtype=posterior.mean.dtype
+        )
+        z = posterior.mean + (0.5 * posterior.log_var).exp() * noise  # [K, B, D]
+        return z if reparameterize else z.detach()
+
+    def log_q(self, posterior: GaussianPosterior, z: Tensor) -> Tensor:
+        inv_var = (-posterior.log_var).exp()
+        sq = (z - posterior.mean).square() * inv_var
+        return -0.5 * (sq + posterior.log_var + _LOG_2PI).sum(-1)
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        return -0.5 * (z.square() + _LOG_2PI).sum(-1)
+
+    def kl_to_prior(self, posterior: GaussianPosterior) -> Tensor:
+        """Analytic KL(q(z|x) || N(0, I)), [B]."""
+        mean, log_var = posterior.mean, posterior.log_var
+        return 0.5 * (mean.square() + log_var.exp() - 1.0 - log_var).sum(-1)
+
+
+class CategoricalLatent:
+    """L independent uniform categorical latents with C categories; z holds integer codes."""
+
+    reparameterized = False
+
+    def __init__(self, num_latents: int, num_categories: int):
+        self.num_latents = num_latents
+        self.num_categories = num_categories
+        self.posterior_size = num_latents * num_categories  # encoder outputs: logits
+
+    @property
+    def entropy(self) -> float:
+        """H(Z) under the uniform prior, L ln C: the most information z can carry."""
+        return self.num_latents * math.log(self.num_categories)
+
+    def posterior(self, params: Tensor) -> CategoricalPosterior:
+        logits = params.unflatten(-1, (self.num_latents, self.num_categories))
+        return CategoricalPosterior(logits.log_softmax(-1))
+
+    def sample(
+        self,
+        posterior: CategoricalPosterior,
+        num_samples: int,
+        generator: torch.Generator | None = None,
+        reparameterize: bool = False,
+    ) -> Tensor:
+        if reparameterize:
+            raise ValueError("categorical latents cannot be reparameterised; use a score-function estimator")
+        log_probs = posterior.log_probs.detach()
+        B, L, C = log_probs.shape  # batch, latents, categories
+        uniform = torch.rand((num_samples, B, L, C), generator=generator, device=log_probs.device)
+        gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(uniform.dtype).tiny)))
+        return (log_probs + gumbel).argmax(-1)  # Gumbel-max: exact samples, [K, B, L]
+
+    def log_q(self, posterior: CategoricalPosterior, z: Tensor) -> Tensor:
+        log_probs = posterior.log_probs.expand(*z.shape, self.num_categories)  # [K, B, L, C]
+        return log_probs.gather(-1, z.unsqueeze(-1)).squeeze(-1).sum(-1)
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        return torch.full(z.shape[:2], -self.entropy, device=z.device)
+
+    def kl_to_prior(self, posterior: CategoricalPosterior) -> Tensor:
+        """Analytic KL(q(z|x) || uniform) = Σ_l Σ_c q ln q + L ln C, [B]."""
+        probs = posterior.log_probs.exp()
+        neg_entropy = torch.where(probs > 0, probs * posterior.log_probs, 0.0).sum((-2, -1))
+        return neg_entropy + self.entropy
+
+    def enumerate(self) -> Tensor:
+        """All C^L latent configurations, [C^L, L] (for exact computations on small spaces)."""
+        codes = itertools.product(range(self.num_categories), repeat=self.num_latents)
+        return torch.tensor(list(codes), dtype=torch.long)
+
+
+def make_latent(config: LatentConfig) -> GaussianLatent | CategoricalLatent:
+    if config.kind == "gaussian":
+        return GaussianLatent(config.num_latents)
+    return CategoricalLatent(config.num_latents, config.num_categories)

@@ -1,0 +1,6 @@
+"""Models: the synthetic single-symbol VAE (§7.1.1) and the VQ-VAE baseline (Appendix A)."""
+
+from .synthetic import SingleSymbolVAE, SyntheticModelConfig
+from .vqvae import VQVAE, VQConfig
+
+__all__ = ["SingleSymbolVAE", "SyntheticModelConfig", "VQVAE", "VQConfig"]

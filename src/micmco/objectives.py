@@ -1,0 +1,138 @@
+"""The paper's mutual-information augmented objectives (§4.1-§4.3).
+
+Each estimates O(λ, x) = ln p(x) + λ KL(p(z|x) || p(z)) (eq. 6) from samples z_i ~ q(z|x):
+
+- ``none``:  Ŝ^K, the base Monte-Carlo objective alone (λ = 0).
+- ``kl``:    Ŝ^K + λ (Û^K' - Ŝ^K'), eq. 11/12.
+- ``renyi``: Ŝ^K + λ (Ŝ_α^K' - α Ŝ^K')/(α - 1), eq. 15/16 (α = 1 is the KL objective).
+- ``power``: Ŝ_α^K / α, eq. 18: the Rényi objective with λ tied to (α - 1)/α.
+
+K samples estimate ln p(x); the first K' of the same draws estimate the divergence
+(the paper's "16/1" and "1/16" ablations; K' = K by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from torch import Tensor
+
+from .config import check, check_choice
+from .estimators import _logmeanexp, _power_log_weights, _renyi, _snis, check_alpha, log_weights
+
+__all__ = ["ObjectiveKind", "ObjectiveConfig", "Objective", "objective_value", "LAMBDA_RANGE"]
+
+# The paper tunes λ in [-0.05, 0.9999] (Table 2); at λ = 1 the ln p(x) term vanishes from eq. 11.
+LAMBDA_RANGE = (-0.05, 1.0)
+
+
+class ObjectiveKind(str, Enum):
+    NONE = "none"
+    KL = "kl"
+    RENYI = "renyi"
+    POWER = "power"
+
+
+@dataclass
+class ObjectiveConfig:
+    kind: str = "none"  # none (Ŝ^K alone), kl (eq. 11), renyi (eq. 15) or power (eq. 18)
+    lam: float | None = None  # λ, weight of the divergence term: kl and renyi only, in [-0.05, 1)
+    alpha: float | None = None  # α > 0: Rényi order (renyi) or power on p(x|z) (power)
+
+    def __post_init__(self) -> None:
+        check_choice(self.kind, [k.value for k in ObjectiveKind], "kind")
+        kind = ObjectiveKind(self.kind)
+        if kind in (ObjectiveKind.KL, ObjectiveKind.RENYI):
+            check(self.lam is not None, "lam", f"the {kind.value} objective needs λ (lam), in [-0.05, 1)")
+            low, high = LAMBDA_RANGE
+            check(low <= self.lam < high, "lam", f"must be in [{low}, {high}), got {self.lam}")
+        elif kind is ObjectiveKind.POWER:
+            check(self.lam is None, "lam", "the power objective ties λ = (α - 1)/α; set alpha, not lam")
+        else:
+            check(self.lam in (None, 0.0), "lam", "the 'none' objective has no divergence term; use kind kl or renyi")
+        if kind in (ObjectiveKind.RENYI, ObjectiveKind.POWER):
+            check(self.alpha is not None, "alpha", f"the {kind.value} objective needs alpha > 0")
+            check(self.alpha > 0, "alpha", f"must be > 0, got {self.alpha}")
+        else:
+            check(self.alpha is None, "alpha", f"alpha has no effect on the {kind.value} objective; remove it")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A resolved objective: kind, λ, α and the sample counts K (ln p(x)) and K' (divergence)."""
+
+    kind: ObjectiveKind = ObjectiveKind.NONE
+    lam: float = 0.0
+    alpha: float = 1.0
+    num_samples: int = 1  # K
+    mi_samples: int = 1  # K'
+
+    @classmethod
+    def from_config(cls, config: ObjectiveConfig, num_samples: int, mi_samples: int | None = None) -> "Objective":
+        return cls(
+            kind=ObjectiveKind(config.kind),
+            lam=config.lam or 0.0,
+            alpha=1.0 if config.alpha is None else config.alpha,
+            num_samples=num_samples,
+            mi_samples=num_samples if mi_samples is None else mi_samples,
+        )
+
+    @property
+    def num_draws(self) -> int:
+        """How many samples from q(z|x) one evaluation needs: max(K, K')."""
+        return max(self.num_samples, self.mi_samples)
+
+    def single_sample(self) -> "Objective":
+        return Objective(self.kind, self.lam, self.alpha, 1, 1)
+
+    def __call__(self, log_w: Tensor, log_lik: Tensor) -> Tensor:
+        """The objective estimate [B] from log weights and log-likelihoods [max(K, K'), B]."""
+        main = log_w[: self.num_samples]
+        if self.kind is ObjectiveKind.NONE:
+            return _logmeanexp(main)
+        if self.kind is ObjectiveKind.POWER:
+            return _logmeanexp(_power_log_weights(main, log_lik[: self.num_samples], self.alpha)) / self.alpha
+        return _logmeanexp(main) + self.lam * self.divergence(log_w, log_lik)
+
+    def divergence(self, log_w: Tensor, log_lik: Tensor) -> Tensor:
+        """The divergence term from the first K' samples: Û - Ŝ (kl) or the Rényi estimate (renyi)."""
+        log_w, log_lik = log_w[: self.mi_samples], log_lik[: self.mi_samples]
+        if self.kind is ObjectiveKind.RENYI:
+            return _renyi(log_w, log_lik, self.alpha)
+        return _snis(log_w, log_lik) - _logmeanexp(log_w)
+
+
+def parse_kind(kind: str | ObjectiveKind) -> ObjectiveKind:
+    try:
+        return ObjectiveKind(kind)
+    except ValueError:
+        valid = ", ".join(k.value for k in ObjectiveKind)
+        raise ValueError(f"unknown objective kind {kind!r}; valid choices: {valid}") from None
+
+
+def objective_value(
+    kind: str | ObjectiveKind,
+    log_lik: Tensor,
+    log_prior: Tensor,
+    log_q: Tensor,
+    lam: float = 0.0,
+    alpha: float = 1.0,
+    num_samples: int | None = None,
+    mi_samples: int | None = None,
+) -> Tensor:
+    """Estimate of O(λ, x) [B] from [K, B] samples: eq. 11 (kl), 15 (renyi), 18 (power), Ŝ^K (none).
+
+    ``lam`` is ignored by ``none`` and ``power`` (which ties λ = (α-1)/α); ``alpha`` by ``none``
+    and ``kl``. ``num_samples``/``mi_samples`` select the first K and K' samples for the two
+    terms (default: all).
+    """
+    kind = parse_kind(kind)
+    if kind in (ObjectiveKind.RENYI, ObjectiveKind.POWER):
+        check_alpha(alpha)
+    draws = log_lik.shape[0]
+    objective = Objective(kind, lam, alpha, num_samples or draws, mi_samples or draws)
+    for name, count in (("num_samples", objective.num_samples), ("mi_samples", objective.mi_samples)):
+        if not 1 <= count <= draws:
+            raise ValueError(f"{name} must be in [1, {draws}] (the number of samples given), got {count}")
+    return objective(log_weights(log_lik, log_prior, log_q), log_lik)

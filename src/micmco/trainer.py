@@ -1,0 +1,234 @@
+"""A generic trainer: a model, a loss, a data stream, Adam, callbacks. Nothing about VAEs.
+
+Reproducibility and resumption come from one rule: everything random at step t (the
+batch and the loss's sampling noise) is drawn from generators seeded by (seed, t). A
+checkpoint therefore needs only the step, the model and the optimizer, and a run resumed
+from any checkpoint ends exactly where an uninterrupted run with the same seed does.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .config import check
+
+__all__ = ["TrainerConfig", "Trainer", "TrainState", "derive_seed", "step_generator", "resolve_device"]
+
+Loss = Callable[[nn.Module, Any, torch.Generator], tuple[Tensor, dict[str, Tensor]]]
+Callback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class TrainerConfig:
+    steps: int = 1000  # optimisation steps
+    learning_rate: float = 1e-3  # Adam step size (the paper tunes it in [1e-4, 1e-2], log scale)
+    adam_beta1: float = 0.0  # the paper's Adam: β1 = 0, β2 = 0.999, ε = 1e-8 (Appendix C)
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    device: str = "auto"  # auto (cuda when available, else cpu), cpu, cuda or cuda:N
+    mixed_precision: bool = False  # bfloat16 autocast for the forward pass
+    checkpoint_every: int = 1000  # steps between checkpoints; 0 = only when interrupted and at the end
+    log_every: int = 100  # steps between logged metric averages
+    progress: bool = True  # show a progress bar
+
+    def __post_init__(self) -> None:
+        check(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
+        check(self.learning_rate > 0, "learning_rate", f"must be > 0, got {self.learning_rate}")
+        check(0 <= self.adam_beta1 < 1, "adam_beta1", f"must be in [0, 1), got {self.adam_beta1}")
+        check(0 <= self.adam_beta2 < 1, "adam_beta2", f"must be in [0, 1), got {self.adam_beta2}")
+        check(self.adam_eps > 0, "adam_eps", f"must be > 0, got {self.adam_eps}")
+        check(
+            self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+            "device",
+            f"unknown device {self.device!r}; valid choices: auto, cpu, cuda, cuda:N",
+        )
+        check(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
+        check(self.log_every >= 1, "log_every", f"must be >= 1, got {self.log_every}")
+
+
+_STREAMS = {"init": 0, "data": 1, "noise": 2, "eval": 3}
+
+
+def derive_seed(seed: int, stream: str, step: int = 0) -> int:
+    """An independent 63-bit seed for (seed, stream, step)."""
+    state = np.random.SeedSequence([seed, _STREAMS[stream], step]).generate_state(2, dtype=np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1
+
+
+def step_generator(seed: int, stream: str, step: int, device: torch.device | str = "cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(derive_seed(seed, stream, step))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available here; use device: auto or cpu")
+    return device
+
+
+@dataclass
+class TrainState:
+    step: int = 0  # completed optimisation steps
+    elapsed: float = 0.0  # training wall time in seconds, summed over resumed sessions
+    history: list[dict[str, float]] = field(default_factory=list)  # logged metric averages
+    resumed_from: list[int] = field(default_factory=list)  # steps at which earlier sessions stopped
+    partial_sums: dict[str, float] = field(default_factory=dict)  # metric sums since the last log
+    partial_count: int = 0  # steps in partial_sums
+
+
+class Trainer:
+    """Adam on ``loss(model, batch, generator)`` over ``data(step)`` batches, with checkpoints.
+
+    ``fingerprint`` identifies the run's configuration; a checkpoint with another
+    fingerprint is never resumed (nor overwritten).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: Loss,
+        data: Callable[[int], Any],
+        config: TrainerConfig,
+        seed: int,
+        checkpoint_path: str | Path | None = None,
+        fingerprint: str = "",
+        callbacks: Sequence[Callback] = (),
+    ):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self.loss = loss
+        self.data = data
+        self.seed = seed
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.fingerprint = fingerprint
+        self.callbacks = list(callbacks)
+        self.optimizer = torch.optim.Adam(
+            model.parameters(),
+            lr=config.learning_rate,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_eps,
+        )
+        self.state = TrainState()
+
+    # --- checkpoints -------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        if self.checkpoint_path is None:
+            return
+        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "fingerprint": self.fingerprint,
+            "state": self.state.__dict__,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+        partial = self.checkpoint_path.with_suffix(".partial")
+        torch.save(payload, partial)
+        os.replace(partial, self.checkpoint_path)  # atomic: a kill never leaves a torn checkpoint
+
+    def load_checkpoint(self) -> bool:
+        """Restore from the checkpoint if there is one; True if restored."""
+        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+            return False
+        payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        if payload["fingerprint"] != self.fingerprint:
+            raise RuntimeError(
+                f"checkpoint {self.checkpoint_path} belongs to a different configuration; "
+                "use another output directory or delete the checkpoint to start over"
+            )
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.state = TrainState(**payload["state"])
+        return True
+
+    # --- training ----------------------------------------------------------------------------
+
+    def fit(self) -> TrainState:
+        """Train up to ``config.steps``, resuming from the checkpoint if present.
+
+        On KeyboardInterrupt (Ctrl-C, or SIGTERM mapped to it by the CLI) the completed steps
+        are checkpointed before the interrupt propagates.
+        """
+        config = self.config
+        if self.load_checkpoint():
+            self.state.resumed_from.append(self.state.step)
+        self.model.train()
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.mixed_precision)
+        bar = tqdm(
+            total=config.steps, initial=self.state.step, disable=not config.progress, desc="train", dynamic_ncols=True
+        )
+        sums: dict[str, Tensor] = {k: torch.tensor(v, device=self.device) for k, v in self.state.partial_sums.items()}
+        count = self.state.partial_count
+        started = time.perf_counter()
+        try:
+            while self.state.step < config.steps:
+                step = self.state.step
+                batch = _to_device(self.data(step), self.device)
+                generator = step_generator(self.seed, "noise", step, self.device)
+                with autocast:
+                    loss, metrics = self.loss(self.model, batch, generator)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                for name, value in {"loss": loss.detach(), **metrics}.items():
+                    sums[name] = sums.get(name, 0.0) + value.detach().float()
+                count += 1
+                self.state.step = step + 1
+                bar.update(1)
+                if self.state.step % config.log_every == 0 or self.state.step == config.steps:
+                    means = self._log(sums, count, bar)
+                    sums, count = {}, 0
+                    for callback in self.callbacks:
+                        callback(self.state.step, means)
+                if config.checkpoint_every and self.state.step % config.checkpoint_every == 0:
+                    self._checkpoint(started, sums, count)
+                    started = time.perf_counter()
+        except KeyboardInterrupt:
+            self._checkpoint(started, sums, count)
+            bar.close()
+            raise
+        bar.close()
+        self._checkpoint(started, sums, count)
+        return self.state
+
+    def _checkpoint(self, started: float, sums: dict[str, Tensor], count: int) -> None:
+        self.state.elapsed += time.perf_counter() - started
+        self.state.partial_sums = {name: float(total) for name, total in sums.items()}
+        self.state.partial_count = count
+        self.save_checkpoint()
+
+    def _log(self, sums: dict[str, Tensor], count: int, bar) -> dict[str, float]:
+        means = {name: (total / count).item() for name, total in sums.items()}
+        bad = [name for name, value in means.items() if not math.isfinite(value)]
+        if bad:
+            raise FloatingPointError(
+                f"non-finite {', '.join(bad)} before step {self.state.step}; "
+                f"the last checkpoint is intact (try a smaller learning rate)"
+            )
+        self.state.history.append({"step": self.state.step, **means})
+        bar.set_postfix({name: f"{value:.4g}" for name, value in means.items()}, refresh=False)
+        return means
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to_device(item, device) for item in batch)
+    if isinstance(batch, dict):
+        return {key: _to_device(value, device) for key, value in batch.items()}
+    return batch

@@ -1,0 +1,24 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+SHARED = REPO.parent / "shared"  # the project's shared data, beside the checkout
+sys.path.insert(0, str(TESTS))  # for `import tractable`
+
+# The test models are tiny: one thread is faster than two, and leaves a core for subprocess tests.
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """../shared: always present under CI (CI=true); a user's clone may lack it."""
+    if not SHARED.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{SHARED} is missing, but CI always provides it")
+        pytest.skip(f"needs the project's shared data at {SHARED}, which this checkout does not have")
+    return SHARED

@@ -1,0 +1,279 @@
+"""Value tests of the estimators against exact answers on enumerable models (paper §4-§6)."""
+
+import math
+
+import pytest
+import torch
+
+from micmco.estimators import (
+    kl_estimate,
+    log_marginal,
+    log_power_marginal,
+    renyi_estimate,
+    snis_log_lik,
+)
+from micmco.objectives import objective_value
+from tractable import DTYPE, TableModel
+
+MODELS = [TableModel.random(4, seed, q=q) for q in ("random", "prior") for seed in range(4)]
+SAMPLE_COUNTS = [1, 2, 4, 8, 16, 32, 64]
+
+
+def random_terms(K=7, B=11, seed=0, scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    log_lik = -torch.rand(K, B, generator=g, dtype=DTYPE) * scale * 4
+    log_prior = torch.randn(K, B, generator=g, dtype=DTYPE) * scale
+    log_q = torch.randn(K, B, generator=g, dtype=DTYPE) * scale
+    return log_lik, log_prior, log_q
+
+
+# --- definitions -----------------------------------------------------------------------------
+
+
+def test_estimators_match_their_formulas_directly():
+    ll, lp, lq = random_terms()
+    w = (ll + lp - lq).exp()
+    assert torch.allclose(log_marginal(ll, lp, lq), w.mean(0).log())
+    alpha = 2.5
+    assert torch.allclose(log_power_marginal(ll, lp, lq, alpha), (ll.exp() ** alpha * lp.exp() / lq.exp()).mean(0).log())
+    assert torch.allclose(snis_log_lik(ll, lp, lq), (w * ll).sum(0) / w.sum(0))
+    assert torch.allclose(kl_estimate(ll, lp, lq), (w * ll).sum(0) / w.sum(0) - w.mean(0).log())
+    naive = (w.mean(0).log() * -alpha + (ll.exp() ** alpha * lp.exp() / lq.exp()).mean(0).log()) / (alpha - 1)
+    assert torch.allclose(renyi_estimate(ll, lp, lq, alpha), naive)
+
+
+@pytest.mark.parametrize("kind", ["none", "kl", "renyi", "power"])
+def test_objective_value_matches_equations_11_15_18(kind):
+    ll, lp, lq = random_terms()
+    lam, alpha = 0.37, 2.2
+    S, Sa, U = log_marginal(ll, lp, lq), log_power_marginal(ll, lp, lq, alpha), snis_log_lik(ll, lp, lq)
+    expected = {
+        "none": S,
+        "kl": (1 - lam) * S + lam * U,  # eq. 11
+        "renyi": lam / (alpha - 1) * Sa - (lam * alpha / (alpha - 1) - 1) * S,  # eq. 15
+        "power": Sa / alpha,  # eq. 18
+    }[kind]
+    assert torch.allclose(objective_value(kind, ll, lp, lq, lam=lam, alpha=alpha), expected)
+
+
+def test_power_objective_is_renyi_with_tied_lambda():
+    ll, lp, lq = random_terms()
+    alpha = 3.0
+    power = objective_value("power", ll, lp, lq, alpha=alpha)
+    renyi = objective_value("renyi", ll, lp, lq, lam=(alpha - 1) / alpha, alpha=alpha)
+    assert torch.allclose(power, renyi)
+
+
+def test_asymmetric_sample_counts_use_the_first_samples():
+    ll, lp, lq = random_terms(K=16)
+    value = objective_value("kl", ll, lp, lq, lam=0.4, num_samples=16, mi_samples=1)
+    expected = log_marginal(ll, lp, lq) + 0.4 * kl_estimate(ll[:1], lp[:1], lq[:1])
+    assert torch.allclose(value, expected)
+    value = objective_value("renyi", ll, lp, lq, lam=0.4, alpha=3.0, num_samples=1, mi_samples=16)
+    expected = log_marginal(ll[:1], lp[:1], lq[:1]) + 0.4 * renyi_estimate(ll, lp, lq, 3.0)
+    assert torch.allclose(value, expected)
+
+
+# --- single-sample identities (Props. 4, 5, 6) -------------------------------------------------
+
+
+def test_prop4_single_sample_kl_estimate_is_log_q_over_prior_sample_by_sample():
+    ll, lp, lq = random_terms(K=1, B=1000)
+    assert torch.allclose(kl_estimate(ll, lp, lq), (lq - lp)[0])
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.9, 1.0, 1.5, 4.0, 16.0])
+def test_prop5_single_sample_renyi_estimate_is_log_q_over_prior_sample_by_sample(alpha):
+    ll, lp, lq = random_terms(K=1, B=1000)
+    assert torch.allclose(renyi_estimate(ll, lp, lq, alpha), (lq - lp)[0])
+
+
+@pytest.mark.parametrize("model", MODELS[:4])
+@pytest.mark.parametrize("beta", [0.2, 0.7, 1.0, 1.6])
+def test_prop6_single_sample_objectives_are_the_beta_vae_in_expectation(model, beta):
+    expected_log_lik = (model.log_q.exp() * model.log_lik).sum().item()
+    beta_vae = expected_log_lik - beta * model.representational_kl  # eq. 19
+    lam = 1 - beta
+    kl, _ = model.expectation(lambda ll, lp, lq: objective_value("kl", ll, lp, lq, lam=lam), 1)
+    renyi, _ = model.expectation(lambda ll, lp, lq: objective_value("renyi", ll, lp, lq, lam=lam, alpha=2.5), 1)
+    power, _ = model.expectation(lambda ll, lp, lq: objective_value("power", ll, lp, lq, alpha=1 / beta), 1)
+    assert kl == pytest.approx(beta_vae, abs=1e-12)
+    assert renyi == pytest.approx(beta_vae, abs=1e-12)
+    assert power == pytest.approx(beta_vae, abs=1e-12)
+
+
+# --- convergence as K grows (Prop. 2 i) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [TableModel.random(3, seed, q=q) for q in ("random", "prior") for seed in range(3)])
+def test_prop2i_estimates_converge_to_the_exact_values_as_K_grows(model):
+    alpha = 2.0
+    targets = {
+        "log_marginal": (log_marginal, model.log_marginal),
+        "kl": (kl_estimate, model.true_kl),
+        "log_power_marginal": (lambda *t: log_power_marginal(*t, alpha), model.log_power_marginal(alpha)),
+        "renyi": (lambda *t: renyi_estimate(*t, alpha), model.renyi_divergence(alpha)),
+    }
+    for name, (estimator, exact) in targets.items():
+        errors = []
+        for K in SAMPLE_COUNTS + [128, 256]:
+            mean, var = model.expectation(estimator, K)
+            errors.append((mean - exact) ** 2 + var)  # mean squared error
+        assert errors[-1] < 0.05 * max(errors), (name, errors)
+        # the last doublings of K each cut the error by at least 1.5 (it is O(1/K))
+        assert all(b < a / 1.5 for a, b in zip(errors[-4:], errors[-3:])), (name, errors)
+
+
+def test_prop2i_large_K_sampled_estimates_are_close_to_exact():
+    model = MODELS[1]
+    K = 200_000
+    g = torch.Generator().manual_seed(3)
+    idx = torch.multinomial(model.log_q.exp(), K, replacement=True, generator=g).unsqueeze(1)  # [K, 1]
+    terms = model.log_lik[idx], model.log_prior[idx], model.log_q[idx]
+    assert log_marginal(*terms).item() == pytest.approx(model.log_marginal, abs=0.01)
+    assert kl_estimate(*terms).item() == pytest.approx(model.true_kl, abs=0.01)
+    assert renyi_estimate(*terms, 0.5).item() == pytest.approx(model.renyi_divergence(0.5), abs=0.01)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_iwae_bound_is_below_log_marginal_and_tightens_with_K(model):
+    means = [model.expectation(log_marginal, K)[0] for K in SAMPLE_COUNTS]
+    assert all(m <= model.log_marginal + 1e-12 for m in means)
+    assert all(b >= a - 1e-12 for a, b in zip(means, means[1:]))  # Burda et al. 2015, Thm. 1
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_power_marginal_estimate_is_a_lower_bound_eq17(model):
+    for alpha in (0.5, 2.0, 5.0):
+        for K in (1, 4, 16):
+            mean, _ = model.expectation(lambda *t: log_power_marginal(*t, alpha), K)
+            assert mean <= model.log_power_marginal(alpha) + 1e-12
+
+
+# --- the paper's inequalities, both sides computed exactly --------------------------------------
+
+
+def test_prop2ii_does_not_hold_in_general():
+    """Prop. 2 ii claims E[Ŝ^K] <= ln p(x) implies E[Û^K - Ŝ^K] >= KL(p(z|x) || p(z)).
+
+    The premise always holds for IWAE, but the conclusion fails: with q(z|x) = p(z) and K = 1
+    the estimate is KL(q || p) = 0 (Prop. 4), below any positive true KL; for K > 1 the
+    self-normalised Û^K can be biased low by more than Ŝ^K is. It holds with equality when
+    q(z|x) = p(z|x), and the gap vanishes as K grows (Prop. 2 i).
+    """
+    failures = []
+    for q in ("random", "prior", "posterior"):
+        for seed in range(6):
+            model = TableModel.random(5, seed, q=q)
+            for K in (1, 2, 4, 16):
+                assert model.expectation(log_marginal, K)[0] <= model.log_marginal + 1e-12  # premise
+                gap = model.expectation(kl_estimate, K)[0] - model.true_kl
+                if q == "posterior":
+                    assert gap == pytest.approx(0.0, abs=1e-9)
+                elif gap < -1e-9:
+                    failures.append((q, seed, K, gap))
+    prior_k1 = [f for f in failures if f[0] == "prior" and f[2] == 1]
+    assert len(prior_k1) == 6  # every prior proposal at K = 1
+    assert any(f[0] == "random" for f in failures)  # and some ordinary proposals too
+    assert len(failures) > 20
+
+
+def test_prop2iii_variance_of_snis_vanishes_but_not_always_monotonically():
+    """Var(Û^K) -> 0 as K grows, but can first rise from K = 1 (found by enumeration)."""
+    non_monotone = 0
+    for q in ("random", "prior"):
+        for seed in range(6):
+            model = TableModel.random(4, seed, q=q)
+            variances = [model.expectation(snis_log_lik, K)[1] for K in SAMPLE_COUNTS]
+            assert variances[-1] < 0.2 * max(variances)
+            assert variances[-1] < variances[-2] < variances[-3]
+            non_monotone += any(b > a for a, b in zip(variances, variances[1:]))
+    assert non_monotone > 0
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_renyi_divergence_brackets_kl(model):
+    """D_α <= KL for α < 1 and D_α >= KL for α > 1 (§4.2)."""
+    kl = model.true_kl
+    for alpha in (0.2, 0.5, 0.9):
+        assert model.renyi_divergence(alpha) <= kl + 1e-12
+    for alpha in (1.1, 2.0, 8.0):
+        assert model.renyi_divergence(alpha) >= kl - 1e-12
+    assert model.renyi_divergence(1 + 1e-6) == pytest.approx(kl, abs=1e-5)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_prop3_power_marginal_bounds_and_identity(model):
+    """For discrete x and α > 1: p(x)^α <= p^α(x) <= p(x), and ln p^α - α ln p = (α-1) D_α."""
+    for alpha in (1.5, 2.0, 6.0):
+        log_pa = model.log_power_marginal(alpha)
+        assert alpha * model.log_marginal <= log_pa + 1e-12
+        assert log_pa <= model.log_marginal + 1e-12
+        assert log_pa - alpha * model.log_marginal == pytest.approx((alpha - 1) * model.renyi_divergence(alpha))
+
+
+def test_prop3_equality_iff_latents_determine_the_observation():
+    prior = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=DTYPE).log()
+    deterministic = TableModel(prior, torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=DTYPE).log(), prior)
+    noisy = TableModel(prior, torch.tensor([0.9, 0.0, 1.0, 0.0], dtype=DTYPE).log(), prior)
+    for alpha in (1.5, 3.0):
+        assert deterministic.log_power_marginal(alpha) == pytest.approx(deterministic.log_marginal, abs=1e-12)
+        assert noisy.log_power_marginal(alpha) < noisy.log_marginal - 1e-3
+
+
+def test_renyi_estimate_is_above_kl_estimate_for_alpha_above_one_sample_by_sample():
+    ll, lp, lq = random_terms(K=16, B=500)
+    kl = kl_estimate(ll, lp, lq)
+    for alpha in (1.01, 2.0, 10.0):
+        assert (renyi_estimate(ll, lp, lq, alpha) >= kl - 1e-12).all()
+    for alpha in (0.1, 0.5, 0.99):
+        assert (renyi_estimate(ll, lp, lq, alpha) <= kl + 1e-12).all()
+
+
+# --- numerics ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("magnitude", [1e2, 1e4, 1e6])
+def test_estimates_are_finite_and_shift_invariant_at_any_magnitude(magnitude):
+    ll, lp, lq = random_terms(K=16, B=50, scale=1.0)
+    base_kl, base_renyi = kl_estimate(ll, lp, lq), renyi_estimate(ll, lp, lq, 3.0)
+    tolerance = 1e-12 * magnitude
+    for c in (magnitude, -magnitude):
+        # scaling p(z) by e^c lowers both divergence estimates by exactly c
+        terms = ll, lp + c, lq
+        for value in (log_marginal(*terms), log_power_marginal(*terms, 3.0), snis_log_lik(*terms)):
+            assert torch.isfinite(value).all()
+        assert torch.allclose(kl_estimate(*terms) + c, base_kl, atol=tolerance)
+        assert torch.allclose(renyi_estimate(*terms, 3.0) + c, base_renyi, atol=tolerance)
+        # scaling p(x|z) by e^c leaves them unchanged
+        terms = ll + c, lp, lq
+        assert torch.allclose(kl_estimate(*terms), base_kl, atol=tolerance)
+        assert torch.allclose(renyi_estimate(*terms, 3.0), base_renyi, atol=tolerance)
+    huge = [t * magnitude for t in (ll, lp, lq)]
+    for alpha in (0.5, 1.0, 2.0):
+        assert torch.isfinite(renyi_estimate(*huge, alpha)).all()
+        assert torch.isfinite(renyi_estimate(*[t.float() for t in huge], alpha)).all()
+
+
+def test_renyi_estimate_is_continuous_at_alpha_one_in_float32():
+    ll, lp, lq = (t.float() for t in random_terms(K=16, B=200))
+    kl = kl_estimate(ll, lp, lq)
+    for eps in (1e-7, 1e-5, 1e-3):
+        for alpha in (1 - eps, 1 + eps):
+            value = renyi_estimate(ll, lp, lq, alpha)
+            assert torch.allclose(value, kl, atol=1e-5 + 20 * eps), alpha
+    exact = renyi_estimate(*(t.double() for t in (ll, lp, lq)), 1 + 1e-4)
+    assert torch.allclose(renyi_estimate(ll, lp, lq, 1 + 1e-4).double(), exact, atol=1e-5)
+
+
+def test_invalid_alpha_and_kind_are_rejected_with_the_valid_choices():
+    ll, lp, lq = random_terms()
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        renyi_estimate(ll, lp, lq, 0.0)
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        objective_value("power", ll, lp, lq, alpha=-1.0)
+    with pytest.raises(ValueError, match="valid choices: none, kl, renyi, power"):
+        objective_value("renyii", ll, lp, lq)
+    with pytest.raises(ValueError, match="mi_samples must be in"):
+        objective_value("kl", ll, lp, lq, lam=0.1, mi_samples=100)
+    assert math.isfinite(objective_value("renyi", ll, lp, lq, lam=0.2, alpha=1.0).sum().item())
