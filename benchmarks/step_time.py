@@ -177,7 +177,8 @@ def main() -> None:
     print(f"{'estimator':12s} {'K=1 (ms)':>9s} " + " ".join(f"{'K=' + str(K):>7s}" for K in sample_counts))
     for label in scaling:
         one = statistics.median(cases[f"{label}/1"].times) * 1e3
-        print(f"{label:12s} {one:9.1f} " + " ".join(f"{ratio(cases, f'{label}/{K}', f'{label}/1'):7.2f}" for K in sample_counts))
+        ratios = [ratio(cases, f"{label}/{K}", f"{label}/1") for K in sample_counts]
+        print(f"{label:12s} {one:9.1f} " + " ".join(f"{r:7.2f}" for r in ratios))
 
     # 3. Pyro
     if args.no_pyro:

@@ -1,6 +1,5 @@
 """Latent spaces, the synthetic models, the VQ-VAE baseline and evaluation."""
 
-import itertools
 import math
 
 import pytest

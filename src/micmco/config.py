@@ -64,7 +64,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") ->
     try:
         return cls(**kwargs)
     except ConfigError as error:
-        raise error.under(prefix) if prefix else error
+        if not prefix:
+            raise
+        raise error.under(prefix) from None
 
 
 def to_dict(config: Any) -> dict[str, Any]:

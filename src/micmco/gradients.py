@@ -15,8 +15,8 @@ decoder θ and the encoder φ) is the estimator's, so a trainer just maximises
 - ``vimco``: score function with leave-one-out baselines (Mnih & Rezende 2016).
 
 θ-gradients are always the autodiff gradient of the objective with the samples fixed.
-See ``docs``/tests for the derivations; tests/test_gradients.py checks every pair
-(base × objective) for unbiasedness against exact gradients.
+The φ-gradient derivations are in the docstrings below; tests/test_gradients.py checks
+every pair (base × objective) for unbiasedness against exact gradients.
 """
 
 from __future__ import annotations

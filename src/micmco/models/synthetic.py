@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..config import ConfigError, check, check_choice
 from ..latents import CategoricalLatent, GaussianLatent, LatentConfig
-from .common import symbol_log_likelihood
+from .common import symbol_encoder, symbol_log_likelihood
 from .vqvae import VQConfig
 
 __all__ = ["SyntheticModelConfig", "SingleSymbolVAE", "CategoricalEmbedding"]
@@ -61,14 +61,7 @@ class SingleSymbolVAE(nn.Module):
         super().__init__()
         H = hidden_size
         self.latent = latent
-        self.encoder = nn.Sequential(
-            nn.Embedding(vocab_size, H),
-            nn.Linear(H, H),
-            nn.Tanh(),
-            nn.Linear(H, H),
-            nn.Tanh(),
-            nn.Linear(H, latent.posterior_size),
-        )
+        self.encoder = symbol_encoder(vocab_size, H, latent.posterior_size)
         if isinstance(latent, GaussianLatent):
             first = [nn.Linear(latent.dim, H), nn.Tanh(), nn.Linear(H, H), nn.Tanh()]
         else:

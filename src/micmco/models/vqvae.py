@@ -7,9 +7,9 @@ codebook vectors as its embeddings: Σ_l e_l[z_l] -> one tanh layer -> softmax.
 
 Training loss: -ln p(x | z_q) + β ||z_e - sg(e)||², with straight-through gradients to the
 encoder and codebooks updated by exponential moving averages with the given decay (no
-codebook loss); codes start at encoder outputs of the first batch. Since q(z|x) is a point mass, the mutual information measured with the
-paper's estimator is L ln C, fixed by the latent space (Appendix A); the latent space's
-size controls it.
+codebook loss); codes start at encoder outputs of the first batch. Since q(z|x) is a
+point mass, the mutual information measured with the paper's estimator is L ln C, fixed
+by the latent space (Appendix A): its size controls the latent usage.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from ..config import check
 from ..latents import CategoricalLatent, CategoricalPosterior
-from .common import symbol_log_likelihood
+from .common import symbol_encoder, symbol_log_likelihood
 
 __all__ = ["VQConfig", "VQVAE"]
 
@@ -44,9 +44,7 @@ class VQVAE(nn.Module):
         H, L, C = hidden_size, latent.num_latents, latent.num_categories
         self.latent = latent
         self.config = config
-        self.encoder = nn.Sequential(
-            nn.Embedding(vocab_size, H), nn.Linear(H, H), nn.Tanh(), nn.Linear(H, H), nn.Tanh(), nn.Linear(H, L * H)
-        )
+        self.encoder = symbol_encoder(vocab_size, H, L * H)
         self.decoder = nn.Sequential(nn.Linear(H, H), nn.Tanh(), nn.Linear(H, vocab_size))
         self.register_buffer("codebook", torch.zeros(L, C, H))  # [L, C, H], updated by EMA, not by the optimiser
         self.register_buffer("ema_count", torch.ones(L, C))
