@@ -103,7 +103,8 @@ def build_loss(config: RunConfig):
 
 def run(config: RunConfig, echo=print) -> dict[str, Any]:
     """Train (or resume) and evaluate one run; returns the result record, also written as JSON."""
-    run_dir = Path(config.output_dir) / f"{config.name}-{fingerprint(config)}"
+    config_hash = fingerprint(config)
+    run_dir = Path(config.output_dir) / f"{config.name}-{config_hash}"
     result_path = run_dir / "result.json"
     if result_path.exists():
         echo(f"{run_dir}: already complete")
@@ -119,7 +120,7 @@ def run(config: RunConfig, echo=print) -> dict[str, Any]:
         config.train,
         config.seed,
         checkpoint_path=run_dir / "checkpoint.pt",
-        fingerprint=fingerprint(config),
+        fingerprint=config_hash,
     )
     if trainer.checkpoint_path.exists():
         echo(f"{run_dir}: resuming from its checkpoint")
@@ -129,7 +130,7 @@ def run(config: RunConfig, echo=print) -> dict[str, Any]:
     metrics["optimal_nll"] = data.optimal_nll
     record = {
         "name": config.name,
-        "fingerprint": fingerprint(config),
+        "fingerprint": config_hash,
         "config": to_dict(config),
         "metrics": metrics,
         "train_history": state.history,
