@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-from tractable import DTYPE, TableModel
 
 from micmco.estimators import (
     kl_estimate,
@@ -14,6 +13,7 @@ from micmco.estimators import (
     snis_log_lik,
 )
 from micmco.objectives import objective_value
+from micmco.testbed import DTYPE, TableModel
 
 MODELS = [TableModel.random(4, seed, q=q) for q in ("random", "prior") for seed in range(4)]
 SAMPLE_COUNTS = [1, 2, 4, 8, 16, 32, 64]

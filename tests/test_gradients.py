@@ -11,12 +11,12 @@ Negative controls (known-biased variants) show that the test detects small biase
 
 import pytest
 import torch
-from tractable import DiscreteToy, GaussianToy, z_scores
 
 import micmco.gradients as gradients
 from micmco.config import ConfigError
 from micmco.gradients import EstimatorConfig, check_combination
 from micmco.objectives import Objective, ObjectiveConfig, ObjectiveKind
+from micmco.testbed import DiscreteToy, GaussianToy, z_scores
 
 Z_MAX = 4.5
 DRAWS = 40_000
