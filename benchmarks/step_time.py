@@ -6,26 +6,38 @@ same round, so slow phases of a shared machine hit both sides alike):
 1. every objective relative to its base estimator alone (objective "none") at K = 16: the
    paper says the mutual-information term costs next to nothing (target <= 1.05);
 2. the step time at K = 1, 4, 16, 64 relative to K = 1;
-3. Pyro's RenyiELBO(alpha=0, vectorize_particles=True), i.e. IWAE-K, relative to ours on
-   the same model, batch and optimiser.
+3. the step time per sample at K = 1, 16, 64 and the ratio K = 64 / K = 16 (target <= 4.4),
+   for the fused, chunked decoder head the models use and for the reference head that
+   materialises the [K, B, V] logits (``symbol_log_likelihood``), side by side;
+4. Pyro's RenyiELBO(alpha=0, vectorize_particles=True), i.e. IWAE-K, relative to ours on
+   the same model, batch and optimiser;
+5. the end-to-end trials per hour of the ``cpu`` profile (params/synthetic/cpu/*.yaml) with
+   one thread, extrapolated from shortened runs: each config is trained for a few and for
+   more steps (the difference gives the time per step without the fixed costs), then the
+   full run's time is the fixed cost plus its steps times that, evaluation included.
 
 A step is the loss, its backward pass and an Adam update, on the synthetic model of §7.1.1.
 
-    python benchmarks/step_time.py [--vocab 1000] [--batch 256] [--device auto]
+    python benchmarks/step_time.py [--vocab 1000] [--batch 256] [--device auto] [--sections 1,2,3,4,5]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
+from micmco.experiment import load_config, run
 from micmco.gradients import VariationalLoss
 from micmco.latents import CategoricalLatent, GaussianLatent
 from micmco.models import SingleSymbolVAE
+from micmco.models.common import symbol_log_likelihood
+from micmco.models.synthetic import CategoricalEmbedding
 from micmco.objectives import Objective, ObjectiveKind
 from micmco.trainer import resolve_device
 
@@ -37,14 +49,35 @@ OBJECTIVES = {
 }
 
 
+class MaterialisedEmbedding(CategoricalEmbedding):
+    """The reference categorical embedding: the [K, B, L, H] lookups, then their sum."""
+
+    def forward(self, z):
+        return self.table(z + self.offsets).sum(-2)
+
+
+class ReferenceHeadVAE(SingleSymbolVAE):
+    """The model as it was before the fused head: full [K, B, V] logits, then log-softmax and gather
+    (and, for categorical latents, the materialised embedding)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if isinstance(self.decoder[0], CategoricalEmbedding):
+            self.decoder[0].__class__ = MaterialisedEmbedding
+
+    def log_likelihood(self, x, z):
+        return symbol_log_likelihood(self.decoder(z), x)
+
+
 class Case:
     """One configuration: a model, a batch and a function doing one training step."""
 
-    def __init__(self, name: str, args, latent_kind: str, make_step: Callable):
+    def __init__(self, name: str, args, latent_kind: str, make_step: Callable, reference_head: bool = False):
         self.name = name
         latent = GaussianLatent(40) if latent_kind == "gaussian" else CategoricalLatent(8, 10)
         torch.manual_seed(0)
-        self.model = SingleSymbolVAE(args.vocab, latent, args.hidden).to(args.device)
+        model_class = ReferenceHeadVAE if reference_head else SingleSymbolVAE
+        self.model = model_class(args.vocab, latent, args.hidden).to(args.device)
         self.x = torch.randint(args.vocab, (args.batch,), device=args.device)
         self.step = make_step(self)
         self.times: list[float] = []
@@ -130,48 +163,40 @@ def ratio(cases, name, baseline) -> float:
     return statistics.median(a / b for a, b in zip(cases[name].times, cases[baseline].times))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vocab", type=int, default=1000, help="vocabulary size (paper: 10000)")
-    parser.add_argument("--batch", type=int, default=256, help="batch size (paper: 256)")
-    parser.add_argument("--hidden", type=int, default=128, help="hidden size (paper: 128)")
-    parser.add_argument("--rounds", type=int, default=7, help="measurement rounds (ratios are medians over them)")
-    parser.add_argument("--steps", type=int, default=3, help="training steps timed per case and round")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--no-pyro", action="store_true", help="skip the Pyro comparison")
-    args = parser.parse_args()
-    args.device = resolve_device(args.device)
-    device = args.device
-    print(
-        f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
-        f"vocabulary {args.vocab}, batch {args.batch}, hidden {args.hidden}, {args.rounds} rounds x {args.steps} steps"
-    )
+BASES = {"iwae": "gaussian", "dreg": "gaussian", "reinforce": "categorical", "vimco": "categorical"}
 
-    # 1. objectives at K = 16
-    bases = {"iwae": "gaussian", "dreg": "gaussian", "reinforce": "categorical", "vimco": "categorical"}
+
+def scaling_runs(sample_counts) -> dict[str, list[tuple[str, int]]]:
+    """Per curve, the (base estimator, K) of each sample count; REINFORCE 1 stands in for VIMCO 1, as in the paper."""
+    return {
+        "dreg/renyi": [("dreg", K) for K in sample_counts],
+        "vimco/renyi": [("reinforce" if K == 1 else "vimco", K) for K in sample_counts],
+    }
+
+
+def objectives_section(args) -> None:
     cases = {
-        f"{base}/{objective}": Case(f"{base}/{objective}", args, latent, micmco_step(base, objective, 16, device))
-        for base, latent in bases.items()
+        f"{base}/{objective}": Case(f"{base}/{objective}", args, latent, micmco_step(base, objective, 16, args.device))
+        for base, latent in BASES.items()
         for objective in OBJECTIVES
     }
     measure(cases, args)
     print("\n1. Step time of each objective relative to the base estimator alone, K = 16 (target <= 1.05)")
     print(f"{'base':10s} {'none (ms)':>10s} " + " ".join(f"{o:>7s}" for o in OBJECTIVES if o != "none"))
-    for base in bases:
+    for base in BASES:
         none = statistics.median(cases[f"{base}/none"].times) * 1e3
         ratios = [ratio(cases, f"{base}/{o}", f"{base}/none") for o in OBJECTIVES if o != "none"]
         print(f"{base:10s} {none:10.1f} " + " ".join(f"{r:7.3f}" for r in ratios))
 
-    # 2. sample counts
+
+def sample_count_section(args) -> None:
     sample_counts = (1, 4, 16, 64)
-    scaling = {"dreg/renyi": [("dreg", K) for K in sample_counts]}
-    # VIMCO needs K >= 2; REINFORCE 1 stands in for VIMCO 1, as in the paper
-    scaling["vimco/renyi"] = [("reinforce" if K == 1 else "vimco", K) for K in sample_counts]
+    scaling = scaling_runs(sample_counts)
     cases = {}
     for label, runs in scaling.items():
-        latent = bases[runs[-1][0]]
+        latent = BASES[runs[-1][0]]
         for base, K in runs:
-            cases[f"{label}/{K}"] = Case(label, args, latent, micmco_step(base, "renyi", K, device))
+            cases[f"{label}/{K}"] = Case(label, args, latent, micmco_step(base, "renyi", K, args.device))
     measure(cases, args)
     print("\n2. Step time relative to K = 1 (Rényi objective; VIMCO's K = 1 is REINFORCE 1)")
     print(f"{'estimator':12s} {'K=1 (ms)':>9s} " + " ".join(f"{'K=' + str(K):>7s}" for K in sample_counts))
@@ -180,23 +205,140 @@ def main() -> None:
         ratios = [ratio(cases, f"{label}/{K}", f"{label}/1") for K in sample_counts]
         print(f"{label:12s} {one:9.1f} " + " ".join(f"{r:7.2f}" for r in ratios))
 
-    # 3. Pyro
-    if args.no_pyro:
-        return
+
+def per_sample_section(args) -> None:
+    sample_counts = (1, 16, 64)
+    heads = {"fused": False, "reference": True}
+    scaling = scaling_runs(sample_counts)
+    cases = {}
+    for label, runs in scaling.items():
+        latent = BASES[runs[-1][0]]
+        for base, K in runs:
+            for head, reference in heads.items():
+                step = micmco_step(base, "renyi", K, args.device)
+                cases[f"{label}/{head}/{K}"] = Case(label, args, latent, step, reference_head=reference)
+    measure(cases, args)
+    print(
+        "\n3. Step time per sample (µs: step time / (K x batch)), K = 64 / K = 16 (target <= 4.4) and the fused "
+        "head's time over the reference head's at K = 64; Rényi objective, VIMCO's K = 1 is REINFORCE 1"
+    )
+    print(
+        f"{'estimator':12s} {'head':10s} "
+        + " ".join(f"{'K=' + str(K):>7s}" for K in sample_counts)
+        + f" {'64/16':>7s} {'/ref@64':>8s}"
+    )
+    for label in scaling:
+        for head in heads:
+            per_sample = [
+                statistics.median(cases[f"{label}/{head}/{K}"].times) / (K * args.batch) * 1e6 for K in sample_counts
+            ]
+            growth = ratio(cases, f"{label}/{head}/64", f"{label}/{head}/16")
+            against_reference = ratio(cases, f"{label}/{head}/64", f"{label}/reference/64")
+            print(
+                f"{label:12s} {head:10s} "
+                + " ".join(f"{t:7.2f}" for t in per_sample)
+                + f" {growth:7.2f} {against_reference:8.3f}"
+            )
+
+
+def pyro_section(args) -> None:
     try:
         import pyro  # noqa: F401
     except ImportError:
-        print("\n3. Pyro is not installed (pip install -e '.[bench]'); skipped")
+        print("\n4. Pyro is not installed (pip install -e '.[bench]'); skipped")
         return
     cases = {
-        "micmco": Case("micmco", args, "gaussian", micmco_step("iwae", "none", 16, device)),
+        "micmco": Case("micmco", args, "gaussian", micmco_step("iwae", "none", 16, args.device)),
         "pyro": Case("pyro", args, "gaussian", pyro_step(16)),
     }
     measure(cases, args)
     ours = statistics.median(cases["micmco"].times) * 1e3
     theirs = statistics.median(cases["pyro"].times) * 1e3
-    print("\n3. IWAE 16 step, Pyro RenyiELBO(alpha=0, num_particles=16, vectorize_particles=True) vs micmco iwae")
+    print("\n4. IWAE 16 step, Pyro RenyiELBO(alpha=0, num_particles=16, vectorize_particles=True) vs micmco iwae")
     print(f"micmco {ours:.1f} ms, pyro {theirs:.1f} ms, pyro / micmco = {ratio(cases, 'pyro', 'micmco'):.3f}")
+
+
+def trials_section(args) -> None:
+    """Trials per hour of the cpu profile, one thread, extrapolated from two shortened runs per config."""
+    configs = sorted(Path(args.profile_dir).glob("*.yaml"))
+    if not configs:
+        print(f"\n5. no configs in {args.profile_dir}; skipped")
+        return
+    short, longer = args.trial_steps
+    print(
+        f"\n5. End-to-end trial time of {args.profile_dir} with 1 thread, extrapolated from runs of {short} and "
+        f"{longer} steps: per step = (t_{longer} - t_{short}) / {longer - short}, "
+        f"fixed = t_{short} - {short} x per step"
+    )
+    print(f"{'config':28s} {'steps':>6s} {'ms/step':>8s} {'fixed (s)':>9s} {'eval (s)':>8s} {'trial (s)':>9s}")
+    totals = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory(prefix="micmco-bench-") as output_dir:
+            for path in configs:
+                overrides = [f"output_dir={output_dir}", "train.progress=false", "train.checkpoint_every=0"]
+                steps = load_config(path).train.steps
+                wall = {}
+                for count in (short, longer):
+                    config = load_config(path, [*overrides, f"train.steps={count}"])
+                    started = time.perf_counter()
+                    record = run(config, echo=lambda message: None)
+                    wall[count] = time.perf_counter() - started
+                per_step = (wall[longer] - wall[short]) / (longer - short)
+                fixed = wall[short] - short * per_step  # setup and evaluation
+                trial = fixed + steps * per_step
+                totals.append(trial)
+                print(
+                    f"{path.stem:28s} {steps:6d} {per_step * 1e3:8.1f} {fixed:9.1f} "
+                    f"{record['eval_wall_time_s']:8.1f} {trial:9.1f}"
+                )
+    finally:
+        torch.set_num_threads(threads)
+    mean = statistics.mean(totals)
+    print(
+        f"mean trial {mean:.0f} s: {3600 / mean:.0f} trials per hour per worker (1 thread; extrapolated, "
+        f"not measured end to end), the set of {len(totals)} in {sum(totals) / 60:.1f} min"
+    )
+
+
+SECTIONS = {
+    "1": objectives_section,
+    "2": sample_count_section,
+    "3": per_sample_section,
+    "4": pyro_section,
+    "5": trials_section,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vocab", type=int, default=1000, help="vocabulary size (paper: 10000)")
+    parser.add_argument("--batch", type=int, default=256, help="batch size (paper: 256)")
+    parser.add_argument("--hidden", type=int, default=128, help="hidden size (paper: 128)")
+    parser.add_argument("--rounds", type=int, default=7, help="measurement rounds (ratios are medians over them)")
+    parser.add_argument("--steps", type=int, default=3, help="training steps timed per case and round")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--sections", default="1,2,3,4,5", help="comma-separated sections to run (see above)")
+    parser.add_argument("--no-pyro", action="store_true", help="skip the Pyro comparison (section 4)")
+    parser.add_argument("--profile-dir", default="params/synthetic/cpu", help="the configs of section 5")
+    parser.add_argument(
+        "--trial-steps", type=int, nargs=2, default=(20, 120), metavar=("SHORT", "LONG"), help="section 5 run lengths"
+    )
+    args = parser.parse_args()
+    args.device = resolve_device(args.device)
+    sections = [section.strip() for section in args.sections.split(",") if section.strip()]
+    unknown = [section for section in sections if section not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
+    if args.no_pyro and "4" in sections:
+        sections.remove("4")
+    print(
+        f"device {args.device} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
+        f"vocabulary {args.vocab}, batch {args.batch}, hidden {args.hidden}, {args.rounds} rounds x {args.steps} steps"
+    )
+    for section in sections:
+        SECTIONS[section](args)
 
 
 if __name__ == "__main__":

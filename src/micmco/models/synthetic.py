@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..config import ConfigError, check, check_choice
 from ..latents import CategoricalLatent, GaussianLatent, LatentConfig
-from .common import symbol_encoder, symbol_log_likelihood
+from .common import decoder_log_likelihood, summed_embedding, symbol_encoder
 from .vqvae import VQConfig
 
 __all__ = ["SyntheticModelConfig", "SingleSymbolVAE", "CategoricalEmbedding"]
@@ -51,7 +51,7 @@ class CategoricalEmbedding(nn.Module):
         self.register_buffer("offsets", torch.arange(num_latents) * num_categories, persistent=False)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.table(z + self.offsets).sum(-2)
+        return summed_embedding(self.table, z + self.offsets)
 
 
 class SingleSymbolVAE(nn.Module):
@@ -74,4 +74,4 @@ class SingleSymbolVAE(nn.Module):
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """ln p(x|z) [K, B] for symbols x [B] and latent samples z [K, B, ...]."""
-        return symbol_log_likelihood(self.decoder(z), x)
+        return decoder_log_likelihood(self.decoder, z, x)

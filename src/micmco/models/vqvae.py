@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from ..config import check
 from ..latents import CategoricalLatent, CategoricalPosterior
-from .common import symbol_encoder, symbol_log_likelihood
+from .common import decoder_log_likelihood, symbol_encoder
 
 __all__ = ["VQConfig", "VQVAE"]
 
@@ -73,7 +73,7 @@ class VQVAE(nn.Module):
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """ln p(x|z) [K, B] for codes z [K, B, L]."""
-        return symbol_log_likelihood(self.decoder(self.code_vectors(z).sum(-2)), x)
+        return decoder_log_likelihood(self.decoder, self.code_vectors(z).sum(-2), x)
 
     def loss(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         z_e = self.encode(x)  # [B, L, H]
@@ -84,7 +84,7 @@ class VQVAE(nn.Module):
         if self.training:
             self._update_codebook(z_e.detach(), z)
         z_q = z_e + (e - z_e).detach()  # straight-through: decoder gradients flow to the encoder
-        log_lik = symbol_log_likelihood(self.decoder(z_q.sum(-2)).unsqueeze(0), x).squeeze(0)  # [B]
+        log_lik = decoder_log_likelihood(self.decoder, z_q.sum(-2).unsqueeze(0), x).squeeze(0)  # [B]
         commitment = (z_e - e.detach()).square().sum(-1).mean(-1)  # [B]
         loss = (-log_lik + self.config.commitment_beta * commitment).mean()
         return loss, {"log_lik": log_lik.detach().mean(), "commitment": commitment.detach().mean()}
