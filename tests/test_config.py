@@ -10,7 +10,7 @@ from micmco.config import ConfigError, apply_overrides, from_dict
 from micmco.experiment import RunConfig, fingerprint, load_config
 
 REPO = Path(__file__).resolve().parents[1]
-PARAMS = sorted((REPO / "params").rglob("*.yaml"))
+PARAMS = sorted((REPO / "params" / "synthetic").rglob("*.yaml"))  # run configs; params/book and params/studies differ
 SMOKE = REPO / "params" / "synthetic" / "smoke" / "vimco16-renyi.yaml"
 
 

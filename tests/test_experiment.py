@@ -20,6 +20,9 @@ def test_smoke_config_runs_end_to_end(tmp_path, path):
     record = run(config, echo=lambda message: None)
     (result,) = tmp_path.glob("*/result.json")
     assert json.loads(result.read_text()) == record
+    assert record["status"] == "complete" and record["threads"] == 1
+    # the smoke VQ-VAE's 2 x 10 codes carry ln 100 > ln 50 = H(data) by construction: a warning, rightly
+    assert (record["warnings"] == []) == (config.model.kind == "vae")
     for key in ("config", "metrics", "seed", "micmco_version", "git_commit", "device", "train_wall_time_s"):
         assert key in record
     assert record["config"]["objective"] == (None if config.model.kind == "vqvae" else vars(config.objective))
@@ -33,7 +36,7 @@ def test_smoke_config_runs_end_to_end(tmp_path, path):
     # a second run of the same config finds the result instead of training again
     messages = []
     assert run(config, echo=messages.append) == record
-    assert "already complete" in messages[0]
+    assert "already finished (complete)" in messages[0]
 
 
 @pytest.mark.slow

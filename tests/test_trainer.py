@@ -1,7 +1,9 @@
 """The generic trainer: seeds, checkpoints, resumption after interruption, failures."""
 
 import json
+import math
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -12,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from micmco.trainer import Trainer, TrainerConfig, derive_seed, resolve_device
+from micmco.trainer import CheckpointError, Diverged, Trainer, TrainerConfig, derive_seed, resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "params" / "synthetic" / "smoke"
@@ -47,12 +49,18 @@ def assert_same_model(a: nn.Module, b: nn.Module):
 
 
 class InterruptAt:
-    def __init__(self, step):
-        self.step = step
+    """A callback that sends a real SIGINT to this process at a logged step."""
+
+    def __init__(self, step, signum=signal.SIGINT):
+        self.step, self.signum = step, signum
 
     def __call__(self, step, metrics):
         if step == self.step:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), self.signum)
+
+
+def checkpoint_step(path):
+    return torch.load(path, weights_only=True)["state"]["step"]
 
 
 @pytest.mark.parametrize("interrupt_at", [10, 30, 50])
@@ -64,7 +72,7 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path, interrupt_at):
     interrupted.callbacks.append(InterruptAt(interrupt_at))
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit()
-    assert torch.load(tmp_path / "ckpt.pt", weights_only=False)["state"]["step"] == interrupt_at
+    assert checkpoint_step(tmp_path / "ckpt.pt") == interrupt_at
 
     resumed = make_trainer(tmp_path / "ckpt.pt")
     state = resumed.fit()
@@ -72,6 +80,112 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path, interrupt_at):
     assert_same_model(reference.model, resumed.model)
     assert state.history == reference_state.history
     assert reference_state.history[-1]["loss"] < reference_state.history[0]["loss"]  # it did learn
+
+
+# Every place inside a step where a signal can land. The step under way must complete and the
+# checkpoint must hold it with its step number: the bug was a signal between optimizer.step()
+# and the step counter, which saved updated weights under the old step number.
+SIGNAL_POINTS = ["data", "forward", "backward", "before_optimizer_step", "after_optimizer_step", "log", "checkpoint"]
+
+
+def _arm(trainer, point, target, signum):
+    """Make ``trainer`` send ``signum`` to this process once, at ``point`` of step ``target``."""
+    fired = []
+
+    def fire():
+        if not fired:
+            fired.append(trainer.state.step)
+            os.kill(os.getpid(), signum)
+
+    if point == "data":
+        data = trainer.data
+        trainer.data = lambda step: (fire() if step == target else None, data(step))[1]
+    elif point in ("forward", "backward"):
+        loss_fn = trainer.loss
+
+        def loss(model, batch, generator):
+            value, metrics = loss_fn(model, batch, generator)
+            if trainer.state.step == target:
+                if point == "forward":
+                    fire()
+                else:
+                    value.register_hook(lambda grad: (fire(), grad)[1])
+            return value, metrics
+
+        trainer.loss = loss
+    elif point == "before_optimizer_step":
+        trainer.optimizer.register_step_pre_hook(lambda *a: fire() if trainer.state.step == target else None)
+    elif point == "after_optimizer_step":
+        trainer.optimizer.register_step_post_hook(lambda *a: fire() if trainer.state.step == target else None)
+    elif point == "log":
+        trainer.callbacks.append(lambda step, metrics: fire() if step == target + 1 else None)
+    elif point == "checkpoint":
+        save = trainer.save_checkpoint
+        trainer.save_checkpoint = lambda: (fire() if trainer.state.step == target + 1 else None, save())[1]
+    return fired
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("point", SIGNAL_POINTS)
+def test_a_signal_anywhere_in_a_step_stops_at_the_step_boundary_and_resumes_exactly(tmp_path, point, signum):
+    reference = make_trainer()
+    reference_state = reference.fit()
+    previous = signal.signal(signal.SIGTERM, lambda *a: pytest.fail("SIGTERM escaped the trainer"))
+    try:
+        target = 39  # step index 39 completes step 40: a log and a checkpoint step (log_every 10, every 20)
+        interrupted = make_trainer(tmp_path / "ckpt.pt")
+        fired = _arm(interrupted, point, target, signum)
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.fit()
+        assert fired, f"the signal was never sent at {point}"
+        assert checkpoint_step(tmp_path / "ckpt.pt") == target + 1  # the step under way completed and was kept
+        assert signal.getsignal(signal.SIGTERM) is not None and signal.getsignal(signal.SIGINT) is not None
+        resumed = make_trainer(tmp_path / "ckpt.pt")
+        state = resumed.fit()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert state.resumed_from == [target + 1]
+    assert_same_model(reference.model, resumed.model)
+    for a, b in zip(reference.optimizer.state_dict()["state"].values(), resumed.optimizer.state_dict()["state"].values()):
+        assert all(torch.equal(a[key], b[key]) for key in a)
+    assert state.history == reference_state.history
+
+
+def test_signal_in_a_step_that_is_not_a_log_or_checkpoint_step(tmp_path):
+    reference = make_trainer()
+    reference.fit()
+    interrupted = make_trainer(tmp_path / "ckpt.pt")
+    _arm(interrupted, "after_optimizer_step", 44, signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit()
+    assert checkpoint_step(tmp_path / "ckpt.pt") == 45
+    resumed = make_trainer(tmp_path / "ckpt.pt")
+    resumed.fit()
+    assert_same_model(reference.model, resumed.model)
+
+
+def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path / "ckpt.pt")
+
+    def slow_loss(model, batch, generator):
+        if trainer.state.step == 25:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return regression_loss(model, batch, generator)
+
+    trainer.loss = slow_loss
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert checkpoint_step(tmp_path / "ckpt.pt") == 20  # the periodic one: nothing half-done was saved
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_request_stop_from_a_callback(tmp_path):
+    trainer = make_trainer(tmp_path / "ckpt.pt")
+    trainer.callbacks.append(lambda step, metrics: trainer.request_stop() if step == 30 else None)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert checkpoint_step(tmp_path / "ckpt.pt") == 30
 
 
 def test_finished_run_is_not_trained_again(tmp_path):
@@ -88,7 +202,7 @@ def test_checkpoint_of_another_configuration_is_refused_and_kept(tmp_path):
     before = (tmp_path / "ckpt.pt").read_bytes()
     other = make_trainer(tmp_path / "ckpt.pt")
     other.fingerprint = "g"
-    with pytest.raises(RuntimeError, match="different configuration"):
+    with pytest.raises(CheckpointError, match="different configuration"):
         other.fit()
     assert (tmp_path / "ckpt.pt").read_bytes() == before
 
@@ -100,16 +214,76 @@ def test_different_seeds_give_different_runs():
     assert not torch.equal(a.model[0].weight, b.model[0].weight)
 
 
-def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
+def test_non_finite_loss_is_a_divergence_with_the_last_finite_metrics(tmp_path):
     trainer = make_trainer(tmp_path / "ckpt.pt")
-    trainer.callbacks.append(InterruptAt(20))
+    trainer.callbacks.append(lambda step, metrics: trainer.request_stop() if step == 20 else None)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     broken = make_trainer(tmp_path / "ckpt.pt")
-    broken.loss = lambda model, batch, g: (model(batch[0]).sum() * float("nan"), {})
-    with pytest.raises(FloatingPointError, match="non-finite loss before step 30"):
+    loss_fn = broken.loss
+    broken.loss = lambda model, batch, g: (
+        loss_fn(model, batch, g)[0] * (float("nan") if broken.state.step >= 25 else 1.0),
+        {},
+    )
+    with pytest.raises(Diverged, match="non-finite loss in steps 21-30") as error:
         broken.fit()
-    assert torch.load(tmp_path / "ckpt.pt", weights_only=False)["state"]["step"] == 20
+    assert error.value.step == 30
+    assert error.value.last_finite["step"] == 20 and math.isfinite(error.value.last_finite["loss"])
+    assert checkpoint_step(tmp_path / "ckpt.pt") == 20  # nothing from the broken state was saved
+
+
+def test_a_finite_blow_up_is_a_divergence():
+    trainer = make_trainer(learning_rate=1e4)
+    with pytest.raises(Diverged, match="training loss rose from"):
+        trainer.fit()
+    trainer = make_trainer()
+    trainer.fit()  # a healthy run is not flagged
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (b"\x00garbage\xff" * 10, "truncated or not a checkpoint"),
+        ("truncate", "truncated or not a checkpoint"),
+        ("old-format", "not a micmco checkpoint"),
+    ],
+)
+def test_unusable_checkpoints_name_the_file_and_how_to_start_over(tmp_path, content, message):
+    path = tmp_path / "ckpt.pt"
+    if content == "truncate":
+        make_trainer(path, steps=20).fit()
+        path.write_bytes(path.read_bytes()[:300])
+    elif content == "old-format":
+        torch.save({"fingerprint": "f", "state": {}}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message) as error:
+        make_trainer(path).fit()
+    assert str(path) in str(error.value) and "start" in str(error.value)
+
+
+class _Payload:
+    """Unpickling this runs code: it creates a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_crafted_pickle_checkpoint_is_refused_without_running_its_code(tmp_path):
+    path, marker = tmp_path / "ckpt.pt", tmp_path / "pwned"
+    torch.save({"format": 2, "fingerprint": "f", "state": _Payload(str(marker))}, path)
+    with pytest.raises(CheckpointError, match="could run code"):
+        make_trainer(path).fit()
+    assert not marker.exists()
+    with open(path, "wb") as handle:  # a raw pickle, not even a torch zip file
+        pickle.dump(_Payload(str(marker)), handle)
+    with pytest.raises(CheckpointError):
+        make_trainer(path).fit()
+    assert not marker.exists()
 
 
 def test_optimizer_is_the_papers_adam():
@@ -151,7 +325,7 @@ def wait_for_checkpoint_step(checkpoint: Path, at_least: int, timeout=120):
     while time.time() < deadline:
         if checkpoint.exists():
             try:
-                step = torch.load(checkpoint, weights_only=False)["state"]["step"]
+                step = torch.load(checkpoint, weights_only=True)["state"]["step"]
             except Exception:  # noqa: BLE001 (racing the atomic replace is fine)
                 step = 0
             if step >= at_least:
@@ -175,7 +349,7 @@ def test_cli_run_killed_twice_resumes_to_the_uninterrupted_result(tmp_path):
     first.send_signal(signal.SIGTERM)  # graceful: checkpoints the completed steps
     assert first.wait(timeout=60) == 130
     assert "Rerun the same command to resume" in first.stderr.read()
-    stopped = torch.load(run_dir / "checkpoint.pt", weights_only=False)["state"]["step"]
+    stopped = torch.load(run_dir / "checkpoint.pt", weights_only=True)["state"]["step"]
     assert 100 <= stopped < 600
 
     second = micmco(*args, "--output-dir", str(out))
@@ -192,8 +366,8 @@ def test_cli_run_killed_twice_resumes_to_the_uninterrupted_result(tmp_path):
     assert result["metrics"] == expected["metrics"]
     assert result["train_history"] == expected["train_history"]
     assert len(result["resumed_from_steps"]) == 2
-    final = torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
-    reference_final = torch.load(next((tmp_path / "a").glob("*/checkpoint.pt")), weights_only=False)["model"]
+    final = torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
+    reference_final = torch.load(next((tmp_path / "a").glob("*/checkpoint.pt")), weights_only=True)["model"]
     for name in reference_final:
         assert torch.equal(final[name], reference_final[name]), name
 

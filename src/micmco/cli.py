@@ -1,4 +1,9 @@
-"""Command line: ``micmco train CONFIG.yaml [--set key=value ...]`` and ``micmco check CONFIG.yaml``."""
+"""Command line: ``micmco train CONFIG.yaml [--set key=value ...]`` and ``micmco check CONFIG.yaml``.
+
+Exit codes: 0 complete; 2 invalid input (config, device, memory, output directory,
+checkpoint: nothing was run); 3 the run diverged (its result record says why); 4 the run is
+already being trained by another process; 130 interrupted (rerun the same command to resume).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,21 @@ from pathlib import Path
 
 from .config import ConfigError
 
-EXIT_CONFIG = 2
+EXIT_OK = 0
+EXIT_INPUT = 2
+EXIT_DIVERGED = 3
+EXIT_RUNNING = 4
 EXIT_INTERRUPTED = 130
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="micmco", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="micmco", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("train", "train one run and write its result record (resumes an interrupted run)"),
-        ("check", "validate a config without running anything"),
+        ("check", "validate a config and estimate its memory without running anything"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("config", type=Path, help="YAML run config, e.g. params/synthetic/smoke/elbo-kl.yaml")
@@ -31,41 +41,75 @@ def main(argv: list[str] | None = None) -> int:
             help="override a config value, e.g. --set objective.lam=0.5 (repeatable)",
         )
         command.add_argument("--output-dir", help="directory for run directories (overrides output_dir)")
+        command.add_argument(
+            "--threads", type=_positive_int, help="CPU threads for torch (overrides train.threads; default 1)"
+        )
     train = commands.choices["train"]
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    from .experiment import fingerprint, load_config, run, summary  # torch import: after argument errors
+    from .experiment import RunLocked, fingerprint, load_config, preflight, run, summary  # torch: after arg errors
+    from .trainer import CheckpointError
 
     overrides = list(args.overrides)
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
+    if args.threads:
+        overrides.append(f"train.threads={args.threads}")
     if getattr(args, "quiet", False):
         overrides.append("train.progress=false")
     try:
         config = load_config(args.config, overrides)
-    except FileNotFoundError:
-        print(f"micmco: no such config file: {args.config}", file=sys.stderr)
-        return EXIT_CONFIG
+        if args.command == "check":
+            checks = preflight(config)
+            print(f"{args.config}: valid ({config.profile} profile, fingerprint {fingerprint(config)})")
+            print(f"  {checks.describe()}")
+            return EXIT_OK
     except ConfigError as error:
-        print(f"micmco: invalid config {args.config}: {error}", file=sys.stderr)
-        return EXIT_CONFIG
-    if args.command == "check":
-        print(f"{args.config}: valid ({config.profile} profile, fingerprint {fingerprint(config)})")
-        return 0
+        return _fail(f"invalid config {args.config}: {error}", EXIT_INPUT)
 
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # training defers it to a step end
     try:
         record = run(config)
+    except ConfigError as error:
+        return _fail(f"cannot run {args.config}: {error}", EXIT_INPUT)
+    except CheckpointError as error:
+        return _fail(str(error), EXIT_INPUT)
+    except RunLocked as error:
+        return _fail(str(error), EXIT_RUNNING)
     except KeyboardInterrupt:
-        print(
-            "\nmicmco: interrupted; the completed steps are checkpointed. Rerun the same command to resume.",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+        return _fail("interrupted; the completed steps are checkpointed. Rerun the same command to resume.", 130)
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+    result = Path(config.output_dir) / f"{config.name}-{record['fingerprint']}" / "result.json"
+    for warning in record.get("warnings", []):
+        print(f"micmco: warning: {warning}", file=sys.stderr)
+    if record.get("status") == "diverged":
+        print(f"micmco: {summary(record) if record.get('metrics') is None else _diverged_line(record)}", file=sys.stderr)
+        print(f"result: {result}")
+        return EXIT_DIVERGED
     print(summary(record))
-    print(f"result: {Path(config.output_dir) / (config.name + '-' + record['fingerprint'])}/result.json")
-    return 0
+    print(f"result: {result}")
+    return EXIT_OK
+
+
+def _diverged_line(record) -> str:
+    return f"{record['name']}: diverged: {record['divergence']['reason']}"
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"\nmicmco: {message}" if code == EXIT_INTERRUPTED else f"micmco: {message}", file=sys.stderr)
+    return code
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def _raise_keyboard_interrupt(signum, frame):

@@ -10,9 +10,11 @@ implements ``--set key=value``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -41,6 +43,52 @@ def check(condition: bool, key: str, message: str) -> None:
 def check_choice(value: str, choices: Iterable[str], key: str) -> None:
     choices = list(choices)
     check(value in choices, key, f"unknown value {value!r}; valid choices: {', '.join(choices)}")
+
+
+class _StrictSafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no Python objects, ever), rejecting duplicate keys instead of keeping the last."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(str(key), f"duplicate key (line {line}, first at line {seen[key]}); keep one")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, source: str = "<string>") -> Any:
+    """Parse YAML with the strict safe loader; syntax errors become a one-line ConfigError naming ``source``."""
+    try:
+        return yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConfigError("", f"{source}: YAML syntax error at {where}: {error.problem}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError("", f"{source}: not valid YAML: {str(error).splitlines()[0]}") from None
+
+
+def read_yaml_file(path: str | Path) -> Any:
+    """Read a YAML file strictly: a clear ConfigError for a directory, a binary or non-UTF-8 file, bad syntax."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError("", f"{path} is a directory; give a YAML file, e.g. params/synthetic/smoke/elbo-kl.yaml")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("", f"no such file: {path}") from None
+    except OSError as error:
+        raise ConfigError("", f"cannot read {path}: {error.strerror}") from None
+    if b"\0" in raw:
+        raise ConfigError("", f"{path} is a binary file, not a YAML text file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError("", f"{path} is not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    return parse_yaml(text, str(path))
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") -> T:
@@ -88,7 +136,12 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
             if not isinstance(child, dict):
                 raise ConfigError(".".join(parts[: depth + 1]), "is a value, not a section; cannot set keys below it")
             node = child
-        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        if not all(parts):
+            raise ConfigError(item, "an override must look like key.path=value (empty key part)")
+        try:
+            node[parts[-1]] = parse_yaml(raw, f"--set {item}") if raw != "" else ""
+        except ConfigError as error:
+            raise ConfigError(key, f"cannot parse the value of --set {item!r}: {error.message}") from None
     return result
 
 
@@ -123,13 +176,18 @@ def _coerce(annotation: Any, value: Any, key: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif annotation is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
+            number = float(value)
+        elif isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None:
+            if not math.isfinite(number):
+                raise ConfigError(key, f"must be a finite number, got {value!r}")
+            return number
     elif annotation is str:
         if isinstance(value, str):
             return value

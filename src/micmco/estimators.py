@@ -36,8 +36,8 @@ def log_weights(log_lik: Tensor, log_prior: Tensor, log_q: Tensor) -> Tensor:
 
 
 def check_alpha(alpha: float) -> None:
-    if not alpha > 0:
-        raise ValueError(f"alpha must be > 0 (the order of the Rényi divergence), got {alpha}")
+    if not (alpha > 0 and math.isfinite(alpha)):
+        raise ValueError(f"alpha must be a finite number > 0 (the order of the Rényi divergence), got {alpha}")
 
 
 def log_marginal(log_lik: Tensor, log_prior: Tensor, log_q: Tensor) -> Tensor:

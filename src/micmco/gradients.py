@@ -31,13 +31,15 @@ from torch import Tensor
 
 from .config import ConfigError, check, check_choice
 from .estimators import _logmeanexp, _power_log_weights, _snis
-from .objectives import Objective, ObjectiveConfig, ObjectiveKind
+from .objectives import Objective, ObjectiveConfig, ObjectiveKind, parse_kind
 
 __all__ = [
     "BaseEstimator",
     "EstimatorConfig",
     "Surrogate",
     "check_combination",
+    "check_estimator",
+    "parse_base",
     "surrogate_objective",
     "ESTIMATORS",
     "VariationalLoss",
@@ -70,24 +72,49 @@ class EstimatorConfig:
         check(self.mi_samples is None or self.mi_samples >= 1, "mi_samples", f"must be >= 1, got {self.mi_samples}")
 
 
+def parse_base(base: BaseEstimator | str) -> BaseEstimator:
+    """The BaseEstimator for an enum member or its string value; a ValueError naming the choices otherwise."""
+    try:
+        return BaseEstimator(base)
+    except ValueError:
+        valid = ", ".join(b.value for b in BaseEstimator)
+        raise ValueError(f"unknown base estimator {base!r}; valid choices: {valid}") from None
+
+
 def check_combination(estimator: EstimatorConfig, objective: ObjectiveConfig, latent_kind: str) -> None:
-    """Reject combinations of base estimator, objective and latent space that are invalid.
+    """Reject combinations of base estimator, objective and latent space that are invalid (config form).
 
     Errors name the key (``estimator.base`` ...) and say what to use instead.
     """
-    base = BaseEstimator(estimator.base)
     K = estimator.num_samples
     K_mi = K if estimator.mi_samples is None else estimator.mi_samples
-    if objective.kind in (ObjectiveKind.NONE.value, ObjectiveKind.POWER.value) and K_mi != K:
+    check_estimator(estimator.base, objective.kind, K, K_mi, latent_kind == "gaussian", latent_kind)
+
+
+def check_estimator(
+    base: BaseEstimator | str,
+    kind: ObjectiveKind | str,
+    num_samples: int,
+    mi_samples: int,
+    reparameterized: bool | None = None,
+    latent_name: str = "these",
+) -> None:
+    """The checks behind every entry point (YAML configs, :class:`VariationalLoss`, :func:`surrogate_objective`).
+
+    ``reparameterized`` says whether the latent space has reparameterised samples (None: not known yet).
+    """
+    base, kind = parse_base(base), parse_kind(kind)
+    K, K_mi = num_samples, mi_samples
+    if kind in (ObjectiveKind.NONE, ObjectiveKind.POWER) and K_mi != K:
         raise ConfigError(
             "estimator.mi_samples",
-            f"the {objective.kind} objective has no separate divergence term; remove mi_samples "
+            f"the {kind.value} objective has no separate divergence term; remove mi_samples "
             "or use objective kind kl or renyi",
         )
-    if base in REPARAMETERISED and latent_kind != "gaussian":
+    if base in REPARAMETERISED and reparameterized is False:
         raise ConfigError(
             "estimator.base",
-            f"{base.value} needs reparameterised samples, which {latent_kind} latents do not have; "
+            f"{base.value} needs reparameterised samples, which {latent_name} latents do not have; "
             "use vimco (K >= 2) or reinforce",
         )
     if base is BaseEstimator.STL and (K, K_mi) != (1, 1):
@@ -109,6 +136,12 @@ def check_combination(estimator: EstimatorConfig, objective: ObjectiveConfig, la
         )
 
 
+def _check_with_latent(base: BaseEstimator, objective: Objective, latent) -> None:
+    reparameterized = getattr(latent, "reparameterized", None)
+    name = type(latent).__name__.removesuffix("Latent").lower() or "these"
+    check_estimator(base, objective.kind, objective.num_samples, objective.mi_samples, reparameterized, name)
+
+
 class Surrogate(NamedTuple):
     value: Tensor  # [B]: value = objective estimate, gradient = the estimator's
     log_marginal: Tensor  # [B], detached: Ŝ^K (the ELBO for elbo)
@@ -128,7 +161,9 @@ def surrogate_objective(
     ``latent`` is a latent space (:mod:`micmco.latents`), ``posterior`` its q(z|x) for the
     batch, and ``log_likelihood`` maps samples z [K, B, ...] to ln p(x|z) [K, B].
     """
-    return ESTIMATORS[BaseEstimator(base)](objective, latent, posterior, log_likelihood, generator)
+    base = parse_base(base)
+    _check_with_latent(base, objective, latent)
+    return ESTIMATORS[base](objective, latent, posterior, log_likelihood, generator)
 
 
 def _monitor(log_w: Tensor, log_lik: Tensor, num_samples: int) -> tuple[Tensor, Tensor]:
@@ -296,12 +331,18 @@ ESTIMATORS = {
 class VariationalLoss:
     """A trainer loss for latent variable models: minus the mean surrogate of ``base`` for ``objective``.
 
-    The model provides ``latent``, ``posterior(x)`` and ``log_likelihood(x, z)``.
+    The model provides ``latent``, ``posterior(x)`` and ``log_likelihood(x, z)``. ``base`` may be a
+    :class:`BaseEstimator` or its string value. Invalid combinations (``stl`` with K > 1, ``vimco``
+    with one sample, ...) are rejected here; ``dreg`` etc. with categorical latents on the first call,
+    where the model's latent space is known.
     """
 
     def __init__(self, base: BaseEstimator | str, objective: Objective):
-        self.base = BaseEstimator(base)
+        if not isinstance(objective, Objective):
+            raise TypeError(f"objective must be a micmco.objectives.Objective, got {type(objective).__name__}")
+        self.base = parse_base(base)
         self.objective = objective
+        check_estimator(self.base, objective.kind, objective.num_samples, objective.mi_samples)
 
     def __call__(self, model, x: Tensor, generator: torch.Generator | None = None):
         result = surrogate_objective(

@@ -13,6 +13,7 @@ K samples estimate ln p(x); the first K' of the same draws estimate the divergen
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 
@@ -60,13 +61,28 @@ class ObjectiveConfig:
 
 @dataclass(frozen=True)
 class Objective:
-    """A resolved objective: kind, λ, α and the sample counts K (ln p(x)) and K' (divergence)."""
+    """A resolved objective: kind, λ, α and the sample counts K (ln p(x)) and K' (divergence).
 
-    kind: ObjectiveKind = ObjectiveKind.NONE
-    lam: float = 0.0
-    alpha: float = 1.0
+    ``kind`` may be an :class:`ObjectiveKind` or its string value ("kl", ...); both behave
+    identically, anything else is a ValueError naming the valid choices.
+    """
+
+    kind: ObjectiveKind | str = ObjectiveKind.NONE  # stored as an ObjectiveKind
+    lam: float = 0.0  # λ (kl, renyi); power ties it to (α - 1)/α
+    alpha: float = 1.0  # α > 0 (renyi, power)
     num_samples: int = 1  # K
     mi_samples: int = 1  # K'
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", parse_kind(self.kind))
+        if not math.isfinite(self.lam):
+            raise ValueError(f"lam must be a finite number, got {self.lam}")
+        if self.kind in (ObjectiveKind.RENYI, ObjectiveKind.POWER):
+            check_alpha(self.alpha)
+        for name in ("num_samples", "mi_samples"):
+            count = getattr(self, name)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {count!r}")
 
     @classmethod
     def from_config(cls, config: ObjectiveConfig, num_samples: int, mi_samples: int | None = None) -> "Objective":
@@ -104,6 +120,7 @@ class Objective:
 
 
 def parse_kind(kind: str | ObjectiveKind) -> ObjectiveKind:
+    """The ObjectiveKind for an enum member or its string value; a ValueError naming the choices otherwise."""
     try:
         return ObjectiveKind(kind)
     except ValueError:
@@ -127,9 +144,6 @@ def objective_value(
     and ``kl``. ``num_samples``/``mi_samples`` select the first K and K' samples for the two
     terms (default: all).
     """
-    kind = parse_kind(kind)
-    if kind in (ObjectiveKind.RENYI, ObjectiveKind.POWER):
-        check_alpha(alpha)
     draws = log_lik.shape[0]
     objective = Objective(kind, lam, alpha, num_samples or draws, mi_samples or draws)
     for name, count in (("num_samples", objective.num_samples), ("mi_samples", objective.mi_samples)):

@@ -8,10 +8,16 @@ from any checkpoint ends exactly where an uninterrupted run with the same seed d
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import pickle
+import re
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +29,16 @@ from tqdm.auto import tqdm
 
 from .config import check
 
-__all__ = ["TrainerConfig", "Trainer", "TrainState", "derive_seed", "step_generator", "resolve_device"]
+__all__ = [
+    "TrainerConfig",
+    "Trainer",
+    "TrainState",
+    "Diverged",
+    "CheckpointError",
+    "derive_seed",
+    "step_generator",
+    "resolve_device",
+]
 
 Loss = Callable[[nn.Module, Any, torch.Generator], tuple[Tensor, dict[str, Tensor]]]
 Callback = Callable[[int, dict[str, float]], None]
@@ -37,6 +52,7 @@ class TrainerConfig:
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
     device: str = "auto"  # auto (cuda when available, else cpu), cpu, cuda or cuda:N
+    threads: int | None = None  # CPU threads for torch; None = 1 (these models are small: workers, not threads, scale)
     mixed_precision: bool = False  # bfloat16 autocast for the forward pass
     checkpoint_every: int = 1000  # steps between checkpoints; 0 = only when interrupted and at the end
     log_every: int = 100  # steps between logged metric averages
@@ -55,6 +71,7 @@ class TrainerConfig:
         )
         check(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
         check(self.log_every >= 1, "log_every", f"must be >= 1, got {self.log_every}")
+        check(self.threads is None or self.threads >= 1, "threads", f"must be >= 1, got {self.threads}")
 
 
 _STREAMS = {"init": 0, "data": 1, "noise": 2, "eval": 3}
@@ -68,6 +85,20 @@ def derive_seed(seed: int, stream: str, step: int = 0) -> int:
 
 def step_generator(seed: int, stream: str, step: int, device: torch.device | str = "cpu") -> torch.Generator:
     return torch.Generator(device=device).manual_seed(derive_seed(seed, stream, step))
+
+
+class Diverged(Exception):
+    """Training produced a non-finite loss or metric; the model is unusable from here on."""
+
+    def __init__(self, reason: str, step: int, last_finite: dict[str, float] | None):
+        super().__init__(reason)
+        self.reason = reason
+        self.step = step  # the first logged step whose window held a non-finite value
+        self.last_finite = last_finite  # the last logged metric averages that were all finite
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: unreadable, not ours, or of another configuration."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,6 +118,7 @@ class TrainState:
     resumed_from: list[int] = field(default_factory=list)  # steps at which earlier sessions stopped
     partial_sums: dict[str, float] = field(default_factory=dict)  # metric sums since the last log
     partial_count: int = 0  # steps in partial_sums
+    initial_loss: float | None = None  # the loss of step 0, before any update
 
 
 class Trainer:
@@ -127,12 +159,14 @@ class Trainer:
     # --- checkpoints -------------------------------------------------------------------------
 
     def save_checkpoint(self) -> None:
+        """Write the checkpoint atomically: only tensors and plain Python values (loadable with weights_only)."""
         if self.checkpoint_path is None:
             return
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
+            "format": CHECKPOINT_FORMAT,
             "fingerprint": self.fingerprint,
-            "state": self.state.__dict__,
+            "state": dict(self.state.__dict__),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
         }
@@ -141,27 +175,43 @@ class Trainer:
         os.replace(partial, self.checkpoint_path)  # atomic: a kill never leaves a torn checkpoint
 
     def load_checkpoint(self) -> bool:
-        """Restore from the checkpoint if there is one; True if restored."""
-        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+        """Restore from the checkpoint if there is one; True if restored.
+
+        The file is read with ``weights_only=True``: a checkpoint from someone else cannot run code.
+        """
+        path = self.checkpoint_path
+        if path is None or not path.exists():
             return False
-        payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
-        if payload["fingerprint"] != self.fingerprint:
-            raise RuntimeError(
-                f"checkpoint {self.checkpoint_path} belongs to a different configuration; "
+        payload = read_checkpoint(path, self.device)
+        if payload.get("fingerprint") != self.fingerprint:
+            raise CheckpointError(
+                f"checkpoint {path} belongs to a different configuration; "
                 "use another output directory or delete the checkpoint to start over"
             )
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.state = TrainState(**payload["state"])
+        try:
+            self.model.load_state_dict(payload["model"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            self.state = TrainState(**payload["state"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(
+                f"checkpoint {path} does not match this model ({type(error).__name__}); delete it to start over"
+            ) from None
         return True
 
     # --- training ----------------------------------------------------------------------------
 
+    def request_stop(self) -> None:
+        """Stop at the next step boundary: checkpoint the completed steps, then raise KeyboardInterrupt."""
+        self._stop_requested = True
+
     def fit(self) -> TrainState:
         """Train up to ``config.steps``, resuming from the checkpoint if present.
 
-        On KeyboardInterrupt (Ctrl-C, or SIGTERM mapped to it by the CLI) the completed steps
-        are checkpointed before the interrupt propagates.
+        A SIGINT (Ctrl-C) or SIGTERM during training takes effect only at a step boundary: the
+        step under way completes, the completed steps are checkpointed, then KeyboardInterrupt
+        propagates. A second signal stops at once, without saving (the last checkpoint stays
+        intact). A non-finite loss or metric raises :class:`Diverged` (no checkpoint is written
+        from the broken state).
         """
         config = self.config
         if self.load_checkpoint():
@@ -174,36 +224,79 @@ class Trainer:
         sums: dict[str, Tensor] = {k: torch.tensor(v, device=self.device) for k, v in self.state.partial_sums.items()}
         count = self.state.partial_count
         started = time.perf_counter()
+        self._stop_requested = False
         try:
-            while self.state.step < config.steps:
-                step = self.state.step
-                batch = _to_device(self.data(step), self.device)
-                generator = step_generator(self.seed, "noise", step, self.device)
-                with autocast:
-                    loss, metrics = self.loss(self.model, batch, generator)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                for name, value in {"loss": loss.detach(), **metrics}.items():
-                    sums[name] = sums.get(name, 0.0) + value.detach().float()
-                count += 1
-                self.state.step = step + 1
-                bar.update(1)
-                if self.state.step % config.log_every == 0 or self.state.step == config.steps:
-                    means = self._log(sums, count, bar)
-                    sums, count = {}, 0
-                    for callback in self.callbacks:
-                        callback(self.state.step, means)
-                if config.checkpoint_every and self.state.step % config.checkpoint_every == 0:
-                    self._checkpoint(started, sums, count)
-                    started = time.perf_counter()
-        except KeyboardInterrupt:
-            self._checkpoint(started, sums, count)
+            with self._signals_deferred_to_step_boundaries():
+                while self.state.step < config.steps:
+                    if self._stop_requested:
+                        self._checkpoint(started, sums, count)
+                        raise KeyboardInterrupt
+                    step = self.state.step
+                    batch = _to_device(self.data(step), self.device)
+                    generator = step_generator(self.seed, "noise", step, self.device)
+                    with autocast:
+                        loss, metrics = self.loss(self.model, batch, generator)
+                    if step == 0:
+                        self.state.initial_loss = loss.item()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
+                    for name, value in {"loss": loss.detach(), **metrics}.items():
+                        sums[name] = sums.get(name, 0.0) + value.detach().float()
+                    count += 1
+                    self.state.step = step + 1
+                    bar.update(1)
+                    if self.state.step % config.log_every == 0 or self.state.step == config.steps:
+                        means = self._log(sums, count, bar)
+                        sums, count = {}, 0
+                        for callback in self.callbacks:
+                            callback(self.state.step, means)
+                    if config.checkpoint_every and self.state.step % config.checkpoint_every == 0:
+                        self._checkpoint(started, sums, count)
+                        started = time.perf_counter()
+                self._checkpoint(started, sums, count)
+                if self._stop_requested:  # the signal came during the last step: honour it, resumable
+                    raise KeyboardInterrupt
+        finally:
             bar.close()
-            raise
-        bar.close()
-        self._checkpoint(started, sums, count)
         return self.state
+
+    @contextlib.contextmanager
+    def _signals_deferred_to_step_boundaries(self) -> Iterator[None]:
+        """SIGINT/SIGTERM set the stop flag (checked between steps); a second one interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be installed from the main thread
+            return
+
+        def handler(signum, frame):
+            if self._stop_requested:
+                raise KeyboardInterrupt  # the user insists: stop now, keep the last checkpoint
+            self._stop_requested = True
+
+        previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, old in previous.items():
+                signal.signal(signum, old)
+
+    # A finite blow-up (say, a learning rate far too large) leaves a finite but useless model:
+    # the loss the optimiser minimised ends far above where it started.
+    LOSS_RISE_NATS = 1.0
+    LOSS_RISE_FRACTION = 0.5
+
+    def _check_final_loss(self, final: float) -> None:
+        initial = self.state.initial_loss
+        if initial is None or not math.isfinite(initial):
+            return
+        allowed = max(self.LOSS_RISE_NATS, self.LOSS_RISE_FRACTION * abs(initial))
+        if final > initial + allowed:
+            raise Diverged(
+                f"the training loss rose from {initial:.4g} at step 0 to {final:.4g} at the end "
+                "(the optimisation diverged; try a smaller learning rate)",
+                self.state.step,
+                self.state.history[-2] if len(self.state.history) > 1 else None,
+            )
 
     def _checkpoint(self, started: float, sums: dict[str, Tensor], count: int) -> None:
         self.state.elapsed += time.perf_counter() - started
@@ -215,13 +308,44 @@ class Trainer:
         means = {name: (total / count).item() for name, total in sums.items()}
         bad = [name for name, value in means.items() if not math.isfinite(value)]
         if bad:
-            raise FloatingPointError(
-                f"non-finite {', '.join(bad)} before step {self.state.step}; "
-                f"the last checkpoint is intact (try a smaller learning rate)"
+            first = self.state.step - count + 1
+            raise Diverged(
+                f"non-finite {', '.join(bad)} in steps {first}-{self.state.step} (try a smaller learning rate)",
+                self.state.step,
+                self.state.history[-1] if self.state.history else None,
             )
         self.state.history.append({"step": self.state.step, **means})
+        if self.state.step == self.config.steps:
+            self._check_final_loss(means["loss"])
         bar.set_postfix({name: f"{value:.4g}" for name, value in means.items()}, refresh=False)
         return means
+
+
+CHECKPOINT_FORMAT = 2  # 1: pickled with weights_only=False (refused: it could run code)
+
+
+def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``); a clear CheckpointError for anything unusable."""
+    start_over = f"delete {path} (or its run directory) to start the run over"
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty; {start_over}")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as error:
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if unsafe is None:
+            raise CheckpointError(f"checkpoint {path} is truncated or not a checkpoint; {start_over}") from None
+        raise CheckpointError(
+            f"checkpoint {path} refers to {unsafe.group(1)}, which safe loading refuses: loading it could run "
+            f"code, so it was not loaded; {start_over}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or not a checkpoint ({type(error).__name__}); {start_over}"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not a micmco checkpoint of format {CHECKPOINT_FORMAT}; {start_over}")
+    return payload
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

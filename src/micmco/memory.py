@@ -1,0 +1,121 @@
+"""Peak-memory estimates of a run, from its config alone, and the memory the machine has.
+
+A run that cannot fit must be refused before it allocates anything: otherwise it dies deep
+inside the allocator, or the operating system kills it (perhaps beside other sweep workers).
+The estimate counts the tensors that dominate: the parameters with their gradients and Adam
+moments, and the K·B × V decoder logits with the copies autograd keeps of them.
+``tests/test_memory.py`` checks it against the measured peak of real runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+__all__ = ["MemoryEstimate", "estimate_memory", "available_memory", "format_bytes"]
+
+FLOAT = 4  # bytes per float32
+# Live [rows, V] float tensors per logit row at the peak of a training step: the logits, the
+# softmax saved for backward, the gradient of the logits and a temporary of the log-softmax.
+# DReG keeps one more set alive (its decoder graph is retained for the path term).
+LOGIT_COPIES_TRAIN = 4
+LOGIT_COPIES_DREG = 6
+LOGIT_COPIES_EVAL = 3  # no_grad: the logits, the exp of the logsumexp and the gathered result
+ALLOCATOR_SLACK = 1.25  # fragmentation and small tensors
+# What a process needs besides its tensors (interpreter, torch, the allocator's arenas): only
+# the tensor estimate is compared with the memory available; this is reported beside it.
+PROCESS_BASE = 400 * 2**20
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    parameters: int  # number of model parameters
+    train_bytes: int  # peak tensor bytes of one training step
+    eval_bytes: int  # peak tensor bytes of one evaluation batch (plus the parameters)
+
+    @property
+    def peak_bytes(self) -> int:
+        return max(self.train_bytes, self.eval_bytes)
+
+    def describe(self) -> str:
+        return (
+            f"~{format_bytes(self.train_bytes)} per training step, ~{format_bytes(self.eval_bytes)} for evaluation "
+            f"({self.parameters:,} parameters; plus ~{format_bytes(PROCESS_BASE)} for the process itself)"
+        )
+
+
+def estimate_memory(config) -> MemoryEstimate:
+    """Peak tensor memory of training and of evaluation for a :class:`micmco.experiment.RunConfig`."""
+    V, H, B = config.data.vocab_size, config.model.hidden_size, config.data.batch_size
+    latent = config.model.latent
+    if latent.kind == "gaussian":
+        D = latent.num_latents
+        posterior_size, decoder_input = 2 * D, D * H
+        sample_floats = D  # per (sample, data point)
+    else:
+        L, C = latent.num_latents, latent.num_categories
+        posterior_size, decoder_input = L * C, L * C * H
+        sample_floats = 3 * L * C  # uniforms, Gumbel noise, perturbed logits
+    if config.model.kind == "vqvae":
+        posterior_size = latent.num_latents * H
+    encoder = V * H + 2 * (H * H + H) + H * posterior_size + posterior_size
+    decoder = decoder_input + 2 * (H * H + H) + H * V + V
+    parameters = encoder + decoder
+    state_bytes = 4 * parameters * FLOAT  # weights, gradients, two Adam moments
+
+    if config.model.kind == "vqvae":
+        draws, copies = 1, LOGIT_COPIES_TRAIN
+    else:
+        estimator = config.estimator
+        draws = max(estimator.num_samples, estimator.mi_samples or estimator.num_samples)
+        copies = LOGIT_COPIES_DREG if estimator.base == "dreg" else LOGIT_COPIES_TRAIN
+    rows = draws * B
+    activations = copies * rows * V + 6 * rows * H + rows * sample_floats + draws * draws * B
+    train_bytes = int(ALLOCATOR_SLACK * (state_bytes + activations * FLOAT))
+
+    eval_rows = config.eval.num_samples * min(config.eval.batch_size, V)
+    eval_activations = LOGIT_COPIES_EVAL * eval_rows * V + 4 * eval_rows * H + eval_rows * sample_floats
+    eval_bytes = int(ALLOCATOR_SLACK * (parameters + eval_activations) * FLOAT)
+    return MemoryEstimate(parameters, train_bytes, eval_bytes)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes that a new allocation can use on ``device`` now (None if unknown)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    return _available_host_memory()
+
+
+def _available_host_memory() -> int | None:
+    available = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    # A container's memory limit (cgroup v2) can be far below the machine's free memory.
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        if limit != "max":
+            available = min(available, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def format_bytes(count: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} B"
