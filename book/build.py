@@ -1,0 +1,231 @@
+"""Build the book: execute every chapter with papermill, then build the HTML with Jupyter Book.
+
+    python book/build.py --profile cpu          # what `make book` runs (PROFILE=smoke for seconds per chapter)
+    python book/build.py --profile smoke --out /tmp/book --no-html
+
+1. Each chapter in ``book/_toc.yml`` that is a MyST-markdown notebook (a ``kernelspec`` in its
+   front matter) is converted with jupytext and executed with papermill, its ``parameters``
+   cell overridden by ``params/book/<profile>.yaml`` (keys the chapter does not declare are an
+   error). A chapter that fails stops the build with its name and the failing cell.
+2. The book's sources are copied to ``<out>/source`` with each notebook replaced by its
+   executed ``.ipynb``, and ``jupyter-book build`` turns them into ``<out>/html`` with
+   warnings as errors; Jupyter Book does not execute anything itself (execution is off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+BOOK = Path(__file__).resolve().parent
+REPO = BOOK.parent
+PARAMS = REPO / "params" / "book"
+
+
+def toc_files(book: Path = BOOK) -> list[str]:
+    """Every file of the table of contents, in reading order, without extension."""
+    toc = yaml.safe_load((book / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections"))
+            walk(entry.get("chapters"))
+
+    walk(toc.get("parts"))
+    walk(toc.get("chapters"))
+    return files
+
+
+def is_notebook(path: Path) -> bool:
+    """A MyST-markdown notebook: front matter with a kernelspec."""
+    text = path.read_text()
+    return text.startswith("---") and "kernelspec:" in text.split("---", 2)[1]
+
+
+def notebook_chapters(book: Path = BOOK) -> list[Path]:
+    return [book / f"{name}.md" for name in toc_files(book) if (book / f"{name}.md").exists() and is_notebook(book / f"{name}.md")]
+
+
+def load_profile(profile: str) -> dict:
+    path = PARAMS / f"{profile}.yaml"
+    if not path.exists():
+        choices = ", ".join(sorted(p.stem for p in PARAMS.glob("*.yaml")))
+        raise SystemExit(f"no book profile {profile!r} ({path} is missing); choose one of: {choices}")
+    return yaml.safe_load(path.read_text())
+
+
+def declared_parameters(notebook) -> list[str]:
+    """Names assigned in the cell tagged ``parameters``."""
+    import ast
+
+    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise SystemExit(f"expected exactly one cell tagged 'parameters', found {len(cells)}")
+    names = []
+    for node in ast.parse(cells[0].source).body:
+        if isinstance(node, ast.AnnAssign):
+            names.append(node.target.id)
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets]
+    return names
+
+
+@contextlib.contextmanager
+def redirect_stderr_fd(path: Path):
+    """Send file descriptor 2 (inherited by kernels) to ``path`` for the duration."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "w") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def execute_notebook(notebook, target: Path, parameters: dict, cwd: Path, label: str) -> None:
+    """Execute a jupytext notebook with papermill into ``target``; a failure exits naming ``label`` and the cell."""
+    import jupytext
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source = target.with_name(f".{target.stem}.unexecuted.ipynb")
+    kernel_log = target.with_name(f".{target.stem}.kernel.log")
+    jupytext.write(notebook, source, fmt="ipynb")
+    try:
+        with redirect_stderr_fd(kernel_log):  # the kernel's own chatter; shown if the chapter fails
+            papermill.execute_notebook(
+                str(source), str(target), parameters=parameters, cwd=str(cwd),
+                kernel_name="python3", progress_bar=False, log_output=False,
+            )
+    except PapermillExecutionError as error:
+        print(" FAILED", flush=True)
+        sys.stderr.write(kernel_log.read_text()[-3000:])
+        first_line = error.source.strip().splitlines()[0] if error.source.strip() else ""
+        raise SystemExit(
+            f"chapter {label} failed in cell {error.cell_index} (execution count {error.exec_count}), "
+            f"which begins: {first_line!r}\n{error.ename}: {error.evalue}\n"
+            f"(the partly executed notebook is {target})"
+        ) from None
+    finally:
+        source.unlink(missing_ok=True)
+        kernel_log.unlink(missing_ok=True)
+    hide_injected_parameters(target)
+
+
+def execute_chapters(profile: str, out: Path, only: list[str] | None = None) -> list[Path]:
+    """Execute every notebook chapter into ``out/source``; returns the executed notebooks."""
+    import jupytext
+
+    settings = load_profile(profile).get("chapters", {})
+    chapters = notebook_chapters()
+    unknown = set(settings) - {c.stem for c in chapters}
+    if unknown:
+        raise SystemExit(f"params/book/{profile}.yaml names chapters that do not exist: {sorted(unknown)}")
+    if only:
+        chapters = [c for c in chapters if c.stem in only]
+    executed = []
+    for number, chapter in enumerate(chapters, start=1):
+        relative = chapter.relative_to(BOOK)
+        target = (out / "source" / relative).with_suffix(".ipynb")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        notebook = jupytext.read(chapter)
+        parameters = settings.get(chapter.stem, {})
+        missing = set(parameters) - set(declared_parameters(notebook))
+        if missing:
+            raise SystemExit(f"{relative}: params/book/{profile}.yaml sets {sorted(missing)}, "
+                             f"which its parameters cell does not declare")
+        print(f"[{number}/{len(chapters)}] {relative} ({profile}) ...", end="", flush=True)
+        started = time.perf_counter()
+        execute_notebook(notebook, target, parameters, cwd=chapter.parent, label=str(relative))
+        print(f" {time.perf_counter() - started:.1f} s", flush=True)
+        executed.append(target)
+    return executed
+
+
+def hide_injected_parameters(path: Path) -> None:
+    """Fold papermill's injected-parameters cell in the HTML (a reader can still open it)."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = tags + ["hide-input"]
+            cell.source = "# Parameters of this build's profile (params/book/<profile>.yaml), injected by papermill\n" + cell.source
+    nbformat.write(notebook, path)
+
+
+def stage_sources(out: Path) -> Path:
+    """Copy the book's sources to ``out/source`` (keeping the executed notebooks already there)."""
+    source = out / "source"
+    notebooks = {c.relative_to(BOOK).with_suffix("") for c in notebook_chapters()}
+    for path in BOOK.rglob("*"):
+        relative = path.relative_to(BOOK)
+        if path.is_dir() or relative.parts[0] in ("_build", "__pycache__") or relative.name == "build.py":
+            continue
+        if path.suffix == ".md" and relative.with_suffix("") in notebooks:
+            if not (source / relative).with_suffix(".ipynb").exists():
+                raise SystemExit(f"{relative} has not been executed; run all chapters first")
+            continue
+        (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, source / relative)
+    return source
+
+
+def build_html(out: Path) -> Path:
+    source = stage_sources(out)
+    print("jupyter-book build (warnings are errors) ...", flush=True)
+    started = time.perf_counter()
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source), "--path-output", str(out),
+               "-W", "-n", "--keep-going"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stdout.write(result.stdout[-6000:])
+        sys.stderr.write(result.stderr[-6000:])
+        raise SystemExit(f"jupyter-book build failed (exit {result.returncode}); the log is above")
+    html = out / "_build" / "html"
+    final = out / "html"
+    if final.exists():
+        shutil.rmtree(final)
+    html.rename(final)
+    shutil.rmtree(out / "_build", ignore_errors=True)
+    print(f"  {time.perf_counter() - started:.1f} s", flush=True)
+    return final
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="cpu", help="params/book/<profile>.yaml (smoke: seconds per chapter)")
+    parser.add_argument("--out", type=Path, default=BOOK / "_build", help="build directory (default book/_build)")
+    parser.add_argument("--chapter", action="append", help="execute only this chapter (its file stem); repeatable")
+    parser.add_argument("--no-html", action="store_true", help="only execute the chapters")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    started = time.perf_counter()
+    out = args.out.resolve()
+    if (out / "source").exists() and not args.chapter:
+        shutil.rmtree(out / "source")
+    execute_chapters(args.profile, out, args.chapter)
+    if not args.no_html:
+        html = build_html(out)
+        print(f"The book ({args.profile} profile) is built in {time.perf_counter() - started:.0f} s.")
+        print(f"Open {html / 'index.html'}  (file://{html / 'index.html'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,839 @@
+"""What the book's chapters share: each chapter is a few short calls into this module.
+
+Every number a chapter shows is computed here (or by the rest of :mod:`micmco`), and every
+claim of the paper is checked by exact computation on the testbed (:mod:`micmco.testbed`):
+finite latent spaces whose expectations over K samples are sums over all multisets of
+samples, so a check is exact up to float64 rounding, not a Monte-Carlo average.
+
+Sections follow the chapters: §2 the posterior-collapse demo, §3 Proposition 1, §4 the
+estimates' bias and variance and Propositions 2-3, §5 Propositions 4-5, §6 Proposition 6,
+and the λ/α/K explorer (live with ipywidgets, static with a precomputed plotly grid).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .estimators import kl_estimate, log_marginal, log_power_marginal, renyi_estimate, snis_log_lik
+from .objectives import Objective, ObjectiveKind, objective_value
+from .testbed import DTYPE, DiscreteToy, GaussianToy, TableModel
+
+__all__ = [
+    "setup",
+    "repo_path",
+    "markdown_table",
+    "train_collapse_demo",
+    "joint_distribution",
+    "check_proposition1",
+    "estimate_bias_variance",
+    "find_prop2ii_counterexample",
+    "find_prop2iii_counterexample",
+    "check_proposition3",
+    "check_single_sample_identities",
+    "check_proposition6",
+    "ExplorerSettings",
+    "explorer_curves",
+    "static_explorer_html",
+    "LiveExplorer",
+]
+
+TOLERANCE = 1e-12  # float64 slack for "exactly equal" in the checks
+
+
+def setup(threads: int = 1) -> None:
+    """What every chapter does first: a fixed number of torch threads, crisp inline figures."""
+    torch.set_num_threads(threads)
+    try:
+        import matplotlib
+
+        matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "font.size": 10})
+    except ImportError:  # the figures need the book extra: pip install -e '.[book]'
+        pass
+
+
+def repo_path(relative: str) -> Path:
+    """A path inside the micmco checkout (e.g. ``params/synthetic/smoke/vimco16-renyi.yaml``).
+
+    Looked up from the working directory upwards, then from the package's own location, so a
+    chapter finds it wherever it runs (book/chapters, a build copy, Binder or Colab clones).
+    """
+    for start in (Path.cwd(), Path(__file__).resolve()):
+        for directory in (start, *start.parents):
+            if (directory / relative).exists():
+                return directory / relative
+    raise FileNotFoundError(f"{relative} not found above {Path.cwd()} nor above the micmco package")
+
+
+def markdown_table(rows: list[list[Any]], headers: list[str], digits: int = 4) -> str:
+    """A Markdown table; floats rounded to ``digits`` decimals."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.{digits}f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" ---: " for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --- §2: posterior collapse on the synthetic task ---------------------------------------------------
+
+
+def train_collapse_demo(
+    config_path: str | Path,
+    lambdas: list[float],
+    steps: int,
+    vocab_size: int,
+    seed: int,
+    objective: str = "renyi",
+    alpha: float = 10.0,
+) -> list[dict[str, Any]]:
+    """Train the synthetic model once per λ (λ = 0: no mutual-information term) and evaluate it.
+
+    Starts from a run config (``params/synthetic/...``), overrides the steps, vocabulary,
+    seed and objective, and runs each in a fresh temporary directory through the public API
+    (:func:`micmco.experiment.run`). Returns the result records, in the order of ``lambdas``.
+    """
+    from .experiment import load_config, run
+
+    records = []
+    with tempfile.TemporaryDirectory(prefix="micmco-book-") as output_dir:
+        for lam in lambdas:
+            if lam == 0:
+                objective_overrides = ["objective.kind=none", "objective.lam=null", "objective.alpha=null"]
+            elif objective == "kl":
+                objective_overrides = ["objective.kind=kl", f"objective.lam={lam}", "objective.alpha=null"]
+            else:
+                objective_overrides = [f"objective.kind={objective}", f"objective.lam={lam}", f"objective.alpha={alpha}"]
+            overrides = objective_overrides + [
+                f"train.steps={steps}",
+                f"train.checkpoint_every={steps}",
+                f"train.log_every={max(1, steps // 20)}",
+                "train.progress=false",
+                f"data.vocab_size={vocab_size}",
+                f"seed={seed}",
+                f"output_dir={output_dir}",
+            ]
+            records.append(run(load_config(config_path, overrides), echo=lambda *_: None))
+    return records
+
+
+def collapse_table(records: list[dict[str, Any]], lambdas: list[float]) -> str:
+    """One row per run: λ, mutual information, NLL, NLL − ln V, KL(q ‖ p), training time."""
+    rows = []
+    for lam, record in zip(lambdas, records):
+        m = record["metrics"]
+        rows.append([lam, m["mutual_information"], m["nll"], m["nll"] - m["optimal_nll"], m["representational_kl"],
+                     record["train_wall_time_s"]])
+    headers = ["λ", "I(X, Z) (nats)", "NLL (nats)", "NLL − ln V", "KL(q ‖ p) (nats)", "train time (s)"]
+    return markdown_table(rows, headers, digits=3)
+
+
+def collapse_summary(records: list[dict[str, Any]], lambdas: list[float]) -> tuple[dict, dict]:
+    """Print the runs without the MI term and with the largest λ; return their metrics."""
+    without, best = records[0]["metrics"], records[-1]["metrics"]
+    for label, m in (("without the MI term (λ = 0)", without), (f"with λ = {lambdas[-1]}", best)):
+        print(f"{label:28s} I(X, Z) = {m['mutual_information']:.3f} nats, NLL − ln V = {m['nll'] - m['optimal_nll']:+.3f}")
+    print(f"the most information a symbol can carry is H(X) = ln V = {without['optimal_nll']:.3f} nats")
+    return without, best
+
+
+def plot_collapse_demo(records: list[dict[str, Any]], lambdas: list[float]):
+    """Two panels: the mutual-information estimate during training, and the final NLL vs MI."""
+    import matplotlib.pyplot as plt
+
+    fig, (curves, frontier) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for lam, record in zip(lambdas, records):
+        history = record["train_history"]
+        label = "no MI term (λ = 0)" if lam == 0 else f"λ = {lam}"
+        curves.plot([h["step"] for h in history], [h["divergence"] for h in history], marker=".", label=label)
+        m = record["metrics"]
+        frontier.scatter(m["mutual_information"], m["nll"], s=50, label=label)
+    optimum = records[0]["metrics"]["optimal_nll"]
+    frontier.axhline(optimum, color="gray", linestyle="--", label="optimum ln V")
+    curves.set(xlabel="training step", ylabel="Û − Ŝ on the batch (nats)", title="latent usage during training")
+    frontier.set(xlabel="mutual information I(X, Z) (nats)", ylabel="NLL (nats)", title="data fit vs latent usage")
+    curves.legend()
+    frontier.legend()
+    fig.tight_layout()
+    return fig
+
+
+# --- §3: Proposition 1 on a small discrete joint distribution ----------------------------------------
+
+
+def joint_distribution(table: list[list[float]]) -> Tensor:
+    """p_D(x1, x2) from a nested list, normalised, float64."""
+    p = torch.tensor(table, dtype=DTYPE)
+    return p / p.sum()
+
+
+def _kl(p: Tensor, q: Tensor) -> float:
+    mask = p > 0
+    return (p[mask] * (p[mask].log() - q[mask].log())).sum().item()
+
+
+@dataclass
+class Proposition1Row:
+    model: str  # which p(x, z)
+    collapse_error: float  # (i) max |p(x, z) − p(x) p(z)|
+    fit_error: float  # (ii) max |p(x) − p_D(x)|
+    cia_error: float  # (iii) max |p(x, z) − p(z) p(x1|z) p(x2|z)|
+    mutual_information: float  # I(X; Z) in nats
+
+    @property
+    def all_three_hold(self) -> bool:
+        return max(self.collapse_error, self.fit_error, self.cia_error) < TOLERANCE
+
+
+def proposition1_errors(name: str, joint: Tensor, p_data: Tensor) -> Proposition1Row:
+    """How far p(z, x1, x2) [S, n1, n2] is from each of Prop. 1's conditions (i)-(iii), entry by entry."""
+    p_z = joint.sum((1, 2))
+    p_x = joint.sum(0)
+    independent = p_z[:, None, None] * p_x[None]
+    x1_given_z = joint.sum(2) / p_z[:, None]
+    x2_given_z = joint.sum(1) / p_z[:, None]
+    cia = p_z[:, None, None] * x1_given_z[:, :, None] * x2_given_z[:, None, :]
+    return Proposition1Row(
+        model=name,
+        collapse_error=(joint - independent).abs().max().item(),
+        fit_error=(p_x - p_data).abs().max().item(),
+        cia_error=(joint - cia).abs().max().item(),
+        mutual_information=_kl(joint.flatten(), independent.flatten()),
+    )
+
+
+@dataclass
+class Proposition1Check:
+    data_factorises: bool  # p_D(x1, x2) = p_D(x1) p_D(x2), entry by entry
+    rows: list[Proposition1Row]  # the candidate models and their errors
+    collapsed_cia_gap: float  # KL(p_D ‖ p_D(x1) p_D(x2)) = I_D(X1; X2): the best any collapsed CIA model can do
+    random_search_min_gap: float  # the smallest KL(p_D ‖ p) among random collapsed CIA models
+
+    @property
+    def some_model_satisfies_all_three(self) -> bool:
+        return any(row.all_three_hold for row in self.rows if row.mutual_information < TOLERANCE)
+
+
+def check_proposition1(p_data: Tensor, prior: Tensor, num_random_models: int = 2000, seed: int = 0) -> Proposition1Check:
+    """Proposition 1 computed exactly on a two-part observation x = (x1, x2) and a prior p(z).
+
+    Candidates: the proof's construction p(z) p_D(x) (collapsed, fits the data), the product
+    p(z) p_D(x1) p_D(x2) (collapsed and CIA), and the informative model z = x with
+    p(x_i|z) = δ(x_i = z_i) (CIA, fits the data, uses the latents). A collapsed CIA model has
+    p(x_i|z) = p(x_i), so p(x) = p(x1) p(x2): its KL from p_D is at least I_D(X1; X2), reached
+    by the product of p_D's marginals; random collapsed CIA models are searched as a check.
+    """
+    marginal1, marginal2 = p_data.sum(1), p_data.sum(0)
+    product = torch.outer(marginal1, marginal2)
+    informative = torch.zeros(p_data.numel(), *p_data.shape, dtype=DTYPE)
+    for k, (i, j) in enumerate(itertools.product(range(p_data.shape[0]), range(p_data.shape[1]))):
+        informative[k, i, j] = p_data[i, j]
+    informative = informative[informative.sum((1, 2)) > 0]
+    rows = [
+        proposition1_errors("p(z) p_D(x): the proof's construction", prior[:, None, None] * p_data[None], p_data),
+        proposition1_errors("p(z) p_D(x1) p_D(x2): collapsed and CIA", prior[:, None, None] * product[None], p_data),
+        proposition1_errors("z = x, p(x_i|z) = δ: informative and CIA", informative, p_data),
+    ]
+    generator = torch.Generator().manual_seed(seed)
+    gaps = []
+    for _ in range(num_random_models):
+        a = torch.rand(len(marginal1), generator=generator, dtype=DTYPE) ** 2
+        b = torch.rand(len(marginal2), generator=generator, dtype=DTYPE) ** 2
+        gaps.append(_kl(p_data.flatten(), torch.outer(a / a.sum(), b / b.sum()).flatten()))
+    return Proposition1Check(
+        data_factorises=bool((p_data - product).abs().max() < TOLERANCE),
+        rows=rows,
+        collapsed_cia_gap=_kl(p_data.flatten(), product.flatten()),
+        random_search_min_gap=min(gaps),
+    )
+
+
+def proposition1_table(check: Proposition1Check) -> str:
+    rows = [[r.model, r.collapse_error, r.fit_error, r.cia_error, r.mutual_information] for r in check.rows]
+    return markdown_table(rows, ["model p(x, z)", "(i) collapse error", "(ii) fit error", "(iii) CIA error",
+                                 "I(X; Z) (nats)"], digits=6)
+
+
+# --- §4: the estimates' bias and variance as K grows; Propositions 2 and 3 --------------------------
+
+
+def estimate_bias_variance(model: TableModel, sample_counts: list[int], alpha: float) -> list[dict[str, float]]:
+    """Exact bias and variance of the three estimates of §4 for each K.
+
+    - KL estimate Û^K − Ŝ^K against KL(p(z|x) ‖ p(z)) (eq. 12),
+    - Rényi estimate (Ŝ_α^K − α Ŝ^K)/(α − 1) against D_α(p(z|x) ‖ p(z)) (eq. 16),
+    - power objective Ŝ_α^K/α against ln p^α(x)/α (eq. 18),
+    plus Ŝ^K against ln p(x).
+    """
+    targets = {
+        "log p(x): Ŝ^K": (log_marginal, model.log_marginal),
+        "KL: Û^K − Ŝ^K": (kl_estimate, model.true_kl),
+        f"Rényi α={alpha:g}": (lambda a, b, c: renyi_estimate(a, b, c, alpha), model.renyi_divergence(alpha)),
+        f"power α={alpha:g}": (
+            lambda a, b, c: log_power_marginal(a, b, c, alpha) / alpha,
+            model.log_power_marginal(alpha) / alpha,
+        ),
+    }
+    rows = []
+    for K in sample_counts:
+        for name, (estimator, truth) in targets.items():
+            mean, variance = model.expectation(estimator, K)
+            rows.append({"K": K, "estimate": name, "truth": truth, "mean": mean, "bias": mean - truth,
+                         "variance": variance, "mse": (mean - truth) ** 2 + variance})
+    return rows
+
+
+def plot_bias_variance(rows: list[dict[str, float]]):
+    import matplotlib.pyplot as plt
+
+    fig, (bias_ax, var_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name in dict.fromkeys(r["estimate"] for r in rows):
+        selected = [r for r in rows if r["estimate"] == name]
+        Ks = [r["K"] for r in selected]
+        bias_ax.plot(Ks, [abs(r["bias"]) for r in selected], marker="o", label=name)
+        var_ax.plot(Ks, [r["variance"] for r in selected], marker="o", label=name)
+    Ks = sorted({r["K"] for r in rows})
+    for ax, what in ((bias_ax, "|bias| (nats)"), (var_ax, "variance (nats²)")):
+        ax.plot(Ks, [1 / k for k in Ks], color="gray", linestyle=":", label="1/K")
+        ax.set(xscale="log", yscale="log", xlabel="K (samples)", ylabel=what)
+        ax.set_xticks(Ks, [str(k) for k in Ks])
+    bias_ax.set_title("bias of each estimate")
+    var_ax.set_title("variance of each estimate")
+    var_ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+@dataclass
+class Counterexample:
+    num_states: int
+    num_samples: int
+    seed: int
+    proposal: str
+    model: TableModel = field(repr=False)
+    expected_value: float  # E[Û^K − Ŝ^K] (ii) or Var(Û^{K+1}) (iii)
+    reference: float  # KL(p(z|x) ‖ p(z)) (ii) or Var(Û^K) (iii)
+    premise_margin: float = 0.0  # ln p(x) − E[Ŝ^K] >= 0 (ii)
+
+    def describe_model(self, digits: int = 4) -> str:
+        rows = [[z, self.model.log_prior[z].exp().item(), self.model.log_lik[z].exp().item(),
+                 self.model.log_q[z].exp().item(), self.model.log_posterior[z].exp().item()]
+                for z in range(self.num_states)]
+        return markdown_table(rows, ["z", "p(z)", "p(x|z)", "q(z|x)", "p(z|x)"], digits)
+
+
+def find_prop2ii_counterexample(
+    proposals: tuple[str, ...] = ("random", "prior"),
+    max_states: int = 6,
+    sample_counts: tuple[int, ...] = (1, 2, 3, 4, 8),
+    seeds: int = 20,
+    min_samples: int = 1,
+) -> Counterexample | None:
+    """The smallest model (fewest states, then fewest samples, then lowest seed) where Prop. 2 ii fails.
+
+    Prop. 2 ii: E Ŝ^K ≤ ln p(x) ⇒ E[Û^K − Ŝ^K] ≥ KL(p(z|x) ‖ p(z)). The premise is checked too
+    (it always holds for IWAE's Ŝ^K). Models are :meth:`TableModel.random` draws.
+    """
+    for num_states in range(2, max_states + 1):
+        for K in (k for k in sample_counts if k >= min_samples):
+            for seed in range(seeds):
+                for proposal in proposals:
+                    model = TableModel.random(num_states, seed, q=proposal)
+                    premise_margin = model.log_marginal - model.expectation(log_marginal, K)[0]
+                    mean = model.expectation(kl_estimate, K)[0]
+                    if premise_margin >= -TOLERANCE and mean < model.true_kl - 1e-9:
+                        return Counterexample(num_states, K, seed, proposal, model, mean, model.true_kl, premise_margin)
+    return None
+
+
+def snis_variances(model: TableModel, sample_counts: list[int]) -> list[float]:
+    """Var(Û^K) for each K, exactly."""
+    return [model.expectation(snis_log_lik, K)[1] for K in sample_counts]
+
+
+def find_prop2iii_counterexample(max_states: int = 6, max_samples: int = 8, seeds: int = 20) -> Counterexample | None:
+    """The smallest model and K with Var(Û^{K+1}) > Var(Û^K): the variance does not decay monotonically."""
+    for num_states in range(2, max_states + 1):
+        for seed in range(seeds):
+            for proposal in ("random", "prior"):
+                model = TableModel.random(num_states, seed, q=proposal)
+                variances = snis_variances(model, list(range(1, max_samples + 1)))
+                for K, (now, after) in enumerate(zip(variances, variances[1:]), start=1):
+                    if after > now * (1 + 1e-9):
+                        return Counterexample(num_states, K, seed, proposal, model, after, now)
+    return None
+
+
+def plot_snis_variance(models: dict[str, TableModel], sample_counts: list[int]):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for name, model in models.items():
+        ax.plot(sample_counts, snis_variances(model, sample_counts), marker="o", label=name)
+    ax.set(xscale="log", yscale="log", xlabel="K (samples)", ylabel="Var(Û^K) (nats²)", title="variance of Û^K")
+    ax.set_xticks(sample_counts, [str(k) for k in sample_counts])
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+@dataclass
+class Proposition3Check:
+    alpha: float
+    x: int
+    log_p: float  # ln p(x)
+    log_p_alpha: float  # ln p^α(x)
+    lower_holds: bool  # α ln p(x) <= ln p^α(x)
+    upper_holds: bool  # ln p^α(x) <= ln p(x)
+    upper_gap: float  # ln p(x) − ln p^α(x)
+    identity_error: float  # |ln p^α − α ln p − (α − 1) D_α|
+
+
+def check_proposition3(prior: Tensor, likelihood: Tensor, alphas: list[float]) -> list[Proposition3Check]:
+    """Prop. 3 for every observation x of a joint model p(z) [S], p(x|z) [S, X] and every α > 1."""
+    rows = []
+    for x in range(likelihood.shape[1]):
+        model = TableModel(prior.log(), likelihood[:, x].log(), prior.log())
+        for alpha in alphas:
+            log_p, log_pa = model.log_marginal, model.log_power_marginal(alpha)
+            identity = abs(log_pa - alpha * log_p - (alpha - 1) * model.renyi_divergence(alpha))
+            rows.append(Proposition3Check(alpha, x, log_p, log_pa, alpha * log_p <= log_pa + TOLERANCE,
+                                          log_pa <= log_p + TOLERANCE, log_p - log_pa, identity))
+    return rows
+
+
+def conditional_entropy(prior: Tensor, likelihood: Tensor) -> float:
+    """H_p(X|Z) in nats."""
+    terms = torch.where(likelihood > 0, likelihood * likelihood.log(), torch.zeros_like(likelihood))
+    return -(prior[:, None] * terms).sum().item()
+
+
+def check_renyi_brackets_kl(model: TableModel, alphas: list[float]) -> list[list[Any]]:
+    """D_α against KL(p(z|x) ‖ p(z)): below for α < 1, above for α > 1 (§4.2)."""
+    kl = model.true_kl
+    return [[alpha, model.renyi_divergence(alpha), kl, (model.renyi_divergence(alpha) <= kl + TOLERANCE)
+             if alpha < 1 else (model.renyi_divergence(alpha) >= kl - TOLERANCE)] for alpha in alphas]
+
+
+# --- §5: Propositions 4 and 5, sample by sample --------------------------------------------------------
+
+
+@dataclass
+class SingleSampleCheck:
+    max_kl_error: float  # max over z of |(Û^1 − Ŝ^1)(z) − ln q(z|x)/p(z)|
+    max_renyi_error: dict[float, float]  # α -> max over z of |Rényi estimate(z) − ln q/p|
+    expected_estimate: float  # E_q[Û^1 − Ŝ^1]
+    representational_kl: float  # KL(q(z|x) ‖ p(z))
+    true_kl: float  # KL(p(z|x) ‖ p(z))
+    per_sample: list[list[float]]  # z, ln q/p, KL estimate, Rényi estimates...
+
+
+def check_single_sample_identities(model: TableModel, alphas: list[float]) -> SingleSampleCheck:
+    """Props. 4 and 5 at every latent state z (K = 1), and in expectation over q."""
+    z = torch.arange(model.num_states)[None, :]  # each state is one sample: [K=1, B=S]
+    args = (model.log_lik[z], model.log_prior[z], model.log_q[z])
+    log_ratio = (model.log_q - model.log_prior)
+    kl = kl_estimate(*args)
+    renyi = {alpha: renyi_estimate(*args, alpha) for alpha in alphas}
+    per_sample = [[s, log_ratio[s].item(), kl[s].item()] + [renyi[a][s].item() for a in alphas]
+                  for s in range(model.num_states)]
+    return SingleSampleCheck(
+        max_kl_error=(kl - log_ratio).abs().max().item(),
+        max_renyi_error={a: (r - log_ratio).abs().max().item() for a, r in renyi.items()},
+        expected_estimate=model.expectation(kl_estimate, 1)[0],
+        representational_kl=model.representational_kl,
+        true_kl=model.true_kl,
+        per_sample=per_sample,
+    )
+
+
+def plot_kl_estimate_vs_K(model: TableModel, sample_counts: list[int]):
+    """E[Û^K − Ŝ^K] (± 1 std) from KL(q ‖ p) at K = 1 towards the true KL."""
+    import matplotlib.pyplot as plt
+
+    stats = [model.expectation(kl_estimate, K) for K in sample_counts]
+    mean = [m for m, _ in stats]
+    std = [math.sqrt(v) for _, v in stats]
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.plot(sample_counts, mean, marker="o", label="E[Û^K − Ŝ^K] (exact)")
+    ax.fill_between(sample_counts, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                    alpha=0.2, label="± 1 standard deviation")
+    ax.axhline(model.true_kl, color="black", linestyle="--", label="true KL(p(z|x) ‖ p(z))")
+    ax.axhline(model.representational_kl, color="tab:red", linestyle=":", label="representational KL(q ‖ p)")
+    ax.set(xscale="log", xlabel="K (samples)", ylabel="nats", title="the KL estimate as K grows")
+    ax.set_xticks(sample_counts, [str(k) for k in sample_counts])
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- §6: Proposition 6 -----------------------------------------------------------------------------------
+
+
+def check_proposition6(model: TableModel, betas: list[float], alphas: list[float]) -> list[list[Any]]:
+    """Each single-sample objective's exact expectation against the β-VAE objective (eq. 19).
+
+    Rows: β, which objective (with its λ or α), its expectation, the β-VAE value, the difference.
+    """
+    expected_log_lik = (model.log_q.exp() * model.log_lik).sum().item()
+    rows = []
+    for beta in betas:
+        beta_vae = expected_log_lik - beta * model.representational_kl
+        cases = [("KL", f"λ = {1 - beta:g}", ObjectiveKind.KL, 1 - beta, 1.0)]
+        cases += [("Rényi", f"λ = {1 - beta:g}, α = {a:g}", ObjectiveKind.RENYI, 1 - beta, a) for a in alphas]
+        cases.append(("power", f"α = {1 / beta:g}", ObjectiveKind.POWER, 0.0, 1 / beta))
+        for name, setting, kind, lam, alpha in cases:
+            value = model.expectation(lambda a, b, c: objective_value(kind, a, b, c, lam=lam, alpha=alpha), 1)[0]
+            rows.append([beta, name, setting, value, beta_vae, value - beta_vae])
+    return rows
+
+
+# --- the λ/α/K explorer -----------------------------------------------------------------------------------
+
+EXPLORER_BASES = ("vimco", "reinforce", "dreg", "iwae")  # score function on a categorical toy, reparameterised on a Gaussian one
+EXPLORER_KINDS = ("kl", "renyi", "power")
+
+
+@dataclass(frozen=True)
+class ExplorerSettings:
+    base: str = "vimco"  # gradient estimator: vimco, reinforce (categorical toy) or dreg, iwae (Gaussian toy)
+    kind: str = "renyi"  # objective: kl, renyi or power
+    lam: float = 0.5  # λ (kl, renyi); the power objective ties λ = (α − 1)/α
+    alpha: float = 2.0  # α (renyi, power)
+
+
+def _toy_for(base: str):
+    if base in ("vimco", "reinforce"):
+        return DiscreteToy(num_latents=2, num_categories=2, num_symbols=3, hidden=3, x=1, seed=0)
+    return GaussianToy(dim=1, x=1.3, seed=0)
+
+
+def _exact_table(toy, base: str) -> TableModel:
+    """The toy as a TableModel: every latent state (categorical) or a fine grid (Gaussian, 1-D)."""
+    params = toy.base()
+    if isinstance(toy, DiscreteToy):
+        z = toy.latent.enumerate()[:, None, :]  # [S, 1, L]
+        log_cell = torch.zeros(())
+    else:
+        grid = torch.linspace(-10, 10, 8001, dtype=DTYPE)
+        z = grid[:, None, None]  # [G, 1, 1]
+        log_cell = (grid[1] - grid[0]).log()
+    with torch.no_grad():
+        posterior = toy.posterior(params)
+        log_lik = toy.log_likelihood(params, z)[:, 0]
+        log_prior = toy.latent.log_prior(z)[:, 0].to(DTYPE) + log_cell
+        log_q = toy.latent.log_q(posterior, z)[:, 0] + log_cell
+    return TableModel(log_prior, log_lik, log_q)
+
+
+def _targets(table: TableModel, settings: ExplorerSettings) -> tuple[float, float, float]:
+    """(true divergence the term estimates, true KL, true value the objective estimates)."""
+    kl = table.true_kl
+    if settings.kind == "kl":
+        return kl, kl, table.log_marginal + settings.lam * kl
+    renyi = table.renyi_divergence(settings.alpha) if settings.alpha != 1 else kl
+    if settings.kind == "renyi":
+        return renyi, kl, table.log_marginal + settings.lam * renyi
+    return renyi, kl, table.log_power_marginal(settings.alpha) / settings.alpha
+
+
+def _objective(settings: ExplorerSettings, K: int) -> Objective:
+    kind = ObjectiveKind(settings.kind)
+    lam = settings.lam if kind in (ObjectiveKind.KL, ObjectiveKind.RENYI) else 0.0
+    alpha = settings.alpha if kind in (ObjectiveKind.RENYI, ObjectiveKind.POWER) else 1.0
+    return Objective(kind, lam, alpha, K, K)
+
+
+def explorer_curves(settings: ExplorerSettings, sample_counts: list[int], draws: int, seed: int) -> dict[str, Any]:
+    """Everything the explorer plots, for one setting and every K.
+
+    On the toy of the chosen estimator (a 2 × 2 categorical latent for vimco/reinforce, a
+    1-D Gaussian for dreg/iwae), from ``draws`` independent sets of K samples: the mean and
+    standard deviation of the divergence term and of the objective estimate, and the total
+    variance of the gradient estimate (trace of its covariance over all parameters); the
+    true divergence and objective come from exact enumeration (or a fine 1-D grid).
+    VIMCO needs K ≥ 2: its K = 1 entries are None.
+    """
+    toy = _toy_for(settings.base)
+    table = _exact_table(toy, settings.base)
+    true_divergence, true_kl, true_objective = _targets(table, settings)
+    result: dict[str, Any] = {"K": list(sample_counts), "true_divergence": true_divergence, "true_kl": true_kl,
+                              "true_objective": true_objective, "divergence_mean": [], "divergence_std": [],
+                              "objective_mean": [], "objective_std": [], "gradient_variance": []}
+    for K in sample_counts:
+        objective = _objective(settings, K)
+        generator = torch.Generator().manual_seed(seed * 1000 + K)
+        params = toy.replicate(draws)
+        with torch.no_grad():
+            posterior = toy.posterior(params)
+            z = toy.latent.sample(posterior, K, generator, reparameterize=False)
+            log_lik = toy.log_likelihood(params, z)
+            log_prior = toy.latent.log_prior(z).to(DTYPE)
+            log_q = toy.latent.log_q(posterior, z)
+        if settings.kind == "kl":
+            divergence = kl_estimate(log_lik, log_prior, log_q)
+        else:
+            divergence = renyi_estimate(log_lik, log_prior, log_q, settings.alpha)
+        value = objective(log_lik + log_prior - log_q, log_lik)
+        result["divergence_mean"].append(divergence.mean().item())
+        result["divergence_std"].append(divergence.std().item())
+        result["objective_mean"].append(value.mean().item())
+        result["objective_std"].append(value.std().item())
+        if settings.base == "vimco" and K < 2:
+            result["gradient_variance"].append(None)
+        else:
+            gradients = toy.draws(settings.base, objective, draws, seed * 1000 + K + 1)
+            result["gradient_variance"].append(gradients.var(0).sum().item())
+    return result
+
+
+def explorer_grid(lambdas: list[float], alphas: list[float], sample_counts: list[int], draws: int, seed: int,
+                  bases: tuple[str, ...] = EXPLORER_BASES, kinds: tuple[str, ...] = EXPLORER_KINDS) -> dict[str, Any]:
+    """:func:`explorer_curves` over a grid; keys "base|kind|λ index|α index". Settings an objective
+    ignores (α for kl, λ for power) are computed once and shared."""
+    curves: dict[str, Any] = {}
+    computed: dict[ExplorerSettings, Any] = {}
+    for base, kind in itertools.product(bases, kinds):
+        for i, lam in enumerate(lambdas):
+            for j, alpha in enumerate(alphas):
+                settings = ExplorerSettings(base, kind, 0.0 if kind == "power" else lam, 1.0 if kind == "kl" else alpha)
+                if settings not in computed:
+                    computed[settings] = explorer_curves(settings, sample_counts, draws, seed)
+                curves[f"{base}|{kind}|{i}|{j}"] = computed[settings]
+    return {"lambdas": list(lambdas), "alphas": list(alphas), "K": list(sample_counts), "bases": list(bases),
+            "kinds": list(kinds), "curves": curves}
+
+
+_EXPLORER_JS = """
+(function() {
+  var gd = document.getElementById('{div_id}');
+  var grid = {grid};
+  var state = {base: 0, kind: 1, lam: {lam_index}, alpha: {alpha_index}, k: {k_index}};
+  function band(mean, std, sign) { return mean.map(function(m, i) { return m === null ? null : m + sign * std[i]; }); }
+  function redraw() {
+    var key = grid.bases[state.base] + '|' + grid.kinds[state.kind] + '|' + state.lam + '|' + state.alpha;
+    var c = grid.curves[key];
+    var K = grid.K, n = K.length, k = K[state.k];
+    var flat = function(v) { return K.map(function() { return v; }); };
+    var data = {
+      y: [band(c.divergence_mean, c.divergence_std, 1), band(c.divergence_mean, c.divergence_std, -1),
+          c.divergence_mean, flat(c.true_divergence), flat(c.true_kl),
+          band(c.objective_mean, c.objective_std, 1), band(c.objective_mean, c.objective_std, -1),
+          c.objective_mean, flat(c.true_objective), c.gradient_variance]
+    };
+    var g = c.gradient_variance[state.k];
+    var title = grid.bases[state.base] + ', ' + grid.kinds[state.kind] + ' objective, λ = ' + grid.lambdas[state.lam] +
+      ', α = ' + grid.alphas[state.alpha] + '<br>at K = ' + k + ': divergence term ' +
+      c.divergence_mean[state.k].toFixed(3) + ' ± ' + c.divergence_std[state.k].toFixed(3) +
+      ' (true ' + c.true_divergence.toFixed(3) + '), objective ' + c.objective_mean[state.k].toFixed(3) +
+      ' (true ' + c.true_objective.toFixed(3) + '), gradient variance ' + (g === null ? 'n/a' : g.toPrecision(3));
+    var shapes = ['x', 'x2', 'x3'].map(function(ax) {
+      return {type: 'line', xref: ax, yref: 'paper', x0: k, x1: k, y0: 0, y1: 1, line: {dash: 'dot', color: 'gray'}};
+    });
+    Plotly.update(gd, data, {'title.text': title, shapes: shapes});
+  }
+  gd.on('plotly_sliderchange', function(e) { state[e.slider.name] = e.slider.steps.indexOf(e.step); redraw(); });
+  gd.on('plotly_buttonclicked', function(e) { state[e.menu.name] = e.menu.buttons.indexOf(e.button); redraw(); });
+  redraw();
+})();
+"""
+
+
+def static_explorer_html(grid: dict[str, Any], div_id: str = "micmco-explorer") -> str:
+    """The explorer for the static book: a plotly figure whose sliders and menus redraw precomputed curves.
+
+    No kernel runs: a small script looks the chosen (estimator, objective, λ, α) up in ``grid``
+    (from :func:`explorer_grid`) and restyles the traces; the K slider moves the marker.
+    plotly.js is embedded, so the page works offline.
+    """
+    import plotly.graph_objects as go
+    import plotly.io as pio
+    from plotly.subplots import make_subplots
+
+    K = grid["K"]
+    first = grid["curves"][f"{grid['bases'][0]}|{grid['kinds'][1]}|0|0"]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=(
+        "divergence term", "objective", "gradient variance"))
+    blue, fill = "rgb(31,119,180)", "rgba(31,119,180,0.2)"
+    traces = [
+        (1, go.Scatter(x=K, y=first["divergence_mean"], mode="lines", line={"width": 0}, showlegend=False)),
+        (1, go.Scatter(x=K, y=first["divergence_mean"], mode="lines", line={"width": 0}, fill="tonexty",
+                       fillcolor=fill, name="± 1 sd")),
+        (1, go.Scatter(x=K, y=first["divergence_mean"], mode="lines+markers", line={"color": blue}, name="estimate")),
+        (1, go.Scatter(x=K, y=[first["true_divergence"]] * len(K), mode="lines", line={"dash": "dash", "color": "black"},
+                       name="true divergence")),
+        (1, go.Scatter(x=K, y=[first["true_kl"]] * len(K), mode="lines", line={"dash": "dot", "color": "red"},
+                       name="true KL")),
+        (2, go.Scatter(x=K, y=first["objective_mean"], mode="lines", line={"width": 0}, showlegend=False)),
+        (2, go.Scatter(x=K, y=first["objective_mean"], mode="lines", line={"width": 0}, fill="tonexty",
+                       fillcolor=fill, showlegend=False)),
+        (2, go.Scatter(x=K, y=first["objective_mean"], mode="lines+markers", line={"color": blue}, showlegend=False)),
+        (2, go.Scatter(x=K, y=[first["true_objective"]] * len(K), mode="lines", line={"dash": "dash", "color": "black"},
+                       name="true objective O(λ, x)")),
+        (3, go.Scatter(x=K, y=first["gradient_variance"], mode="lines+markers", line={"color": "rgb(44,160,44)"},
+                       name="gradient variance")),
+    ]
+    for col, trace in traces:
+        fig.add_trace(trace, row=1, col=col)
+    for col in (1, 2, 3):
+        fig.update_xaxes(type="log", title_text="K", tickvals=K, row=1, col=col)
+    fig.update_yaxes(type="log", row=1, col=3)
+
+    def slider(name: str, label: str, values: list, x: float, active: int) -> dict:
+        return {"name": name, "active": active, "x": x, "y": -0.12, "len": 0.3, "yanchor": "top",
+                "pad": {"t": 30, "r": 10}, "currentvalue": {"prefix": f"{label} = ", "font": {"size": 13}},
+                "font": {"size": 10}, "steps": [{"label": f"{v:g}", "method": "skip", "args": [None]} for v in values]}
+
+    def menu(name: str, values: list, x: float, active: int) -> dict:
+        return {"name": name, "active": active, "x": x, "y": 1.3, "xanchor": "left", "yanchor": "bottom",
+                "type": "dropdown", "buttons": [{"label": v, "method": "skip", "args": [None]} for v in values]}
+
+    def label(text: str, x: float) -> dict:
+        return {"text": text, "x": x, "y": 1.34, "xref": "paper", "yref": "paper", "showarrow": False,
+                "xanchor": "right", "yanchor": "bottom"}
+
+    k_index = min(2, len(K) - 1)
+    lam_index = min(1, len(grid["lambdas"]) - 1)
+    alpha_index = min(1, len(grid["alphas"]) - 1)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(
+        height=600, margin={"t": 180, "b": 150, "l": 50, "r": 20},
+        title={"text": "", "font": {"size": 12}, "x": 0.0, "xanchor": "left", "y": 0.985, "yanchor": "top"},
+        legend={"orientation": "h", "x": 0.0, "y": 1.12, "yanchor": "bottom", "font": {"size": 11}},
+        sliders=[slider("lam", "λ", grid["lambdas"], 0.0, lam_index), slider("alpha", "α", grid["alphas"], 0.35, alpha_index),
+                 slider("k", "K", K, 0.7, k_index)],
+        updatemenus=[menu("base", grid["bases"], 0.08, 0), menu("kind", grid["kinds"], 0.33, 1)],
+        annotations=list(fig.layout.annotations) + [label("estimator", 0.075), label("objective", 0.325)],
+    )
+    script = (_EXPLORER_JS.replace("{div_id}", div_id).replace("{grid}", json.dumps(grid))
+              .replace("{lam_index}", str(lam_index)).replace("{alpha_index}", str(alpha_index))
+              .replace("{k_index}", str(k_index)))
+    return pio.to_html(fig, full_html=False, include_plotlyjs=True, div_id=div_id, post_script=script,
+                       config={"displayModeBar": False, "responsive": True})
+
+
+@dataclass
+class ExplorerFacts:
+    kl_error_first: float  # |E[Û − Ŝ] − KL| at the smallest K (KL objective)
+    kl_error_last: float  # the same at the largest K
+    vimco_falls: bool  # VIMCO's gradient variance at the largest K is below its first defined value
+    reinforce_grows: bool  # REINFORCE's gradient variance at the largest K is above its K = 1 value
+    dreg_below_iwae_at_last: bool  # DReG's gradient variance below IWAE's at the largest K
+    lines: list[str]
+
+
+def explorer_facts(grid: dict[str, Any]) -> ExplorerFacts:
+    """What the explorer chapter's prose says, read off the grid at the first λ index 1 and α index 1."""
+    i, j = min(1, len(grid["lambdas"]) - 1), min(1, len(grid["alphas"]) - 1)
+    curves = lambda base, kind: grid["curves"][f"{base}|{kind}|{i}|{j}"]  # noqa: E731
+    K = grid["K"]
+    kl = curves("vimco", "kl")
+    first, last = abs(kl["divergence_mean"][0] - kl["true_kl"]), abs(kl["divergence_mean"][-1] - kl["true_kl"])
+    vimco = [v for v in curves("vimco", "renyi")["gradient_variance"] if v is not None]
+    reinforce = curves("reinforce", "renyi")["gradient_variance"]
+    dreg, iwae = curves("dreg", "renyi")["gradient_variance"], curves("iwae", "renyi")["gradient_variance"]
+    facts = ExplorerFacts(first, last, vimco[-1] < vimco[0], reinforce[-1] > reinforce[0], dreg[-1] < iwae[-1], [])
+    lam, alpha = grid["lambdas"][i], grid["alphas"][j]
+    facts.lines = [
+        f"KL objective: |E[Û − Ŝ] − KL| = {first:.3f} at K = {K[0]}, {last:.3f} at K = {K[-1]}",
+        f"Rényi λ = {lam:g}, α = {alpha:g}: VIMCO gradient variance {vimco[0]:.3g} -> {vimco[-1]:.3g}, "
+        f"REINFORCE {reinforce[0]:.3g} -> {reinforce[-1]:.3g} (K = {K[0]} -> {K[-1]})",
+        f"at K = {K[-1]}: DReG gradient variance {dreg[-1]:.3g}, IWAE {iwae[-1]:.3g}",
+        f"VIMCO falls: {facts.vimco_falls}; REINFORCE grows: {facts.reinforce_grows}; "
+        f"DReG below IWAE at the largest K: {facts.dreg_below_iwae_at_last}",
+    ]
+    return facts
+
+
+class LiveExplorer:
+    """The explorer in a live kernel: ipywidgets controls that recompute with micmco and redraw.
+
+    ``controls`` holds the widgets; ``update()`` is their callback (tests call it directly);
+    ``curves`` is what was last plotted.
+    """
+
+    def __init__(self, sample_counts: list[int], draws: int, seed: int, settings: ExplorerSettings = ExplorerSettings(),
+                 lambdas: list[float] = (0.0, 0.25, 0.5, 0.75, 0.9), alphas: list[float] = (0.5, 2.0, 4.0, 8.0)):
+        import ipywidgets as widgets
+        import matplotlib.pyplot as plt
+
+        self.sample_counts, self.draws, self.seed = list(sample_counts), draws, seed
+        self.controls = {
+            "base": widgets.Dropdown(options=list(EXPLORER_BASES), value=settings.base, description="estimator"),
+            "kind": widgets.Dropdown(options=list(EXPLORER_KINDS), value=settings.kind, description="objective"),
+            "lam": widgets.SelectionSlider(options=list(lambdas), value=settings.lam, description="λ"),
+            "alpha": widgets.SelectionSlider(options=list(alphas), value=settings.alpha, description="α"),
+            "k": widgets.SelectionSlider(options=self.sample_counts, value=self.sample_counts[min(2, len(self.sample_counts) - 1)],
+                                         description="K"),
+        }
+        self.output = widgets.Output()
+        with plt.ioff():
+            self.figure, self.axes = plt.subplots(1, 3, figsize=(13, 3.6))
+        self.curves: dict[str, Any] = {}
+        for control in self.controls.values():
+            control.observe(lambda _change: self.update(), names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.controls["base"], self.controls["kind"]]),
+                                    widgets.HBox([self.controls["lam"], self.controls["alpha"], self.controls["k"]]),
+                                    self.output])
+        self.update()
+
+    @property
+    def settings(self) -> ExplorerSettings:
+        c = self.controls
+        return ExplorerSettings(c["base"].value, c["kind"].value, float(c["lam"].value), float(c["alpha"].value))
+
+    def update(self) -> None:
+        """Recompute the curves for the controls' values and redraw the figure."""
+        settings = self.settings
+        self.curves = explorer_curves(settings, self.sample_counts, self.draws, self.seed)
+        draw_explorer(self.axes, self.curves, settings, self.controls["k"].value)
+        self.figure.tight_layout()
+        self.output.clear_output(wait=True)
+        with self.output:
+            from IPython.display import display
+
+            display(self.figure)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def draw_explorer(axes, curves: dict[str, Any], settings: ExplorerSettings, k: int) -> None:
+    """The explorer's three panels on matplotlib axes."""
+    K = curves["K"]
+    divergence_ax, objective_ax, gradient_ax = axes
+    for ax in axes:
+        ax.clear()
+    for ax, name, truth, truth_label in (
+        (divergence_ax, "divergence", curves["true_divergence"], "true divergence"),
+        (objective_ax, "objective", curves["true_objective"], "true O(λ, x)"),
+    ):
+        mean, std = curves[f"{name}_mean"], curves[f"{name}_std"]
+        ax.plot(K, mean, marker="o", label="estimate")
+        ax.fill_between(K, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], alpha=0.2)
+        ax.axhline(truth, color="black", linestyle="--", label=truth_label)
+    divergence_ax.axhline(curves["true_kl"], color="red", linestyle=":", label="true KL")
+    variance = [(k_, v) for k_, v in zip(K, curves["gradient_variance"]) if v is not None]
+    gradient_ax.plot([a for a, _ in variance], [b for _, b in variance], marker="o", color="tab:green")
+    gradient_ax.set_yscale("log")
+    for ax, title in zip(axes, ("divergence term (± 1 sd)", "objective (± 1 sd)", "gradient variance")):
+        ax.axvline(k, color="gray", linestyle=":")
+        ax.set(xscale="log", xlabel="K", title=title)
+        ax.set_xticks(K, [str(v) for v in K])
+    divergence_ax.legend(fontsize=8)
+    objective_ax.legend(fontsize=8)
+    axes[0].figure.suptitle(f"{settings.base}, {settings.kind} objective, λ = {settings.lam:g}, α = {settings.alpha:g}",
+                            fontsize=10)
