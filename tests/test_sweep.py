@@ -1,0 +1,338 @@
+"""micmco sweep: study validation, concurrent workers, kill -9 and resume, divergence, PostgreSQL.
+
+Every trial here is a real `micmco train` subprocess on the smoke model (vocabulary 50, a
+few hundred steps), so these tests check the real loss-free and resume behaviour: a
+killed worker's trial is resumed from its checkpoint, no point is run twice or lost.
+The PostgreSQL tests start a throwaway server (initdb + pg_ctl on loopback, in a temp
+dir); without a PostgreSQL installation they skip, except under CI (CI=true).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from micmco.config import ConfigError
+from micmco.study import load_study
+from micmco.sweep import COLUMNS, mask_url, pareto_front
+
+REPO = Path(__file__).resolve().parent.parent
+SMOKE = REPO / "params" / "synthetic" / "smoke" / "elbo-kl.yaml"
+STATUSES = {"complete", "failed", "diverged"}
+
+
+def write_study(path: Path, body: str) -> Path:
+    path.write_text(body.replace("BASE", str(SMOKE)))
+    return path
+
+
+def study_text(name: str, trials: int, steps: int, grid: str = "", extra: str = "", lr_high: float = 1e-2) -> str:
+    return f"""
+name: {name}
+base: BASE
+profile: smoke
+trials: {trials}
+sampler: random
+seed: 1
+set: ["train.steps={steps}", "train.checkpoint_every=50", "train.log_every=50", "eval.num_samples=10"]
+parameters:
+  learning_rate: {{low: 1.0e-4, high: {lr_high}, scale: log}}
+  lam: {{}}
+{grid}
+{extra}
+"""
+
+
+def sweep_command(study: Path, tmp: Path, *args: str) -> list[str]:
+    return [
+        sys.executable, "-m", "micmco.sweep", str(study), "--results-dir", str(tmp / "results"),
+        "--runs-dir", str(tmp / "runs"), "--threads", "1", "--progress-every", "2", *args,
+    ]  # fmt: skip
+
+
+def start(command: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    handle = open(log, "w")
+    return subprocess.Popen(
+        command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
+    )
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def check_no_loss_no_repeat(rows, trials: int) -> None:
+    """Every point exactly once: `trials` rows, distinct trial numbers and distinct run directories."""
+    assert len(rows) == trials, rows
+    assert len({r["trial"] for r in rows}) == trials
+    assert len({r["run"] for r in rows}) == trials
+    assert {r["status"] for r in rows} <= STATUSES
+
+
+# --- study files -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body, key, words",
+    [
+        (study_text("s", 2, 20, extra="colour: blue"), "colour", "unknown key"),
+        (study_text("s", 2, 20).replace("lam: {}", "lam: {low: 0.9, high: 0.1}"), "parameters.lam.low", "below high"),
+        (study_text("s", 2, 20).replace("sampler: random", "sampler: annealing"), "sampler", "valid choices"),
+        (study_text("s", 2, 20, grid="grid:\n  - {learning_rate: 0.003, lam: 1.5}"), "grid[0].lam", "outside"),
+        (study_text("s", 2, 20, grid="grid:\n  - {learning_rate: 0.003, beta: 0.5}"), "grid[0].beta", "not a tuned"),
+        (study_text("s", 2, 20).replace("lam: {}", "lam: {}\n  alpha: {}"), "parameters", "alpha has no effect"),
+        (study_text("s", 2, 20).replace("profile: smoke", "profile: paper"), "profile", "has profile 'smoke'"),
+        (study_text("s", 2, 20).replace("BASE", "params/nowhere.yaml"), "base", "no such run config"),
+        (study_text("s", 2, 20).replace("trials: 2", "trials: two"), "trials", "must be an integer"),
+        (study_text("s", 1, 20, grid="grid:\n  - {lam: 0.1}\n  - {lam: 0.2}"), "trials", "at least the 2 grid"),
+        (study_text("s", 2, 20).replace("train.steps=20", "train.stepz=20"), "set", "unknown key"),
+        (study_text("s", 2, 20) + "seed: 3\n", "", "duplicate key"),
+    ],
+)
+def test_bad_study_rejected_naming_the_field(tmp_path, body, key, words):
+    path = write_study(tmp_path / "bad.yaml", body)
+    with pytest.raises(ConfigError) as caught:
+        load_study(path)
+    assert caught.value.key == key, str(caught.value)
+    assert words in str(caught.value)
+
+
+def test_bad_study_on_the_command_line_exits_2_before_any_work(tmp_path):
+    path = write_study(tmp_path / "bad.yaml", study_text("s", 2, 20).replace("lam: {}", "lam: {high: 7}"))
+    result = subprocess.run(sweep_command(path, tmp_path), cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "parameters" in result.stderr and "lam" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+
+
+def test_every_committed_study_is_valid():
+    studies = sorted((REPO / "params" / "studies").rglob("*.yaml"))
+    assert studies
+    for path in studies:
+        study = load_study(path, root=REPO)
+        assert study.trials >= 1 and study.parameters
+        assert path.parent.name == study.config.profile, f"{path}: keep studies under params/studies/<profile>/"
+
+
+def test_table2_defaults_and_baselines(tmp_path):
+    path = write_study(tmp_path / "s.yaml", study_text("s", 2, 20).replace("learning_rate: {low: 1.0e-4, high: 0.01, scale: log}", "learning_rate: {}"))
+    study = load_study(path)
+    by_name = {p.name: p for p in study.parameters}
+    assert (by_name["learning_rate"].low, by_name["learning_rate"].high, by_name["learning_rate"].log) == (1e-4, 1e-2, True)
+    assert (by_name["lam"].low, by_name["lam"].high, by_name["lam"].log) == (-0.05, 0.9999, False)
+    t16 = load_study(write_study(tmp_path / "t.yaml", study_text("t", 2, 20) + "baseline: t16\n"))
+    assert t16.overrides[-1] == "train.steps=320"  # 16 x the steps after the study's set
+    bs16 = load_study(write_study(tmp_path / "b.yaml", study_text("b", 2, 20) + "baseline: bs16\n"))
+    assert bs16.overrides[-1] == "data.batch_size=1024"
+
+
+def test_pareto_front_by_hand():
+    points = [(0.0, 5.0), (1.0, 5.2), (2.0, 5.1), (3.0, 5.5), (2.5, 5.6), (3.0, 5.4)]
+    # (1.0, 5.2) is dominated by (2.0, 5.1); (2.5, 5.6) and (3.0, 5.5) by (3.0, 5.4)
+    assert pareto_front(points) == [(0.0, 5.0), (2.0, 5.1), (3.0, 5.4)]
+
+
+def test_mask_url():
+    assert mask_url("postgresql://me:s3cret@db.example:5432/x") == "postgresql://me:***@db.example:5432/x"
+    assert mask_url("postgresql://me@db/x") == "postgresql://me@db/x"
+
+
+# --- concurrency, kill -9, divergence (journal storage) --------------------------------------
+
+
+@pytest.mark.slow
+def test_two_workers_start_at_once_on_a_fresh_journal_study(tmp_path):
+    grid = "grid:\n  - {learning_rate: 0.003, lam: 0.5}\n  - {learning_rate: 0.001, lam: 0.2}"
+    study = write_study(tmp_path / "s.yaml", study_text("fresh", 5, 60, grid=grid))
+    processes = [start(sweep_command(study, tmp_path), tmp_path / f"w{i}.log") for i in range(2)]
+    for process in processes:
+        assert process.wait(timeout=300) == 0, (tmp_path / "w0.log").read_text() + (tmp_path / "w1.log").read_text()
+    export = tmp_path / "results" / "smoke" / "fresh.tsv"
+    rows = read_rows(export)
+    check_no_loss_no_repeat(rows, 5)
+    assert list(rows[0]) == COLUMNS
+    assert all(r["status"] == "complete" and r["estimator"] == "elbo" and r["objective"] == "kl" for r in rows)
+    points = [(float(r["learning_rate"]), float(r["lam"])) for r in rows]
+    assert points.count((0.003, 0.5)) == 1 and points.count((0.001, 0.2)) == 1  # each grid point once
+    both = (tmp_path / "w0.log").read_text() + (tmp_path / "w1.log").read_text()
+    assert both.count(": complete:") == 5  # no trial ran twice
+    # The export is regenerated from the study, not edited: delete it and get it back identical.
+    before = export.read_text()
+    export.unlink()
+    result = subprocess.run(sweep_command(study, tmp_path, "--export"), cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0 and export.read_text() == before
+    # Rerunning a finished study runs nothing.
+    again = subprocess.run(sweep_command(study, tmp_path), cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and ": complete:" not in again.stdout and export.read_text() == before
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def checkpointed_unfinished_runs(runs: Path) -> list[Path]:
+    return [d for d in runs.glob("*/*-*") if (d / "checkpoint.pt").exists() and not (d / "result.json").exists()]
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_worker_and_of_the_sweep_then_resume(tmp_path):
+    study = write_study(tmp_path / "s.yaml", study_text("killed", 4, 1500))
+    log = tmp_path / "sweep.log"
+    sweep = start(sweep_command(study, tmp_path, "--workers", "2"), log)
+    runs = tmp_path / "runs"
+    wait_for(lambda: checkpointed_unfinished_runs(runs), 240, "a trial with a checkpoint")
+    worker_pid = int(wait_for(lambda: [ln for ln in log.read_text().splitlines() if "worker 0 started" in ln], 10, "pid")[0]
+                     .split("pid ")[1].rstrip(")"))  # fmt: skip
+    os.kill(worker_pid, signal.SIGKILL)  # one worker dies; its trial must be resumed, not lost
+    wait_for(lambda: "worker 0 exited with code -9" in log.read_text(), 30, "the parent to notice")
+    wait_for(lambda: "released" in log.read_text(), 120, "the lost trial to be released")
+    wait_for(lambda: checkpointed_unfinished_runs(runs), 240, "another trial in progress")
+    os.killpg(sweep.pid, signal.SIGKILL)  # now the whole sweep, workers and trials at once
+    sweep.wait(timeout=30)
+    rerun = start(sweep_command(study, tmp_path, "--workers", "2"), tmp_path / "rerun.log")
+    assert rerun.wait(timeout=400) == 0, (tmp_path / "rerun.log").read_text()
+    rows = read_rows(tmp_path / "results" / "smoke" / "killed.tsv")
+    check_no_loss_no_repeat(rows, 4)
+    assert all(r["status"] == "complete" for r in rows)
+    records = [json.loads((d / "result.json").read_text()) for d in runs.glob("*/*-*") if (d / "result.json").exists()]
+    assert len(records) == 4
+    assert any(r.get("resumed_from_steps") for r in records), "no trial was resumed from a checkpoint"
+    assert all(r["steps"] == 1500 for r in records)
+
+
+@pytest.mark.slow
+def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
+    grid = "grid:\n  - {learning_rate: 1000.0, lam: 0.5}\n  - {learning_rate: 0.003, lam: 0.5}"
+    study = write_study(tmp_path / "s.yaml", study_text("div", 2, 100, grid=grid, lr_high=1e4))
+    result = subprocess.run(sweep_command(study, tmp_path), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {r["learning_rate"]: r for r in read_rows(tmp_path / "results" / "smoke" / "div.tsv")}
+    assert rows["1000"]["status"] in ("diverged", "failed") and rows["1000"]["reason"]
+    assert rows["1000"]["nll"] == "" and rows["1000"]["mi"] == ""
+    assert rows["0.003"]["status"] == "complete" and float(rows["0.003"]["nll"]) > 0
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+def _pg_bindir() -> Path | None:
+    candidates = []
+    if shutil.which("pg_config"):
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip()
+        candidates.append(Path(out))
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    for directory in candidates:
+        if (directory / "initdb").exists() and (directory / "pg_ctl").exists():
+            return directory
+    return None
+
+
+def _skip_or_fail(message: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (under CI the PostgreSQL tests must run: .ci/run installs postgresql)")
+    pytest.skip(f"{message}; to run these tests install PostgreSQL (Debian: apt-get install postgresql) or run .ci/run")
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL server on 127.0.0.1 with password authentication; yields (url_without_db, password)."""
+    try:
+        import psycopg
+    except ImportError:
+        _skip_or_fail("the PostgreSQL driver psycopg is not installed (pip install 'psycopg[binary]')")
+    bindir = _pg_bindir()
+    if bindir is None:
+        _skip_or_fail("no PostgreSQL server binaries (initdb, pg_ctl) found")
+    as_user: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="micmco-pg-"))
+    if os.geteuid() == 0:  # initdb refuses to run as root: use the postgres account the package creates
+        import pwd
+
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            _skip_or_fail("running as root and there is no 'postgres' user to run the server as")
+        os.chown(base, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    password = "pw-" + secrets.token_hex(12)
+    pwfile = base / "pw"
+    pwfile.write_text(password + "\n")
+    if as_user:
+        os.chown(pwfile, pwd.getpwnam("postgres").pw_uid, -1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = base / "data"
+    subprocess.run(
+        as_user + [str(bindir / "initdb"), "-D", str(data), "-U", "micmco", f"--pwfile={pwfile}",
+                   "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
+    subprocess.run(
+        as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-o", options, "-w", "start"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield f"postgresql://micmco:{password}@127.0.0.1:{port}", password, psycopg
+    finally:
+        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def fresh_database(postgres, name: str) -> str:
+    server, _, psycopg = postgres
+    with psycopg.connect(server + "/postgres", autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name}")
+        connection.execute(f"CREATE DATABASE {name}")
+    return f"{server}/{name}"
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_postgresql_study_and_the_password_never_leaks(tmp_path, postgres):
+    url = fresh_database(postgres, "sweep_shared")
+    password = postgres[1]
+    grid = "grid:\n  - {learning_rate: 0.003, lam: 0.5}"
+    study = write_study(tmp_path / "s.yaml", study_text("pg", 4, 60, grid=grid))
+    # Two machines' worth of workers, started at the same moment on a fresh database:
+    # one gets the URL on the command line, the other from MICMCO_STORAGE.
+    processes = [
+        start(sweep_command(study, tmp_path, "--storage", url), tmp_path / "a.log"),
+        start(sweep_command(study, tmp_path), tmp_path / "b.log", env={"MICMCO_STORAGE": url}),
+    ]
+    for process in processes:
+        assert process.wait(timeout=300) == 0, (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
+    rows = read_rows(tmp_path / "results" / "smoke" / "pg.tsv")
+    check_no_loss_no_repeat(rows, 4)
+    assert all(r["status"] == "complete" for r in rows)
+    logs = (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
+    assert logs.count(": complete:") == 4
+    assert "micmco:***@127.0.0.1" in logs  # shown, masked
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.name != "s.yaml":
+            assert password not in path.read_text(errors="replace"), f"password written to {path}"
+    # Both processes worked on the one study (no private copies).
+    server, _, psycopg = postgres
+    with psycopg.connect(url) as connection:
+        (count,) = connection.execute("SELECT count(*) FROM studies").fetchone()
+    assert count == 1
