@@ -131,7 +131,7 @@ def preflight(config: RunConfig, create_output_dir: bool = False) -> Preflight:
         device = resolve_device(config.train.device)
     except RuntimeError as error:
         raise ConfigError("train.device", str(error)) from None
-    memory = estimate_memory(config)
+    memory = estimate_memory(config, device)
     available = available_memory(device)
     if available is not None and memory.peak_bytes > available:
         raise ConfigError(

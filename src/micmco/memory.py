@@ -18,12 +18,21 @@ import torch
 __all__ = ["MemoryEstimate", "estimate_memory", "available_memory", "format_bytes"]
 
 FLOAT = 4  # bytes per float32
-# Live [rows, V] float tensors per logit row at the peak of a training step: the logits, the
+# Per parameter: the weights, their gradients, Adam's two moments and the temporaries of its
+# multi-tensor update.
+STATE_COPIES = 6
+# Live [rows, V] float tensors per logit row at the peak of a training step when the logits
+# are materialised (on accelerators, and for small logits on the CPU): the logits, the
 # softmax saved for backward, the gradient of the logits and a temporary of the log-softmax.
-# DReG keeps one more set alive (its decoder graph is retained for the path term).
+# DReG keeps one more set alive (its decoder graph is retained for the path term). On the CPU
+# the fused head (models/common.py) holds one chunk of logits at a time instead.
 LOGIT_COPIES_TRAIN = 4
 LOGIT_COPIES_DREG = 6
 LOGIT_COPIES_EVAL = 3  # no_grad: the logits, the exp of the logsumexp and the gathered result
+HIDDEN_COPIES = 8  # [rows, H] activations and their gradients through the decoder's layers
+HIDDEN_COPIES_DREG = 16  # DReG runs two backward passes through the retained decoder graph
+BASELINE_COPIES_VIMCO = 10  # VIMCO's leave-one-out objectives: [K, K, B] tensors through the objective
+RUNTIME_OVERHEAD = 64 * 2**20  # allocator arenas, autograd engine and kernel workspaces (measured)
 ALLOCATOR_SLACK = 1.25  # fragmentation and small tensors
 # What a process needs besides its tensors (interpreter, torch, the allocator's arenas): only
 # the tensor estimate is compared with the memory available; this is reported beside it.
@@ -47,39 +56,55 @@ class MemoryEstimate:
         )
 
 
-def estimate_memory(config) -> MemoryEstimate:
-    """Peak tensor memory of training and of evaluation for a :class:`micmco.experiment.RunConfig`."""
+def estimate_memory(config, device: torch.device | str = "cpu") -> MemoryEstimate:
+    """Peak tensor memory of training and of evaluation for a :class:`micmco.experiment.RunConfig` on ``device``."""
     V, H, B = config.data.vocab_size, config.model.hidden_size, config.data.batch_size
     latent = config.model.latent
     if latent.kind == "gaussian":
         D = latent.num_latents
         posterior_size, decoder_input = 2 * D, D * H
-        sample_floats = D  # per (sample, data point)
+        sample_floats = 2 * D  # noise and z, per (sample, data point)
     else:
         L, C = latent.num_latents, latent.num_categories
         posterior_size, decoder_input = L * C, L * C * H
-        sample_floats = 3 * L * C  # uniforms, Gumbel noise, perturbed logits
+        sample_floats = 4 * L * C  # uniforms, Gumbel noise, perturbed logits, expanded log q
     if config.model.kind == "vqvae":
         posterior_size = latent.num_latents * H
     encoder = V * H + 2 * (H * H + H) + H * posterior_size + posterior_size
     decoder = decoder_input + 2 * (H * H + H) + H * V + V
     parameters = encoder + decoder
-    state_bytes = 4 * parameters * FLOAT  # weights, gradients, two Adam moments
+    state = STATE_COPIES * parameters
 
-    if config.model.kind == "vqvae":
-        draws, copies = 1, LOGIT_COPIES_TRAIN
-    else:
-        estimator = config.estimator
-        draws = max(estimator.num_samples, estimator.mi_samples or estimator.num_samples)
-        copies = LOGIT_COPIES_DREG if estimator.base == "dreg" else LOGIT_COPIES_TRAIN
+    base = "vqvae" if config.model.kind == "vqvae" else config.estimator.base
+    draws = 1 if base == "vqvae" else max(config.estimator.num_samples, config.estimator.mi_samples or 0)
     rows = draws * B
-    activations = copies * rows * V + 6 * rows * H + rows * sample_floats + draws * draws * B
-    train_bytes = int(ALLOCATOR_SLACK * (state_bytes + activations * FLOAT))
+    logit_copies, hidden_copies = (
+        (LOGIT_COPIES_DREG, HIDDEN_COPIES_DREG)
+        if base == "dreg"
+        else (
+            LOGIT_COPIES_TRAIN,
+            HIDDEN_COPIES,
+        )
+    )
+    activations = _logit_floats(rows, V, logit_copies, device) + hidden_copies * rows * H + rows * sample_floats
+    if base == "vimco":
+        activations += BASELINE_COPIES_VIMCO * draws * draws * B
+    train_bytes = int(ALLOCATOR_SLACK * (state + activations) * FLOAT) + RUNTIME_OVERHEAD
 
     eval_rows = config.eval.num_samples * min(config.eval.batch_size, V)
-    eval_activations = LOGIT_COPIES_EVAL * eval_rows * V + 4 * eval_rows * H + eval_rows * sample_floats
-    eval_bytes = int(ALLOCATOR_SLACK * (parameters + eval_activations) * FLOAT)
+    eval_activations = (
+        _logit_floats(eval_rows, V, LOGIT_COPIES_EVAL, device) + 4 * eval_rows * H + eval_rows * sample_floats
+    )
+    eval_bytes = int(ALLOCATOR_SLACK * (parameters + eval_activations) * FLOAT) + RUNTIME_OVERHEAD
     return MemoryEstimate(parameters, train_bytes, eval_bytes)
+
+
+def _logit_floats(rows: int, vocab: int, copies: int, device: torch.device | str) -> int:
+    from .models.common import SMALL_LOGITS_BYTES, chunk_rows
+
+    if torch.device(device).type != "cpu" or rows * vocab * FLOAT <= SMALL_LOGITS_BYTES:
+        return copies * rows * vocab
+    return copies * min(rows, chunk_rows(vocab)) * vocab + 2 * rows  # one chunk; per-row normalisers
 
 
 def available_memory(device: torch.device) -> int | None:

@@ -1,0 +1,78 @@
+"""The peak-memory estimate against the measured peak of real training steps and evaluations."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from micmco.experiment import load_config
+from micmco.memory import estimate_memory
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "params" / "synthetic" / "smoke"
+
+# Runs a few training steps (or one evaluation) in a fresh process and prints the growth of
+# its peak resident memory over the moment the model was built, next to the estimate.
+PROBE = r"""
+import json, resource, sys
+import torch
+from micmco.data import UniformSymbols
+from micmco.evaluation import evaluate
+from micmco.experiment import build_loss, build_model, load_config
+from micmco.memory import estimate_memory
+from micmco.trainer import Trainer
+
+torch.set_num_threads(1)
+phase, path, overrides = sys.argv[1], sys.argv[2], sys.argv[3:]
+config = load_config(path, overrides + ["train.progress=false", "train.steps=3"])
+model, data = build_model(config), UniformSymbols(config.data, 0)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+if phase == "train":
+    Trainer(model, build_loss(config), data, config.train, 0).fit()
+else:
+    evaluate(model, data.evaluation_set()[: 2 * config.eval.batch_size], config.eval)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+estimate = estimate_memory(config, "cpu")
+print(json.dumps({"measured": peak - before, "estimate": estimate.train_bytes if phase == "train" else estimate.eval_bytes}))
+"""
+
+CASES = [
+    ("train", "dreg16-renyi.yaml", ["data.vocab_size=20000"]),
+    ("train", "dreg16-renyi.yaml", ["data.vocab_size=1000", "estimator.num_samples=512"]),
+    ("train", "vimco16-renyi.yaml", ["data.vocab_size=1000", "estimator.num_samples=512"]),
+    ("train", "elbo-kl.yaml", ["data.vocab_size=50000", "data.batch_size=1024"]),
+    ("train", "vqvae.yaml", ["data.vocab_size=20000"]),
+    ("eval", "vimco16-renyi.yaml", ["data.vocab_size=20000"]),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase, name, overrides", CASES, ids=lambda v: v if isinstance(v, str) else None)
+def test_the_estimate_covers_the_measured_peak_without_wild_overestimates(phase, name, overrides):
+    output = subprocess.run(
+        [sys.executable, "-c", PROBE, phase, str(SMOKE / name), *overrides],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+        check=True,
+    ).stdout
+    numbers = json.loads(output.strip().splitlines()[-1])
+    measured, estimate = numbers["measured"], numbers["estimate"]
+    assert measured <= 1.1 * estimate, f"underestimate: measured {measured / 2**20:.0f} MiB"
+    assert estimate <= 2.5 * measured + 64 * 2**20, f"overestimate: {estimate / 2**20:.0f} MiB"
+
+
+def test_impossible_configs_are_estimated_far_beyond_any_machine():
+    huge_vocab = load_config(SMOKE / "elbo-kl.yaml", ["data.vocab_size=100000000"])
+    assert estimate_memory(huge_vocab).train_bytes > 100 * 2**30  # 25.6 GB per table, several copies
+    many_samples = load_config(SMOKE / "vimco16-renyi.yaml", ["estimator.num_samples=100000"])
+    assert estimate_memory(many_samples).train_bytes > 100 * 2**30
+
+
+def test_on_an_accelerator_the_full_logits_count():
+    config = load_config(SMOKE / "dreg16-renyi.yaml", ["data.vocab_size=10000", "data.batch_size=256"])
+    cpu, cuda = estimate_memory(config, "cpu"), estimate_memory(config, "cuda")
+    assert cuda.train_bytes - cpu.train_bytes > 6 * 16 * 256 * 10000 * 4 * 0.9  # DReG's six [K·B, V] copies
