@@ -1,0 +1,513 @@
+"""Pareto frontiers of latent usage against NLL, from our sweep results and from the paper's trials.
+
+Every curve of the paper is a frontier over tuning trials: the lowest NLL for at least that
+much latent usage (mutual information). This module reads
+
+- our exported results, ``results/<profile>/<study>.tsv`` (tab-separated, one finished
+  trial a row; only ``status == complete`` rows count; one file may hold several curves,
+  one per estimator, K, K', objective, vocabulary, steps and batch size), and
+- the paper's own trials, ``paper-frontiers/synthetic/*.tsv`` of the shared data
+  (whitespace-separated; ``validklp`` is the latent usage, ``validnll`` the NLL, the
+  vocabulary is 10000 and the file name encodes the setting, see that folder's README),
+
+and offers the frontier, the summary "lowest NLL among trials with latent usage >= m", a
+normalised view (excess NLL over ln V against usage / ln V, so that a vocabulary-1000 curve
+lies over the paper's vocabulary-10000 one) and a plot in the paper's style.
+
+    micmco pareto FILES... [--min-usage m ...] [--normalised] [--plot out.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "Curve",
+    "ParetoError",
+    "read_curves",
+    "read_results",
+    "read_paper_trials",
+    "pareto_frontier",
+    "lowest_nll",
+    "summary_table",
+    "frontier_table",
+    "plot_frontiers",
+    "paper_counterparts",
+    "cli_main",
+]
+
+ESTIMATORS = ("elbo", "iwae", "stl", "dreg", "reinforce", "vimco", "vqvae")
+OBJECTIVES = ("none", "kl", "renyi", "power")
+STATUSES = ("complete", "failed", "diverged")
+RESULT_COLUMNS = (
+    "estimator", "k", "k_mi", "objective", "learning_rate", "lam", "alpha", "vocab_size", "steps",
+    "batch_size", "mi", "nll", "seed", "status", "wall_s", "device", "commit",
+)  # fmt: skip
+PAPER_COLUMNS = {  # the paper's column -> ours; two spellings occur
+    "trialid": "trial",
+    "learning_rate": "learning_rate",
+    "learningrate": "learning_rate",
+    "posterior_div_weight": "lam",
+    "posteriordivweight": "lam",
+    "alpha_dup": "alpha",
+    "alphadup": "alpha",
+    "num_latents": "num_latents",
+    "num_latent_categories": "num_latent_categories",
+    "vq_beta": "vq_beta",
+    "vq_decay": "vq_decay",
+    "validklp": "mi",
+    "validnll": "nll",
+}
+PAPER_VOCABULARY = 10000
+PAPER_BATCH = 256
+# l40x0-bs256-hs128-t40-dreg16-kl1.tsv, l8x10-...-t40x16-vimco1-renyi.tsv, bs256-hs128-t40-vq-vae.tsv
+PAPER_NAME = re.compile(
+    r"^(?:l(?P<latents>\d+)x(?P<categories>\d+)-)?bs(?P<batch>\d+)-hs(?P<hidden>\d+)-t(?P<steps>\d+)(?:x(?P<times>\d+))?-"
+    r"(?:(?P<vq>vq-vae)|(?P<estimator>vae|iwae|dreg|vimco|reinforce)(?P<k>\d*)-(?P<objective>kl|renyi|alpha)(?P<k_mi>\d*))$"
+)
+PAPER_ESTIMATORS = {"vae": "elbo", "iwae": "iwae", "dreg": "dreg", "vimco": "vimco", "reinforce": "reinforce"}
+PAPER_OBJECTIVES = {"kl": "kl", "renyi": "renyi", "alpha": "power"}
+ESTIMATOR_NAMES = {
+    "elbo": "ELBO",
+    "iwae": "IWAE",
+    "stl": "STL",
+    "dreg": "DReG",
+    "reinforce": "REINFORCE",
+    "vimco": "VIMCO",
+    "vqvae": "VQ-VAE",
+}
+OBJECTIVE_NAMES = {"none": "no MI term", "kl": "KL", "renyi": "Rényi", "power": "power"}
+
+
+class ParetoError(ValueError):
+    """Bad input: the message is one line naming the file and what is valid."""
+
+
+@dataclass
+class Curve:
+    """The trials of one setting. ``mi`` and ``nll`` are in nats, or normalised (see :meth:`normalised`)."""
+
+    source: str  # "paper" or "ours"
+    path: Path
+    estimator: str  # one of ESTIMATORS
+    k: int  # samples of the ln p(x) term (0 for the VQ-VAE)
+    k_mi: int  # samples of the mutual-information term
+    objective: str  # one of OBJECTIVES
+    vocab_size: int
+    steps: int
+    batch_size: int
+    mi: np.ndarray  # [trials] latent usage
+    nll: np.ndarray  # [trials]
+    hyperparameters: dict[str, np.ndarray] = field(default_factory=dict)  # learning_rate, lam, alpha, ... [trials]
+    latents: str = ""  # "40 gaussian", "8x10 categorical" where known
+    normalised_view: bool = False
+
+    @property
+    def label(self) -> str:
+        """The paper's name of the curve: "DReG 16, Rényi", "VIMCO 16/1, KL", "REINFORCE 1, KL", "ELBO, KL"."""
+        if self.estimator == "vqvae":
+            return "VQ-VAE"
+        name = ESTIMATOR_NAMES[self.estimator]
+        if self.estimator != "elbo":
+            name += f" {self.k}" if self.k_mi == self.k else f" {self.k}/{self.k_mi}"
+        return f"{name}, {OBJECTIVE_NAMES[self.objective]}"
+
+    @property
+    def setting(self) -> tuple:
+        """What a paper curve and ours must share to be drawn beside each other."""
+        return (self.estimator, self.k, self.k_mi, self.objective)
+
+    @property
+    def description(self) -> str:
+        return (
+            f"{self.label} ({self.source}: {self.path.name}; V = {self.vocab_size}, {self.steps} steps, "
+            f"batch {self.batch_size}, {len(self.mi)} trials)"
+        )
+
+    def normalised(self) -> Curve:
+        """Excess NLL over ln V against usage / ln V: curves of different vocabularies overlay."""
+        if self.normalised_view:
+            return self
+        log_v = math.log(self.vocab_size)
+        return replace(self, mi=self.mi / log_v, nll=self.nll - log_v, normalised_view=True)
+
+    def frontier(self) -> np.ndarray:
+        """Indices of the frontier's trials, by increasing usage."""
+        return pareto_frontier(self.mi, self.nll)
+
+
+# --- frontiers ---------------------------------------------------------------------------------------
+
+
+def pareto_frontier(mi: Sequence[float], nll: Sequence[float]) -> np.ndarray:
+    """Indices of the trials with the lowest NLL for at least their latent usage, by increasing usage.
+
+    Trial i is on the frontier when every trial with usage >= mi[i] has NLL > nll[i] (of
+    trials with equal usage and NLL, the first one listed). NaNs are never on it.
+    """
+    mi, nll = np.asarray(mi, dtype=float), np.asarray(nll, dtype=float)
+    order = np.lexsort((np.arange(len(mi)), nll, -mi))  # usage descending, then NLL ascending, then file order
+    frontier, best = [], math.inf
+    for index in order:
+        if np.isfinite(mi[index]) and nll[index] < best:
+            frontier.append(index)
+            best = nll[index]
+    return np.array(frontier[::-1], dtype=int)
+
+
+def lowest_nll(curve: Curve, min_usage: float) -> float:
+    """The lowest NLL among the trials with latent usage >= ``min_usage`` (NaN when there are none)."""
+    usable = curve.nll[curve.mi >= min_usage]
+    usable = usable[np.isfinite(usable)]
+    return float(usable.min()) if len(usable) else math.nan
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+
+def read_curves(paths: Iterable[str | Path]) -> list[Curve]:
+    """Every curve in ``paths``: our results tables and the paper's trial files, told apart by their header."""
+    curves = []
+    for path in paths:
+        header, _ = _read_table(Path(path))
+        if "validklp" in header or "validnll" in header:
+            curves.append(read_paper_trials(path))
+        else:
+            curves.extend(read_results(path))
+    return curves
+
+
+def read_results(path: str | Path) -> list[Curve]:
+    """Our exported results: one curve per setting among the complete trials."""
+    path = Path(path)
+    header, rows = _read_table(path)
+    missing = [column for column in RESULT_COLUMNS if column not in header]
+    if missing:
+        raise ParetoError(
+            f"{path}: missing column(s) {', '.join(missing)}; a results table has {', '.join(RESULT_COLUMNS)} "
+            "(a paper trials file has validklp and validnll)"
+        )
+    groups: dict[tuple, list[dict]] = {}
+    statuses: dict[str, int] = {}
+    for line, row in rows:
+        status = _choice(row, "status", STATUSES, path, line)
+        statuses[status] = statuses.get(status, 0) + 1
+        if status != "complete":
+            continue
+        estimator = _choice(row, "estimator", ESTIMATORS, path, line)
+        objective = _choice(row, "objective", OBJECTIVES, path, line)
+        k = _integer(row, "k", path, line)
+        k_mi = _integer(row, "k_mi", path, line) if row["k_mi"].strip() not in ("", "none", "None") else k
+        numbers = {column: _number(row, column, path, line) for column in ("mi", "nll")}
+        for column, value in numbers.items():
+            if not math.isfinite(value):
+                raise ParetoError(f"{path}, line {line}: a complete trial needs a finite {column}, got {value}")
+        key = (
+            estimator,
+            k,
+            k_mi,
+            objective,
+            *(_integer(row, c, path, line) for c in ("vocab_size", "steps", "batch_size")),
+        )
+        hyperparameters = {c: _number(row, c, path, line, missing=math.nan) for c in ("learning_rate", "lam", "alpha")}
+        groups.setdefault(key, []).append({**numbers, **hyperparameters})
+    if not groups:
+        counts = ", ".join(f"{count} {status}" for status, count in statuses.items()) or "no rows"
+        raise ParetoError(f"{path}: no complete trials ({counts}); only rows with status complete count")
+    curves = []
+    for (estimator, k, k_mi, objective, vocab_size, steps, batch_size), trials in groups.items():
+        columns = {name: np.array([trial[name] for trial in trials]) for name in trials[0]}
+        curves.append(
+            Curve(
+                source="ours",
+                path=path,
+                estimator=estimator,
+                k=k,
+                k_mi=k_mi,
+                objective=objective,
+                vocab_size=vocab_size,
+                steps=steps,
+                batch_size=batch_size,
+                mi=columns.pop("mi"),
+                nll=columns.pop("nll"),
+                hyperparameters=columns,
+            )
+        )
+    return curves
+
+
+def read_paper_trials(path: str | Path) -> Curve:
+    """One of the paper's trial files (vocabulary 10000); the setting comes from the file name."""
+    path = Path(path)
+    match = PAPER_NAME.match(path.stem)
+    if match is None:
+        raise ParetoError(
+            f"{path}: cannot read the setting from the file name; expected e.g. l40x0-bs256-hs128-t40-dreg16-kl.tsv, "
+            "l8x10-bs256-hs128-t40x16-vimco1-renyi16.tsv or bs256-hs128-t40-vq-vae.tsv"
+        )
+    header, rows = _read_table(path, delimiter=None)
+    unknown = [column for column in header if column not in PAPER_COLUMNS]
+    missing = [column for column in ("validklp", "validnll") if column not in header]
+    if unknown or missing:
+        problem = f"unknown column(s) {', '.join(unknown)}" if unknown else f"missing column(s) {', '.join(missing)}"
+        raise ParetoError(f"{path}: {problem}; a paper trials file has columns among {', '.join(PAPER_COLUMNS)}")
+    if not rows:
+        raise ParetoError(f"{path}: no trials (a header and no rows)")
+    columns: dict[str, list[float]] = {PAPER_COLUMNS[column]: [] for column in header}
+    for line, row in rows:
+        for column in header:
+            columns[PAPER_COLUMNS[column]].append(_number(row, column, path, line))
+    values = {name: np.array(column) for name, column in columns.items()}
+    values.pop("trial")
+    steps = int(match["steps"]) * 1000 * int(match["times"] or 1)
+    if match["vq"]:
+        setting = {"estimator": "vqvae", "k": 1, "k_mi": 1, "objective": "none", "latents": "categorical (tuned)"}
+    else:
+        estimator = PAPER_ESTIMATORS[match["estimator"]]
+        k = int(match["k"] or 1)
+        if estimator == "vimco" and k == 1:
+            estimator = "reinforce"  # the paper's VIMCO 1 is REINFORCE 1
+        latents = (
+            f"{match['latents']} gaussian"
+            if match["categories"] == "0"
+            else f"{match['latents']}x{match['categories']} categorical"
+        )
+        k_mi = int(match["k_mi"]) if match["k_mi"] else k
+        objective = PAPER_OBJECTIVES[match["objective"]]
+        setting = {"estimator": estimator, "k": k, "k_mi": k_mi, "objective": objective, "latents": latents}
+    return Curve(
+        source="paper",
+        path=path,
+        vocab_size=PAPER_VOCABULARY,
+        steps=steps,
+        batch_size=int(match["batch"]),
+        mi=values.pop("mi"),
+        nll=values.pop("nll"),
+        hyperparameters=values,
+        **setting,
+    )
+
+
+def _read_table(path: Path, delimiter: str | None = "\t") -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Header and (line number, row) pairs; ``delimiter`` None splits on whitespace. Tab-separated files
+    whose header has no tab are read as whitespace-separated too."""
+    if not path.is_file():
+        raise ParetoError(f"{path}: no such file; give results/<profile>/<study>.tsv files or the paper's trial files")
+    lines = path.read_text().splitlines()
+    numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    if not numbered:
+        raise ParetoError(f"{path}: empty file; a table needs a header line and one row per trial")
+    if delimiter == "\t" and "\t" not in numbered[0][1]:
+        delimiter = None
+    split = (
+        (lambda line: line.split()) if delimiter is None else (lambda line: next(csv.reader([line], delimiter="\t")))
+    )
+    header = [column.strip() for column in split(numbered[0][1])]
+    rows = []
+    for number, line in numbered[1:]:
+        cells = split(line)
+        if len(cells) != len(header):
+            raise ParetoError(f"{path}, line {number}: {len(cells)} cells for the {len(header)} columns of the header")
+        rows.append((number, dict(zip(header, (cell.strip() for cell in cells)))))
+    return header, rows
+
+
+def _number(row: dict[str, str], column: str, path: Path, line: int, missing: float | None = None) -> float:
+    text = row[column]
+    if text in ("", "none", "None", "NA") and missing is not None:
+        return missing
+    try:
+        return float(text)
+    except ValueError:
+        raise ParetoError(f"{path}, line {line}: column {column}: {text!r} is not a number") from None
+
+
+def _integer(row: dict[str, str], column: str, path: Path, line: int) -> int:
+    value = _number(row, column, path, line)
+    if not value.is_integer():
+        raise ParetoError(f"{path}, line {line}: column {column}: {row[column]!r} is not an integer")
+    return int(value)
+
+
+def _choice(row: dict[str, str], column: str, choices: Sequence[str], path: Path, line: int) -> str:
+    value = row[column].strip().lower()
+    if value not in choices:
+        raise ParetoError(f"{path}, line {line}: column {column}: {row[column]!r}; valid: {', '.join(choices)}")
+    return value
+
+
+# --- tables ------------------------------------------------------------------------------------------
+
+
+def frontier_table(curve: Curve) -> str:
+    """The frontier's trials, one a line: usage, NLL and the hyperparameters."""
+    names = [name for name in ("learning_rate", "lam", "alpha") if name in curve.hyperparameters]
+    usage, nll = ("usage/lnV", "excess") if curve.normalised_view else ("MI", "NLL")
+    lines = [f"{usage:>10s} {nll:>10s} " + " ".join(f"{name:>13s}" for name in names)]
+    for index in curve.frontier():
+        values = " ".join(f"{curve.hyperparameters[name][index]:13.5g}" for name in names)
+        lines.append(f"{curve.mi[index]:10.4f} {curve.nll[index]:10.4f} {values}")
+    return "\n".join(lines)
+
+
+def summary_table(curves: Sequence[Curve], min_usages: Sequence[float]) -> str:
+    """Lowest NLL (or excess NLL, normalised) among trials with latent usage >= m, one curve a row."""
+    width = max([len(curve.label) for curve in curves] + [5])
+    lines = [f"{'curve':{width}s} {'source':28s} " + " ".join(f"{'m = ' + format(m, 'g'):>10s}" for m in min_usages)]
+    for curve in curves:
+        cells = []
+        for m in min_usages:
+            value = lowest_nll(curve, m)
+            cells.append(f"{'-':>10s}" if math.isnan(value) else f"{value:10.4f}")
+        source = f"{curve.source}, V = {curve.vocab_size}"
+        lines.append(f"{curve.label:{width}s} {source:28s} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+# --- plot --------------------------------------------------------------------------------------------
+
+
+def plot_frontiers(curves: Sequence[Curve], normalised: bool = True, ax=None, title: str | None = None):
+    """The frontiers in the paper's style; returns the matplotlib Figure.
+
+    One colour per estimator and sample count; KL objective hollow markers, Rényi filled
+    (power: triangles, none: squares); the paper's curves dashed and lighter beside ours.
+    ``normalised`` plots excess NLL over ln V against usage / ln V, so vocabularies overlay.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        figure, ax = plt.subplots(figsize=(6.4, 4.4))
+    else:
+        figure = ax.figure
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours: dict[tuple, str] = {}
+    for curve in curves:
+        shown = curve.normalised() if normalised else curve
+        frontier = shown.frontier()
+        colour = colours.setdefault((curve.estimator, curve.k, curve.k_mi), palette[len(colours) % len(palette)])
+        paper = curve.source == "paper"
+        marker = {"kl": "o", "renyi": "o", "power": "^", "none": "s"}[curve.objective]
+        ax.plot(
+            shown.mi[frontier],
+            shown.nll[frontier],
+            linestyle="--" if paper else "-",
+            marker=marker,
+            markersize=4 if paper else 5,
+            color=colour,
+            markerfacecolor="none" if curve.objective == "kl" else colour,
+            alpha=0.45 if paper else 1.0,
+            label=f"{curve.label} ({'paper' if paper else 'ours'}, V = {curve.vocab_size})",
+        )
+    # the paper's axes: usage 0 to ln V, NLL from ln V to ln V + 0.25 (9.20 to 9.45 at V = 10000)
+    excess = _excess_shown(curves) * 1.05 + 0.005
+    if normalised:
+        ax.set_xlabel("latent usage: mutual information / ln V")
+        ax.set_ylabel("excess NLL: NLL − ln V (nats)")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(-0.005, excess)
+        ax.axhline(0.0, color="0.6", lw=0.8)
+    else:
+        ax.set_xlabel("latent usage: mutual information (nats)")
+        ax.set_ylabel("NLL (nats)")
+        optima = sorted({math.log(curve.vocab_size) for curve in curves}) or [0.0]
+        ax.set_xlim(0, optima[-1] * 1.02)
+        ax.set_ylim(optima[0] - 0.005, optima[-1] + excess)
+        for optimum in optima:
+            ax.axhline(optimum, color="0.6", lw=0.8)  # ln V, the optimal NLL
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small", frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def _excess_shown(curves: Sequence[Curve]) -> float:
+    """The highest excess NLL on the frontiers, at most 0.25 nats (the paper's axes: 9.20 to 9.45 at ln V = 9.21)."""
+    tops = [float(shown.nll[shown.frontier()].max()) for shown in (curve.normalised() for curve in curves)]
+    return min(max(tops, default=0.25), 0.25)
+
+
+def paper_counterparts(curves: Sequence[Curve], directory: str | Path) -> list[Curve]:
+    """The paper's curves (``directory``: paper-frontiers/synthetic) of the settings of ``curves``,
+    at the paper's 40 thousand steps; settings the paper has no file for are left out."""
+    papers = {}
+    for path in sorted(Path(directory).glob("*.tsv")):
+        curve = read_paper_trials(path)
+        if curve.steps == 40_000:
+            papers[curve.setting] = curve
+    wanted = dict.fromkeys(curve.setting for curve in curves if curve.source != "paper")
+    return [papers[setting] for setting in wanted if setting in papers]
+
+
+# --- command line ------------------------------------------------------------------------------------
+
+
+def cli_main(argv: list[str]) -> int:
+    """``micmco pareto FILES... [--min-usage m ...] [--normalised] [--plot out.png]``; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="micmco pareto",
+        description="Pareto frontiers (lowest NLL for at least that much latent usage) of our results "
+        "(results/<profile>/<study>.tsv) and of the paper's trials (paper-frontiers/synthetic/*.tsv).",
+    )
+    parser.add_argument("files", nargs="+", type=Path, help="results tables and/or paper trial files")
+    parser.add_argument(
+        "--min-usage",
+        type=float,
+        nargs="+",
+        metavar="M",
+        help="summary thresholds: nats (default 4 8 9), or fractions of ln V with --normalised (default 0.5 0.9)",
+    )
+    parser.add_argument(
+        "--normalised", action="store_true", help="excess NLL over ln V against usage / ln V (vocabularies overlay)"
+    )
+    parser.add_argument("--plot", type=Path, metavar="OUT", help="write a plot of the frontiers (png, pdf, svg)")
+    parser.add_argument(
+        "--paper",
+        type=Path,
+        metavar="DIR",
+        help="add the paper's curves of the same settings from DIR (e.g. ../shared/data/paper-frontiers/synthetic)",
+    )
+    parser.add_argument("--no-frontiers", action="store_true", help="print the summary only")
+    args = parser.parse_args(argv)
+    try:
+        curves = read_curves(args.files)
+        if args.paper:
+            if not args.paper.is_dir():
+                raise ParetoError(
+                    f"{args.paper}: no such directory; --paper takes the folder of the paper's trial files"
+                )
+            curves += paper_counterparts(curves, args.paper)
+    except ParetoError as error:
+        print(f"micmco pareto: error: {error}", file=sys.stderr)
+        return 2
+    shown = [curve.normalised() for curve in curves] if args.normalised else curves
+    min_usages = args.min_usage or ([0.5, 0.9] if args.normalised else [4.0, 8.0, 9.0])
+    if not args.no_frontiers:
+        for curve in shown:
+            print(f"== {curve.description}, {len(curve.frontier())} on the frontier")
+            print(frontier_table(curve), end="\n\n")
+    what = "excess NLL over ln V" if args.normalised else "NLL"
+    usage = "usage / ln V" if args.normalised else "latent usage (nats)"
+    print(f"Lowest {what} among trials with {usage} >= m")
+    print(summary_table(shown, min_usages))
+    if args.plot:
+        figure = plot_frontiers(curves, normalised=args.normalised)
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(args.plot, dpi=150)
+        print(f"plot: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main(sys.argv[1:]))
