@@ -409,3 +409,10 @@ def test_sigterm_during_evaluation_is_resumable(tmp_path):
     assert again.wait(timeout=300) == 0
     record = json.loads((run_dir / "result.json").read_text())
     assert record["steps"] == 50 and record["resumed_from_steps"] == [50]
+
+
+@pytest.mark.parametrize("command", ["sweep", "pareto"])
+def test_subcommands_with_their_own_parsers_are_reachable(capsys, command):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0 and f"usage: micmco {command}" in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""Command line: ``micmco train CONFIG.yaml [--set key=value ...]`` and ``micmco check CONFIG.yaml``.
+"""Command line: ``micmco train|check CONFIG.yaml [--set key=value ...]``, ``micmco sweep STUDY.yaml``,
+``micmco pareto FILES...``.
 
 Exit codes: 0 complete; 2 invalid input (config, device, memory, output directory,
 checkpoint: nothing was run); 3 the run diverged (its result record says why); 4 the run is
@@ -21,7 +22,19 @@ EXIT_RUNNING = 4
 EXIT_INTERRUPTED = 130
 
 
+# Subcommands with parsers of their own, in their modules (imported only when used).
+DELEGATED = {
+    "sweep": ("micmco.sweep", "run a study: a grid or a tuned set of trials (Optuna), resumable; exports results/"),
+    "pareto": ("micmco.pareto", "Pareto frontiers of results tables and of the paper's trials; summaries, plots"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        return importlib.import_module(DELEGATED[argv[0]][0]).cli_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="micmco", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -44,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument(
             "--threads", type=_positive_int, help="CPU threads for torch (overrides train.threads; default 1)"
         )
+    for name, (_, help_text) in DELEGATED.items():
+        commands.add_parser(name, help=help_text, add_help=False)  # listed here; parsed by its module
     train = commands.choices["train"]
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
