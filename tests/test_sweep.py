@@ -129,10 +129,17 @@ def test_every_committed_study_is_valid():
 
 
 def test_table2_defaults_and_baselines(tmp_path):
-    path = write_study(tmp_path / "s.yaml", study_text("s", 2, 20).replace("learning_rate: {low: 1.0e-4, high: 0.01, scale: log}", "learning_rate: {}"))
+    path = write_study(
+        tmp_path / "s.yaml",
+        study_text("s", 2, 20).replace("learning_rate: {low: 1.0e-4, high: 0.01, scale: log}", "learning_rate: {}"),
+    )
     study = load_study(path)
     by_name = {p.name: p for p in study.parameters}
-    assert (by_name["learning_rate"].low, by_name["learning_rate"].high, by_name["learning_rate"].log) == (1e-4, 1e-2, True)
+    assert (by_name["learning_rate"].low, by_name["learning_rate"].high, by_name["learning_rate"].log) == (
+        1e-4,
+        1e-2,
+        True,
+    )
     assert (by_name["lam"].low, by_name["lam"].high, by_name["lam"].log) == (-0.05, 0.9999, False)
     t16 = load_study(write_study(tmp_path / "t.yaml", study_text("t", 2, 20) + "baseline: t16\n"))
     assert t16.overrides[-1] == "train.steps=320"  # 16 x the steps after the study's set
@@ -201,8 +208,8 @@ def test_kill_9_of_a_worker_and_of_the_sweep_then_resume(tmp_path):
     sweep = start(sweep_command(study, tmp_path, "--workers", "2"), log)
     runs = tmp_path / "runs"
     wait_for(lambda: checkpointed_unfinished_runs(runs), 240, "a trial with a checkpoint")
-    worker_pid = int(wait_for(lambda: [ln for ln in log.read_text().splitlines() if "worker 0 started" in ln], 10, "pid")[0]
-                     .split("pid ")[1].rstrip(")"))  # fmt: skip
+    started = wait_for(lambda: [ln for ln in log.read_text().splitlines() if "worker 0 started" in ln], 10, "pid")
+    worker_pid = int(started[0].split("pid ")[1].rstrip(")"))
     os.kill(worker_pid, signal.SIGKILL)  # one worker dies; its trial must be resumed, not lost
     wait_for(lambda: "worker 0 exited with code -9" in log.read_text(), 30, "the parent to notice")
     wait_for(lambda: "released" in log.read_text(), 120, "the lost trial to be released")
@@ -296,7 +303,9 @@ def postgres():
     try:
         yield f"postgresql://micmco:{password}@127.0.0.1:{port}", password, psycopg
     finally:
-        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 

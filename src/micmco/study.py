@@ -84,7 +84,9 @@ class StudyConfig:
     baseline: str = "none"  # compute-matched baselines of §7.2.6: none, t16 (16x steps), bs16 (16x batch)
 
     def __post_init__(self) -> None:
-        check(bool(self.name) and "/" not in self.name, "name", f"must be a non-empty name without '/', got {self.name!r}")
+        check(
+            bool(self.name) and "/" not in self.name, "name", f"must be a non-empty name without '/', got {self.name!r}"
+        )
         check(bool(self.base), "base", "must name a run config, e.g. params/synthetic/cpu/elbo-kl.yaml")
         check(self.trials >= 0, "trials", f"must be >= 0, got {self.trials}")
         check_choice(self.sampler, SAMPLERS, "sampler")
@@ -174,7 +176,9 @@ def study_from_dict(data: Mapping[str, Any], path: Path | None = None, root: str
 
     base = _load_run_config(load_config, base_path, [], "base")
     if base.profile != config.profile:
-        raise ConfigError("profile", f"is {config.profile!r} but the base config {base_path} has profile {base.profile!r}")
+        raise ConfigError(
+            "profile", f"is {config.profile!r} but the base config {base_path} has profile {base.profile!r}"
+        )
 
     overrides = _parse_set(raw_set)
     fixed = _load_run_config(load_config, base_path, overrides, "set")
@@ -205,7 +209,9 @@ def study_from_dict(data: Mapping[str, Any], path: Path | None = None, root: str
     # Every trial must be a valid run: check both ends of every range and every grid point now.
     for end in ("low", "high"):
         values = {p.name: getattr(p, end) for p in parameters}
-        _load_run_config(load_config, base_path, study.trial_overrides(values), "parameters", f"(all at their {end} end)")
+        _load_run_config(
+            load_config, base_path, study.trial_overrides(values), "parameters", f"(all at their {end} end)"
+        )
     for index, point in enumerate(grid):
         values = {p.name: point.get(p.name, p.low) for p in parameters}
         _load_run_config(load_config, base_path, study.trial_overrides(values), f"grid[{index}]")
@@ -303,7 +309,9 @@ def _parse_parameters(raw: Any, fixed) -> list[Parameter]:
         if scale == "log" and low <= 0:
             raise ConfigError(f"{prefix}.low", f"a log scale needs low > 0, got {low}")
         if key.count(".") < 1:
-            raise ConfigError(f"{prefix}.key", f"must be a dotted run-config key such as train.learning_rate, got {key!r}")
+            raise ConfigError(
+                f"{prefix}.key", f"must be a dotted run-config key such as train.learning_rate, got {key!r}"
+            )
         parameters.append(Parameter(name, key, float(low), float(high), scale == "log"))
     keys = [p.key for p in parameters]
     for p in parameters:
@@ -364,8 +372,6 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)

@@ -238,6 +238,7 @@ class Sweep:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna.logging.get_logger("optuna").addFilter(lambda record: "greenlet" not in record.getMessage())
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         self.study = study
         self.echo = echo
@@ -245,9 +246,7 @@ class Sweep:
         self.export_path = self.results_dir / f"{study.name}.tsv"
         self.runs_dir = Path(runs_dir) / study.name
         self.log_dir = self.runs_dir / "logs"
-        self.storage, self.storage_label = open_storage(
-            storage_url, self.results_dir / f"{study.name}.journal", echo
-        )
+        self.storage, self.storage_label = open_storage(storage_url, self.results_dir / f"{study.name}.journal", echo)
         self.optuna_study = self._create_or_load()
 
     def _create_or_load(self):
@@ -415,9 +414,7 @@ class Worker:
             if rank is not None and rank >= study.trials:
                 self._drop(trial, "surplus")
                 return
-        params = {
-            p.name: trial.suggest_float(p.name, p.low, p.high, log=p.log) for p in study.parameters
-        }
+        params = {p.name: trial.suggest_float(p.name, p.low, p.high, log=p.log) for p in study.parameters}
         trial.set_user_attr("heartbeat", _my_stamp())
         origin = frozen.user_attrs.get("origin", trial.number)
         label = " ".join(f"{k}={v:.4g}" for k, v in params.items())
@@ -438,7 +435,9 @@ class Worker:
             else:
                 sweep.optuna_study.tell(trial, state=TrialState.FAIL)
         except Exception as error:  # noqa: BLE001 - e.g. released by another worker while we finished
-            self.echo(f"[worker {self.index}] trial {trial.number}: could not record ({error}); its retry reuses the run")
+            self.echo(
+                f"[worker {self.index}] trial {trial.number}: could not record ({error}); its retry reuses the run"
+            )
             return
         shown = f"NLL {row['nll']} MI {row['mi']}" if status == "complete" else row["reason"]
         self.echo(f"[worker {self.index}] trial {trial.number}: {status}: {shown} ({row['wall_s']} s)")
@@ -673,13 +672,13 @@ def progress_line(sweep: Sweep, started: float, done_at_start: int) -> str:
     rate = new / elapsed * 3600 if elapsed > 0 and new > 0 else float("nan")
     remaining = max(0, sweep.study.trials - len(rows))
     eta = f", ETA {remaining / rate * 60:.0f} min" if rate == rate and rate > 0 else ""
+    timing = f"{per_trial:.0f} s/trial, {rate:.0f} trials/h{eta}" if rate == rate else "no trial finished yet"
     front = pareto_front([(float(r["mi"]), float(r["nll"])) for r in rows if r["status"] == "complete"])
     front_text = " ".join(f"({mi:.2f}, {nll:.4f})" for mi, nll in front[-8:]) or "-"
     return (
         f"[{time.strftime('%H:%M:%S')}] {sweep.study.name}: {len(rows)}/{sweep.study.trials} done "
         f"({counts['complete']} complete, {counts['diverged']} diverged, {counts['failed']} failed), "
-        f"{len(census.running)} running, {len(census.waiting)} queued; {per_trial:.0f} s/trial, "
-        f"{rate:.0f} trials/h{eta}; frontier (MI, NLL): {front_text}"
+        f"{len(census.running)} running, {len(census.waiting)} queued; {timing}; frontier (MI, NLL): {front_text}"
     )
 
 
@@ -722,8 +721,12 @@ def _parser() -> argparse.ArgumentParser:
         "--threads", type=_positive_int, help="CPU threads in all, split between the workers (default: all cores)"
     )
     parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where results/<profile>/ lives")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs/sweeps"), help="where the trials' run directories go")
-    parser.add_argument("--export", action="store_true", help="only regenerate the exported table and print the summary")
+    parser.add_argument(
+        "--runs-dir", type=Path, default=Path("runs/sweeps"), help="where the trials' run directories go"
+    )
+    parser.add_argument(
+        "--export", action="store_true", help="only regenerate the exported table and print the summary"
+    )
     parser.add_argument("--progress-every", type=float, default=60.0, help="seconds between progress lines")
     parser.add_argument("--heartbeat", type=float, default=20.0, help="seconds between a running trial's heartbeats")
     parser.add_argument(
@@ -812,7 +815,14 @@ def _run_workers(sweep: Sweep, args, threads: int, url: str | None, echo) -> int
     if url:
         env[_WORKER_STORAGE_ENV] = url
     command = [sys.executable, "-m", "micmco.sweep", str(args.study), "--threads", str(threads * args.workers)]
-    command += ["--workers", str(args.workers), "--results-dir", str(args.results_dir), "--runs-dir", str(args.runs_dir)]
+    command += [
+        "--workers",
+        str(args.workers),
+        "--results-dir",
+        str(args.results_dir),
+        "--runs-dir",
+        str(args.runs_dir),
+    ]
     command += ["--heartbeat", str(args.heartbeat), "--stale-after", str(args.stale_after)]
     if args.trials:
         command += ["--trials", str(args.trials)]
