@@ -54,7 +54,11 @@ def is_notebook(path: Path) -> bool:
 
 
 def notebook_chapters(book: Path = BOOK) -> list[Path]:
-    return [book / f"{name}.md" for name in toc_files(book) if (book / f"{name}.md").exists() and is_notebook(book / f"{name}.md")]
+    return [
+        book / f"{name}.md"
+        for name in toc_files(book)
+        if (book / f"{name}.md").exists() and is_notebook(book / f"{name}.md")
+    ]
 
 
 def load_profile(profile: str) -> dict:
@@ -108,8 +112,13 @@ def execute_notebook(notebook, target: Path, parameters: dict, cwd: Path, label:
     try:
         with redirect_stderr_fd(kernel_log):  # the kernel's own chatter; shown if the chapter fails
             papermill.execute_notebook(
-                str(source), str(target), parameters=parameters, cwd=str(cwd),
-                kernel_name="python3", progress_bar=False, log_output=False,
+                str(source),
+                str(target),
+                parameters=parameters,
+                cwd=str(cwd),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
             )
     except PapermillExecutionError as error:
         print(" FAILED", flush=True)
@@ -146,8 +155,10 @@ def execute_chapters(profile: str, out: Path, only: list[str] | None = None) -> 
         parameters = settings.get(chapter.stem, {})
         missing = set(parameters) - set(declared_parameters(notebook))
         if missing:
-            raise SystemExit(f"{relative}: params/book/{profile}.yaml sets {sorted(missing)}, "
-                             f"which its parameters cell does not declare")
+            raise SystemExit(
+                f"{relative}: params/book/{profile}.yaml sets {sorted(missing)}, "
+                f"which its parameters cell does not declare"
+            )
         print(f"[{number}/{len(chapters)}] {relative} ({profile}) ...", end="", flush=True)
         started = time.perf_counter()
         execute_notebook(notebook, target, parameters, cwd=chapter.parent, label=str(relative))
@@ -165,7 +176,10 @@ def hide_injected_parameters(path: Path) -> None:
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags and "hide-input" not in tags:
             cell.metadata["tags"] = tags + ["hide-input"]
-            cell.source = "# Parameters of this build's profile (params/book/<profile>.yaml), injected by papermill\n" + cell.source
+            cell.source = (
+                "# Parameters of this build's profile (params/book/<profile>.yaml), injected by papermill\n"
+                + cell.source
+            )
     nbformat.write(notebook, path)
 
 
@@ -186,12 +200,45 @@ def stage_sources(out: Path) -> Path:
     return source
 
 
+def fix_launch_links(html: Path) -> None:
+    """Point the launch buttons at files that exist.
+
+    The HTML is built from executed copies (``book/chapters/X.ipynb``) that are not in the
+    repository. Binder opens the MyST source ``book/chapters/X.md`` instead (binder/ installs
+    jupytext and makes JupyterLab open it as a notebook); Colab, which opens only ``.ipynb``
+    files on GitHub, opens the executed notebook that the published site carries under
+    ``_sources/`` on the ``gh-pages`` branch (see .github/workflows/book.yml).
+    """
+    config = yaml.safe_load((BOOK / "_config.yml").read_text())
+    repository, branch = config["repository"]["url"].rstrip("/"), config["repository"].get("branch", "main")
+    slug = repository.split("github.com/")[-1]
+    for page in html.rglob("*.html"):
+        text = page.read_text()
+        if "mybinder" not in text and "colab" not in text:
+            continue
+        for notebook in {c.relative_to(BOOK).with_suffix("") for c in notebook_chapters()}:
+            name = notebook.as_posix()
+            text = text.replace(f"lab/tree/book/{name}.ipynb", f"lab/tree/book/{name}.md")
+            text = text.replace(
+                f"github/{slug}/blob/{branch}/book/{name}.ipynb", f"github/{slug}/blob/gh-pages/_sources/{name}.ipynb"
+            )
+        page.write_text(text)
+
+
 def build_html(out: Path) -> Path:
     source = stage_sources(out)
     print("jupyter-book build (warnings are errors) ...", flush=True)
     started = time.perf_counter()
-    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source), "--path-output", str(out),
-               "-W", "-n", "--keep-going"]
+    command = [
+        str(Path(sys.executable).with_name("jupyter-book")),
+        "build",
+        str(source),
+        "--path-output",
+        str(out),
+        "-W",
+        "-n",
+        "--keep-going",
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.stdout.write(result.stdout[-6000:])
@@ -203,6 +250,7 @@ def build_html(out: Path) -> Path:
         shutil.rmtree(final)
     html.rename(final)
     shutil.rmtree(out / "_build", ignore_errors=True)
+    fix_launch_links(final)
     print(f"  {time.perf_counter() - started:.1f} s", flush=True)
     return final
 

@@ -110,8 +110,14 @@ def test_live_explorer_callback_recomputes_and_redraws():
     matplotlib.use("Agg")
     from micmco import book
 
-    explorer = book.LiveExplorer([1, 2, 4], draws=20, seed=0, lambdas=[0.0, 0.5], alphas=[0.5, 2.0],
-                                 settings=book.ExplorerSettings("vimco", "renyi", 0.5, 2.0))
+    explorer = book.LiveExplorer(
+        [1, 2, 4],
+        draws=20,
+        seed=0,
+        lambdas=[0.0, 0.5],
+        alphas=[0.5, 2.0],
+        settings=book.ExplorerSettings("vimco", "renyi", 0.5, 2.0),
+    )
     objective_line = explorer.axes[1].lines[0]
     before_curves, before_y = explorer.curves, list(objective_line.get_ydata())
     explorer.controls["lam"].value = 0.0  # the widget's observer calls update()
@@ -135,8 +141,12 @@ def built_book(tmp_path_factory) -> Path:
         return Path(os.environ["MICMCO_BOOK_DIR"])
     out = tmp_path_factory.mktemp("book")
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, str(BOOK / "build.py"), "--profile", "smoke", "--out", str(out)],
-                            capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, str(BOOK / "build.py"), "--profile", "smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     if result.returncode != 0:
         pytest.fail(f"building the book failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     print(f"\nbook built (smoke) in {time.perf_counter() - started:.0f} s:\n{result.stdout}")
@@ -153,9 +163,21 @@ def test_nbval_reruns_every_chapter_and_checked_outputs_match(built_book):
     for notebook in notebooks:  # every chapter checks something exactly
         assert "# NBVAL_CHECK_OUTPUT" in notebook.read_text(), notebook.name
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-q",
-         *map(str, notebooks)],
-        capture_output=True, text=True, cwd=built_book, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *map(str, notebooks),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=built_book,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
 
@@ -195,7 +217,8 @@ def book_url(built_book):
 
 def book_pages(built_book: Path) -> list[str]:
     html = built_book / "html"
-    return sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html") if not p.name.startswith("_"))
+    pages = (p.relative_to(html) for p in html.rglob("*.html"))
+    return sorted(p.as_posix() for p in pages if not any(part.startswith("_") for part in p.parts))
 
 
 def test_every_page_loads_without_errors_tracebacks_or_broken_images(built_book, browser, book_url):
@@ -211,16 +234,20 @@ def test_every_page_loads_without_errors_tracebacks_or_broken_images(built_book,
             if browser.execute_script(raw_math) == 0:
                 break
             time.sleep(0.25)
-        errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"
-                  and not any(known in entry["message"] for known in KNOWN_CONSOLE_ERRORS)]
+        errors = [
+            entry["message"]
+            for entry in browser.get_log("browser")
+            if entry["level"] == "SEVERE" and not any(known in entry["message"] for known in KNOWN_CONSOLE_ERRORS)
+        ]
         text = browser.find_element("tag name", "body").text
         broken = browser.execute_script(
-            "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+            "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+        )
         unrendered = browser.execute_script(raw_math)
         for what, found in (("console errors", errors), ("broken images", broken), ("unrendered math", unrendered)):
             if found:
                 problems.append(f"{page}: {what}: {found}")
-        for marker in ("Traceback (most recent call last)", "---------------------------------------------------------------------------"):
+        for marker in ("Traceback (most recent call last)", "-" * 75):  # Python's and IPython's tracebacks
             if marker in text:
                 problems.append(f"{page}: shows a traceback")
         if screenshots:
@@ -228,8 +255,12 @@ def test_every_page_loads_without_errors_tracebacks_or_broken_images(built_book,
             browser.save_screenshot(str(Path(screenshots) / (page.replace("/", "_") + ".png")))
     assert not problems, "\n".join(problems)
     # the chapters with figures show them
-    for page, figures in (("chapters/02_posterior_collapse.html", 1), ("chapters/04_mutual_information_objectives.html", 2),
-                          ("chapters/05_representational_kl.html", 1)):
+    with_figures = {
+        "chapters/02_posterior_collapse.html": 1,
+        "chapters/04_mutual_information_objectives.html": 2,
+        "chapters/05_representational_kl.html": 1,
+    }
+    for page, figures in with_figures.items():
         browser.get(book_url + page)
         assert browser.execute_script("return document.images.length") >= figures, page
 
@@ -257,8 +288,11 @@ def test_explorer_slider_redraws_the_figure_in_the_static_book(built_book, brows
     ActionChains(browser).move_to_element_with_offset(k_rail, -int(k_rail.size["width"] * 0.45), 0).click().perform()
     time.sleep(0.5)
     assert "K = 1:" in browser.execute_script(state)[0]
-    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"
-              and not any(known in e["message"] for known in KNOWN_CONSOLE_ERRORS)]
+    errors = [
+        e["message"]
+        for e in browser.get_log("browser")
+        if e["level"] == "SEVERE" and not any(known in e["message"] for known in KNOWN_CONSOLE_ERRORS)
+    ]
     assert not errors
     if os.environ.get("MICMCO_SCREENSHOTS"):
         browser.save_screenshot(str(Path(os.environ["MICMCO_SCREENSHOTS"]) / "explorer-after-moving-sliders.png"))
@@ -272,3 +306,15 @@ def test_static_explorer_embeds_plotly_so_it_works_offline():
     assert "plotly_sliderchange" in html
     assert len(html) > 1_000_000  # plotly.js itself is inside
     assert '<script src="http' not in html
+
+
+def test_launch_buttons_open_files_that_exist(built_book):
+    """Binder opens the MyST source in the repository; Colab the executed notebook published on gh-pages."""
+    import re
+
+    page = (built_book / "html" / "chapters" / "02_posterior_collapse.html").read_text()
+    binder = re.search(r'href="https://mybinder\.org/v2/gh/[^"]*urlpath=lab/tree/([^"]+)"', page)
+    colab = re.search(r'href="https://colab\.research\.google\.com/github/[^"]*/blob/gh-pages/([^"]+)"', page)
+    assert binder and (REPO / binder.group(1)).exists(), binder
+    assert colab and (built_book / "html" / colab.group(1)).exists(), colab
+    assert (REPO / "binder" / "postBuild").exists() and (REPO / "binder" / "environment.yml").exists()

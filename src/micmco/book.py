@@ -114,7 +114,11 @@ def train_collapse_demo(
             elif objective == "kl":
                 objective_overrides = ["objective.kind=kl", f"objective.lam={lam}", "objective.alpha=null"]
             else:
-                objective_overrides = [f"objective.kind={objective}", f"objective.lam={lam}", f"objective.alpha={alpha}"]
+                objective_overrides = [
+                    f"objective.kind={objective}",
+                    f"objective.lam={lam}",
+                    f"objective.alpha={alpha}",
+                ]
             overrides = objective_overrides + [
                 f"train.steps={steps}",
                 f"train.checkpoint_every={steps}",
@@ -133,8 +137,16 @@ def collapse_table(records: list[dict[str, Any]], lambdas: list[float]) -> str:
     rows = []
     for lam, record in zip(lambdas, records):
         m = record["metrics"]
-        rows.append([lam, m["mutual_information"], m["nll"], m["nll"] - m["optimal_nll"], m["representational_kl"],
-                     record["train_wall_time_s"]])
+        rows.append(
+            [
+                lam,
+                m["mutual_information"],
+                m["nll"],
+                m["nll"] - m["optimal_nll"],
+                m["representational_kl"],
+                record["train_wall_time_s"],
+            ]
+        )
     headers = ["λ", "I(X, Z) (nats)", "NLL (nats)", "NLL − ln V", "KL(q ‖ p) (nats)", "train time (s)"]
     return markdown_table(rows, headers, digits=3)
 
@@ -143,7 +155,9 @@ def collapse_summary(records: list[dict[str, Any]], lambdas: list[float]) -> tup
     """Print the runs without the MI term and with the largest λ; return their metrics."""
     without, best = records[0]["metrics"], records[-1]["metrics"]
     for label, m in (("without the MI term (λ = 0)", without), (f"with λ = {lambdas[-1]}", best)):
-        print(f"{label:28s} I(X, Z) = {m['mutual_information']:.3f} nats, NLL − ln V = {m['nll'] - m['optimal_nll']:+.3f}")
+        print(
+            f"{label:28s} I(X, Z) = {m['mutual_information']:.3f} nats, NLL − ln V = {m['nll'] - m['optimal_nll']:+.3f}"
+        )
     print(f"the most information a symbol can carry is H(X) = ln V = {without['optimal_nll']:.3f} nats")
     return without, best
 
@@ -225,7 +239,9 @@ class Proposition1Check:
         return any(row.all_three_hold for row in self.rows if row.mutual_information < TOLERANCE)
 
 
-def check_proposition1(p_data: Tensor, prior: Tensor, num_random_models: int = 2000, seed: int = 0) -> Proposition1Check:
+def check_proposition1(
+    p_data: Tensor, prior: Tensor, num_random_models: int = 2000, seed: int = 0
+) -> Proposition1Check:
     """Proposition 1 computed exactly on a two-part observation x = (x1, x2) and a prior p(z).
 
     Candidates: the proof's construction p(z) p_D(x) (collapsed, fits the data), the product
@@ -261,8 +277,9 @@ def check_proposition1(p_data: Tensor, prior: Tensor, num_random_models: int = 2
 
 def proposition1_table(check: Proposition1Check) -> str:
     rows = [[r.model, r.collapse_error, r.fit_error, r.cia_error, r.mutual_information] for r in check.rows]
-    return markdown_table(rows, ["model p(x, z)", "(i) collapse error", "(ii) fit error", "(iii) CIA error",
-                                 "I(X; Z) (nats)"], digits=6)
+    return markdown_table(
+        rows, ["model p(x, z)", "(i) collapse error", "(ii) fit error", "(iii) CIA error", "I(X; Z) (nats)"], digits=6
+    )
 
 
 # --- §4: the estimates' bias and variance as K grows; Propositions 2 and 3 --------------------------
@@ -289,8 +306,17 @@ def estimate_bias_variance(model: TableModel, sample_counts: list[int], alpha: f
     for K in sample_counts:
         for name, (estimator, truth) in targets.items():
             mean, variance = model.expectation(estimator, K)
-            rows.append({"K": K, "estimate": name, "truth": truth, "mean": mean, "bias": mean - truth,
-                         "variance": variance, "mse": (mean - truth) ** 2 + variance})
+            rows.append(
+                {
+                    "K": K,
+                    "estimate": name,
+                    "truth": truth,
+                    "mean": mean,
+                    "bias": mean - truth,
+                    "variance": variance,
+                    "mse": (mean - truth) ** 2 + variance,
+                }
+            )
     return rows
 
 
@@ -327,9 +353,16 @@ class Counterexample:
     premise_margin: float = 0.0  # ln p(x) − E[Ŝ^K] >= 0 (ii)
 
     def describe_model(self, digits: int = 4) -> str:
-        rows = [[z, self.model.log_prior[z].exp().item(), self.model.log_lik[z].exp().item(),
-                 self.model.log_q[z].exp().item(), self.model.log_posterior[z].exp().item()]
-                for z in range(self.num_states)]
+        rows = [
+            [
+                z,
+                self.model.log_prior[z].exp().item(),
+                self.model.log_lik[z].exp().item(),
+                self.model.log_q[z].exp().item(),
+                self.model.log_posterior[z].exp().item(),
+            ]
+            for z in range(self.num_states)
+        ]
         return markdown_table(rows, ["z", "p(z)", "p(x|z)", "q(z|x)", "p(z|x)"], digits)
 
 
@@ -408,8 +441,18 @@ def check_proposition3(prior: Tensor, likelihood: Tensor, alphas: list[float]) -
         for alpha in alphas:
             log_p, log_pa = model.log_marginal, model.log_power_marginal(alpha)
             identity = abs(log_pa - alpha * log_p - (alpha - 1) * model.renyi_divergence(alpha))
-            rows.append(Proposition3Check(alpha, x, log_p, log_pa, alpha * log_p <= log_pa + TOLERANCE,
-                                          log_pa <= log_p + TOLERANCE, log_p - log_pa, identity))
+            rows.append(
+                Proposition3Check(
+                    alpha,
+                    x,
+                    log_p,
+                    log_pa,
+                    alpha * log_p <= log_pa + TOLERANCE,
+                    log_pa <= log_p + TOLERANCE,
+                    log_p - log_pa,
+                    identity,
+                )
+            )
     return rows
 
 
@@ -422,8 +465,17 @@ def conditional_entropy(prior: Tensor, likelihood: Tensor) -> float:
 def check_renyi_brackets_kl(model: TableModel, alphas: list[float]) -> list[list[Any]]:
     """D_α against KL(p(z|x) ‖ p(z)): below for α < 1, above for α > 1 (§4.2)."""
     kl = model.true_kl
-    return [[alpha, model.renyi_divergence(alpha), kl, (model.renyi_divergence(alpha) <= kl + TOLERANCE)
-             if alpha < 1 else (model.renyi_divergence(alpha) >= kl - TOLERANCE)] for alpha in alphas]
+    return [
+        [
+            alpha,
+            model.renyi_divergence(alpha),
+            kl,
+            (model.renyi_divergence(alpha) <= kl + TOLERANCE)
+            if alpha < 1
+            else (model.renyi_divergence(alpha) >= kl - TOLERANCE),
+        ]
+        for alpha in alphas
+    ]
 
 
 # --- §5: Propositions 4 and 5, sample by sample --------------------------------------------------------
@@ -443,11 +495,12 @@ def check_single_sample_identities(model: TableModel, alphas: list[float]) -> Si
     """Props. 4 and 5 at every latent state z (K = 1), and in expectation over q."""
     z = torch.arange(model.num_states)[None, :]  # each state is one sample: [K=1, B=S]
     args = (model.log_lik[z], model.log_prior[z], model.log_q[z])
-    log_ratio = (model.log_q - model.log_prior)
+    log_ratio = model.log_q - model.log_prior
     kl = kl_estimate(*args)
     renyi = {alpha: renyi_estimate(*args, alpha) for alpha in alphas}
-    per_sample = [[s, log_ratio[s].item(), kl[s].item()] + [renyi[a][s].item() for a in alphas]
-                  for s in range(model.num_states)]
+    per_sample = [
+        [s, log_ratio[s].item(), kl[s].item()] + [renyi[a][s].item() for a in alphas] for s in range(model.num_states)
+    ]
     return SingleSampleCheck(
         max_kl_error=(kl - log_ratio).abs().max().item(),
         max_renyi_error={a: (r - log_ratio).abs().max().item() for a, r in renyi.items()},
@@ -467,8 +520,13 @@ def plot_kl_estimate_vs_K(model: TableModel, sample_counts: list[int]):
     std = [math.sqrt(v) for _, v in stats]
     fig, ax = plt.subplots(figsize=(6, 3.8))
     ax.plot(sample_counts, mean, marker="o", label="E[Û^K − Ŝ^K] (exact)")
-    ax.fill_between(sample_counts, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                    alpha=0.2, label="± 1 standard deviation")
+    ax.fill_between(
+        sample_counts,
+        [m - s for m, s in zip(mean, std)],
+        [m + s for m, s in zip(mean, std)],
+        alpha=0.2,
+        label="± 1 standard deviation",
+    )
     ax.axhline(model.true_kl, color="black", linestyle="--", label="true KL(p(z|x) ‖ p(z))")
     ax.axhline(model.representational_kl, color="tab:red", linestyle=":", label="representational KL(q ‖ p)")
     ax.set(xscale="log", xlabel="K (samples)", ylabel="nats", title="the KL estimate as K grows")
@@ -501,7 +559,12 @@ def check_proposition6(model: TableModel, betas: list[float], alphas: list[float
 
 # --- the λ/α/K explorer -----------------------------------------------------------------------------------
 
-EXPLORER_BASES = ("vimco", "reinforce", "dreg", "iwae")  # score function on a categorical toy, reparameterised on a Gaussian one
+EXPLORER_BASES = (
+    "vimco",
+    "reinforce",
+    "dreg",
+    "iwae",
+)  # score function on a categorical toy, reparameterised on a Gaussian one
 EXPLORER_KINDS = ("kl", "renyi", "power")
 
 
@@ -568,9 +631,17 @@ def explorer_curves(settings: ExplorerSettings, sample_counts: list[int], draws:
     toy = _toy_for(settings.base)
     table = _exact_table(toy, settings.base)
     true_divergence, true_kl, true_objective = _targets(table, settings)
-    result: dict[str, Any] = {"K": list(sample_counts), "true_divergence": true_divergence, "true_kl": true_kl,
-                              "true_objective": true_objective, "divergence_mean": [], "divergence_std": [],
-                              "objective_mean": [], "objective_std": [], "gradient_variance": []}
+    result: dict[str, Any] = {
+        "K": list(sample_counts),
+        "true_divergence": true_divergence,
+        "true_kl": true_kl,
+        "true_objective": true_objective,
+        "divergence_mean": [],
+        "divergence_std": [],
+        "objective_mean": [],
+        "objective_std": [],
+        "gradient_variance": [],
+    }
     for K in sample_counts:
         objective = _objective(settings, K)
         generator = torch.Generator().manual_seed(seed * 1000 + K)
@@ -598,8 +669,15 @@ def explorer_curves(settings: ExplorerSettings, sample_counts: list[int], draws:
     return result
 
 
-def explorer_grid(lambdas: list[float], alphas: list[float], sample_counts: list[int], draws: int, seed: int,
-                  bases: tuple[str, ...] = EXPLORER_BASES, kinds: tuple[str, ...] = EXPLORER_KINDS) -> dict[str, Any]:
+def explorer_grid(
+    lambdas: list[float],
+    alphas: list[float],
+    sample_counts: list[int],
+    draws: int,
+    seed: int,
+    bases: tuple[str, ...] = EXPLORER_BASES,
+    kinds: tuple[str, ...] = EXPLORER_KINDS,
+) -> dict[str, Any]:
     """:func:`explorer_curves` over a grid; keys "base|kind|λ index|α index". Settings an objective
     ignores (α for kl, λ for power) are computed once and shared."""
     curves: dict[str, Any] = {}
@@ -611,8 +689,14 @@ def explorer_grid(lambdas: list[float], alphas: list[float], sample_counts: list
                 if settings not in computed:
                     computed[settings] = explorer_curves(settings, sample_counts, draws, seed)
                 curves[f"{base}|{kind}|{i}|{j}"] = computed[settings]
-    return {"lambdas": list(lambdas), "alphas": list(alphas), "K": list(sample_counts), "bases": list(bases),
-            "kinds": list(kinds), "curves": curves}
+    return {
+        "lambdas": list(lambdas),
+        "alphas": list(alphas),
+        "K": list(sample_counts),
+        "bases": list(bases),
+        "kinds": list(kinds),
+        "curves": curves,
+    }
 
 
 _EXPLORER_JS = """
@@ -663,26 +747,73 @@ def static_explorer_html(grid: dict[str, Any], div_id: str = "micmco-explorer") 
 
     K = grid["K"]
     first = grid["curves"][f"{grid['bases'][0]}|{grid['kinds'][1]}|0|0"]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=(
-        "divergence term", "objective", "gradient variance"))
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("divergence term", "objective", "gradient variance"))
     blue, fill = "rgb(31,119,180)", "rgba(31,119,180,0.2)"
     traces = [
         (1, go.Scatter(x=K, y=first["divergence_mean"], mode="lines", line={"width": 0}, showlegend=False)),
-        (1, go.Scatter(x=K, y=first["divergence_mean"], mode="lines", line={"width": 0}, fill="tonexty",
-                       fillcolor=fill, name="± 1 sd")),
+        (
+            1,
+            go.Scatter(
+                x=K,
+                y=first["divergence_mean"],
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor=fill,
+                name="± 1 sd",
+            ),
+        ),
         (1, go.Scatter(x=K, y=first["divergence_mean"], mode="lines+markers", line={"color": blue}, name="estimate")),
-        (1, go.Scatter(x=K, y=[first["true_divergence"]] * len(K), mode="lines", line={"dash": "dash", "color": "black"},
-                       name="true divergence")),
-        (1, go.Scatter(x=K, y=[first["true_kl"]] * len(K), mode="lines", line={"dash": "dot", "color": "red"},
-                       name="true KL")),
+        (
+            1,
+            go.Scatter(
+                x=K,
+                y=[first["true_divergence"]] * len(K),
+                mode="lines",
+                line={"dash": "dash", "color": "black"},
+                name="true divergence",
+            ),
+        ),
+        (
+            1,
+            go.Scatter(
+                x=K, y=[first["true_kl"]] * len(K), mode="lines", line={"dash": "dot", "color": "red"}, name="true KL"
+            ),
+        ),
         (2, go.Scatter(x=K, y=first["objective_mean"], mode="lines", line={"width": 0}, showlegend=False)),
-        (2, go.Scatter(x=K, y=first["objective_mean"], mode="lines", line={"width": 0}, fill="tonexty",
-                       fillcolor=fill, showlegend=False)),
+        (
+            2,
+            go.Scatter(
+                x=K,
+                y=first["objective_mean"],
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor=fill,
+                showlegend=False,
+            ),
+        ),
         (2, go.Scatter(x=K, y=first["objective_mean"], mode="lines+markers", line={"color": blue}, showlegend=False)),
-        (2, go.Scatter(x=K, y=[first["true_objective"]] * len(K), mode="lines", line={"dash": "dash", "color": "black"},
-                       name="true objective O(λ, x)")),
-        (3, go.Scatter(x=K, y=first["gradient_variance"], mode="lines+markers", line={"color": "rgb(44,160,44)"},
-                       name="gradient variance")),
+        (
+            2,
+            go.Scatter(
+                x=K,
+                y=[first["true_objective"]] * len(K),
+                mode="lines",
+                line={"dash": "dash", "color": "black"},
+                name="true objective O(λ, x)",
+            ),
+        ),
+        (
+            3,
+            go.Scatter(
+                x=K,
+                y=first["gradient_variance"],
+                mode="lines+markers",
+                line={"color": "rgb(44,160,44)"},
+                name="gradient variance",
+            ),
+        ),
     ]
     for col, trace in traces:
         fig.add_trace(trace, row=1, col=col)
@@ -691,36 +822,75 @@ def static_explorer_html(grid: dict[str, Any], div_id: str = "micmco-explorer") 
     fig.update_yaxes(type="log", row=1, col=3)
 
     def slider(name: str, label: str, values: list, x: float, active: int) -> dict:
-        return {"name": name, "active": active, "x": x, "y": -0.12, "len": 0.3, "yanchor": "top",
-                "pad": {"t": 30, "r": 10}, "currentvalue": {"prefix": f"{label} = ", "font": {"size": 13}},
-                "font": {"size": 10}, "steps": [{"label": f"{v:g}", "method": "skip", "args": [None]} for v in values]}
+        return {
+            "name": name,
+            "active": active,
+            "x": x,
+            "y": -0.12,
+            "len": 0.3,
+            "yanchor": "top",
+            "pad": {"t": 30, "r": 10},
+            "currentvalue": {"prefix": f"{label} = ", "font": {"size": 13}},
+            "font": {"size": 10},
+            "steps": [{"label": f"{v:g}", "method": "skip", "args": [None]} for v in values],
+        }
 
     def menu(name: str, values: list, x: float, active: int) -> dict:
-        return {"name": name, "active": active, "x": x, "y": 1.3, "xanchor": "left", "yanchor": "bottom",
-                "type": "dropdown", "buttons": [{"label": v, "method": "skip", "args": [None]} for v in values]}
+        return {
+            "name": name,
+            "active": active,
+            "x": x,
+            "y": 1.3,
+            "xanchor": "left",
+            "yanchor": "bottom",
+            "type": "dropdown",
+            "buttons": [{"label": v, "method": "skip", "args": [None]} for v in values],
+        }
 
     def label(text: str, x: float) -> dict:
-        return {"text": text, "x": x, "y": 1.34, "xref": "paper", "yref": "paper", "showarrow": False,
-                "xanchor": "right", "yanchor": "bottom"}
+        return {
+            "text": text,
+            "x": x,
+            "y": 1.34,
+            "xref": "paper",
+            "yref": "paper",
+            "showarrow": False,
+            "xanchor": "right",
+            "yanchor": "bottom",
+        }
 
     k_index = min(2, len(K) - 1)
     lam_index = min(1, len(grid["lambdas"]) - 1)
     alpha_index = min(1, len(grid["alphas"]) - 1)
     fig.update_annotations(font_size=12)
     fig.update_layout(
-        height=600, margin={"t": 180, "b": 150, "l": 50, "r": 20},
+        height=600,
+        margin={"t": 180, "b": 150, "l": 50, "r": 20},
         title={"text": "", "font": {"size": 12}, "x": 0.0, "xanchor": "left", "y": 0.985, "yanchor": "top"},
         legend={"orientation": "h", "x": 0.0, "y": 1.12, "yanchor": "bottom", "font": {"size": 11}},
-        sliders=[slider("lam", "λ", grid["lambdas"], 0.0, lam_index), slider("alpha", "α", grid["alphas"], 0.35, alpha_index),
-                 slider("k", "K", K, 0.7, k_index)],
+        sliders=[
+            slider("lam", "λ", grid["lambdas"], 0.0, lam_index),
+            slider("alpha", "α", grid["alphas"], 0.35, alpha_index),
+            slider("k", "K", K, 0.7, k_index),
+        ],
         updatemenus=[menu("base", grid["bases"], 0.08, 0), menu("kind", grid["kinds"], 0.33, 1)],
         annotations=list(fig.layout.annotations) + [label("estimator", 0.075), label("objective", 0.325)],
     )
-    script = (_EXPLORER_JS.replace("{div_id}", div_id).replace("{grid}", json.dumps(grid))
-              .replace("{lam_index}", str(lam_index)).replace("{alpha_index}", str(alpha_index))
-              .replace("{k_index}", str(k_index)))
-    return pio.to_html(fig, full_html=False, include_plotlyjs=True, div_id=div_id, post_script=script,
-                       config={"displayModeBar": False, "responsive": True})
+    script = (
+        _EXPLORER_JS.replace("{div_id}", div_id)
+        .replace("{grid}", json.dumps(grid))
+        .replace("{lam_index}", str(lam_index))
+        .replace("{alpha_index}", str(alpha_index))
+        .replace("{k_index}", str(k_index))
+    )
+    return pio.to_html(
+        fig,
+        full_html=False,
+        include_plotlyjs=True,
+        div_id=div_id,
+        post_script=script,
+        config={"displayModeBar": False, "responsive": True},
+    )
 
 
 @dataclass
@@ -763,8 +933,15 @@ class LiveExplorer:
     ``curves`` is what was last plotted.
     """
 
-    def __init__(self, sample_counts: list[int], draws: int, seed: int, settings: ExplorerSettings = ExplorerSettings(),
-                 lambdas: list[float] = (0.0, 0.25, 0.5, 0.75, 0.9), alphas: list[float] = (0.5, 2.0, 4.0, 8.0)):
+    def __init__(
+        self,
+        sample_counts: list[int],
+        draws: int,
+        seed: int,
+        settings: ExplorerSettings = ExplorerSettings(),
+        lambdas: list[float] = (0.0, 0.25, 0.5, 0.75, 0.9),
+        alphas: list[float] = (0.5, 2.0, 4.0, 8.0),
+    ):
         import ipywidgets as widgets
         import matplotlib.pyplot as plt
 
@@ -774,8 +951,11 @@ class LiveExplorer:
             "kind": widgets.Dropdown(options=list(EXPLORER_KINDS), value=settings.kind, description="objective"),
             "lam": widgets.SelectionSlider(options=list(lambdas), value=settings.lam, description="λ"),
             "alpha": widgets.SelectionSlider(options=list(alphas), value=settings.alpha, description="α"),
-            "k": widgets.SelectionSlider(options=self.sample_counts, value=self.sample_counts[min(2, len(self.sample_counts) - 1)],
-                                         description="K"),
+            "k": widgets.SelectionSlider(
+                options=self.sample_counts,
+                value=self.sample_counts[min(2, len(self.sample_counts) - 1)],
+                description="K",
+            ),
         }
         self.output = widgets.Output()
         with plt.ioff():
@@ -783,9 +963,13 @@ class LiveExplorer:
         self.curves: dict[str, Any] = {}
         for control in self.controls.values():
             control.observe(lambda _change: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.controls["base"], self.controls["kind"]]),
-                                    widgets.HBox([self.controls["lam"], self.controls["alpha"], self.controls["k"]]),
-                                    self.output])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.controls["base"], self.controls["kind"]]),
+                widgets.HBox([self.controls["lam"], self.controls["alpha"], self.controls["k"]]),
+                self.output,
+            ]
+        )
         self.update()
 
     @property
@@ -835,5 +1019,6 @@ def draw_explorer(axes, curves: dict[str, Any], settings: ExplorerSettings, k: i
         ax.set_xticks(K, [str(v) for v in K])
     divergence_ax.legend(fontsize=8)
     objective_ax.legend(fontsize=8)
-    axes[0].figure.suptitle(f"{settings.base}, {settings.kind} objective, λ = {settings.lam:g}, α = {settings.alpha:g}",
-                            fontsize=10)
+    axes[0].figure.suptitle(
+        f"{settings.base}, {settings.kind} objective, λ = {settings.lam:g}, α = {settings.alpha:g}", fontsize=10
+    )
