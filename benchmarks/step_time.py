@@ -11,10 +11,11 @@ same round, so slow phases of a shared machine hit both sides alike):
    materialises the [K, B, V] logits (``symbol_log_likelihood``), side by side;
 4. Pyro's RenyiELBO(alpha=0, vectorize_particles=True), i.e. IWAE-K, relative to ours on
    the same model, batch and optimiser;
-5. the end-to-end trials per hour of the ``cpu`` profile (params/synthetic/cpu/*.yaml) with
-   one thread, extrapolated from shortened runs: each config is trained for a few and for
-   more steps (the difference gives the time per step without the fixed costs), then the
-   full run's time is the fixed cost plus its steps times that, evaluation included.
+5. the end-to-end trials per hour of the ``cpu`` profile (the sweeps' trial configs,
+   params/synthetic/cpu/trial-*.yaml) with one thread, extrapolated from shortened runs:
+   each config is run for a few and for more steps (the difference gives the time per step
+   without the fixed costs), then a full trial is the fixed cost, evaluation included, plus
+   its steps times that; CPU time of the process, so that other load does not inflate it.
 
 A step is the loss, its backward pass and an Adam update, on the synthetic model of §7.1.1.
 
@@ -24,6 +25,7 @@ A step is the loss, its backward pass and an Adam update, on the synthetic model
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -260,45 +262,45 @@ def pyro_section(args) -> None:
 
 def trials_section(args) -> None:
     """Trials per hour of the cpu profile, one thread, extrapolated from two shortened runs per config."""
-    configs = sorted(Path(args.profile_dir).glob("*.yaml"))
+    directory = Path(args.profile_dir)
+    configs = sorted(directory.glob(args.profile_glob))
     if not configs:
-        print(f"\n5. no configs in {args.profile_dir}; skipped")
+        print(f"\n5. no configs {args.profile_glob} in {directory}; skipped")
         return
     short, longer = args.trial_steps
     print(
-        f"\n5. End-to-end trial time of {args.profile_dir} with 1 thread, extrapolated from runs of {short} and "
-        f"{longer} steps: per step = (t_{longer} - t_{short}) / {longer - short}, "
-        f"fixed = t_{short} - {short} x per step"
+        f"\n5. Trial time of {directory}/{args.profile_glob} with 1 thread, extrapolated (not measured end to end) "
+        f"from runs of {short} and {longer} steps:\n   per step = difference of the two runs' times / "
+        f"{longer - short}; trial = its steps x per step + the rest of the {short}-step run (setup, evaluation).\n"
+        "   Times are the process's CPU time (one thread), so other load on a shared machine does not inflate them."
     )
-    print(f"{'config':28s} {'steps':>6s} {'ms/step':>8s} {'fixed (s)':>9s} {'eval (s)':>8s} {'trial (s)':>9s}")
+    print(f"{'config':28s} {'steps':>6s} {'ms/step':>8s} {'other (s)':>9s} {'trial (s)':>9s}")
     totals = []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with tempfile.TemporaryDirectory(prefix="micmco-bench-") as output_dir:
+            overrides = [f"output_dir={output_dir}", "train.progress=false", "train.checkpoint_every=0"]
+            quiet = lambda message: None
+            run(load_config(configs[0], [*overrides, f"train.steps={short}", "seed=1"]), echo=quiet)  # warm-up
             for path in configs:
-                overrides = [f"output_dir={output_dir}", "train.progress=false", "train.checkpoint_every=0"]
                 steps = load_config(path).train.steps
-                wall = {}
+                cpu_time = {}
                 for count in (short, longer):
-                    config = load_config(path, [*overrides, f"train.steps={count}"])
-                    started = time.perf_counter()
-                    record = run(config, echo=lambda message: None)
-                    wall[count] = time.perf_counter() - started
-                per_step = (wall[longer] - wall[short]) / (longer - short)
-                fixed = wall[short] - short * per_step  # setup and evaluation
-                trial = fixed + steps * per_step
+                    started = time.process_time()
+                    run(load_config(path, [*overrides, f"train.steps={count}"]), echo=quiet)
+                    cpu_time[count] = time.process_time() - started
+                per_step = (cpu_time[longer] - cpu_time[short]) / (longer - short)
+                other = cpu_time[short] - short * per_step
+                trial = other + steps * per_step
                 totals.append(trial)
-                print(
-                    f"{path.stem:28s} {steps:6d} {per_step * 1e3:8.1f} {fixed:9.1f} "
-                    f"{record['eval_wall_time_s']:8.1f} {trial:9.1f}"
-                )
+                print(f"{path.stem:28s} {steps:6d} {per_step * 1e3:8.1f} {other:9.1f} {trial:9.1f}")
     finally:
         torch.set_num_threads(threads)
     mean = statistics.mean(totals)
     print(
-        f"mean trial {mean:.0f} s: {3600 / mean:.0f} trials per hour per worker (1 thread; extrapolated, "
-        f"not measured end to end), the set of {len(totals)} in {sum(totals) / 60:.1f} min"
+        f"mean trial {mean:.0f} s: {3600 / mean:.0f} trials per hour per worker (1 thread; extrapolated), "
+        f"the set of {len(totals)} in {sum(totals) / 60:.1f} min"
     )
 
 
@@ -323,6 +325,9 @@ def main() -> None:
     parser.add_argument("--no-pyro", action="store_true", help="skip the Pyro comparison (section 4)")
     parser.add_argument("--profile-dir", default="params/synthetic/cpu", help="the configs of section 5")
     parser.add_argument(
+        "--profile-glob", default="trial-*.yaml", help="which configs of --profile-dir (default: the sweeps' trials)"
+    )
+    parser.add_argument(
         "--trial-steps", type=int, nargs=2, default=(20, 120), metavar=("SHORT", "LONG"), help="section 5 run lengths"
     )
     args = parser.parse_args()
@@ -333,6 +338,8 @@ def main() -> None:
         parser.error(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
     if args.no_pyro and "4" in sections:
         sections.remove("4")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"load average {load} on {os.cpu_count()} cores (ratios are measured side by side; absolute times are not)")
     print(
         f"device {args.device} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
         f"vocabulary {args.vocab}, batch {args.batch}, hidden {args.hidden}, {args.rounds} rounds x {args.steps} steps"
