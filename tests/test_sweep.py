@@ -345,3 +345,14 @@ def test_two_workers_share_a_postgresql_study_and_the_password_never_leaks(tmp_p
     with psycopg.connect(url) as connection:
         (count,) = connection.execute("SELECT count(*) FROM studies").fetchone()
     assert count == 1
+
+
+def test_integer_parameter(tmp_path):
+    text = study_text("i", 2, 20).replace(
+        "lam: {}", "lam: {}\n  hidden: {key: model.hidden_size, low: 16, high: 64, integer: true}"
+    )
+    study = load_study(write_study(tmp_path / "i.yaml", text))
+    assert study.trial_overrides({"hidden": 32})[-1] == "model.hidden_size=32"
+    bad = text.replace("low: 16, high: 64", "low: 16.5, high: 64")
+    with pytest.raises(ConfigError, match="integer"):
+        load_study(write_study(tmp_path / "j.yaml", bad))

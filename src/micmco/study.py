@@ -59,6 +59,7 @@ class ParameterConfig:
     low: float | None = None  # lower end of the range (null = Table 2's)
     high: float | None = None  # upper end of the range (null = Table 2's)
     scale: str = ""  # linear or log ("" = Table 2's; log needs low > 0)
+    integer: bool = False  # integer-valued (e.g. the VQ-VAE's number of latents, Table 2)
 
     def __post_init__(self) -> None:
         if self.scale:
@@ -104,6 +105,7 @@ class Parameter:
     low: float
     high: float
     log: bool
+    integer: bool = False
 
 
 @dataclass
@@ -130,7 +132,10 @@ class Study:
     def trial_overrides(self, params: Mapping[str, float]) -> list[str]:
         """The --set overrides of one trial: the study's fixed ones, then the tuned parameters."""
         by_name = {p.name: p for p in self.parameters}
-        return self.overrides + [f"{by_name[name].key}={_yaml_number(value)}" for name, value in params.items()]
+        return self.overrides + [
+            f"{by_name[name].key}={int(value) if by_name[name].integer else _yaml_number(value)}"
+            for name, value in params.items()
+        ]
 
     def definition_hash(self) -> str:
         """Identifies what the trials compute (not the budget): a stored study must match it."""
@@ -220,7 +225,7 @@ def study_from_dict(data: Mapping[str, Any], path: Path | None = None, root: str
         "name": config.name,
         "base": str(config.base),
         "base_config": _config_dict(fixed),
-        "parameters": [asdict(p) for p in parameters],
+        "parameters": [{k: v for k, v in asdict(p).items() if k != "integer" or v} for p in parameters],
         "grid": grid,
         "set": overrides,
         "trials": study.trials,
@@ -312,7 +317,9 @@ def _parse_parameters(raw: Any, fixed) -> list[Parameter]:
             raise ConfigError(
                 f"{prefix}.key", f"must be a dotted run-config key such as train.learning_rate, got {key!r}"
             )
-        parameters.append(Parameter(name, key, float(low), float(high), scale == "log"))
+        if spec.integer and (low != int(low) or high != int(high)):
+            raise ConfigError(f"{prefix}.low", f"an integer parameter needs integer ends, got [{low}, {high}]")
+        parameters.append(Parameter(name, key, float(low), float(high), scale == "log", spec.integer))
     keys = [p.key for p in parameters]
     for p in parameters:
         if keys.count(p.key) > 1:
@@ -353,7 +360,9 @@ def _parse_grid(raw: Any, parameters: list[Parameter]) -> list[dict[str, float]]
             p = by_name[name]
             if not p.low <= value <= p.high:
                 raise ConfigError(f"{label}.{name}", f"{value} is outside the range [{p.low}, {p.high}]")
-            resolved[name] = value
+            if p.integer and value != int(value):
+                raise ConfigError(f"{label}.{name}", f"must be an integer, got {value}")
+            resolved[name] = int(value) if p.integer else value
         if resolved in grid:
             raise ConfigError(label, f"repeats an earlier grid point {resolved}")
         grid.append(resolved)

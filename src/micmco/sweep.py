@@ -414,7 +414,12 @@ class Worker:
             if rank is not None and rank >= study.trials:
                 self._drop(trial, "surplus")
                 return
-        params = {p.name: trial.suggest_float(p.name, p.low, p.high, log=p.log) for p in study.parameters}
+        params = {
+            p.name: trial.suggest_int(p.name, int(p.low), int(p.high), log=p.log)
+            if p.integer
+            else trial.suggest_float(p.name, p.low, p.high, log=p.log)
+            for p in study.parameters
+        }
         trial.set_user_attr("heartbeat", _my_stamp())
         origin = frozen.user_attrs.get("origin", trial.number)
         label = " ".join(f"{k}={v:.4g}" for k, v in params.items())
@@ -457,7 +462,13 @@ class Worker:
 
         sweep = self.sweep
         overrides = sweep.study.trial_overrides(params)
-        config = load_config(sweep.study.base_path, overrides + [f"output_dir={sweep.runs_dir}"])
+        try:
+            config = load_config(sweep.study.base_path, overrides + [f"output_dir={sweep.runs_dir}"])
+        except ConfigError as error:  # a proposed point the run config rejects: a failed trial, not a crash
+            resolved = load_config(sweep.study.base_path, sweep.study.overrides)
+            row = _row(to_dict(resolved), None, "failed", f"invalid run config: {error}", 0.0, "", self.threads)
+            row.update({name: f"{value:.6g}" for name, value in params.items() if name in row})
+            return "failed", row, None
         run_dir = _run_directory(config)
         trial.set_user_attr("run", run_dir.name)
         command = [sys.executable, "-m", "micmco.cli", "train", str(sweep.study.base_path), "--quiet"]
