@@ -404,6 +404,7 @@ class Worker:
         n_before = len(sweep.trials())
         sweep.optuna_study.sampler = make_sampler(study.config, seed_parts=(study.config.seed, n_before, self.index))
         trial = sweep.optuna_study.ask()
+        trial.set_user_attr("heartbeat", _my_stamp())  # at once: a worker killed from here on is noticed at once
         census = Census.of(sweep.trials())
         if trial.number in census.redundant:
             self._drop(trial, "duplicate")
@@ -420,7 +421,6 @@ class Worker:
             else trial.suggest_float(p.name, p.low, p.high, log=p.log)
             for p in study.parameters
         }
-        trial.set_user_attr("heartbeat", _my_stamp())
         origin = frozen.user_attrs.get("origin", trial.number)
         label = " ".join(f"{k}={v:.4g}" for k, v in params.items())
         retry = f" (retry of trial {origin})" if origin != trial.number else ""
