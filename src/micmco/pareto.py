@@ -14,7 +14,7 @@ and offers the frontier, the summary "lowest NLL among trials with latent usage 
 normalised view (excess NLL over ln V against usage / ln V, so that a vocabulary-1000 curve
 lies over the paper's vocabulary-10000 one) and a plot in the paper's style.
 
-    micmco pareto FILES... [--min-usage m ...] [--normalised] [--plot out.png]
+    micmco pareto FILES... [--min-usage m ...] [--normalised] [--plot out.png] [--paper DIR]
 """
 
 from __future__ import annotations

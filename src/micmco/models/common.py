@@ -150,7 +150,7 @@ def _needed(ctx, index: int) -> bool:
         return False
     try:
         return torch._C._will_engine_execute_node(node)
-    except RuntimeError:  # a leaf under autograd.grad: assume needed
+    except (RuntimeError, AttributeError):  # a leaf under autograd.grad (or a torch without it): assume needed
         return True
 
 
