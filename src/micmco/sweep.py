@@ -688,8 +688,9 @@ def progress_line(sweep: Sweep, started: float, done_at_start: int) -> str:
     remaining = max(0, sweep.study.trials - len(rows))
     eta = f", ETA {remaining / rate * 60:.0f} min" if rate == rate and rate > 0 else ""
     timing = f"{per_trial:.0f} s/trial, {rate:.0f} trials/h{eta}" if rate == rate else "no trial finished yet"
-    front = pareto_front([(float(r["mi"]), float(r["nll"])) for r in rows if r["status"] == "complete"])
-    front_text = " ".join(f"({mi:.2f}, {nll:.4f})" for mi, nll in front[-8:]) or "-"
+    complete = [r for r in rows if r["status"] == "complete"]
+    front = pareto_front([(min(float(r["mi"]), float(r["optimal_nll"])), float(r["nll"])) for r in complete])
+    front_text = " ".join(f"({mi:.2f}, {nll:.4f})" for mi, nll in front[-8:]) or "-"  # MI capped at ln V
     return (
         f"[{time.strftime('%H:%M:%S')}] {sweep.study.name}: {len(rows)}/{sweep.study.trials} done "
         f"({counts['complete']} complete, {counts['diverged']} diverged, {counts['failed']} failed), "
