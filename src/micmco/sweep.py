@@ -357,10 +357,6 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
 # --- one worker ------------------------------------------------------------------------------
 
 
-class _Shutdown(Exception):
-    pass
-
-
 class Worker:
     """Pops or proposes trials and runs each as a `micmco train` subprocess until the budget is spent."""
 
