@@ -74,14 +74,14 @@ def repo_path(relative: str) -> Path:
 
 
 def markdown_table(rows: list[list[Any]], headers: list[str], digits: int = 4) -> str:
-    """A Markdown table; floats rounded to ``digits`` decimals."""
+    """A Markdown table; floats rounded to ``digits`` decimals, pipes inside cells escaped."""
 
     def cell(value: Any) -> str:
         if isinstance(value, float):
             return f"{value:.{digits}f}"
-        return str(value)
+        return str(value).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" ---: " for _ in headers) + "|"]
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join(" ---: " for _ in headers) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -97,12 +97,14 @@ def train_collapse_demo(
     seed: int,
     objective: str = "renyi",
     alpha: float = 10.0,
+    threads: int = 1,
 ) -> list[dict[str, Any]]:
     """Train the synthetic model once per λ (λ = 0: no mutual-information term) and evaluate it.
 
     Starts from a run config (``params/synthetic/...``), overrides the steps, vocabulary,
-    seed and objective, and runs each in a fresh temporary directory through the public API
-    (:func:`micmco.experiment.run`). Returns the result records, in the order of ``lambdas``.
+    seed, torch threads and objective, and runs each in a fresh temporary directory through
+    the public API (:func:`micmco.experiment.run`). Returns the result records, in the order of
+    ``lambdas``; a run that did not complete (a diverged one) is an error naming its λ.
     """
     from .experiment import load_config, run
 
@@ -125,10 +127,14 @@ def train_collapse_demo(
                 f"train.log_every={max(1, steps // 20)}",
                 "train.progress=false",
                 f"data.vocab_size={vocab_size}",
+                f"train.threads={threads}",
                 f"seed={seed}",
                 f"output_dir={output_dir}",
             ]
-            records.append(run(load_config(config_path, overrides), echo=lambda *_: None))
+            record = run(load_config(config_path, overrides), echo=lambda *_: None)
+            if record.get("status", "complete") != "complete":
+                raise RuntimeError(f"the run with λ = {lam} ended {record['status']}: {record.get('divergence')}")
+            records.append(record)
     return records
 
 
@@ -351,6 +357,28 @@ class Counterexample:
     expected_value: float  # E[Û^K − Ŝ^K] (ii) or Var(Û^{K+1}) (iii)
     reference: float  # KL(p(z|x) ‖ p(z)) (ii) or Var(Û^K) (iii)
     premise_margin: float = 0.0  # ln p(x) − E[Ŝ^K] >= 0 (ii)
+    claim: str = "2 ii"  # which part of Proposition 2 it contradicts: "2 ii" or "2 iii"
+
+    @property
+    def contradicts_claim(self) -> bool:
+        if self.claim == "2 ii":  # premise holds, conclusion fails
+            return self.premise_margin >= -TOLERANCE and self.expected_value < self.reference
+        return self.expected_value > self.reference  # the variance rose with K
+
+    def report(self) -> None:
+        """Print the counterexample (what a chapter shows)."""
+        size = f"{self.num_states} states, proposal = {self.proposal} (seed {self.seed})"
+        K = self.num_samples
+        if self.claim == "2 ii":
+            print(f"counterexample to Proposition 2 ii: {size}, K = {K}")
+            print(f"premise holds:      ln p(x) − E[Ŝ^K] = {self.premise_margin:.6f} ≥ 0")
+            print(
+                f"conclusion fails:   E[Û^K − Ŝ^K] = {self.expected_value:.6f}"
+                f" < KL(p(z|x) ‖ p(z)) = {self.reference:.6f}"
+            )
+        else:
+            print(f"counterexample to the monotone decay in Proposition 2 iii: {size}")
+            print(f"Var(Û^{K + 1}) = {self.expected_value:.6f} > Var(Û^{K}) = {self.reference:.6f}")
 
     def describe_model(self, digits: int = 4) -> str:
         rows = [
@@ -386,8 +414,39 @@ def find_prop2ii_counterexample(
                     premise_margin = model.log_marginal - model.expectation(log_marginal, K)[0]
                     mean = model.expectation(kl_estimate, K)[0]
                     if premise_margin >= -TOLERANCE and mean < model.true_kl - 1e-9:
-                        return Counterexample(num_states, K, seed, proposal, model, mean, model.true_kl, premise_margin)
+                        return Counterexample(
+                            num_states, K, seed, proposal, model, mean, model.true_kl, premise_margin, "2 ii"
+                        )
     return None
+
+
+def prop2ii_upward_bias_rate(
+    states: tuple[int, ...] = (3, 4, 5, 6), sample_counts: tuple[int, ...] = (1, 2, 4, 8), seeds: int = 10
+) -> tuple[int, int]:
+    """How often E[Û^K − Ŝ^K] ≥ KL(p(z|x) ‖ p(z)) over random models and proposals: (holds, cases)."""
+    holds = cases = 0
+    for num_states in states:
+        for seed in range(seeds):
+            model = TableModel.random(num_states, seed, q="random")
+            for K in sample_counts:
+                cases += 1
+                holds += model.expectation(kl_estimate, K)[0] >= model.true_kl - 1e-9
+    return holds, cases
+
+
+def bias_variance_table(rows: list[dict[str, float]]) -> str:
+    """One row per K: each estimate's bias and, in brackets, its variance."""
+    names = list(dict.fromkeys(r["estimate"] for r in rows))
+    table = []
+    for K in dict.fromkeys(r["K"] for r in rows):
+        cells = {r["estimate"]: f"{r['bias']:+.4f} ({r['variance']:.4f})" for r in rows if r["K"] == K}
+        table.append([K] + [cells[name] for name in names])
+    return markdown_table(table, ["K"] + [f"{name}: bias (variance)" for name in names])
+
+
+def kl_convergence_rows(model: TableModel, sample_counts: list[int]) -> list[list[float]]:
+    """K, E[Û^K − Ŝ^K] (exact), the true KL and the representational KL."""
+    return [[K, model.expectation(kl_estimate, K)[0], model.true_kl, model.representational_kl] for K in sample_counts]
 
 
 def snis_variances(model: TableModel, sample_counts: list[int]) -> list[float]:
@@ -404,7 +463,7 @@ def find_prop2iii_counterexample(max_states: int = 6, max_samples: int = 8, seed
                 variances = snis_variances(model, list(range(1, max_samples + 1)))
                 for K, (now, after) in enumerate(zip(variances, variances[1:]), start=1):
                     if after > now * (1 + 1e-9):
-                        return Counterexample(num_states, K, seed, proposal, model, after, now)
+                        return Counterexample(num_states, K, seed, proposal, model, after, now, claim="2 iii")
     return None
 
 
@@ -555,6 +614,16 @@ def check_proposition6(model: TableModel, betas: list[float], alphas: list[float
             value = model.expectation(lambda a, b, c: objective_value(kind, a, b, c, lam=lam, alpha=alpha), 1)[0]
             rows.append([beta, name, setting, value, beta_vae, value - beta_vae])
     return rows
+
+
+def proposition6_table(rows: list[list[Any]]) -> str:
+    """The rows of :func:`check_proposition6` as a table (differences in scientific notation)."""
+    formatted = [
+        [f"{beta:g}", name, setting, value, beta_vae, f"{difference:.1e}"]
+        for beta, name, setting, value, beta_vae, difference in rows
+    ]
+    headers = ["β", "objective", "setting", "E[single-sample objective]", "β-VAE (eq. 19)", "difference"]
+    return markdown_table(formatted, headers, digits=6)
 
 
 # --- the λ/α/K explorer -----------------------------------------------------------------------------------
