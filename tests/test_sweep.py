@@ -26,7 +26,7 @@ import pytest
 
 from micmco.config import ConfigError
 from micmco.study import load_study
-from micmco.sweep import COLUMNS, mask_url, pareto_front
+from micmco.sweep import COLUMNS, mask_url, pareto_front, sampler_values
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = REPO / "params" / "synthetic" / "smoke" / "elbo-kl.yaml"
@@ -151,6 +151,16 @@ def test_pareto_front_by_hand():
     points = [(0.0, 5.0), (1.0, 5.2), (2.0, 5.1), (3.0, 5.5), (2.5, 5.6), (3.0, 5.4)]
     # (1.0, 5.2) is dominated by (2.0, 5.1); (2.5, 5.6) and (3.0, 5.5) by (3.0, 5.4)
     assert pareto_front(points) == [(0.0, 5.0), (2.0, 5.1), (3.0, 5.4)]
+
+
+def test_sampler_values_are_monotone_and_capped():
+    ln_v = 5.2983
+    assert sampler_values(ln_v + 0.1, 9.0, ln_v)[1] == ln_v  # MI above ln V counts as ln V
+    assert sampler_values(ln_v + 0.1, 3.0, ln_v)[1] == 3.0
+    nlls = [ln_v - 0.001, ln_v, ln_v + 0.01, ln_v + 0.5, ln_v + 500]
+    seen = [sampler_values(nll, 1.0, ln_v)[0] for nll in nlls]
+    assert seen[0] == seen[1] and seen[1] < seen[2] < seen[3] < seen[4]
+    assert seen[4] - seen[3] < 10  # a blow-up stays within a few units of ordinary runs
 
 
 def test_mask_url():

@@ -51,7 +51,7 @@ from typing import Any
 
 from .config import ConfigError
 
-__all__ = ["cli_main", "mask_url", "COLUMNS", "pareto_front"]
+__all__ = ["cli_main", "mask_url", "COLUMNS", "pareto_front", "sampler_values"]
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 STORAGE_ENV = "MICMCO_STORAGE"  # the user's variable for the storage URL
@@ -518,11 +518,11 @@ class Worker:
         row = _row(resolved, record, status, reason, wall, run_dir.name, self.threads)
         values = None
         if status == "complete":
-            # The sampler maximises latent usage, which cannot exceed the data entropy ln V: a larger
-            # estimate (a model far from the data, flagged in `reason`) counts as ln V, so that such
-            # runs compete on NLL alone instead of dominating the MI axis. The export keeps the estimate.
-            ceiling = record["metrics"].get("optimal_nll", math.log(resolved["data"]["vocab_size"]))
-            values = [record["metrics"]["nll"], min(record["metrics"]["mutual_information"], ceiling)]
+            values = sampler_values(
+                record["metrics"]["nll"],
+                record["metrics"]["mutual_information"],
+                record["metrics"].get("optimal_nll", math.log(resolved["data"]["vocab_size"])),
+            )
             if not all(math.isfinite(v) for v in values):
                 status, values = "failed", None
                 row["status"], row["reason"] = "failed", "non-finite metrics in result.json"
@@ -544,6 +544,18 @@ class _Heartbeat(threading.Thread):
 
     def stop(self) -> None:
         self.done.set()
+
+
+def sampler_values(nll: float, mi: float, optimal_nll: float) -> list[float]:
+    """The two objectives the sampler sees (the export keeps the measured NLL and MI).
+
+    Latent usage cannot exceed the data entropy ln V: a larger estimate (a model far from the
+    data, flagged in the row's `reason`) counts as ln V, so such runs compete on NLL alone.
+    The NLL is seen as ln(excess NLL + 0.001): blown-up runs (excess in the hundreds at λ near
+    1) would otherwise set the Gaussian process's scale and hide differences of 0.01 nats. Both
+    maps are monotone, so the study's Pareto set is the same as on the measured values.
+    """
+    return [math.log(max(nll - optimal_nll, 0.0) + 1e-3), min(mi, optimal_nll)]
 
 
 def make_sampler(config, seed_parts: tuple[int, ...]):
