@@ -522,6 +522,7 @@ class Worker:
                 record["metrics"]["nll"],
                 record["metrics"]["mutual_information"],
                 record["metrics"].get("optimal_nll", math.log(resolved["data"]["vocab_size"])),
+                sweep.optuna_study.user_attrs.get("sampler_values", "log-excess"),
             )
             if not all(math.isfinite(v) for v in values):
                 status, values = "failed", None
@@ -546,7 +547,7 @@ class _Heartbeat(threading.Thread):
         self.done.set()
 
 
-def sampler_values(nll: float, mi: float, optimal_nll: float) -> list[float]:
+def sampler_values(nll: float, mi: float, optimal_nll: float, mode: str = "log-excess") -> list[float]:
     """The two objectives the sampler sees (the export keeps the measured NLL and MI).
 
     Latent usage cannot exceed the data entropy ln V: a larger estimate (a model far from the
@@ -554,7 +555,11 @@ def sampler_values(nll: float, mi: float, optimal_nll: float) -> list[float]:
     The NLL is seen as ln(excess NLL + 0.001): blown-up runs (excess in the hundreds at λ near
     1) would otherwise set the Gaussian process's scale and hide differences of 0.01 nats. Both
     maps are monotone, so the study's Pareto set is the same as on the measured values.
+    A study whose user attribute `sampler_values` is "capped" (the first cpu studies, made
+    before this map) keeps the measured NLL, so that all its trials stay on one scale.
     """
+    if mode == "capped":
+        return [nll, min(mi, optimal_nll)]
     return [math.log(max(nll - optimal_nll, 0.0) + 1e-3), min(mi, optimal_nll)]
 
 
