@@ -161,6 +161,7 @@ def test_sampler_values_are_monotone_and_capped():
     seen = [sampler_values(nll, 1.0, ln_v)[0] for nll in nlls]
     assert seen[0] == seen[1] and seen[1] < seen[2] < seen[3] < seen[4]
     assert seen[4] - seen[3] < 10  # a blow-up stays within a few units of ordinary runs
+    assert sampler_values(ln_v + 500, 9.0, ln_v, "capped") == [ln_v + 500, ln_v]  # the first studies' scale
 
 
 def test_mask_url():
