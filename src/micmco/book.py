@@ -367,31 +367,18 @@ class Counterexample:
 
     def report(self) -> None:
         """Print the counterexample (what a chapter shows)."""
-        size = f"{self.num_states} states, proposal = {self.proposal} (seed {self.seed})"
         K = self.num_samples
         if self.claim == "2 ii":
-            print(f"counterexample to Proposition 2 ii: {size}, K = {K}")
-            print(f"premise holds:      ln p(x) − E[Ŝ^K] = {self.premise_margin:.6f} ≥ 0")
-            print(
-                f"conclusion fails:   E[Û^K − Ŝ^K] = {self.expected_value:.6f}"
-                f" < KL(p(z|x) ‖ p(z)) = {self.reference:.6f}"
-            )
+            print(f"counterexample to Proposition 2 ii, with K = {K}:")
         else:
-            print(f"counterexample to the monotone decay in Proposition 2 iii: {size}")
-            print(f"Var(Û^{K + 1}) = {self.expected_value:.6f} > Var(Û^{K}) = {self.reference:.6f}")
-
-    def describe_model(self, digits: int = 4) -> str:
-        rows = [
-            [
-                z,
-                self.model.log_prior[z].exp().item(),
-                self.model.log_lik[z].exp().item(),
-                self.model.log_q[z].exp().item(),
-                self.model.log_posterior[z].exp().item(),
-            ]
-            for z in range(self.num_states)
-        ]
-        return markdown_table(rows, ["z", "p(z)", "p(x|z)", "q(z|x)", "p(z|x)"], digits)
+            print("counterexample to the monotone decay in Proposition 2 iii:")
+        print(f"  model:            {self.num_states} states, proposal = {self.proposal} (seed {self.seed})")
+        if self.claim == "2 ii":
+            print(f"  premise holds:    ln p(x) − E[Ŝ^K] = {self.premise_margin:.6f} ≥ 0")
+            print(f"  conclusion fails: E[Û^K − Ŝ^K] = {self.expected_value:.6f}")
+            print(f"                    < KL(p(z|x) ‖ p(z)) = {self.reference:.6f}")
+        else:
+            print(f"  Var(Û^{K + 1}) = {self.expected_value:.6f} > Var(Û^{K}) = {self.reference:.6f}")
 
 
 def find_prop2ii_counterexample(
