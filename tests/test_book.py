@@ -100,6 +100,43 @@ def test_a_failing_chapter_is_reported_with_its_name_and_cell(tmp_path):
     assert "value = 1 / (x - 1)" in message
 
 
+# --- the computations behind the chapters (fast, without notebooks) -------------------------------------
+
+
+def test_proposition1_both_directions_on_small_joints():
+    import torch
+
+    from micmco import book
+
+    prior = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    factorising = book.check_proposition1(book.joint_distribution([[0.18, 0.12], [0.42, 0.28]]), prior, 200)
+    dependent = book.check_proposition1(book.joint_distribution([[0.4, 0.1], [0.1, 0.4]]), prior, 200)
+    assert factorising.data_factorises and factorising.some_model_satisfies_all_three
+    assert not dependent.data_factorises and not dependent.some_model_satisfies_all_three
+    assert dependent.collapsed_cia_gap > 0.1 and dependent.random_search_min_gap >= dependent.collapsed_cia_gap
+
+
+def test_counterexamples_contradict_proposition2_and_are_smallest():
+    from micmco import book
+
+    for found in (book.find_prop2ii_counterexample(), book.find_prop2iii_counterexample()):
+        assert found is not None and found.contradicts_claim
+        assert found.num_states == 2  # nothing smaller exists: one state has KL = 0 and a constant Û
+    multi = book.find_prop2ii_counterexample(proposals=("random",), min_samples=2)
+    assert multi.num_samples >= 2 and multi.premise_margin >= 0 and multi.expected_value < multi.reference
+
+
+def test_single_sample_identities_and_beta_vae_equivalence_hold_exactly():
+    from micmco import book
+    from micmco.testbed import TableModel
+
+    model = TableModel.random(5, 2)
+    check = book.check_single_sample_identities(model, [0.5, 2.0, 8.0])
+    assert check.max_kl_error < 1e-12 and max(check.max_renyi_error.values()) < 1e-12
+    rows = book.check_proposition6(model, [0.25, 1.0, 2.0], [0.5, 3.0])
+    assert max(abs(row[-1]) for row in rows) < 1e-12
+
+
 # --- the explorer's live callback ------------------------------------------------------------------------
 
 
