@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import functools
 import http.server
+import importlib.util
 import os
 import subprocess
 import sys
@@ -22,8 +23,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
-sys.path.insert(0, str(BOOK))
-import build  # noqa: E402  (book/build.py)
+_spec = importlib.util.spec_from_file_location("micmco_book_build", BOOK / "build.py")
+build = importlib.util.module_from_spec(_spec)  # book/build.py, under a name no installed package uses
+_spec.loader.exec_module(build)
 
 jupytext = pytest.importorskip("jupytext", reason="the book tests need the book extra: pip install -e '.[book]'")
 
