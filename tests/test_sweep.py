@@ -378,3 +378,18 @@ def test_integer_parameter(tmp_path):
     bad = text.replace("low: 16, high: 64", "low: 16.5, high: 64")
     with pytest.raises(ConfigError, match="integer"):
         load_study(write_study(tmp_path / "j.yaml", bad))
+
+
+@pytest.mark.slow
+def test_a_repeated_proposal_is_not_run_twice(tmp_path):
+    # Two possible points and a budget of three: the third proposal must repeat one, and is dropped.
+    text = study_text("rep", 3, 20).replace(
+        "  learning_rate: {low: 1.0e-4, high: 0.01, scale: log}\n  lam: {}",
+        "  hidden: {key: model.hidden_size, low: 16, high: 17, integer: true}",
+    )
+    study = write_study(tmp_path / "s.yaml", text)
+    result = subprocess.run(sweep_command(study, tmp_path), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "exhausted" in result.stdout
+    rows = read_rows(tmp_path / "results" / "smoke" / "rep.tsv")
+    check_no_loss_no_repeat(rows, 2)

@@ -45,7 +45,7 @@ import time
 import warnings
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +172,9 @@ class Census:
         effective = [
             t
             for t in sorted(trials, key=lambda t: t.number)
-            if t.number not in redundant and not (_slot(t) or "").startswith("retry:")
+            if t.number not in redundant
+            and not (_slot(t) or "").startswith("retry:")
+            and _outcome(t) != "duplicate"  # a repeated proposal, dropped by its worker
         ]
         results = [t for t in trials if _is_result(t)]
         running = [t for t in trials if t.state == TrialState.RUNNING]
@@ -370,6 +372,8 @@ class Worker:
         self.stopping = threading.Event()
         self.child: subprocess.Popen | None = None
         self.threads_flag = _train_supports("--threads")
+        self.random_next = False  # after a repeated proposal: sample the next point at random
+        self.repeats = 0  # consecutive repeated proposals
 
     def stop(self, signum=None, frame=None) -> None:
         self.stopping.set()
@@ -390,6 +394,11 @@ class Worker:
                     return EXIT_OK
                 self.stopping.wait(min(5.0, self.stale_after / 4))  # others' trials: take over if they are lost
                 continue
+            if self.repeats >= 20:
+                self.echo(
+                    f"[worker {self.index}] 20 proposals in a row repeated earlier points: the space is exhausted"
+                )
+                return EXIT_OK
             self._one_trial()
         return EXIT_INTERRUPTED
 
@@ -398,7 +407,9 @@ class Worker:
 
         sweep, study = self.sweep, self.sweep.study
         n_before = len(sweep.trials())
-        sweep.optuna_study.sampler = make_sampler(study.config, seed_parts=(study.config.seed, n_before, self.index))
+        config = replace(study.config, sampler="random") if self.random_next else study.config
+        self.random_next = False
+        sweep.optuna_study.sampler = make_sampler(config, seed_parts=(study.config.seed, n_before, self.index))
         trial = sweep.optuna_study.ask()
         trial.set_user_attr("heartbeat", _my_stamp())  # at once: a worker killed from here on is noticed at once
         census = Census.of(sweep.trials())
@@ -417,6 +428,14 @@ class Worker:
             else trial.suggest_float(p.name, p.low, p.high, log=p.log)
             for p in study.parameters
         }
+        if _slot(frozen) is None and self._repeats_a_point(trial.number, params):
+            # Samplers ignore failed trials, so a GP can propose a failed corner again: same point,
+            # same run directory, nothing new. Drop it; the next proposal is a random one.
+            self._drop(trial, "duplicate")
+            self.random_next = True
+            self.repeats += 1
+            return
+        self.repeats = 0
         origin = frozen.user_attrs.get("origin", trial.number)
         label = " ".join(f"{k}={v:.4g}" for k, v in params.items())
         retry = f" (retry of trial {origin})" if origin != trial.number else ""
@@ -443,6 +462,13 @@ class Worker:
         shown = f"NLL {row['nll']} MI {row['mi']}" if status == "complete" else row["reason"]
         self.echo(f"[worker {self.index}] trial {trial.number}: {status}: {shown} ({row['wall_s']} s)")
         sweep.export()
+
+    def _repeats_a_point(self, number: int, params: dict[str, float]) -> bool:
+        return any(
+            t.params == params and t.number != number and _outcome(t) not in _DROPPED
+            for t in self.sweep.trials()
+            if t.params
+        )
 
     def _drop(self, trial, why: str) -> None:
         from optuna.trial import TrialState
