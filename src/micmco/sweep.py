@@ -342,7 +342,15 @@ def rows_of(trials) -> list[dict[str, Any]]:
             row = dict(t.user_attrs["row"])
             row["trial"] = t.user_attrs.get("origin", t.number)
             rows.append(row)
-    return sorted(rows, key=lambda r: r["trial"])
+    rows.sort(key=lambda r: r["trial"])
+    seen: set[str] = set()  # one row per run directory: a point proposed twice was run once
+    unique = []
+    for row in rows:
+        if row.get("run") and row["run"] in seen:
+            continue
+        seen.add(row.get("run", ""))
+        unique.append(row)
+    return unique
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
