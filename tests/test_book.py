@@ -124,6 +124,7 @@ def test_counterexamples_contradict_proposition2_and_are_smallest():
     for found in (book.find_prop2ii_counterexample(), book.find_prop2iii_counterexample()):
         assert found is not None and found.contradicts_claim
         assert found.num_states == 2  # nothing smaller exists: one state has KL = 0 and a constant Û
+        assert found.describe_model().count("\n") == 1 + found.num_states  # header, rule, one row per state
     multi = book.find_prop2ii_counterexample(proposals=("random",), min_samples=2)
     assert multi.num_samples >= 2 and multi.premise_margin >= 0 and multi.expected_value < multi.reference
 

@@ -404,6 +404,20 @@ class Counterexample:
         else:
             print(f"  Var(Û^{K + 1}) = {self.expected_value:.6f} > Var(Û^{K}) = {self.reference:.6f}")
 
+    def describe_model(self, digits: int = 4) -> str:
+        """The model's tables (prior, likelihood, proposal, true posterior) as Markdown."""
+        rows = [
+            [
+                z,
+                self.model.log_prior[z].exp().item(),
+                self.model.log_lik[z].exp().item(),
+                self.model.log_q[z].exp().item(),
+                self.model.log_posterior[z].exp().item(),
+            ]
+            for z in range(self.num_states)
+        ]
+        return markdown_table(rows, ["z", "p(z)", "p(x|z)", "q(z|x)", "p(z|x)"], digits)
+
 
 def find_prop2ii_counterexample(
     proposals: tuple[str, ...] = ("random", "prior"),
