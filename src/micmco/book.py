@@ -1023,11 +1023,10 @@ def explorer_facts(grid: dict[str, Any]) -> ExplorerFacts:
     lam, alpha = grid["lambdas"][i], grid["alphas"][j]
     facts.lines = [
         f"KL objective: |E[Û − Ŝ] − KL| = {first:.3f} at K = {K[0]}, {last:.3f} at K = {K[-1]}",
-        f"Rényi λ = {lam:g}, α = {alpha:g}: VIMCO gradient variance {vimco[0]:.3g} -> {vimco[-1]:.3g}, "
-        f"REINFORCE {reinforce[0]:.3g} -> {reinforce[-1]:.3g} (K = {K[0]} -> {K[-1]})",
-        f"at K = {K[-1]}: DReG gradient variance {dreg[-1]:.3g}, IWAE {iwae[-1]:.3g}",
-        f"VIMCO falls: {facts.vimco_falls}; REINFORCE grows: {facts.reinforce_grows}; "
-        f"DReG below IWAE at the largest K: {facts.dreg_below_iwae_at_last}",
+        f"Rényi objective, λ = {lam:g}, α = {alpha:g}, gradient variance from K = {K[0]} to {K[-1]}:",
+        f"  VIMCO {vimco[0]:.3g} -> {vimco[-1]:.3g} (falls: {facts.vimco_falls})",
+        f"  REINFORCE {reinforce[0]:.3g} -> {reinforce[-1]:.3g} (grows: {facts.reinforce_grows})",
+        f"  at K = {K[-1]}: DReG {dreg[-1]:.3g}, IWAE {iwae[-1]:.3g} (DReG below: {facts.dreg_below_iwae_at_last})",
     ]
     return facts
 
