@@ -10,6 +10,7 @@ implements ``--set key=value``.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 import types
 import typing
@@ -38,6 +39,18 @@ def check(condition: bool, key: str, message: str) -> None:
     """Raise ConfigError(key, message) unless condition holds."""
     if not condition:
         raise ConfigError(key, message)
+
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def parse_enum(cls: type[E], value: E | str, what: str) -> E:
+    """The member of ``cls`` for a member or its string value; a ValueError naming the valid choices otherwise."""
+    try:
+        return cls(value)
+    except ValueError:
+        valid = ", ".join(member.value for member in cls)
+        raise ValueError(f"unknown {what} {value!r}; valid choices: {valid}") from None
 
 
 def check_choice(value: str, choices: Iterable[str], key: str) -> None:

@@ -29,7 +29,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .config import ConfigError, check, check_choice
+from .config import ConfigError, check, check_choice, parse_enum
 from .estimators import _logmeanexp, _power_log_weights, _snis
 from .objectives import Objective, ObjectiveConfig, ObjectiveKind, parse_kind
 
@@ -74,11 +74,7 @@ class EstimatorConfig:
 
 def parse_base(base: BaseEstimator | str) -> BaseEstimator:
     """The BaseEstimator for an enum member or its string value; a ValueError naming the choices otherwise."""
-    try:
-        return BaseEstimator(base)
-    except ValueError:
-        valid = ", ".join(b.value for b in BaseEstimator)
-        raise ValueError(f"unknown base estimator {base!r}; valid choices: {valid}") from None
+    return parse_enum(BaseEstimator, base, "base estimator")
 
 
 def check_combination(estimator: EstimatorConfig, objective: ObjectiveConfig, latent_kind: str) -> None:

@@ -19,7 +19,7 @@ from enum import Enum
 
 from torch import Tensor
 
-from .config import check, check_choice
+from .config import check, check_choice, parse_enum
 from .estimators import _logmeanexp, _power_log_weights, _renyi, _snis, check_alpha, log_weights
 
 __all__ = ["ObjectiveKind", "ObjectiveConfig", "Objective", "objective_value", "LAMBDA_RANGE"]
@@ -121,11 +121,7 @@ class Objective:
 
 def parse_kind(kind: str | ObjectiveKind) -> ObjectiveKind:
     """The ObjectiveKind for an enum member or its string value; a ValueError naming the choices otherwise."""
-    try:
-        return ObjectiveKind(kind)
-    except ValueError:
-        valid = ", ".join(k.value for k in ObjectiveKind)
-        raise ValueError(f"unknown objective kind {kind!r}; valid choices: {valid}") from None
+    return parse_enum(ObjectiveKind, kind, "objective kind")
 
 
 def objective_value(
