@@ -30,7 +30,13 @@ DELEGATED = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    except KeyboardInterrupt:  # before any run started (imports, parsing): nothing to save
+        return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] in DELEGATED:
         import importlib
 
