@@ -13,6 +13,7 @@ and the λ/α/K explorer (live with ipywidgets, static with a precomputed plotly
 from __future__ import annotations
 
 import itertools
+import re
 import json
 import math
 import tempfile
@@ -68,6 +69,42 @@ __all__ = [
     "explorer_facts",
     "LiveExplorer",
     "draw_explorer",
+    "SYNTHETIC_FIGURES",
+    "SYNTHETIC_CLAIMS",
+    "MIN_TRIALS",
+    "synthetic_curve_ids",
+    "paper_file_name",
+    "curve_label",
+    "CurveResults",
+    "paper_frontiers_dir",
+    "load_curve",
+    "FigureResults",
+    "load_figure",
+    "lowest_excess",
+    "plot_figure",
+    "figure_table",
+    "OrderingComparison",
+    "compare_ordering",
+    "figure_facts",
+    "reproduce_command",
+    "figure_studies",
+    "compute_summary",
+    "check_claims",
+    "claims_table",
+    "claims_summary",
+    "slope_statement",
+    "show_figure",
+    "FRONTIER_ESTIMATORS",
+    "FRONTIER_SAMPLES",
+    "FRONTIER_OBJECTIVES",
+    "frontier_explorer_data",
+    "frontier_title",
+    "static_frontier_explorer_html",
+    "FrontierExplorer",
+    "draw_frontier_choice",
+    "table2_rows",
+    "profiles_rows",
+    "trial_costs",
 ]
 
 TOLERANCE = 1e-12  # float64 slack for "exactly equal" in the checks
@@ -1127,3 +1164,748 @@ def draw_explorer(axes, curves: dict[str, Any], settings: ExplorerSettings, k: i
     axes[0].figure.suptitle(
         f"{settings.base}, {settings.kind} objective, λ = {settings.lam:g}, α = {settings.alpha:g}", fontsize=10
     )
+
+
+# --- §7.1, Appendices A and B.3: the synthetic figures from committed sweep results -----------------
+#
+# Every curve of Figures 2-7, 15, 26 and 27 is one study, params/studies/<profile>/<curve>.yaml, whose
+# sweep exports results/<profile>/<profile>-<curve>.tsv; the paper's own trials of the same curve are
+# data/paper-frontiers/synthetic/<paper file>.tsv. Nothing is trained here: these functions read
+# the committed tables, and a curve without a table is reported as missing, with the command.
+
+SYNTHETIC_FIGURES: dict[int, tuple[str, tuple[str, ...]]] = {
+    2: ("ELBO and IWAE with K samples", ("elbo-kl", "elbo-renyi", "iwae1-kl", "iwae1-renyi", "iwae16-kl",
+                                          "iwae16-renyi", "iwae64-kl", "iwae64-renyi")),
+    3: ("ELBO and DReG with K samples", ("elbo-kl", "elbo-renyi", "dreg1-kl", "dreg1-renyi", "dreg16-kl",
+                                          "dreg16-renyi", "dreg64-kl", "dreg64-renyi")),
+    4: ("DReG with asymmetric samples (K for ln p(x) / K′ for the divergence)",
+        ("dreg1-kl", "dreg1-renyi", "dreg16-kl1", "dreg16-renyi1", "dreg1-kl16", "dreg1-renyi16", "dreg16-kl",
+         "dreg16-renyi")),
+    5: ("REINFORCE with K samples", ("reinforce1-kl", "reinforce1-renyi", "reinforce16-kl", "reinforce16-renyi",
+                                      "reinforce64-kl", "reinforce64-renyi")),
+    6: ("VIMCO with K samples (VIMCO 1 is REINFORCE 1)", ("reinforce1-kl", "reinforce1-renyi", "vimco16-kl",
+                                                          "vimco16-renyi", "vimco64-kl", "vimco64-renyi")),
+    7: ("VIMCO with asymmetric samples", ("reinforce1-kl", "reinforce1-renyi", "vimco16-kl1", "vimco16-renyi1",
+                                          "vimco1-kl16", "vimco1-renyi16", "vimco16-kl", "vimco16-renyi")),
+    15: ("the VQ-VAE against VIMCO and REINFORCE", ("vqvae", "reinforce1-renyi", "vimco16-kl", "vimco16-renyi")),
+    26: ("the power objective with DReG 16", ("dreg16-power", "dreg16-kl", "dreg16-renyi")),
+    27: ("the power objective with VIMCO 16", ("vimco16-power", "vimco16-kl", "vimco16-renyi")),
+}  # fmt: skip
+_CURVE_ID = re.compile(r"^(?P<estimator>elbo|iwae|dreg|reinforce|vimco)(?P<k>\d*)-(?P<objective>kl|renyi|power)(?P<k_mi>\d*)$")
+_PAPER_TOKENS = {"elbo": "vae", "kl": "kl", "renyi": "renyi", "power": "alpha"}
+MIN_TRIALS = 8  # a curve with fewer complete trials is drawn dotted and flagged with its count
+
+
+def synthetic_curve_ids() -> list[str]:
+    """Every curve of the synthetic figures (35), each once, in figure order."""
+    return list(dict.fromkeys(curve for _, curves in SYNTHETIC_FIGURES.values() for curve in curves))
+
+
+def paper_file_name(curve_id: str) -> str:
+    """The paper's trial file of a curve: ``dreg16-kl1`` -> ``l40x0-bs256-hs128-t40-dreg16-kl1.tsv``."""
+    if curve_id == "vqvae":
+        return "bs256-hs128-t40-vq-vae.tsv"
+    match = _CURVE_ID.match(curve_id)
+    if match is None:
+        raise ValueError(f"unknown curve {curve_id!r}; curves are named like dreg16-kl, vimco1-renyi16, vqvae")
+    estimator, k = match["estimator"], match["k"]
+    latents = "l40x0" if estimator in ("elbo", "iwae", "dreg") else "l8x10"
+    if estimator == "reinforce" and k == "1":
+        estimator = "vimco"  # the paper's files call REINFORCE 1 "vimco1"
+    name = _PAPER_TOKENS.get(estimator, estimator) + ("" if estimator == "elbo" else k)
+    return f"{latents}-bs256-hs128-t40-{name}-{_PAPER_TOKENS[match['objective']]}{match['k_mi']}.tsv"
+
+
+def curve_label(curve_id: str) -> str:
+    """The paper's name of a curve: "DReG 16/1, KL", "REINFORCE 1, Rényi", "VQ-VAE"."""
+    if curve_id == "vqvae":
+        return "VQ-VAE"
+    match = _CURVE_ID.match(curve_id)
+    from .pareto import ESTIMATOR_NAMES, OBJECTIVE_NAMES
+
+    name = ESTIMATOR_NAMES[match["estimator"]]
+    if match["estimator"] != "elbo":
+        name += f" {match['k']}" + (f"/{match['k_mi']}" if match["k_mi"] else "")
+    return f"{name}, {OBJECTIVE_NAMES[match['objective']]}"
+
+
+@dataclass
+class CurveResults:
+    """One curve of a figure: our trials (if any) beside the paper's, both normalised."""
+
+    curve_id: str
+    ours: Any  # micmco.pareto.Curve, normalised (usage / ln V, NLL - ln V); None without complete trials
+    paper: Any  # the paper's Curve, normalised
+    rows: int  # our finished trials: complete + diverged + failed
+    complete: int
+    wall_s: float  # the sum of wall_s over our finished trials
+    table: str  # results/<profile>/<profile>-<curve>.tsv, relative to the repository
+
+    @property
+    def label(self) -> str:
+        return curve_label(self.curve_id)
+
+    @property
+    def too_few(self) -> bool:
+        return 0 < self.complete < MIN_TRIALS
+
+
+def paper_frontiers_dir() -> Path:
+    """The paper's trial files, vendored in the repository (a copy of shared/data/paper-frontiers)."""
+    return repo_path("data/paper-frontiers/synthetic")
+
+
+def load_curve(curve_id: str, profile: str = "cpu", results_dir: Path | None = None) -> CurveResults:
+    """Our committed trials of a curve (results/<profile>/<profile>-<curve>.tsv) and the paper's."""
+    from .pareto import ParetoError, _read_table, read_paper_trials, read_results
+
+    results_dir = results_dir or repo_path("results") / profile
+    table = Path(results_dir) / f"{profile}-{curve_id}.tsv"
+    paper = read_paper_trials(paper_frontiers_dir() / paper_file_name(curve_id)).normalised()
+    ours, rows, complete, wall_s = None, 0, 0, 0.0
+    if table.exists():
+        _, raw = _read_table(table)
+        rows = len(raw)
+        complete = sum(row["status"] == "complete" for _, row in raw)
+        wall_s = sum(float(row["wall_s"] or 0) for _, row in raw)
+        if complete:
+            try:
+                curves = read_results(table)
+            except ParetoError:
+                curves = []
+            if curves:  # one setting per study; the largest if a table mixes several
+                ours = max(curves, key=lambda c: len(c.mi)).normalised()
+    try:
+        shown = table.relative_to(repo_path("results").parent)
+    except ValueError:
+        shown = table
+    return CurveResults(curve_id, ours, paper, rows, complete, wall_s, str(shown))
+
+
+@dataclass
+class FigureResults:
+    number: int
+    title: str
+    profile: str
+    curves: list[CurveResults]
+
+    @property
+    def name(self) -> str:
+        return f"Figure {self.number}"
+
+    @property
+    def wall_s(self) -> float:
+        return sum(c.wall_s for c in self.curves)
+
+    @property
+    def missing(self) -> list[CurveResults]:
+        return [c for c in self.curves if c.ours is None]
+
+
+def load_figure(number: int, profile: str = "cpu", results_dir: Path | None = None) -> FigureResults:
+    """Figure ``number`` of the paper (2-7, 15, 26, 27): each of its curves, ours and the paper's."""
+    if number not in SYNTHETIC_FIGURES:
+        raise ValueError(f"no synthetic figure {number}; choose one of {sorted(SYNTHETIC_FIGURES)}")
+    title, curve_ids = SYNTHETIC_FIGURES[number]
+    return FigureResults(number, title, profile, [load_curve(c, profile, results_dir) for c in curve_ids])
+
+
+def lowest_excess(curve, min_usage: float) -> float:
+    """The lowest excess NLL among trials with usage / ln V >= ``min_usage`` (NaN: none reach it)."""
+    from .pareto import lowest_nll
+
+    return math.nan if curve is None else lowest_nll(curve, min_usage)
+
+
+def _colour_key(curve_id: str) -> str:
+    return curve_id if curve_id == "vqvae" else re.sub(r"-(kl|renyi|power)", "-", curve_id)
+
+
+def plot_figure(figure: FigureResults):
+    """Figure N as in the paper, on the normalised axes: one panel per objective, our frontiers solid
+    (dotted when fewer than MIN_TRIALS trials), the paper's dashed and lighter."""
+    import matplotlib.pyplot as plt
+
+    objectives = list(dict.fromkeys(_CURVE_ID.match(c.curve_id)["objective"] for c in figure.curves
+                                    if c.curve_id != "vqvae"))  # fmt: skip
+    names = {"kl": "KL objective", "renyi": "Rényi objective", "power": "power objective"}
+    fig, axes = plt.subplots(1, len(objectives), figsize=(5.2 * len(objectives), 4.3), sharey=True, squeeze=False)
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours: dict[str, str] = {}
+    for c in figure.curves:
+        colours.setdefault(_colour_key(c.curve_id), palette[len(colours) % len(palette)])
+    tops = []
+    for ax, objective in zip(axes[0], objectives):
+        for c in figure.curves:
+            if c.curve_id != "vqvae" and _CURVE_ID.match(c.curve_id)["objective"] != objective:
+                continue
+            colour = colours[_colour_key(c.curve_id)]
+            name = c.label.split(",")[0]
+            front = c.paper.frontier()
+            ax.plot(c.paper.mi[front], c.paper.nll[front], "--", color=colour, alpha=0.5, lw=1.2,
+                    label=f"{name} (paper, {len(c.paper.mi)} trials)")  # fmt: skip
+            tops.append(float(c.paper.nll[front].max()))
+            if c.ours is None:
+                ax.plot([], [], " ", label=f"{name} (ours: no results yet)")
+                continue
+            front = c.ours.frontier()
+            ax.plot(c.ours.mi, c.ours.nll, ".", color=colour, alpha=0.25, ms=4)
+            ax.plot(c.ours.mi[front], c.ours.nll[front], ":" if c.too_few else "-", marker="o", color=colour, ms=4,
+                    label=f"{name} (ours, {c.complete} trials{', too few' if c.too_few else ''})")  # fmt: skip
+            tops.append(float(c.ours.nll[front].max()))
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.set(xlim=(0, 1.05), xlabel="latent usage: MI / ln V", title=names[objective])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, frameon=False)
+    top = min(max(tops, default=0.25), 0.3)  # the paper's axes span 0.25 nats of excess NLL
+    axes[0][0].set_ylim(-0.01, top * 1.05 + 0.01)
+    axes[0][0].set_ylabel("excess NLL: NLL − ln V (nats)")
+    fig.suptitle(f"{figure.name}: {figure.title} (ours: {figure.profile} profile, V = 200; paper: V = 10000)",
+                 fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+def figure_table(figure: FigureResults, min_usages: list[float]) -> str:
+    """Markdown: per curve, our trial count and compute, then the lowest excess NLL at usage / ln V >= m,
+    ours and the paper's ("–": no trial reaches that usage; "no results": no table yet)."""
+    headers = ["curve", "our trials (complete/run)", "compute (s)"]
+    for m in min_usages:
+        headers += [f"ours, m = {m:g}", f"paper, m = {m:g}"]
+    rows = []
+    for c in figure.curves:
+        row = [c.label, f"{c.complete}/{c.rows}" + (" (too few)" if c.too_few else ""), f"{c.wall_s:.0f}"]
+        for m in min_usages:
+            ours = lowest_excess(c.ours, m)
+            paper = lowest_excess(c.paper, m)
+            row += ["no results" if c.ours is None else ("–" if math.isnan(ours) else f"{ours:.4f}"),
+                    "–" if math.isnan(paper) else f"{paper:.4f}"]  # fmt: skip
+        rows.append(row)
+    return markdown_table(rows, headers)
+
+
+@dataclass
+class OrderingComparison:
+    """Whether our runs order the curves of a figure as the paper's do at usage / ln V >= m."""
+
+    figure: int
+    min_usage: float
+    agree: list[tuple[str, str]]  # (better, worse) in both
+    disagree: list[tuple[str, str]]  # (paper's better, paper's worse) that ours reverse
+    ties: list[tuple[str, str]]  # pairs the paper separates by less than the tolerance: not compared
+    paper_best: str
+    ours_best: str
+    compared: list[str]  # curves with values in both
+    unreached: list[str]  # curves of ours with trials but none at usage >= m
+    missing: list[str]  # curves without results
+    tolerance: float = 0.005  # nats of excess NLL
+
+    @property
+    def pairs(self) -> int:
+        return len(self.agree) + len(self.disagree)
+
+    @property
+    def reproduced(self) -> bool | None:
+        """True when every compared pair is ordered as in the paper; None when fewer than two curves compare."""
+        return None if len(self.compared) < 2 else not self.disagree
+
+    def lines(self) -> list[str]:
+        head = f"Figure {self.figure}, usage / ln V >= {self.min_usage:g}:"
+        out = []
+        if len(self.compared) < 2:
+            out.append(f"{head} fewer than two curves have results there ({len(self.compared)}); no ordering to compare")
+        else:
+            out.append(
+                f"{head} {len(self.agree)} of {self.pairs} pairs of curves ordered as in the paper; "
+                f"best: ours {self.ours_best}, the paper's {self.paper_best} (among the {len(self.compared)} compared)"
+            )
+            for better, worse in self.disagree:
+                out.append(f"  reversed: the paper has {better} below {worse}, ours the opposite")
+            if self.ties:
+                out.append(f"  not compared, within {self.tolerance:g} nats in the paper: "
+                           + "; ".join(f"{a} ~ {b}" for a, b in self.ties))
+        if self.unreached:
+            out.append(f"  ours reach no usage >= {self.min_usage:g}: {', '.join(self.unreached)}")
+        if self.missing:
+            out.append(f"  no results yet: {', '.join(self.missing)}")
+        return out
+
+
+def compare_ordering(figure: FigureResults, min_usage: float, tolerance: float = 0.005) -> OrderingComparison:
+    """Pairwise: for each two curves that both we and the paper have at usage / ln V >= m, is the
+    one with the lower excess NLL the same? Pairs the paper separates by less than ``tolerance``
+    nats are ties, not compared."""
+    values = {}
+    unreached, missing = [], []
+    for c in figure.curves:
+        ours, paper = lowest_excess(c.ours, min_usage), lowest_excess(c.paper, min_usage)
+        if c.ours is None:
+            missing.append(c.label)
+        elif math.isnan(ours):
+            unreached.append(c.label)
+        elif not math.isnan(paper):
+            values[c.label] = (ours, paper)
+    agree, disagree, ties = [], [], []
+    for a, b in itertools.combinations(values, 2):
+        (ours_a, paper_a), (ours_b, paper_b) = values[a], values[b]
+        better, worse = (a, b) if paper_a <= paper_b else (b, a)
+        if abs(paper_a - paper_b) < tolerance:
+            ties.append((better, worse))
+            continue
+        same = (ours_a <= ours_b) == (paper_a <= paper_b)
+        (agree if same else disagree).append((better, worse))
+    best = lambda index: min(values, key=lambda k: values[k][index]) if values else "-"  # noqa: E731
+    return OrderingComparison(figure.number, min_usage, agree, disagree, ties, best(1), best(0), list(values),
+                              unreached, missing, tolerance)  # fmt: skip
+
+
+def figure_facts(figure: FigureResults, min_usages: list[float], tolerance: float = 0.005) -> list[str]:
+    """The reading of a figure, computed: trials, compute, and the ordering at each m."""
+    done = [c for c in figure.curves if c.ours is not None]
+    lines = [
+        f"{figure.name}: {len(done)} of {len(figure.curves)} curves have results "
+        f"({sum(c.complete for c in figure.curves)} complete trials, {figure.wall_s / 60:.1f} min of compute)"
+    ]
+    for c in figure.curves:
+        if c.too_few:
+            lines.append(f"  {c.label}: only {c.complete} complete trials (fewer than {MIN_TRIALS}): a rough frontier")
+        if c.rows and not c.complete:
+            lines.append(f"  {c.label}: {c.rows} trials run, none complete (all diverged or failed)")
+    for m in min_usages:
+        lines += compare_ordering(figure, m, tolerance).lines()
+    return lines
+
+
+def reproduce_command(figure: int | None = None, profile: str = "paper") -> str:
+    """The one command that re-runs a figure's studies (on a GPU box at the paper profile)."""
+    return f"make reproduce PROFILE={profile}" + (f" FIGURE={figure}" if figure is not None else "")
+
+
+def figure_studies(figure: int | None, profile: str) -> list[str]:
+    """The study files behind a figure (all synthetic figures when None), for ``make reproduce``."""
+    curves = synthetic_curve_ids() if figure is None else list(load_figure_ids(figure))
+    return [f"params/studies/{profile}/{curve}.yaml" for curve in curves]
+
+
+def load_figure_ids(figure: int) -> tuple[str, ...]:
+    if figure not in SYNTHETIC_FIGURES:
+        raise ValueError(f"no synthetic figure {figure}; choose one of {sorted(SYNTHETIC_FIGURES)}")
+    return SYNTHETIC_FIGURES[figure][1]
+
+
+def compute_summary(profile: str = "cpu", results_dir: Path | None = None) -> tuple[int, int, float]:
+    """Over every table in results/<profile>/: (tables, finished trials, sum of wall_s in seconds)."""
+    from .pareto import _read_table
+
+    results_dir = Path(results_dir or repo_path("results") / profile)
+    tables, trials, seconds = 0, 0, 0.0
+    for table in sorted(results_dir.glob("*.tsv")):
+        _, rows = _read_table(table)
+        tables += 1
+        trials += len(rows)
+        seconds += sum(float(row.get("wall_s") or 0) for _, row in rows)
+    return tables, trials, seconds
+
+
+# --- §8 and the appendices: the paper's claims about the synthetic figures, checked on both sides ---
+
+# (claim in the paper's words, figure, the curves that should be lower, the curves they should beat)
+SYNTHETIC_CLAIMS: tuple[tuple[str, int, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("IWAE 1 is much worse than the ELBO", 2, ("elbo-kl", "elbo-renyi"), ("iwae1-kl", "iwae1-renyi")),
+    ("DReG 1 beats the ELBO", 3, ("dreg1-kl", "dreg1-renyi"), ("elbo-kl", "elbo-renyi")),
+    ("multi-sample DReG 16 beats single-sample DReG 1", 3, ("dreg16-kl", "dreg16-renyi"), ("dreg1-kl", "dreg1-renyi")),
+    ("Rényi beats KL with DReG 16", 3, ("dreg16-renyi",), ("dreg16-kl",)),
+    ("DReG 16 beats DReG 16/1 and DReG 1/16", 4, ("dreg16-kl", "dreg16-renyi"),
+     ("dreg16-kl1", "dreg16-renyi1", "dreg1-kl16", "dreg1-renyi16")),
+    ("REINFORCE 16 improves (a little) on REINFORCE 1", 5, ("reinforce16-kl", "reinforce16-renyi"),
+     ("reinforce1-kl", "reinforce1-renyi")),
+    ("VIMCO 16 beats REINFORCE 1", 6, ("vimco16-kl", "vimco16-renyi"), ("reinforce1-kl", "reinforce1-renyi")),
+    ("Rényi beats KL with VIMCO 16", 6, ("vimco16-renyi",), ("vimco16-kl",)),
+    ("VIMCO 64 is worse than VIMCO 16", 6, ("vimco16-kl", "vimco16-renyi"), ("vimco64-kl", "vimco64-renyi")),
+    ("VIMCO 16 beats VIMCO 16/1 and VIMCO 1/16", 7, ("vimco16-kl", "vimco16-renyi"),
+     ("vimco16-kl1", "vimco16-renyi1", "vimco1-kl16", "vimco1-renyi16")),
+    ("discrete latents with VIMCO 16 beat continuous ones with DReG 16", 6, ("vimco16-kl", "vimco16-renyi"),
+     ("dreg16-kl", "dreg16-renyi")),
+    ("the VQ-VAE beats REINFORCE 1", 15, ("vqvae",), ("reinforce1-renyi",)),
+    ("VIMCO 16 beats the VQ-VAE", 15, ("vimco16-kl", "vimco16-renyi"), ("vqvae",)),
+    ("the power objective beats KL with DReG 16", 26, ("dreg16-power",), ("dreg16-kl",)),
+    ("the power objective lags Rényi with DReG 16", 26, ("dreg16-renyi",), ("dreg16-power",)),
+    ("the power objective beats KL with VIMCO 16", 27, ("vimco16-power",), ("vimco16-kl",)),
+    ("the power objective lags Rényi with VIMCO 16", 27, ("vimco16-renyi",), ("vimco16-power",)),
+)  # fmt: skip
+
+
+def _best(curves: dict[str, CurveResults], ids: tuple[str, ...], source: str, min_usage: float) -> tuple[float, int]:
+    """The lowest excess NLL at usage >= m over a set of curves, and how many of them have results."""
+    values = [lowest_excess(getattr(curves[i], source), min_usage) for i in ids]
+    have = sum(getattr(curves[i], source) is not None for i in ids)
+    finite = [v for v in values if not math.isnan(v)]
+    return (min(finite) if finite else math.nan), have
+
+
+def _verdict(better: float, worse: float, complete: bool, tolerance: float) -> str:
+    if not complete:
+        return "no results yet"
+    if math.isnan(better) and math.isnan(worse):
+        return "neither reaches m"
+    if math.isnan(worse) or (not math.isnan(better) and better < worse - tolerance):
+        return "holds"
+    if math.isnan(better) or better > worse + tolerance:
+        return "fails"
+    return "tie"
+
+
+def _cell(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.4f}"
+
+
+def check_claims(
+    min_usage: float, profile: str = "cpu", figures: tuple[int, ...] | None = None, tolerance: float = 0.005,
+    results_dir: Path | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Each claim of the paper about the synthetic figures, decided on the paper's trials and on ours:
+    the lowest excess NLL at usage / ln V >= m of the curves that should be lower against the others
+    ("holds", "fails", "tie" within ``tolerance`` nats, "neither reaches m", "no results yet")."""
+    ids = {i for claim in SYNTHETIC_CLAIMS for i in (*claim[2], *claim[3])}
+    curves = {i: load_curve(i, profile, results_dir) for i in sorted(ids)}
+    rows = []
+    for text, figure, better, worse in SYNTHETIC_CLAIMS:
+        if figures is not None and figure not in figures:
+            continue
+        row = {"claim": text, "figure": figure}
+        for source in ("paper", "ours"):
+            low, have_low = _best(curves, better, source, min_usage)
+            high, have_high = _best(curves, worse, source, min_usage)
+            row[source] = _verdict(low, high, have_low > 0 and have_high > 0, tolerance)
+            partial = have_low < len(better) or have_high < len(worse)
+            row[f"{source}_values"] = f"{_cell(low)} vs {_cell(high)}" + (
+                f"; partial: {have_low + have_high} of {len(better) + len(worse)} curves" if partial else ""
+            )
+        row["supported"] = row["ours"] == row["paper"] == "holds"
+        rows.append(row)
+    return rows
+
+
+def claims_table(rows: list[dict[str, Any]], min_usage: float) -> str:
+    """Markdown: claim, figure, the paper's and our verdicts with the two lowest excess NLLs each."""
+    return markdown_table(
+        [[r["claim"], f"Figure {r['figure']}", f"{r['paper']} ({r['paper_values']})",
+          f"{r['ours']} ({r['ours_values']})"] for r in rows],  # fmt: skip
+        ["the paper's claim", "figure", f"paper: verdict (excess NLL at usage ≥ {min_usage:g} ln V)",
+         "ours (cpu profile)"],  # fmt: skip
+    )
+
+
+def claims_summary(rows: list[dict[str, Any]]) -> list[str]:
+    """Counted: how many claims our runs support, contradict, or cannot decide yet."""
+    counts: dict[str, list[str]] = {}
+    for r in rows:
+        counts.setdefault(r["ours"], []).append(r["claim"])
+    paper_holds = sum(r["paper"] == "holds" for r in rows)
+    lines = [f"{len(rows)} claims; on the paper's own trials {paper_holds} hold at this m."]
+    for verdict in ("holds", "fails", "tie", "neither reaches m", "no results yet"):
+        if verdict in counts:
+            lines.append(f"ours, {verdict}: {len(counts[verdict])} ({'; '.join(counts[verdict])})")
+    return lines
+
+
+def slope_statement(low: float, high: float, profile: str = "cpu", results_dir: Path | None = None) -> str:
+    """"All Pareto curves slope upwards": for each of our curves that reaches usage >= high, is its
+    lowest excess NLL there above the one at usage >= low? Counted over the curves with results."""
+    up, flat, unreached, total = 0, [], 0, 0
+    for curve_id in synthetic_curve_ids():
+        c = load_curve(curve_id, profile, results_dir)
+        if c.ours is None:
+            continue
+        total += 1
+        a, b = lowest_excess(c.ours, low), lowest_excess(c.ours, high)
+        if math.isnan(b):
+            unreached += 1
+        elif b > a:
+            up += 1
+        else:
+            flat.append(c.label)
+    text = (
+        f"Of our {total} curves with results, {up} have a higher lowest excess NLL at usage ≥ {high:g} ln V than at "
+        f"≥ {low:g} ln V and {unreached} never reach {high:g} ln V"
+    )
+    return text + (f"; flat: {', '.join(flat)}." if flat else "; none is flat.")
+
+
+def show_figure(number: int, profile: str, min_usages: list[float], tolerance: float = 0.005) -> FigureResults:
+    """A figure's section body: the plot, the table of lowest excess NLL, the computed reading, the cost."""
+    import matplotlib.pyplot as plt
+    from IPython.display import Markdown, display
+
+    figure = load_figure(number, profile)
+    if not any(c.ours is not None for c in figure.curves):
+        display(Markdown(
+            f"**No results yet for {figure.name}.** Run `make reproduce PROFILE={profile} FIGURE={number}` "
+            f"(or `{reproduce_command(number)}` on a GPU box), then `make book`. The paper's curves alone:"
+        ))  # fmt: skip
+    fig = plot_figure(figure)
+    display(fig)
+    plt.close(fig)
+    display(Markdown(
+        f"Lowest excess NLL (nats over ln V) among trials with latent usage ≥ m · ln V, ours and the paper's; "
+        f"trial counts and compute (sum of `wall_s`) are ours:\n\n{figure_table(figure, min_usages)}"
+    ))  # fmt: skip
+    for line in figure_facts(figure, min_usages, tolerance):
+        print(line)
+    return figure
+
+
+# --- Appendix C: optimisation settings, tuning and cost ----------------------------------------------
+
+
+def table2_rows() -> list[list[Any]]:
+    """Appendix C, Table 2 as the studies use it: every tuned parameter of the committed cpu studies,
+    its run-config key, range and scale, and how many of the synthetic studies tune it."""
+    from .study import load_study
+
+    seen: dict[str, list[Any]] = {}
+    root = repo_path("params").parent
+    for curve in synthetic_curve_ids():
+        study = load_study(root / "params" / "studies" / "cpu" / f"{curve}.yaml", root=root)
+        for p in study.parameters:
+            row = seen.setdefault(p.name, [p.name, p.key, p.low, p.high, "log" if p.log else "linear", 0])
+            row[5] += 1
+    return list(seen.values())
+
+
+def profiles_rows() -> list[list[Any]]:
+    """The run sizes of the cpu and paper profiles of one curve (DReG 16, KL) and their studies."""
+    from .experiment import load_config
+    from .study import load_study
+
+    root = repo_path("params").parent
+    rows = []
+    for profile, run in (("cpu", "params/synthetic/cpu/trial-dreg16-kl.yaml"), ("paper", "params/synthetic/paper/dreg16-kl.yaml")):
+        config = load_config(root / run)
+        trials = [load_study(root / "params" / "studies" / profile / f"{c}.yaml", root=root).trials
+                  for c in synthetic_curve_ids()]  # fmt: skip
+        rows.append([profile, config.data.vocab_size, config.data.batch_size, config.train.steps,
+                     f"{min(trials)}-{max(trials)}", sum(trials), config.cost])  # fmt: skip
+    return rows
+
+
+def trial_costs(profile: str = "cpu", results_dir: Path | None = None) -> list[list[Any]]:
+    """Measured cost of our finished trials, by base estimator and draws max(K, K'): trials, mean and total wall_s."""
+    from .pareto import _read_table
+
+    results_dir = Path(results_dir or repo_path("results") / profile)
+    groups: dict[tuple[str, int, int], list[float]] = {}
+    for table in sorted(results_dir.glob("*.tsv")):
+        _, rows = _read_table(table)
+        for _, row in rows:
+            draws = max(int(row["k"] or 1), int(row["k_mi"] or row["k"] or 1))
+            key = (row["estimator"], draws, int(row["steps"]))
+            groups.setdefault(key, []).append(float(row["wall_s"] or 0))
+    return [[estimator, draws, steps, len(v), sum(v) / len(v), sum(v) / 60]
+            for (estimator, draws, steps), v in sorted(groups.items())]  # fmt: skip
+
+
+# --- the frontier explorer: pick estimator, K and objective, see where the frontier moves -------------
+
+FRONTIER_ESTIMATORS = ("ELBO", "IWAE", "DReG", "REINFORCE", "VIMCO", "VQ-VAE")
+FRONTIER_SAMPLES = ("1", "16", "64", "16/1", "1/16")
+FRONTIER_OBJECTIVES = ("KL", "Rényi", "power")
+
+
+def _frontier_key(curve_id: str) -> str:
+    """"estimator|K|objective" of a curve, as the explorer's menus spell it."""
+    if curve_id == "vqvae":
+        return "VQ-VAE|1|KL"
+    name, objective = curve_label(curve_id).split(", ")
+    parts = name.split(" ")
+    return f"{parts[0]}|{parts[1] if len(parts) > 1 else '1'}|{objective}"
+
+
+def frontier_explorer_data(profile: str = "cpu", min_usage: float = 0.8) -> dict[str, Any]:
+    """Every synthetic curve on the normalised axes, keyed "estimator|K|objective": the paper's frontier,
+    our frontier and all our trials, our counts and compute, and the lowest excess NLL at usage >= m."""
+    curves = {}
+    for curve_id in synthetic_curve_ids():
+        c = load_curve(curve_id, profile)
+        front = c.paper.frontier()
+        entry = {
+            "label": c.label,
+            "study": f"params/studies/{profile}/{curve_id}.yaml",
+            "paper": {"x": c.paper.mi[front].round(4).tolist(), "y": c.paper.nll[front].round(4).tolist()},
+            "paper_trials": len(c.paper.mi),
+            "paper_lowest": _json_number(lowest_excess(c.paper, min_usage)),
+            "complete": c.complete,
+            "rows": c.rows,
+            "wall_s": round(c.wall_s, 1),
+            "ours": {"x": [], "y": []},
+            "ours_all": {"x": [], "y": []},
+            "ours_lowest": None,
+        }
+        if c.ours is not None:
+            front = c.ours.frontier()
+            entry["ours"] = {"x": c.ours.mi[front].round(4).tolist(), "y": c.ours.nll[front].round(4).tolist()}
+            entry["ours_all"] = {"x": c.ours.mi.round(4).tolist(), "y": c.ours.nll.round(4).tolist()}
+            entry["ours_lowest"] = _json_number(lowest_excess(c.ours, min_usage))
+        curves[_frontier_key(curve_id)] = entry
+    return {"profile": profile, "min_usage": min_usage, "curves": curves, "estimators": list(FRONTIER_ESTIMATORS),
+            "samples": list(FRONTIER_SAMPLES), "objectives": list(FRONTIER_OBJECTIVES)}  # fmt: skip
+
+
+def _json_number(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 4)
+
+
+def frontier_title(data: dict[str, Any], key: str) -> str:
+    """The explorer's caption for a choice: what it is, how many trials, where the frontier is at m."""
+    entry = data["curves"].get(key)
+    if entry is None:
+        return f"{key.replace('|', ' ')}: not a curve of the paper's synthetic figures"
+    m = data["min_usage"]
+    paper = "–" if entry["paper_lowest"] is None else f"{entry['paper_lowest']:.4f}"
+    if entry["complete"]:
+        ours = "–" if entry["ours_lowest"] is None else f"{entry['ours_lowest']:.4f}"
+        line = f"ours: {entry['complete']} complete of {entry['rows']} trials, {entry['wall_s'] / 60:.1f} min"
+    else:
+        ours, line = "no results", f"ours: no results yet ({entry['study']})"
+    return (f"{entry['label']} — {line}; paper: {entry['paper_trials']} trials<br>"
+            f"lowest excess NLL at usage ≥ {m:g} ln V: ours {ours}, paper {paper}")  # fmt: skip
+
+
+_FRONTIER_JS = """
+(function() {
+  var gd = document.getElementById('{div_id}');
+  var data = {data};
+  var state = {start};
+  function redraw() {
+    var key = data.estimators[state.estimator] + '|' + data.samples[state.samples] + '|' + data.objectives[state.objective];
+    if (data.estimators[state.estimator] === 'VQ-VAE') key = 'VQ-VAE|1|KL';
+    var c = data.curves[key], empty = {x: [], y: []};
+    var title = c ? c.title : key.split('|').join(' ') + ': not a curve of the paper\\'s synthetic figures';
+    var paper = c ? c.paper : empty, ours = c ? c.ours : empty, all = c ? c.ours_all : empty;
+    Plotly.update(gd, {x: [paper.x, all.x, ours.x], y: [paper.y, all.y, ours.y]}, {'title.text': title}, {traces});
+  }
+  gd.on('plotly_buttonclicked', function(e) { state[e.menu.name] = e.menu.buttons.indexOf(e.button); redraw(); });
+  redraw();
+})();
+"""
+
+
+def static_frontier_explorer_html(data: dict[str, Any], div_id: str = "micmco-frontiers",
+                                  start: str = "VIMCO|16|Rényi") -> str:  # fmt: skip
+    """The frontier explorer for the static book: every committed frontier in grey, the chosen curve
+    (three menus: estimator, K, objective) in colour beside the paper's; plotly.js embedded, no kernel."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    fig = go.Figure()
+    for key, entry in data["curves"].items():
+        if entry["ours"]["x"]:
+            fig.add_trace(go.Scatter(x=entry["ours"]["x"], y=entry["ours"]["y"], mode="lines", hoverinfo="name",
+                                     name=entry["label"], line={"color": "rgba(150,150,150,0.35)", "width": 1},
+                                     showlegend=False))  # fmt: skip
+    background = len(fig.data)
+    fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="the paper's frontier (V = 10000)",
+                             line={"dash": "dash", "color": "rgba(31,119,180,0.6)"}, marker={"size": 4}))  # fmt: skip
+    fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name=f"our trials ({data['profile']}, V = 200)",
+                             marker={"color": "rgba(214,39,40,0.3)", "size": 6}))  # fmt: skip
+    fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="our frontier",
+                             line={"color": "rgb(214,39,40)", "width": 2.5}))  # fmt: skip
+    estimator, samples, objective = start.split("|")
+
+    def menu(name: str, values: list[str], x: float, active: str) -> dict:
+        return {"name": name, "active": values.index(active), "x": x, "y": 1.22, "xanchor": "left",
+                "yanchor": "bottom", "type": "dropdown",
+                "buttons": [{"label": v, "method": "skip", "args": [None]} for v in values]}  # fmt: skip
+
+    def label(text: str, x: float) -> dict:
+        return {"text": text, "x": x, "y": 1.25, "xref": "paper", "yref": "paper", "showarrow": False,
+                "xanchor": "right", "yanchor": "bottom"}  # fmt: skip
+
+    fig.update_layout(
+        height=560, margin={"t": 170, "b": 60, "l": 60, "r": 20},
+        title={"text": "", "font": {"size": 12}, "x": 0.0, "xanchor": "left", "y": 0.97, "yanchor": "top"},
+        xaxis={"title": "latent usage: MI / ln V", "range": [0, 1.05]},
+        yaxis={"title": "excess NLL: NLL − ln V (nats)", "range": [-0.01, 0.32]},
+        legend={"orientation": "h", "x": 0.0, "y": 1.02, "yanchor": "bottom", "font": {"size": 11}},
+        updatemenus=[menu("estimator", data["estimators"], 0.1, estimator),
+                     menu("samples", data["samples"], 0.4, samples),
+                     menu("objective", data["objectives"], 0.7, objective)],
+        annotations=[label("estimator", 0.095), label("K (or K/K′)", 0.395), label("objective", 0.695)],
+    )  # fmt: skip
+    payload = {**data, "curves": {k: {**v, "title": frontier_title(data, k)} for k, v in data["curves"].items()}}
+    state = {"estimator": data["estimators"].index(estimator), "samples": data["samples"].index(samples),
+             "objective": data["objectives"].index(objective)}  # fmt: skip
+    script = (
+        _FRONTIER_JS.replace("{div_id}", div_id)
+        .replace("{data}", json.dumps(payload))
+        .replace("{start}", json.dumps(state))
+        .replace("{traces}", json.dumps([background, background + 1, background + 2]))
+    )
+    return pio.to_html(fig, full_html=False, include_plotlyjs=True, div_id=div_id, post_script=script,
+                       config={"displayModeBar": False, "responsive": True})  # fmt: skip
+
+
+class FrontierExplorer:
+    """The frontier explorer in a live kernel: three ipywidgets menus redraw the chosen curve over the
+    others (``controls``; ``update()`` is their callback; ``shown`` is the key last drawn)."""
+
+    def __init__(self, data: dict[str, Any], start: str = "VIMCO|16|Rényi"):
+        import ipywidgets as widgets
+        import matplotlib.pyplot as plt
+
+        self.data = data
+        estimator, samples, objective = start.split("|")
+        self.controls = {
+            "estimator": widgets.Dropdown(options=data["estimators"], value=estimator, description="estimator"),
+            "samples": widgets.Dropdown(options=data["samples"], value=samples, description="K (or K/K′)"),
+            "objective": widgets.Dropdown(options=data["objectives"], value=objective, description="objective"),
+        }
+        with plt.ioff():
+            self.figure, self.ax = plt.subplots(figsize=(7.5, 4.2))
+        self.output = widgets.Output()
+        self.shown = ""
+        for control in self.controls.values():
+            control.observe(lambda _change: self.update(), names="value")
+        self.widget = widgets.VBox([widgets.HBox(list(self.controls.values())), self.output])
+        self.update()
+
+    @property
+    def key(self) -> str:
+        c = self.controls
+        if c["estimator"].value == "VQ-VAE":
+            return "VQ-VAE|1|KL"
+        return f"{c['estimator'].value}|{c['samples'].value}|{c['objective'].value}"
+
+    def update(self) -> None:
+        self.shown = self.key
+        draw_frontier_choice(self.ax, self.data, self.shown)
+        self.figure.tight_layout()
+        self.output.clear_output(wait=True)
+        with self.output:
+            from IPython.display import display
+
+            display(self.figure)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def draw_frontier_choice(ax, data: dict[str, Any], key: str) -> None:
+    """The explorer's plot on matplotlib axes: every frontier of ours in grey, the chosen one in colour."""
+    ax.clear()
+    for entry in data["curves"].values():
+        if entry["ours"]["x"]:
+            ax.plot(entry["ours"]["x"], entry["ours"]["y"], color="0.75", lw=0.8)
+    entry = data["curves"].get(key)
+    if entry is not None:
+        ax.plot(entry["paper"]["x"], entry["paper"]["y"], "--", marker=".", color="tab:blue", alpha=0.6,
+                label="the paper's frontier (V = 10000)")  # fmt: skip
+        ax.plot(entry["ours_all"]["x"], entry["ours_all"]["y"], "o", color="tab:red", alpha=0.3, ms=4,
+                label="our trials")  # fmt: skip
+        ax.plot(entry["ours"]["x"], entry["ours"]["y"], "-o", color="tab:red", ms=4, label="our frontier")
+        ax.legend(fontsize=8, frameon=False)
+    ax.set(xlim=(0, 1.05), ylim=(-0.01, 0.32), xlabel="latent usage: MI / ln V", ylabel="excess NLL (nats)")
+    ax.grid(alpha=0.3)
+    ax.set_title(frontier_title(data, key).replace("<br>", "\n"), fontsize=9)
