@@ -1,6 +1,7 @@
 # The two entry points, each doing all setup on a fresh machine (Python 3.10+ with venv):
 #   make book   set up .venv, execute every chapter of the book (params/book/$(PROFILE).yaml, default cpu)
 #               and build its HTML offline into book/_build/html
+#   make reproduce PROFILE=cpu|paper [FIGURE=N]   rerun the sweeps behind the synthetic figures (resumable)
 #   make test   set up .venv and run the whole test suite (what CI runs), including nbval over every
 #               chapter and the headless-browser test of the built book
 PYTHON ?= python3
@@ -12,7 +13,7 @@ BOOK_INSTALLED := $(VENV)/.book-installed
 BENCH_INSTALLED := $(VENV)/.bench-installed
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: book test bench smoke cpu clean
+.PHONY: book test bench smoke cpu clean reproduce
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,22 @@ $(BENCH_INSTALLED): $(INSTALLED)
 # and its cell), then `jupyter-book build -W` with no network. PROFILE=smoke: seconds per chapter.
 book: $(BOOK_INSTALLED)
 	@OMP_NUM_THREADS=1 $(BIN)/python book/build.py --profile $(PROFILE)
+
+# Re-run the studies behind the synthetic figures (2-7, 15, 26, 27) with the sweep tool; rerunning
+# continues them (finished trials kept, interrupted ones resumed). Then `make book` plots the new results.
+#   make reproduce PROFILE=cpu [FIGURE=N]     results/cpu/, two workers of one thread each (2 cores)
+#   make reproduce PROFILE=paper [FIGURE=N]   results/paper/, the paper's settings, one worker on the GPU
+FIGURE ?=
+WORKERS ?= $(if $(filter paper,$(PROFILE)),1,2)
+reproduce: $(INSTALLED)
+	@studies=$$($(BIN)/python -m micmco.book studies $(PROFILE) $(FIGURE)) || exit 2; \
+	for study in $$studies; do \
+	  echo "== $$study"; \
+	  OMP_NUM_THREADS=1 $(BIN)/micmco sweep $$study --workers $(WORKERS) --threads $(WORKERS); \
+	  code=$$?; [ $$code -eq 130 ] && exit 130; [ $$code -ne 0 ] && failed="$$failed $$study"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed (rerun to continue)"; exit 1; fi; \
+	echo "done: make book PROFILE=cpu shows the results (chapters read results/<profile>/)"
 
 # Every smoke config of params/synthetic: seconds each; results in runs/.
 smoke: $(INSTALLED)

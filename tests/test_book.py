@@ -47,6 +47,7 @@ def test_toc_mirrors_the_paper():
     chapters = [f for f in files if f.startswith("chapters/")]
     assert [c.split("/")[1][:2] for c in chapters if not c.endswith("explorer")] == [f"0{i}" for i in range(1, 9)]
     assert "appendices/testbed" in files
+    assert {"appendices/vqvae", "appendices/power", "appendices/optimisation"} <= set(files)  # A, B.3, C
     for name in files:
         assert (BOOK / f"{name}.md").exists(), name
 
@@ -299,6 +300,9 @@ def test_every_page_loads_without_errors_tracebacks_or_broken_images(built_book,
         "chapters/02_posterior_collapse.html": 1,
         "chapters/04_mutual_information_objectives.html": 2,
         "chapters/05_representational_kl.html": 1,
+        "chapters/07_experiments.html": 6,  # Figures 2-7
+        "appendices/vqvae.html": 1,  # Figure 15
+        "appendices/power.html": 2,  # Figures 26-27
     }
     for page, figures in with_figures.items():
         browser.get(book_url + page)
@@ -338,6 +342,41 @@ def test_explorer_slider_redraws_the_figure_in_the_static_book(built_book, brows
         browser.save_screenshot(str(Path(os.environ["MICMCO_SCREENSHOTS"]) / "explorer-after-moving-sliders.png"))
 
 
+def test_frontier_explorer_menu_redraws_the_figure_in_the_static_book(built_book, browser, book_url):
+    """Pick another estimator in the static frontier explorer: the caption and the drawn curve change."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(book_url + "chapters/07_frontier_explorer.html")
+    time.sleep(1)
+    figure = browser.find_element(By.ID, "micmco-frontiers")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", figure)
+    state = (
+        "var g = document.getElementById('micmco-frontiers'); var n = g.data.length;"
+        "return [g.layout.title.text, JSON.stringify(g.data.slice(n - 3).map(function(t) { return [t.x, t.y]; }))];"
+    )
+    title, data = browser.execute_script(state)
+    assert title.startswith("VIMCO 16, Rényi")
+    headers = browser.find_elements(By.CSS_SELECTOR, "#micmco-frontiers .updatemenu-header")
+    assert len(headers) == 3  # estimator, K, objective
+    headers[0].click()  # open the estimator menu
+    time.sleep(0.3)
+    options = browser.find_elements(By.CSS_SELECTOR, "#micmco-frontiers .updatemenu-dropdown-button")
+    choice = next(option for option in options if option.text == "REINFORCE")
+    choice.click()
+    time.sleep(0.5)
+    moved_title, moved_data = browser.execute_script(state)
+    assert moved_title.startswith("REINFORCE 16, Rényi"), moved_title
+    assert moved_data != data  # the paper's frontier of REINFORCE 16 differs from VIMCO 16's
+    errors = [
+        e["message"]
+        for e in browser.get_log("browser")
+        if e["level"] == "SEVERE" and not any(known in e["message"] for known in KNOWN_CONSOLE_ERRORS)
+    ]
+    assert not errors
+    if os.environ.get("MICMCO_SCREENSHOTS"):
+        browser.save_screenshot(str(Path(os.environ["MICMCO_SCREENSHOTS"]) / "frontier-explorer-after-menu.png"))
+
+
 def test_static_explorer_embeds_plotly_so_it_works_offline():
     from micmco import book
 
@@ -358,3 +397,110 @@ def test_launch_buttons_open_files_that_exist(built_book):
     assert binder and (REPO / binder.group(1)).exists(), binder
     assert colab and (built_book / "html" / colab.group(1)).exists(), colab
     assert (REPO / "binder" / "postBuild").exists() and (REPO / "binder" / "environment.yml").exists()
+
+
+# --- §7.1 and the appendices: figures from committed results --------------------------------------------
+
+RESULT_HEADER = (
+    "trial estimator k k_mi objective learning_rate lam alpha vocab_size steps batch_size mi nll optimal_nll "
+    "seed status reason wall_s threads device commit run"
+).split()
+
+
+def write_results(directory: Path, curve_id: str, points: list[tuple[float, float]], status: str = "complete"):
+    """A results table like the sweep's export: (usage / ln V, excess NLL) points at V = 200."""
+    import math
+    import re
+
+    match = re.match(r"^([a-z]+)(\d*)-(kl|renyi|power)(\d*)$", curve_id)
+    estimator, k, objective, k_mi = match.group(1), match.group(2) or "1", match.group(3), match.group(4)
+    log_v = math.log(200)
+    lines = ["\t".join(RESULT_HEADER)]
+    for trial, (usage, excess) in enumerate(points):
+        row = dict.fromkeys(RESULT_HEADER, "")
+        row.update(trial=trial, estimator=estimator, k=k, k_mi=k_mi or k, objective=objective, learning_rate=0.001,
+                   lam=0.5, vocab_size=200, steps=2500, batch_size=128, mi=usage * log_v, nll=log_v + excess,
+                   optimal_nll=log_v, seed=0, status=status, wall_s=10.0, threads=1, device="cpu", commit="x", run="r")
+        lines.append("\t".join(str(row[c]) for c in RESULT_HEADER))
+    (directory / f"cpu-{curve_id}.tsv").write_text("\n".join(lines) + "\n")
+
+
+def test_every_synthetic_curve_has_a_study_per_profile_and_a_paper_file():
+    from micmco import book
+
+    curves = book.synthetic_curve_ids()
+    assert len(curves) == 35  # Figures 2-7, 15, 26, 27, each curve once
+    for curve in curves:
+        assert (book.paper_frontiers_dir() / book.paper_file_name(curve)).exists(), curve
+        for profile in ("cpu", "paper"):
+            assert (REPO / "params" / "studies" / profile / f"{curve}.yaml").exists(), (profile, curve)
+    assert book.paper_file_name("reinforce1-renyi") == "l8x10-bs256-hs128-t40-vimco1-renyi.tsv"  # the paper's VIMCO 1
+    assert book.paper_file_name("vimco1-kl16") == "l8x10-bs256-hs128-t40-vimco1-kl16.tsv"
+    assert book.paper_file_name("elbo-kl") == "l40x0-bs256-hs128-t40-vae-kl.tsv"
+    assert book.paper_file_name("dreg16-power") == "l40x0-bs256-hs128-t40-dreg16-alpha.tsv"
+    assert book.curve_label("dreg16-kl1") == "DReG 16/1, KL"
+    studies = book.figure_studies(4, "cpu")
+    assert [Path(s).stem for s in studies[:2]] == ["dreg1-kl", "dreg1-renyi"]  # cheapest first (one draw a step)
+    assert len(studies) == 8 and all(s.startswith("params/studies/cpu/") for s in studies)
+    with pytest.raises(ValueError, match="no synthetic figure 8"):
+        book.figure_studies(8, "cpu")
+
+
+def test_a_figure_without_results_says_so_and_orderings_are_compared_pairwise(tmp_path):
+    from micmco import book
+
+    empty = book.load_figure(26, results_dir=tmp_path)
+    assert len(empty.missing) == 3 and empty.wall_s == 0
+    assert "no results" in book.figure_table(empty, [0.5])
+    assert book.compare_ordering(empty, 0.5).reproduced is None
+    # ours in the paper's order at usage >= 0.5 ln V, then reversed
+    paper = {c.curve_id: book.lowest_excess(c.paper, 0.5) for c in empty.curves}
+    ranked = sorted(paper, key=paper.get)
+    for order, expect in ((ranked, True), (ranked[::-1], False)):
+        for rank, curve in enumerate(order):
+            write_results(tmp_path, curve, [(0.6, 0.01 + 0.05 * rank), (0.2, 0.001)] + [(0.3, 0.5)] * 6)
+        figure = book.load_figure(26, results_dir=tmp_path)
+        assert [c.complete for c in figure.curves] == [8, 8, 8] and figure.wall_s == 240
+        comparison = book.compare_ordering(figure, 0.5, tolerance=0.0)
+        assert comparison.reproduced is expect and comparison.pairs == 3
+        assert comparison.ours_best == book.curve_label(order[0])
+    # too few trials are flagged with their count; a curve that never reaches m is listed
+    write_results(tmp_path, "dreg16-kl", [(0.3, 0.02), (0.4, 0.03)])
+    figure = book.load_figure(26, results_dir=tmp_path)
+    facts = "\n".join(book.figure_facts(figure, [0.5]))
+    assert "only 2 complete trials" in facts and "ours reach no usage >= 0.5: DReG 16, KL" in facts
+
+
+def test_claims_are_decided_on_both_sides(tmp_path):
+    from micmco import book
+
+    rows = book.check_claims(0.8, figures=(26,), results_dir=tmp_path)
+    assert [row["ours"] for row in rows] == ["no results yet", "no results yet"]
+    assert rows[0]["paper"] == "holds"  # the paper's DReG 16 power beats its KL at 0.8 ln V (0.0148 vs 0.0227)
+    write_results(tmp_path, "dreg16-power", [(0.9, 0.02)])
+    write_results(tmp_path, "dreg16-kl", [(0.9, 0.01)])
+    write_results(tmp_path, "dreg16-renyi", [(0.9, 0.05)])
+    rows = book.check_claims(0.8, figures=(26,), results_dir=tmp_path)
+    assert [row["ours"] for row in rows] == ["fails", "fails"]
+    assert not any(row["supported"] for row in rows)
+    assert "fails: 2" in "\n".join(book.claims_summary(rows))
+
+
+def test_frontier_explorer_menus_redraw_live_and_static_html_works_offline():
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from micmco import book
+
+    data = book.frontier_explorer_data("cpu", 0.8)
+    assert len(data["curves"]) == 35
+    explorer = book.FrontierExplorer(data, "VIMCO|16|Rényi")
+    before = [list(line.get_ydata()) for line in explorer.ax.lines]
+    explorer.controls["estimator"].value = "REINFORCE"  # the observer calls update()
+    assert explorer.shown == "REINFORCE|16|Rényi"
+    assert [list(line.get_ydata()) for line in explorer.ax.lines] != before
+    explorer.controls["estimator"].value = "ELBO"  # there is no ELBO 16
+    assert "not a curve" in explorer.ax.get_title()
+    html = book.static_frontier_explorer_html(data)
+    assert "plotly_buttonclicked" in html and '<script src="http' not in html

@@ -1482,9 +1482,17 @@ def reproduce_command(figure: int | None = None, profile: str = "paper") -> str:
 
 
 def figure_studies(figure: int | None, profile: str) -> list[str]:
-    """The study files behind a figure (all synthetic figures when None), for ``make reproduce``."""
+    """The study files behind a figure (all synthetic figures when None), cheapest first (by the draws
+    max(K, K') a step takes), for ``make reproduce``."""
+    if profile not in ("cpu", "paper"):
+        raise ValueError(f"no synthetic studies for profile {profile!r}; choose cpu or paper")
     curves = synthetic_curve_ids() if figure is None else list(load_figure_ids(figure))
-    return [f"params/studies/{profile}/{curve}.yaml" for curve in curves]
+    return [f"params/studies/{profile}/{curve}.yaml" for curve in sorted(curves, key=_draws)]
+
+
+def _draws(curve_id: str) -> int:
+    match = _CURVE_ID.match(curve_id)
+    return 1 if match is None else max(int(match["k"] or 1), int(match["k_mi"] or 1))
 
 
 def load_figure_ids(figure: int) -> tuple[str, ...]:
@@ -1909,3 +1917,25 @@ def draw_frontier_choice(ax, data: dict[str, Any], key: str) -> None:
     ax.set(xlim=(0, 1.05), ylim=(-0.01, 0.32), xlabel="latent usage: MI / ln V", ylabel="excess NLL (nats)")
     ax.grid(alpha=0.3)
     ax.set_title(frontier_title(data, key).replace("<br>", "\n"), fontsize=9)
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m micmco.book studies PROFILE [FIGURE]``: the study files ``make reproduce`` runs."""
+    import sys
+
+    if len(argv) not in (2, 3) or argv[0] != "studies":
+        print("usage: python -m micmco.book studies cpu|paper [FIGURE]", file=sys.stderr)
+        return 2
+    try:
+        figure = int(argv[2]) if len(argv) == 3 and argv[2] else None
+        print(" ".join(figure_studies(figure, argv[1])))
+    except ValueError as error:
+        print(f"make reproduce: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))
