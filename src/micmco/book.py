@@ -1370,16 +1370,15 @@ def figure_table(figure: FigureResults, min_usages: list[float]) -> str:
     """Markdown: per curve, our trial count and compute, then the lowest excess NLL at usage / ln V >= m,
     ours and the paper's ("–": no trial reaches that usage; "no results": no table yet)."""
     headers = ["curve", "our trials (complete/run)", "compute (s)"]
-    for m in min_usages:
-        headers += [f"ours, m = {m:g}", f"paper, m = {m:g}"]
+    headers += [f"m = {m:g}: ours / paper" for m in min_usages]
     rows = []
     for c in figure.curves:
         row = [c.label, f"{c.complete}/{c.rows}" + (" (too few)" if c.too_few else ""), f"{c.wall_s:.0f}"]
         for m in min_usages:
             ours = lowest_excess(c.ours, m)
             paper = lowest_excess(c.paper, m)
-            row += ["no results" if c.ours is None else ("–" if math.isnan(ours) else f"{ours:.4f}"),
-                    "–" if math.isnan(paper) else f"{paper:.4f}"]  # fmt: skip
+            row.append(("no results" if c.ours is None else ("–" if math.isnan(ours) else f"{ours:.4f}"))
+                       + " / " + ("–" if math.isnan(paper) else f"{paper:.4f}"))  # fmt: skip
         rows.append(row)
     return markdown_table(rows, headers)
 
@@ -1425,9 +1424,9 @@ class OrderingComparison:
                 out.append(f"  not compared, within {self.tolerance:g} nats in the paper: "
                            + "; ".join(f"{a} ~ {b}" for a, b in self.ties))
         if self.unreached:
-            out.append(f"  ours reach no usage >= {self.min_usage:g}: {', '.join(self.unreached)}")
+            out.append(f"  ours reach no usage >= {self.min_usage:g}: {'; '.join(self.unreached)}")
         if self.missing:
-            out.append(f"  no results yet: {', '.join(self.missing)}")
+            out.append(f"  no results yet: {'; '.join(self.missing)}")
         return out
 
 
@@ -1459,6 +1458,17 @@ def compare_ordering(figure: FigureResults, min_usage: float, tolerance: float =
                               unreached, missing, tolerance)  # fmt: skip
 
 
+def _wrap(lines: list[str], width: int = 96) -> list[str]:
+    """Printed lines that fit the book's column: long ones continue indented."""
+    import textwrap
+
+    out = []
+    for line in lines:
+        indent = " " * (len(line) - len(line.lstrip()) + 4)
+        out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+    return out
+
+
 def figure_facts(figure: FigureResults, min_usages: list[float], tolerance: float = 0.005) -> list[str]:
     """The reading of a figure, computed: trials, compute, and the ordering at each m."""
     done = [c for c in figure.curves if c.ours is not None]
@@ -1473,7 +1483,7 @@ def figure_facts(figure: FigureResults, min_usages: list[float], tolerance: floa
             lines.append(f"  {c.label}: {c.rows} trials run, none complete (all diverged or failed)")
     for m in min_usages:
         lines += compare_ordering(figure, m, tolerance).lines()
-    return lines
+    return _wrap(lines)
 
 
 def reproduce_command(figure: int | None = None, profile: str = "paper") -> str:
@@ -1613,7 +1623,8 @@ def claims_summary(rows: list[dict[str, Any]]) -> list[str]:
     lines = [f"{len(rows)} claims; on the paper's own trials {paper_holds} hold at this m."]
     for verdict in ("holds", "fails", "tie", "neither reaches m", "no results yet"):
         if verdict in counts:
-            lines.append(f"ours, {verdict}: {len(counts[verdict])} ({'; '.join(counts[verdict])})")
+            lines.append(f"ours, {verdict}: {len(counts[verdict])}")
+            lines += [f"  - {claim}" for claim in counts[verdict]]
     return lines
 
 
@@ -1637,7 +1648,7 @@ def slope_statement(low: float, high: float, profile: str = "cpu", results_dir: 
         f"Of our {total} curves with results, {up} have a higher lowest excess NLL at usage ≥ {high:g} ln V than at "
         f"≥ {low:g} ln V and {unreached} never reach {high:g} ln V"
     )
-    return text + (f"; flat: {', '.join(flat)}." if flat else "; none is flat.")
+    return "\n".join(_wrap([text + (f"; flat: {'; '.join(flat)}." if flat else "; none is flat.")]))
 
 
 def show_figure(number: int, profile: str, min_usages: list[float], tolerance: float = 0.005) -> FigureResults:
