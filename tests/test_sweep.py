@@ -26,7 +26,7 @@ import pytest
 
 from micmco.config import ConfigError
 from micmco.study import load_study
-from micmco.sweep import COLUMNS, mask_url, pareto_front, sampler_values
+from micmco.sweep import COLUMNS, mask_url, near, pareto_front, sampler_values
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = REPO / "params" / "synthetic" / "smoke" / "elbo-kl.yaml"
@@ -162,6 +162,14 @@ def test_sampler_values_are_monotone_and_capped():
     assert seen[0] == seen[1] and seen[1] < seen[2] < seen[3] < seen[4]
     assert seen[4] - seen[3] < 10  # a blow-up stays within a few units of ordinary runs
     assert sampler_values(ln_v + 500, 9.0, ln_v, "capped") == [ln_v + 500, ln_v]  # the first studies' scale
+
+
+def test_near_points_of_concurrent_proposals(tmp_path):
+    study = load_study(write_study(tmp_path / "s.yaml", study_text("n", 2, 20)))
+    base = {"learning_rate": 0.00154, "lam": 0.7338}
+    assert near(study.parameters, base, {"learning_rate": 0.001544, "lam": 0.7335})  # two GP workers at once
+    assert not near(study.parameters, base, {"learning_rate": 0.00154, "lam": 0.80})  # 6% of λ's range away
+    assert not near(study.parameters, base, {"learning_rate": 0.002, "lam": 0.7338})  # 5.7% of the log range
 
 
 def test_mask_url():

@@ -51,7 +51,7 @@ from typing import Any
 
 from .config import ConfigError
 
-__all__ = ["cli_main", "mask_url", "COLUMNS", "pareto_front", "sampler_values"]
+__all__ = ["cli_main", "mask_url", "COLUMNS", "pareto_front", "sampler_values", "near"]
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 STORAGE_ENV = "MICMCO_STORAGE"  # the user's variable for the storage URL
@@ -472,11 +472,18 @@ class Worker:
         sweep.export()
 
     def _repeats_a_point(self, number: int, params: dict[str, float]) -> bool:
-        return any(
-            t.params == params and t.number != number and _outcome(t) not in _DROPPED
-            for t in self.sweep.trials()
-            if t.params
-        )
+        """The same point as an earlier trial, or (GP proposals have no notion of pending trials)
+        nearly the point another worker is running now: within 2% of every range, on its scale."""
+        from optuna.trial import TrialState
+
+        for t in self.sweep.trials():
+            if not t.params or t.number == number or _outcome(t) in _DROPPED:
+                continue
+            if t.params == params:
+                return True
+            if t.state == TrialState.RUNNING and near(self.sweep.study.parameters, t.params, params):
+                return True
+        return False
 
     def _drop(self, trial, why: str) -> None:
         from optuna.trial import TrialState
@@ -579,6 +586,17 @@ class _Heartbeat(threading.Thread):
 
     def stop(self) -> None:
         self.done.set()
+
+
+def near(parameters, a: dict[str, float], b: dict[str, float], tolerance: float = 0.02) -> bool:
+    """Whether two points differ by less than `tolerance` of every parameter's range (log ranges in log)."""
+    for p in parameters:
+        if p.name not in a or p.name not in b:
+            return False
+        scale = (lambda v: math.log(v)) if p.log else (lambda v: v)
+        if abs(scale(a[p.name]) - scale(b[p.name])) > tolerance * (scale(p.high) - scale(p.low)):
+            return False
+    return True
 
 
 def sampler_values(nll: float, mi: float, optimal_nll: float, mode: str = "log-excess") -> list[float]:
