@@ -17,9 +17,12 @@ STUDIES=(
   dreg64-kl dreg64-renyi vimco64-kl vimco64-renyi iwae64-kl iwae64-renyi reinforce64-kl reinforce64-renyi
 )
 [ "$#" -gt 0 ] && STUDIES=("$@")
+# Another sweep: a micmco sweep process, or a script queueing sweeps (sweep-all.sh, or any other
+# script named in $OTHER_SWEEPS, an extended regular expression for pgrep -f).
+OTHER_SWEEPS="${OTHER_SWEEPS:-sweep-all.sh|/tmp/after[0-9]*.sh|micmco.sweep|micmco sweep}"
 idle=0
 while [ "$idle" -lt 3 ]; do  # three checks 20 s apart with no other sweep running
-  if pgrep -f "sweep-all.sh|micmco.sweep|micmco sweep" >/dev/null; then idle=0; else idle=$((idle + 1)); fi
+  if pgrep -f "$OTHER_SWEEPS" >/dev/null; then idle=0; else idle=$((idle + 1)); fi
   [ "$idle" -lt 3 ] && sleep 20
 done
 for study in "${STUDIES[@]}"; do
