@@ -1483,6 +1483,8 @@ def figure_facts(figure: FigureResults, min_usages: list[float], tolerance: floa
             lines.append(f"  {c.label}: {c.rows} trials run, none complete (all diverged or failed)")
     for m in min_usages:
         lines += compare_ordering(figure, m, tolerance).lines()
+    lines.append(f"Re-run here: make reproduce PROFILE={figure.profile} FIGURE={figure.number}; "
+                 f"at the paper's settings on a GPU: {reproduce_command(figure.number)}")  # fmt: skip
     return _wrap(lines)
 
 
