@@ -1705,8 +1705,9 @@ def profiles_rows() -> list[list[Any]]:
         config = load_config(root / run)
         trials = [load_study(root / "params" / "studies" / profile / f"{c}.yaml", root=root).trials
                   for c in synthetic_curve_ids()]  # fmt: skip
+        spread = f"{min(trials)}" if min(trials) == max(trials) else f"{min(trials)}-{max(trials)}"
         rows.append([profile, config.data.vocab_size, config.data.batch_size, config.train.steps,
-                     f"{min(trials)}-{max(trials)}", sum(trials), config.cost])  # fmt: skip
+                     spread, sum(trials), config.cost])  # fmt: skip
     return rows
 
 
