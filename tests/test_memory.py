@@ -42,7 +42,8 @@ else:
     evaluate(model, data.evaluation_set()[: 2 * config.eval.batch_size], config.eval)
 peak = status("VmHWM:")
 estimate = estimate_memory(config, "cpu")
-print(json.dumps({"measured": peak - before, "estimate": estimate.train_bytes if phase == "train" else estimate.eval_bytes}))
+estimated = estimate.train_bytes if phase == "train" else estimate.eval_bytes
+print(json.dumps({"measured": peak - before, "estimate": estimated}))
 """
 
 CASES = [

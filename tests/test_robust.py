@@ -99,7 +99,9 @@ def test_variational_loss_is_the_same_for_enums_and_strings(base, kind, K, model
     x = torch.arange(6)
     params = {k: v for k, v in KINDS[ObjectiveKind(kind)].items()}
     by_string = VariationalLoss(base, Objective(kind, num_samples=K, mi_samples=K, **params))
-    by_enum = VariationalLoss(BaseEstimator(base), Objective(ObjectiveKind(kind), num_samples=K, mi_samples=K, **params))
+    by_enum = VariationalLoss(
+        BaseEstimator(base), Objective(ObjectiveKind(kind), num_samples=K, mi_samples=K, **params)
+    )
     m = model()
     a = by_string(m, x, torch.Generator().manual_seed(1))[0]
     b = by_enum(m, x, torch.Generator().manual_seed(1))[0]
@@ -357,7 +359,9 @@ def test_the_same_command_twice_at_once_trains_once(tmp_path):
     args += ["--set", "train.steps=3000", "--set", "train.checkpoint_every=100"]
     first = _micmco(*args)
     try:
-        run_dir = run_directory(load_config(SMOKE / "dreg16-renyi.yaml", [f"output_dir={tmp_path}", "train.steps=3000"]))
+        run_dir = run_directory(
+            load_config(SMOKE / "dreg16-renyi.yaml", [f"output_dir={tmp_path}", "train.steps=3000"])
+        )
         _wait_for(run_dir / "checkpoint.pt")
         second = _micmco(*args)
         assert second.wait(timeout=60) == EXIT_RUNNING

@@ -146,7 +146,9 @@ def test_a_signal_anywhere_in_a_step_stops_at_the_step_boundary_and_resumes_exac
         signal.signal(signal.SIGTERM, previous)
     assert state.resumed_from == [target + 1]
     assert_same_model(reference.model, resumed.model)
-    for a, b in zip(reference.optimizer.state_dict()["state"].values(), resumed.optimizer.state_dict()["state"].values()):
+    for a, b in zip(
+        reference.optimizer.state_dict()["state"].values(), resumed.optimizer.state_dict()["state"].values()
+    ):
         assert all(torch.equal(a[key], b[key]) for key in a)
     assert state.history == reference_state.history
 

@@ -106,7 +106,9 @@ def _main(argv: list[str]) -> int:
     for warning in record.get("warnings", []):
         print(f"micmco: warning: {warning}", file=sys.stderr)
     if record.get("status") == "diverged":
-        print(f"micmco: {summary(record) if record.get('metrics') is None else _diverged_line(record)}", file=sys.stderr)
+        print(
+            f"micmco: {summary(record) if record.get('metrics') is None else _diverged_line(record)}", file=sys.stderr
+        )
         print(f"result: {result}")
         return EXIT_DIVERGED
     print(summary(record))

@@ -79,7 +79,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         check_choice(self.profile, PROFILES, "profile")
         check(0 <= self.seed < 2**63, "seed", f"must be in [0, 2^63), got {self.seed}")
-        check(bool(self.name) and "/" not in self.name, "name", f"must be a non-empty name without '/', got {self.name!r}")
+        check(
+            bool(self.name) and "/" not in self.name, "name", f"must be a non-empty name without '/', got {self.name!r}"
+        )
         if self.model.kind == "vae":
             for section in ("estimator", "objective"):
                 if getattr(self, section) is None:
@@ -369,4 +371,3 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("-dirty" if dirty else "")
-

@@ -344,7 +344,9 @@ def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
             f"checkpoint {path} is truncated or not a checkpoint ({type(error).__name__}); {start_over}"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint {path} is not a micmco checkpoint of format {CHECKPOINT_FORMAT}; {start_over}")
+        raise CheckpointError(
+            f"checkpoint {path} is not a micmco checkpoint of format {CHECKPOINT_FORMAT}; {start_over}"
+        )
     return payload
 
 
