@@ -1391,7 +1391,8 @@ class OrderingComparison:
     min_usage: float
     agree: list[tuple[str, str]]  # (better, worse) in both
     disagree: list[tuple[str, str]]  # (paper's better, paper's worse) that ours reverse
-    ties: list[tuple[str, str]]  # pairs the paper separates by less than the tolerance: not compared
+    ties: list[tuple[str, str]]  # not compared: closer than the tolerance in the paper, or the same objective
+    # (the KL and Rényi curves of a single-sample estimator)
     paper_best: str
     ours_best: str
     compared: list[str]  # curves with values in both
@@ -1421,7 +1422,7 @@ class OrderingComparison:
             for better, worse in self.disagree:
                 out.append(f"  reversed: the paper has {better} below {worse}, ours the opposite")
             if self.ties:
-                out.append(f"  not compared, within {self.tolerance:g} nats in the paper: "
+                out.append(f"  not compared (within {self.tolerance:g} nats in the paper, or K = 1 KL vs Rényi): "
                            + "; ".join(f"{a} ~ {b}" for a, b in self.ties))
         if self.unreached:
             out.append(f"  ours reach no usage >= {self.min_usage:g}: {'; '.join(self.unreached)}")
@@ -1435,6 +1436,7 @@ def compare_ordering(figure: FigureResults, min_usage: float, tolerance: float =
     one with the lower excess NLL the same? Pairs the paper separates by less than ``tolerance``
     nats are ties, not compared."""
     values = {}
+    labels = {c.label: c.curve_id for c in figure.curves}
     unreached, missing = [], []
     for c in figure.curves:
         ours, paper = lowest_excess(c.ours, min_usage), lowest_excess(c.paper, min_usage)
@@ -1448,7 +1450,7 @@ def compare_ordering(figure: FigureResults, min_usage: float, tolerance: float =
     for a, b in itertools.combinations(values, 2):
         (ours_a, paper_a), (ours_b, paper_b) = values[a], values[b]
         better, worse = (a, b) if paper_a <= paper_b else (b, a)
-        if abs(paper_a - paper_b) < tolerance:
+        if abs(paper_a - paper_b) < tolerance or _equivalent(labels[a], labels[b]):
             ties.append((better, worse))
             continue
         same = (ours_a <= ours_b) == (paper_a <= paper_b)
@@ -1467,6 +1469,13 @@ def _wrap(lines: list[str], width: int = 96) -> list[str]:
         indent = " " * (len(line) - len(line.lstrip()) + 4)
         out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
     return out
+
+
+def _equivalent(curve_a: str, curve_b: str) -> bool:
+    """The KL and Rényi curves of one single-sample estimator: the same objective (Props. 4-5), so
+    their order is tuning noise."""
+    a, b = _CURVE_ID.match(curve_a), _CURVE_ID.match(curve_b)
+    return bool(a and b) and a["estimator"] == b["estimator"] and _draws(curve_a) == _draws(curve_b) == 1
 
 
 def figure_facts(figure: FigureResults, min_usages: list[float], tolerance: float = 0.005) -> list[str]:
