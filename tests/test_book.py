@@ -471,6 +471,19 @@ def test_a_figure_without_results_says_so_and_orderings_are_compared_pairwise(tm
     assert "only 2 complete trials" in facts and "ours reach no usage >= 0.5: DReG 16, KL" in facts
 
 
+def test_vqvae_rows_without_k_are_read(tmp_path):
+    import math
+
+    from micmco import book
+
+    write_results(tmp_path, "dreg16-kl", [(0.5, 0.1), (1.2, 0.3)])  # then make it a VQ-VAE table: no K, objective none
+    text = (tmp_path / "cpu-dreg16-kl.tsv").read_text().replace("\tdreg\t16\t16\tkl\t", "\tvqvae\t\t\tnone\t")
+    (tmp_path / "cpu-vqvae.tsv").write_text(text)
+    curve = book.load_curve("vqvae", results_dir=tmp_path)
+    assert curve.complete == 2 and curve.ours is not None
+    assert book.lowest_excess(curve.ours, 1.0) == pytest.approx(0.3) and math.isnan(book.lowest_excess(curve.ours, 1.3))
+
+
 def test_claims_are_decided_on_both_sides(tmp_path):
     from micmco import book
 
