@@ -271,8 +271,9 @@ def test_every_page_loads_without_errors_tracebacks_or_broken_images(built_book,
     for page in pages:
         browser.get(book_url + page)
         raw_math = "return document.querySelectorAll('.math:not(:has(mjx-container))').length"
-        for _ in range(20):  # MathJax typesets asynchronously
-            if browser.execute_script(raw_math) == 0:
+        loading = "return Array.from(document.images).filter(i => !i.complete).length"
+        for _ in range(80):  # MathJax typesets asynchronously, images load: up to 20 s on a loaded machine
+            if browser.execute_script(raw_math) == 0 and browser.execute_script(loading) == 0:
                 break
             time.sleep(0.25)
         errors = [
