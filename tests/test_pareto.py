@@ -240,3 +240,15 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert (
         error.count("\n") == 1 and error.startswith("micmco pareto: error: ") and "missing.tsv: no such file" in error
     )
+
+
+def test_vqvae_rows_have_no_sample_counts(tmp_path):
+    """The sweep exports the VQ-VAE's trials with k, k_mi, lam and alpha empty: it trains its own loss."""
+    path = write_results(
+        tmp_path / "vq.tsv",
+        results_row(estimator="vqvae", k="", k_mi="", objective="none", lam="", alpha="", mi=4.6, nll=6.95),
+        results_row(estimator="vqvae", k="", k_mi="", objective="none", lam="", alpha="", mi=2.3, nll=6.93),
+    )
+    (curve,) = read_curves([path])
+    assert (curve.estimator, curve.k, curve.k_mi) == ("vqvae", 1, 1)
+    assert sorted(curve.mi.tolist()) == [2.3, 4.6]

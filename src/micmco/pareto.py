@@ -205,8 +205,11 @@ def read_results(path: str | Path) -> list[Curve]:
             continue
         estimator = _choice(row, "estimator", ESTIMATORS, path, line)
         objective = _choice(row, "objective", OBJECTIVES, path, line)
-        k = _integer(row, "k", path, line)
-        k_mi = _integer(row, "k_mi", path, line) if row["k_mi"].strip() not in ("", "none", "None") else k
+        if estimator == "vqvae":  # trains its own loss: no samples, like the paper's vq-vae file (K = 1)
+            k = k_mi = 1
+        else:
+            k = _integer(row, "k", path, line)
+            k_mi = _integer(row, "k_mi", path, line) if row["k_mi"].strip() not in ("", "none", "None") else k
         numbers = {column: _number(row, column, path, line) for column in ("mi", "nll")}
         for column, value in numbers.items():
             if not math.isfinite(value):
