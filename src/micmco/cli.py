@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import ConfigError
+from .config import ConfigError, positive_int
 
 EXIT_OK = 0
 EXIT_INPUT = 2
@@ -61,7 +61,7 @@ def _main(argv: list[str]) -> int:
         )
         command.add_argument("--output-dir", help="directory for run directories (overrides output_dir)")
         command.add_argument(
-            "--threads", type=_positive_int, help="CPU threads for torch (overrides train.threads; default 1)"
+            "--threads", type=positive_int, help="CPU threads for torch (overrides train.threads; default 1)"
         )
     for name, (_, help_text) in DELEGATED.items():
         commands.add_parser(name, help=help_text, add_help=False)  # listed here; parsed by its module
@@ -123,16 +123,6 @@ def _diverged_line(record) -> str:
 def _fail(message: str, code: int) -> int:
     print(f"\nmicmco: {message}" if code == EXIT_INTERRUPTED else f"micmco: {message}", file=sys.stderr)
     return code
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
 
 
 def _raise_keyboard_interrupt(signum, frame):

@@ -9,6 +9,7 @@ implements ``--set key=value``.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import enum
 import math
@@ -51,6 +52,17 @@ def parse_enum(cls: type[E], value: E | str, what: str) -> E:
     except ValueError:
         valid = ", ".join(member.value for member in cls)
         raise ValueError(f"unknown {what} {value!r}; valid choices: {valid}") from None
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1, or a usage error saying so."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def check_choice(value: str, choices: Iterable[str], key: str) -> None:

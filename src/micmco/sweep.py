@@ -49,7 +49,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError
+from .config import ConfigError, positive_int
 
 __all__ = ["cli_main", "mask_url", "COLUMNS", "pareto_front", "sampler_values", "near"]
 
@@ -791,15 +791,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a study's trials (each a `micmco train` run) with Optuna; rerun the same command to continue.",
     )
     parser.add_argument("study", type=Path, help="study file, e.g. params/studies/cpu/vimco16-renyi.yaml")
-    parser.add_argument("--workers", type=_positive_int, default=1, help="local worker processes (default 1)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
     parser.add_argument(
         "--storage",
         help=f"postgresql://user:password@host/db to share the study between machines (default: ${STORAGE_ENV}, "
         "else the journal file results/<profile>/<study>.journal); a path without :// is a journal file",
     )
-    parser.add_argument("--trials", type=_positive_int, help="override the study's number of trials")
+    parser.add_argument("--trials", type=positive_int, help="override the study's number of trials")
     parser.add_argument(
-        "--threads", type=_positive_int, help="CPU threads in all, split between the workers (default: all cores)"
+        "--threads", type=positive_int, help="CPU threads in all, split between the workers (default: all cores)"
     )
     parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where results/<profile>/ lives")
     parser.add_argument(
@@ -958,16 +958,6 @@ def _run_workers(sweep: Sweep, args, threads: int, url: str | None, echo) -> int
         echo("sweep: interrupted; running trials are checkpointed. Rerun the same command to continue.")
         return EXIT_INTERRUPTED
     return EXIT_FAILED if failed else EXIT_OK
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
 
 
 if __name__ == "__main__":
