@@ -67,6 +67,24 @@ def test_each_chapter_has_one_parameters_cell_of_typed_commented_scalars(chapter
         assert "  # " in line, f"{chapter.name}: parameter without a comment: {line}"
 
 
+def test_every_chapter_sets_itself_up_on_colab_inside_a_clone():
+    """A pip-only install has no params/, results/ nor data/, which the chapters read: on a kernel
+    without micmco, the first code cell clones the repository, installs from it and works inside it,
+    also after a kernel restart. One cell, the same in every chapter, so a fix reaches them all."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    setups = set()
+    for chapter in build.notebook_chapters():
+        cells = [c for c in jupytext.read(chapter).cells if c.cell_type == "code" and "find_spec" in c.source]
+        assert len(cells) == 1, chapter.name
+        setups.add(cells[0].source)
+    assert len(setups) == 1
+    code = TransformerManager().transform_cell(setups.pop())
+    ast.parse(code)  # the IPython escapes are valid inside the if blocks
+    assert "system('git clone" in code and "run_line_magic('pip', 'install --quiet \"./micmco[book]\"')" in code
+    assert code.rstrip().endswith("run_line_magic('cd', 'micmco')")
+
+
 @pytest.mark.parametrize("profile", ["smoke", "cpu"])
 def test_book_profiles_say_what_they_reproduce_and_set_only_declared_parameters(profile):
     settings = yaml.safe_load((REPO / "params" / "book" / f"{profile}.yaml").read_text())
