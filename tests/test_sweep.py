@@ -164,6 +164,68 @@ def test_sampler_values_are_monotone_and_capped():
     assert sampler_values(ln_v + 500, 9.0, ln_v, "capped") == [ln_v + 500, ln_v]  # the first studies' scale
 
 
+# The REINFORCE 1, Rényi study of results/cpu/ (V = 200): its first seven complete trials
+# (learning rate, λ, α, NLL, MI) and the corner its Gaussian process then proposed six times in a
+# row, each time a run that diverged, while diverged trials were told to Optuna as failed.
+REINFORCE1_COMPLETE = [
+    (0.000682016, 0.648583, 2.36722, 5.350908, 1.537183),
+    (0.00132688, 0.404891, 6.90148, 5.287789, 1.310692),
+    (0.00374962, 0.518607, 1.1626, 6.404112, 4.898651),
+    (0.00636776, 0.890208, 7.42179, 14.964551, 14.777444),
+    (0.00377905, 0.643908, 0.871518, 7.187716, 6.076166),
+    (0.000745897, 0.232193, 9.52769, 5.299915, 0.221234),
+    (0.000307851, 0.241003, 14.2362, 5.300275, 0.047991),
+]
+REINFORCE1_DIVERGED = [(0.01, 0.0533724, 12.785), (0.01, 0.259568, 8.74786), (0.01, 0.361862, 9.14769)]
+
+
+def _proposals_after_divergences(told_as: str, proposals: int = 4) -> list[dict[str, float]]:
+    import math
+
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from micmco.sweep import diverged_values
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    space = {
+        "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
+        "lam": FloatDistribution(-0.05, 0.9999),
+        "alpha": FloatDistribution(0.86, 16.0, log=True),
+    }
+    ln_v = math.log(200)
+    study = optuna.create_study(directions=["minimize", "maximize"],
+                                sampler=optuna.samplers.GPSampler(seed=0, n_startup_trials=5))  # fmt: skip
+    names = list(space)
+    for lr, lam, alpha, nll, mi in REINFORCE1_COMPLETE:
+        params = dict(zip(names, (lr, lam, alpha)))
+        study.add_trial(create_trial(params=params, distributions=space, values=sampler_values(nll, mi, ln_v)))
+    for point in REINFORCE1_DIVERGED:
+        params = dict(zip(names, point))
+        if told_as == "failed":
+            study.add_trial(create_trial(params=params, distributions=space, state=TrialState.FAIL))
+        else:
+            study.add_trial(create_trial(params=params, distributions=space, values=diverged_values(ln_v)))
+    asked = []
+    for _ in range(proposals):  # one worker: each proposal runs, and diverges, before the next
+        trial = study.ask(space)
+        asked.append(trial.params)
+        if told_as == "failed":
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, diverged_values(ln_v))
+    return asked
+
+
+def test_a_diverged_corner_is_not_proposed_again_once_told_as_a_dominated_point():
+    """Replays a real study: told as failed, the diverged corner (learning rate 0.01) comes back in
+    every proposal; told as a dominated point (no latent usage, NLL twice ln V) it is left."""
+    at_the_corner = lambda p: p["learning_rate"] > 0.0095  # noqa: E731 - the top 1% of the log range
+    assert all(map(at_the_corner, _proposals_after_divergences("failed")))  # what the sweep used to do
+    assert not any(map(at_the_corner, _proposals_after_divergences("dominated")))
+
+
 def test_near_points_of_concurrent_proposals(tmp_path):
     study = load_study(write_study(tmp_path / "s.yaml", study_text("n", 2, 20)))
     base = {"learning_rate": 0.00154, "lam": 0.7338}
@@ -264,9 +326,22 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     result = subprocess.run(sweep_command(study, tmp_path), cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = {r["learning_rate"]: r for r in read_rows(tmp_path / "results" / "smoke" / "div.tsv")}
-    assert rows["1000"]["status"] in ("diverged", "failed") and rows["1000"]["reason"]
+    assert rows["1000"]["status"] == "diverged" and rows["1000"]["reason"]
     assert rows["1000"]["nll"] == "" and rows["1000"]["mi"] == ""
     assert rows["0.003"]["status"] == "complete" and float(rows["0.003"]["nll"]) > 0
+    # The sampler saw the diverged trial as a dominated point, not as a failure it would ignore.
+    import math
+
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    from micmco.sweep import diverged_values
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "results" / "smoke" / "div.journal")))
+    told = {t.params["learning_rate"]: t for t in optuna.load_study(study_name="div", storage=storage).trials}
+    assert told[1000.0].state.name == "COMPLETE" and told[1000.0].user_attrs["outcome"] == "diverged"
+    assert told[1000.0].values == diverged_values(math.log(int(rows["1000"]["vocab_size"])))
+    assert told[0.003].state.name == "COMPLETE" and told[0.003].user_attrs["outcome"] == "complete"
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------
