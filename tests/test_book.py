@@ -437,9 +437,28 @@ def write_results(directory: Path, curve_id: str, points: list[tuple[float, floa
     lines = ["\t".join(RESULT_HEADER)]
     for trial, (usage, excess) in enumerate(points):
         row = dict.fromkeys(RESULT_HEADER, "")
-        row.update(trial=trial, estimator=estimator, k=k, k_mi=k_mi or k, objective=objective, learning_rate=0.001,
-                   lam=0.5, vocab_size=200, steps=2500, batch_size=128, mi=usage * log_v, nll=log_v + excess,
-                   optimal_nll=log_v, seed=0, status=status, wall_s=10.0, threads=1, device="cpu", commit="x", run="r")
+        row.update(
+            trial=trial,
+            estimator=estimator,
+            k=k,
+            k_mi=k_mi or k,
+            objective=objective,
+            learning_rate=0.001,
+            lam=0.5,
+            vocab_size=200,
+            steps=2500,
+            batch_size=128,
+            mi=usage * log_v,
+            nll=log_v + excess,
+            optimal_nll=log_v,
+            seed=0,
+            status=status,
+            wall_s=10.0,
+            threads=1,
+            device="cpu",
+            commit="x",
+            run="r",
+        )
         lines.append("\t".join(str(row[c]) for c in RESULT_HEADER))
     (directory / f"cpu-{curve_id}.tsv").write_text("\n".join(lines) + "\n")
 

@@ -13,9 +13,9 @@ and the λ/α/K explorer (live with ipywidgets, static with a precomputed plotly
 from __future__ import annotations
 
 import itertools
-import re
 import json
 import math
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1191,7 +1191,9 @@ SYNTHETIC_FIGURES: dict[int, tuple[str, tuple[str, ...]]] = {
     26: ("the power objective with DReG 16", ("dreg16-power", "dreg16-kl", "dreg16-renyi")),
     27: ("the power objective with VIMCO 16", ("vimco16-power", "vimco16-kl", "vimco16-renyi")),
 }  # fmt: skip
-_CURVE_ID = re.compile(r"^(?P<estimator>elbo|iwae|dreg|reinforce|vimco)(?P<k>\d*)-(?P<objective>kl|renyi|power)(?P<k_mi>\d*)$")
+_CURVE_ID = re.compile(
+    r"^(?P<estimator>elbo|iwae|dreg|reinforce|vimco)(?P<k>\d*)-(?P<objective>kl|renyi|power)(?P<k_mi>\d*)$"
+)
 _PAPER_TOKENS = {"elbo": "vae", "kl": "kl", "renyi": "renyi", "power": "alpha"}
 MIN_TRIALS = 8  # a curve with fewer complete trials is drawn dotted and flagged with its count
 
@@ -1428,7 +1430,9 @@ class OrderingComparison:
         head = f"Figure {self.figure}, usage / ln V >= {self.min_usage:g}:"
         out = []
         if len(self.compared) < 2:
-            out.append(f"{head} fewer than two curves have results there ({len(self.compared)}); no ordering to compare")
+            out.append(
+                f"{head} fewer than two curves have results there ({len(self.compared)}); no ordering to compare"
+            )
         else:
             out.append(
                 f"{head} {len(self.agree)} of {self.pairs} pairs of curves ordered as in the paper; "
@@ -1437,8 +1441,10 @@ class OrderingComparison:
             for better, worse in self.disagree:
                 out.append(f"  reversed: the paper has {better} below {worse}, ours the opposite")
             if self.ties:
-                out.append(f"  not compared (within {self.tolerance:g} nats in the paper, or K = 1 KL vs Rényi): "
-                           + "; ".join(f"{a} ~ {b}" for a, b in self.ties))
+                out.append(
+                    f"  not compared (within {self.tolerance:g} nats in the paper, or K = 1 KL vs Rényi): "
+                    + "; ".join(f"{a} ~ {b}" for a, b in self.ties)
+                )
         if self.unreached:
             out.append(f"  ours reach no usage >= {self.min_usage:g}: {'; '.join(self.unreached)}")
         if self.missing:
@@ -1636,10 +1642,21 @@ def check_claims(
 def claims_table(rows: list[dict[str, Any]], min_usage: float) -> str:
     """Markdown: claim, figure, the paper's and our verdicts with the two lowest excess NLLs each."""
     return markdown_table(
-        [[r["claim"], f"Figure {r['figure']}", f"{r['paper']} ({r['paper_values']})",
-          f"{r['ours']} ({r['ours_values']})"] for r in rows],  # fmt: skip
-        ["the paper's claim", "figure", f"paper: verdict (excess NLL at usage ≥ {min_usage:g} ln V)",
-         "ours (cpu profile)"],  # fmt: skip
+        [
+            [
+                r["claim"],
+                f"Figure {r['figure']}",
+                f"{r['paper']} ({r['paper_values']})",
+                f"{r['ours']} ({r['ours_values']})",
+            ]
+            for r in rows
+        ],  # fmt: skip
+        [
+            "the paper's claim",
+            "figure",
+            f"paper: verdict (excess NLL at usage ≥ {min_usage:g} ln V)",
+            "ours (cpu profile)",
+        ],  # fmt: skip
     )
 
 
@@ -1658,7 +1675,7 @@ def claims_summary(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def slope_statement(low: float, high: float, profile: str = "cpu", results_dir: Path | None = None) -> str:
-    """"All Pareto curves slope upwards": for each of our curves that reaches usage >= high, is its
+    """ "All Pareto curves slope upwards": for each of our curves that reaches usage >= high, is its
     lowest excess NLL there above the one at usage >= low? Counted over the curves with results."""
     up, flat, unreached, total = 0, [], 0, 0
     for curve_id in synthetic_curve_ids():
@@ -1728,7 +1745,10 @@ def profiles_rows() -> list[list[Any]]:
 
     root = repo_path("params").parent
     rows = []
-    for profile, run in (("cpu", "params/synthetic/cpu/trial-dreg16-kl.yaml"), ("paper", "params/synthetic/paper/dreg16-kl.yaml")):
+    for profile, run in (
+        ("cpu", "params/synthetic/cpu/trial-dreg16-kl.yaml"),
+        ("paper", "params/synthetic/paper/dreg16-kl.yaml"),
+    ):
         config = load_config(root / run)
         trials = [load_study(root / "params" / "studies" / profile / f"{c}.yaml", root=root).trials
                   for c in synthetic_curve_ids()]  # fmt: skip
@@ -1762,7 +1782,7 @@ FRONTIER_OBJECTIVES = ("KL", "Rényi", "power")
 
 
 def _frontier_key(curve_id: str) -> str:
-    """"estimator|K|objective" of a curve, as the explorer's menus spell it."""
+    """ "estimator|K|objective" of a curve, as the explorer's menus spell it."""
     if curve_id == "vqvae":
         return "VQ-VAE|1|KL"
     name, objective = curve_label(curve_id).split(", ")
@@ -1826,7 +1846,8 @@ _FRONTIER_JS = """
   var data = {data};
   var state = {start};
   function redraw() {
-    var key = data.estimators[state.estimator] + '|' + data.samples[state.samples] + '|' + data.objectives[state.objective];
+    var key = [data.estimators[state.estimator], data.samples[state.samples],
+               data.objectives[state.objective]].join('|');
     if (data.estimators[state.estimator] === 'VQ-VAE') key = 'VQ-VAE|1|KL';
     var c = data.curves[key], empty = {x: [], y: []};
     var title = c ? c.title : key.split('|').join(' ') + ': not a curve of the paper\\'s synthetic figures';
@@ -1847,7 +1868,7 @@ def static_frontier_explorer_html(data: dict[str, Any], div_id: str = "micmco-fr
     import plotly.io as pio
 
     fig = go.Figure()
-    for key, entry in data["curves"].items():
+    for entry in data["curves"].values():
         if entry["ours"]["x"]:
             fig.add_trace(go.Scatter(x=entry["ours"]["x"], y=entry["ours"]["y"], mode="lines", hoverinfo="name",
                                      name=entry["label"], line={"color": "rgba(150,150,150,0.35)", "width": 1},
