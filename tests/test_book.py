@@ -509,6 +509,30 @@ def test_a_figure_without_results_says_so_and_orderings_are_compared_pairwise(tm
     assert "only 2 complete trials" in facts and "ours reach no usage >= 0.5: DReG 16, KL" in facts
 
 
+def test_agreement_is_binned_by_the_papers_margin_and_strong_reversals_are_named(tmp_path):
+    from micmco import book
+
+    empty = book.load_figure(27, results_dir=tmp_path)
+    paper = {c.curve_id: book.lowest_excess(c.paper, 0.5) for c in empty.curves}
+    ranked = sorted(paper, key=paper.get)  # VIMCO 16: KL, Rényi, power (0.0002, 0.0015, 0.0109)
+    assert book.compare_pairs(0.5, figures=(27,), results_dir=tmp_path) == []  # no results: no pairs
+    for order, same in ((ranked, 1), (ranked[::-1], 0)):
+        for rank, curve in enumerate(order):
+            write_results(tmp_path, curve, [(0.6, 0.01 + 0.05 * rank)] * 8)
+        pairs = book.compare_pairs(0.5, figures=(27,), results_dir=tmp_path)
+        assert len(pairs) == 3 and all(p.margin > 0 for p in pairs)
+        rows = book.agreement_by_margin(pairs, bins=(0.005, 0.02))
+        # KL ~ Rényi are 0.0013 apart in the paper; each against power about 0.01
+        assert [r[:3] for r in rows] == [["0 to 0.005 nats", 1, same], ["0.005 to 0.02 nats", 2, 2 * same],
+                                         ["0.02 nats or more", 0, 0]]  # fmt: skip
+        reversals = "\n".join(book.strong_reversals(pairs, min_margin=0.005))
+        if same:
+            assert reversals.startswith("none")
+        else:
+            assert reversals.count(" below ") == 2 and "VIMCO 16, KL below VIMCO 16, power" in reversals
+            assert "(8 and 8 trials)" in reversals
+
+
 def test_vqvae_rows_without_k_are_read(tmp_path):
     import math
 

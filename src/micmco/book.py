@@ -71,6 +71,10 @@ __all__ = [
     "draw_explorer",
     "SYNTHETIC_FIGURES",
     "SYNTHETIC_CLAIMS",
+    "PairComparison",
+    "compare_pairs",
+    "agreement_by_margin",
+    "strong_reversals",
     "MIN_TRIALS",
     "synthetic_curve_ids",
     "paper_file_name",
@@ -1695,6 +1699,78 @@ def slope_statement(low: float, high: float, profile: str = "cpu", results_dir: 
         f"≥ {low:g} ln V and {unreached} never reach {high:g} ln V"
     )
     return "\n".join(_wrap([text + (f"; flat: {'; '.join(flat)}." if flat else "; none is flat.")]))
+
+
+MARGIN_BINS = (0.005, 0.02, 0.1)  # nats: edges of the paper's margins between two curves
+
+
+@dataclass
+class PairComparison:
+    """Two curves of one figure, both reaching usage / ln V >= m on both sides; ``better`` is the
+    lower in the paper."""
+
+    better: CurveResults
+    worse: CurveResults
+    paper: tuple[float, float]  # lowest excess NLL, better then worse
+    ours: tuple[float, float]
+
+    @property
+    def margin(self) -> float:
+        return self.paper[1] - self.paper[0]
+
+    @property
+    def same_order(self) -> bool:
+        return self.ours[0] <= self.ours[1]
+
+
+def compare_pairs(
+    min_usage: float, profile: str = "cpu", figures: tuple[int, ...] = (2, 3, 4, 5, 6, 7),
+    results_dir: Path | None = None,
+) -> list[PairComparison]:  # fmt: skip
+    """Every pair of curves that share a figure of ``figures`` (each pair once), leaving out the KL
+    and Rényi curves of one single-sample estimator (one objective: their order is tuning noise)."""
+    curves = {}
+    for curve_id in dict.fromkeys(c for f in figures for c in SYNTHETIC_FIGURES[f][1]):
+        c = load_curve(curve_id, profile, results_dir)
+        values = lowest_excess(c.paper, min_usage), lowest_excess(c.ours, min_usage)
+        if not any(math.isnan(v) for v in values):
+            curves[curve_id] = (c, *values)
+    pairs = dict.fromkeys(frozenset(p) for f in figures for p in itertools.combinations(SYNTHETIC_FIGURES[f][1], 2))
+    out = []
+    for pair in pairs:
+        a, b = sorted(pair)
+        if a not in curves or b not in curves or _equivalent(a, b):
+            continue
+        (ca, paper_a, ours_a), (cb, paper_b, ours_b) = sorted((curves[a], curves[b]), key=lambda v: v[1])
+        out.append(PairComparison(ca, cb, (paper_a, paper_b), (ours_a, ours_b)))
+    return out
+
+
+def agreement_by_margin(pairs: list[PairComparison], bins: tuple[float, ...] = MARGIN_BINS) -> list[list[Any]]:
+    """Where we agree with the paper, by how far apart the paper has two curves. Rows: [the paper's
+    margin, pairs, ordered as in the paper, share]; the first bin (below the figure readings'
+    tolerance) holds what they count as ties."""
+    edges = [0.0, *bins, math.inf]
+    rows = []
+    for low, high in itertools.pairwise(edges):
+        inside = [p for p in pairs if low <= p.margin < high]
+        same = sum(p.same_order for p in inside)
+        span = f"{low:g} to {high:g} nats" if math.isfinite(high) else f"{low:g} nats or more"
+        rows.append([span, len(inside), same, f"{same / len(inside):.0%}" if inside else "-"])
+    return rows
+
+
+def strong_reversals(pairs: list[PairComparison], min_margin: float = MARGIN_BINS[-1]) -> list[str]:
+    """The pairs the paper separates by at least ``min_margin`` nats that we order the other way,
+    with the numbers and our trial counts behind them."""
+    lines = []
+    for p in sorted(pairs, key=lambda p: -p.margin):
+        if p.margin >= min_margin and not p.same_order:
+            lines.append(
+                f"{p.better.label} below {p.worse.label}: paper {p.paper[0]:.3f} vs {p.paper[1]:.3f}, "
+                f"ours {p.ours[0]:.3f} vs {p.ours[1]:.3f} ({p.better.complete} and {p.worse.complete} trials)"
+            )
+    return _wrap(lines or [f"none: every pair the paper separates by {min_margin:g} nats or more is ordered as there"])
 
 
 def show_figure(number: int, profile: str, min_usages: list[float], tolerance: float = 0.005) -> FigureResults:
