@@ -533,6 +533,18 @@ def test_agreement_is_binned_by_the_papers_margin_and_strong_reversals_are_named
             assert "(8 and 8 trials)" in reversals
 
 
+def test_slope_statement_counts_rising_flat_and_unreached_curves_on_both_sides(tmp_path):
+    from micmco import book
+
+    write_results(tmp_path, "vimco16-kl", [(0.6, 0.01), (0.97, 0.2)] + [(0.1, 0.0)] * 6)  # rises
+    write_results(tmp_path, "vimco16-renyi", [(0.97, 0.01)] + [(0.1, 0.0)] * 7)  # one trial best at both
+    write_results(tmp_path, "vimco16-power", [(0.6, 0.01)] * 8)  # never reaches 0.95
+    text = " ".join(book.slope_statement(0.5, 0.95, results_dir=tmp_path).split())
+    assert text.startswith("Of our 3 curves with results, 1 rise by more than 0.005 nats")
+    assert "1 stay within it (VIMCO 16, Rényi) and 1 never reach 0.95 ln V" in text
+    assert "the paper's 3 curves of the same settings: 3 rise" in text
+
+
 def test_vqvae_rows_without_k_are_read(tmp_path):
     import math
 
