@@ -1,5 +1,4 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -8,7 +7,6 @@ import torch
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 SHARED = REPO.parent / "shared"  # the project's shared data, beside the checkout
-sys.path.insert(0, str(TESTS))  # for `import tractable`
 
 # The test models are tiny: one thread is faster than two, and leaves a core for subprocess tests.
 torch.set_num_threads(1)
