@@ -562,19 +562,19 @@ class Worker:
         row = _row(resolved, record, status, reason, wall, run_dir.name, self.threads)
         values = None
         mode = sweep.optuna_study.user_attrs.get("sampler_values", "log-excess")
-        optimal_nll = math.log(resolved["data"]["vocab_size"])
+        optimal_nll = lambda: math.log(resolved["data"]["vocab_size"])  # noqa: E731 - the synthetic data's ln V
         if status == "complete":
             values = sampler_values(
                 record["metrics"]["nll"],
                 record["metrics"]["mutual_information"],
-                record["metrics"].get("optimal_nll", optimal_nll),
+                record["metrics"].get("optimal_nll") or optimal_nll(),
                 mode,
             )
             if not all(math.isfinite(v) for v in values):
                 status, values = "failed", None
                 row["status"], row["reason"] = "failed", "non-finite metrics in result.json"
         elif status == "diverged":
-            values = diverged_values(optimal_nll, mode)
+            values = diverged_values(optimal_nll(), mode)
         return status, row, values
 
 
