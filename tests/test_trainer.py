@@ -20,6 +20,18 @@ REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "params" / "synthetic" / "smoke"
 
 
+@pytest.fixture(autouse=True)
+def default_signal_handlers():
+    """Python's own handlers for the test, whatever pytest inherited (a background job of a script
+    starts with SIGINT ignored, and the trainer rightly leaves an ignored signal ignored)."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for signum, handler in before.items():
+        signal.signal(signum, handler)
+
+
 def regression_loss(model, batch, generator):
     """A noisy least-squares loss: randomness from the step's generator, like a sampled objective."""
     x, y = batch
@@ -180,6 +192,24 @@ def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path):
         trainer.fit()
     assert checkpoint_step(tmp_path / "ckpt.pt") == 20  # the periodic one: nothing half-done was saved
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_a_signal_the_process_ignores_stays_ignored(tmp_path):
+    """Started with SIGINT ignored (nohup, `cmd &` in a script), training ignores Ctrl-C too, as Python
+    does; SIGTERM still stops it at a step boundary."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reference = make_trainer()
+    reference.fit()
+    trainer = make_trainer(tmp_path / "ckpt.pt")
+    _arm(trainer, "after_optimizer_step", 25, signal.SIGINT)
+    trainer.fit()  # runs to the end
+    assert trainer.state.step == 60 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert_same_model(reference.model, trainer.model)
+    stopped = make_trainer(tmp_path / "other.pt")
+    _arm(stopped, "after_optimizer_step", 25, signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        stopped.fit()
+    assert checkpoint_step(tmp_path / "other.pt") == 26
 
 
 def test_request_stop_from_a_callback(tmp_path):

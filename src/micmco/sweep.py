@@ -887,7 +887,8 @@ def _run_worker(sweep: Sweep, index: int, threads: int, args, echo, show_progres
     torch.set_num_threads(1)  # the worker only samples; its trial has its own threads
     worker = Worker(sweep, index, threads, args.heartbeat, args.stale_after, echo=echo)
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, worker.stop)
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # ignored stays ignored, as in micmco train
+            signal.signal(signum, worker.stop)
     started = time.time()
     done_at_start = len(rows_of(sweep.trials()))
     if show_progress:
@@ -937,7 +938,8 @@ def _run_workers(sweep: Sweep, args, threads: int, url: str | None, echo) -> int
                     process.send_signal(signal.SIGTERM)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, stop)
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # ignored stays ignored, as in micmco train
+            signal.signal(signum, stop)
 
     def spawn(index: int) -> None:
         workers[index] = subprocess.Popen(

@@ -263,7 +263,9 @@ class Trainer:
 
     @contextlib.contextmanager
     def _signals_deferred_to_step_boundaries(self) -> Iterator[None]:
-        """SIGINT/SIGTERM set the stop flag (checked between steps); a second one interrupts at once."""
+        """SIGINT/SIGTERM set the stop flag (checked between steps); a second one interrupts at once.
+        A signal the process was started ignoring (as background jobs of a script ignore SIGINT) is
+        left ignored, as Python itself does."""
         if threading.current_thread() is not threading.main_thread():
             yield  # signal handlers can only be installed from the main thread
             return
@@ -273,7 +275,11 @@ class Trainer:
                 raise KeyboardInterrupt  # the user insists: stop now, keep the last checkpoint
             self._stop_requested = True
 
-        previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+        previous = {
+            signum: signal.signal(signum, handler)
+            for signum in (signal.SIGINT, signal.SIGTERM)
+            if signal.getsignal(signum) is not signal.SIG_IGN  # ignored stays ignored (nohup, `cmd &` in a script)
+        }
         try:
             yield
         finally:
