@@ -7,7 +7,8 @@ import yaml
 
 from micmco.cli import main
 from micmco.config import ConfigError, apply_overrides, from_dict
-from micmco.experiment import RunConfig, fingerprint, load_config
+from micmco.experiment import fingerprint, load_config
+from micmco.tasks.synthetic import SyntheticRunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = sorted((REPO / "params" / "synthetic").rglob("*.yaml"))  # run configs; params/book and params/studies differ
@@ -19,7 +20,7 @@ def smoke_dict():
 
 
 def load(overrides):
-    return from_dict(RunConfig, apply_overrides(smoke_dict(), overrides))
+    return from_dict(SyntheticRunConfig, apply_overrides(smoke_dict(), overrides))
 
 
 @pytest.mark.parametrize(
@@ -60,15 +61,15 @@ def test_missing_and_misplaced_sections():
     data = smoke_dict()
     del data["objective"]
     with pytest.raises(ConfigError, match="required for model kind vae"):
-        from_dict(RunConfig, data)
+        from_dict(SyntheticRunConfig, data)
     data = smoke_dict()
     del data["name"]
     with pytest.raises(ConfigError, match="name: required key is missing"):
-        from_dict(RunConfig, data)
+        from_dict(SyntheticRunConfig, data)
     vq = yaml.safe_load((REPO / "params/synthetic/smoke/vqvae.yaml").read_text())
     vq["objective"] = {"kind": "kl", "lam": 0.5}
     with pytest.raises(ConfigError, match="vqvae trains its own loss"):
-        from_dict(RunConfig, vq)
+        from_dict(SyntheticRunConfig, vq)
 
 
 def test_overrides_parse_yaml_scalars_and_nest():

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from micmco.experiment import load_config
-from micmco.memory import estimate_memory
+from micmco.experiment import estimate_memory, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "params" / "synthetic" / "smoke"
@@ -19,10 +18,10 @@ SMOKE = REPO / "params" / "synthetic" / "smoke"
 PROBE = r"""
 import json, sys
 import torch
-from micmco.data import UniformSymbols
+from micmco.tasks.synthetic import UniformSymbols
 from micmco.evaluation import evaluate
 from micmco.experiment import build_loss, build_model, load_config
-from micmco.memory import estimate_memory
+from micmco.experiment import estimate_memory
 from micmco.trainer import Trainer
 
 torch.set_num_threads(1)

@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 
-from micmco.data import SyntheticDataConfig, UniformSymbols
 from micmco.evaluation import EvalConfig, evaluate
 from micmco.gradients import VariationalLoss
 from micmco.latents import CategoricalLatent, GaussianLatent, GaussianPosterior, LatentConfig, make_latent
 from micmco.models import VQVAE, SingleSymbolVAE, VQConfig
 from micmco.objectives import Objective, ObjectiveKind
+from micmco.tasks.synthetic import SyntheticDataConfig, UniformSymbols
 from micmco.trainer import Trainer, TrainerConfig
 
 # --- latent spaces --------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ z_1..z_K ~ q(z|x) first, then the batch) and reduces over dim 0, returning ``[B]
     log_q     = ln q(z_i|x)
 
 Everything is computed in log space with log-sum-exp, so log weights of any
-magnitude are safe. The ``_``-prefixed twins take the log weights
-ln w_i = ln p(x, z_i) - ln q(z_i|x) directly; the objectives and gradient
-estimators use them to avoid recomputing the weights.
+magnitude are safe. Their twins on log weights (``logmeanexp``, ``snis``,
+``power_log_weights``, ``renyi_from_log_weights``) take ln w_i = ln p(x, z_i) - ln q(z_i|x)
+directly; the objectives, gradient estimators and evaluation use them to avoid recomputing
+the weights.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ __all__ = [
     "snis_log_lik",
     "kl_estimate",
     "renyi_estimate",
+    "check_alpha",
+    "logmeanexp",
+    "power_log_weights",
+    "snis",
+    "renyi_from_log_weights",
 ]
 
 
@@ -42,24 +48,24 @@ def check_alpha(alpha: float) -> None:
 
 def log_marginal(log_lik: Tensor, log_prior: Tensor, log_q: Tensor) -> Tensor:
     """Ŝ^K = ln p̂^K(x) = ln (1/K) Σ_i p(x, z_i)/q(z_i|x), the IWAE estimate of ln p(x) (eq. 8)."""
-    return _logmeanexp(log_weights(log_lik, log_prior, log_q))
+    return logmeanexp(log_weights(log_lik, log_prior, log_q))
 
 
 def log_power_marginal(log_lik: Tensor, log_prior: Tensor, log_q: Tensor, alpha: float) -> Tensor:
     """Ŝ_α^K = ln (1/K) Σ_i p(x|z_i)^α p(z_i)/q(z_i|x), estimating ln p^α(x) (eq. 17)."""
     check_alpha(alpha)
-    return _logmeanexp(_power_log_weights(log_weights(log_lik, log_prior, log_q), log_lik, alpha))
+    return logmeanexp(power_log_weights(log_weights(log_lik, log_prior, log_q), log_lik, alpha))
 
 
 def snis_log_lik(log_lik: Tensor, log_prior: Tensor, log_q: Tensor) -> Tensor:
     """Û^K = Σ_i w̃_i ln p(x|z_i), w̃ = softmax_i(ln w_i): self-normalised E_{p(z|x)} ln p(x|z) (eq. 9)."""
-    return _snis(log_weights(log_lik, log_prior, log_q), log_lik)
+    return snis(log_weights(log_lik, log_prior, log_q), log_lik)
 
 
 def kl_estimate(log_lik: Tensor, log_prior: Tensor, log_q: Tensor) -> Tensor:
     """Û^K - Ŝ^K, the estimate of KL(p(z|x) || p(z)) inside the KL objective (eq. 12)."""
     log_w = log_weights(log_lik, log_prior, log_q)
-    return _snis(log_w, log_lik) - _logmeanexp(log_w)
+    return snis(log_w, log_lik) - logmeanexp(log_w)
 
 
 def renyi_estimate(log_lik: Tensor, log_prior: Tensor, log_q: Tensor, alpha: float) -> Tensor:
@@ -67,38 +73,41 @@ def renyi_estimate(log_lik: Tensor, log_prior: Tensor, log_q: Tensor, alpha: flo
 
     α = 1 returns the limit, which is the KL estimate Û^K - Ŝ^K.
     """
-    return _renyi(log_weights(log_lik, log_prior, log_q), log_lik, alpha)
+    return renyi_from_log_weights(log_weights(log_lik, log_prior, log_q), log_lik, alpha)
 
 
 # --- the same on log weights ------------------------------------------------------------
 
 
-def _logmeanexp(values: Tensor) -> Tensor:
+def logmeanexp(values: Tensor) -> Tensor:
+    """ln (1/K) Σ_i exp(values_i) over dim 0: Ŝ^K when ``values`` are log weights."""
     return torch.logsumexp(values, dim=0) - math.log(values.shape[0])
 
 
-def _power_log_weights(log_w: Tensor, log_lik: Tensor, alpha: float) -> Tensor:
+def power_log_weights(log_w: Tensor, log_lik: Tensor, alpha: float) -> Tensor:
     """ln of p(x|z_i)^α p(z_i)/q(z_i|x): the integrand of eq. 17 over q."""
     return log_w + (alpha - 1.0) * log_lik
 
 
-def _snis(log_w: Tensor, log_lik: Tensor) -> Tensor:
+def snis(log_w: Tensor, log_lik: Tensor) -> Tensor:
+    """Σ_i w̃_i ln p(x|z_i) with w̃ = softmax_i(ln w_i): Û^K from log weights."""
     return (torch.softmax(log_w, dim=0) * log_lik).sum(0)
 
 
-def _renyi(log_w: Tensor, log_lik: Tensor, alpha: float) -> Tensor:
+def renyi_from_log_weights(log_w: Tensor, log_lik: Tensor, alpha: float) -> Tensor:
+    """The Rényi estimate (Ŝ_α^K - α Ŝ^K)/(α - 1) from log weights; α = 1 gives Û^K - Ŝ^K."""
     # Written as Û - Ŝ + C(t)/t with t = α - 1 and C(t) = ln Σ_i w̃_i exp(t (ln p(x|z_i) - Û)),
     # which equals (Ŝ_α - α Ŝ)/(α - 1) exactly but has no cancellation as α -> 1.
     # Since Σ_i w̃_i (ln p(x|z_i) - Û) = 0, C(t) >= 0 (Jensen): sample by sample, the
     # Rényi estimate is above the KL estimate for α > 1 and below it for α < 1.
     check_alpha(alpha)
     log_snis = torch.log_softmax(log_w, dim=0)
-    snis = (log_snis.exp() * log_lik).sum(0)
-    kl = snis - _logmeanexp(log_w)
+    u_hat = (log_snis.exp() * log_lik).sum(0)
+    kl = u_hat - logmeanexp(log_w)
     t = alpha - 1.0
     if t == 0.0:
         return kl
-    return kl + _centered_log_mgf(log_snis, log_lik - snis, t) / t
+    return kl + _centered_log_mgf(log_snis, log_lik - u_hat, t) / t
 
 
 _EXPM1_SAFE = 50.0  # exp(50) * (any weight <= 1) stays far from float32 overflow (exp(88))

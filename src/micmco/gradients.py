@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from .config import ConfigError, check, check_choice, parse_enum
-from .estimators import _logmeanexp, _power_log_weights, _snis
+from .estimators import logmeanexp, power_log_weights, snis
 from .objectives import Objective, ObjectiveConfig, ObjectiveKind, parse_kind
 
 __all__ = [
@@ -164,8 +164,8 @@ def surrogate_objective(
 
 def _monitor(log_w: Tensor, log_lik: Tensor, num_samples: int) -> tuple[Tensor, Tensor]:
     log_w, log_lik = log_w[:num_samples].detach(), log_lik[:num_samples].detach()
-    log_marginal = _logmeanexp(log_w)
-    return log_marginal, _snis(log_w, log_lik) - log_marginal
+    log_marginal = logmeanexp(log_w)
+    return log_marginal, snis(log_w, log_lik) - log_marginal
 
 
 def _surrogate(value: Tensor, extra: Tensor | None, log_w: Tensor, log_lik: Tensor, objective: Objective) -> Surrogate:
@@ -259,11 +259,11 @@ def dreg_path_surrogate(objective: Objective, log_w: Tensor, log_lik: Tensor) ->
     if objective.kind is ObjectiveKind.NONE:
         return main
     if objective.kind is ObjectiveKind.POWER:
-        return _dreg_logmeanexp(_power_log_weights(log_w[:K], log_lik[:K], objective.alpha)) / objective.alpha
+        return _dreg_logmeanexp(power_log_weights(log_w[:K], log_lik[:K], objective.alpha)) / objective.alpha
     log_w, log_lik = log_w[:K_mi], log_lik[:K_mi]
     if objective.kind is ObjectiveKind.RENYI and objective.alpha != 1.0:
         alpha = objective.alpha
-        power = _dreg_logmeanexp(_power_log_weights(log_w, log_lik, alpha))
+        power = _dreg_logmeanexp(power_log_weights(log_w, log_lik, alpha))
         divergence = (power - alpha * _dreg_logmeanexp(log_w)) / (alpha - 1.0)
     else:  # kl, and renyi at its α = 1 limit
         divergence = _dreg_snis(log_w, log_lik) - _dreg_logmeanexp(log_w)

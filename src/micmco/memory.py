@@ -15,7 +15,15 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["MemoryEstimate", "estimate_memory", "available_memory", "format_bytes"]
+__all__ = [
+    "MemoryEstimate",
+    "LatentSizes",
+    "latent_sizes",
+    "step_memory",
+    "logit_floats",
+    "available_memory",
+    "format_bytes",
+]
 
 FLOAT = 4  # bytes per float32
 # Per parameter: the weights, their gradients, Adam's two moments and the temporaries of its
@@ -56,50 +64,60 @@ class MemoryEstimate:
         )
 
 
-def estimate_memory(config, device: torch.device | str = "cpu") -> MemoryEstimate:
-    """Peak tensor memory of training and of evaluation for a :class:`micmco.experiment.RunConfig` on ``device``."""
-    V, H, B = config.data.vocab_size, config.model.hidden_size, config.data.batch_size
-    latent = config.model.latent
+@dataclass(frozen=True)
+class LatentSizes:
+    posterior_size: int  # floats of q(z|x)'s parameters per data point
+    decoder_input: int  # weights of the decoder's first layer, from z to the hidden size
+    sample_floats: int  # floats per (sample, data point) while drawing z
+
+
+def latent_sizes(latent, hidden_size: int, vqvae: bool = False) -> LatentSizes:
+    """The sizes a latent space (:class:`micmco.latents.LatentConfig`) adds to a model of hidden size H."""
+    H = hidden_size
     if latent.kind == "gaussian":
         D = latent.num_latents
-        posterior_size, decoder_input = 2 * D, D * H
-        sample_floats = 2 * D  # noise and z, per (sample, data point)
+        sizes = LatentSizes(2 * D, D * H, 2 * D)  # noise and z
     else:
         L, C = latent.num_latents, latent.num_categories
-        posterior_size, decoder_input = L * C, L * C * H
-        sample_floats = 4 * L * C  # uniforms, Gumbel noise, perturbed logits, expanded log q
-    if config.model.kind == "vqvae":
-        posterior_size = latent.num_latents * H
-    encoder = V * H + 2 * (H * H + H) + H * posterior_size + posterior_size
-    decoder = decoder_input + 2 * (H * H + H) + H * V + V
-    parameters = encoder + decoder
-    state = STATE_COPIES * parameters
+        sizes = LatentSizes(L * C, L * C * H, 4 * L * C)  # uniforms, Gumbel noise, perturbed logits, log q
+    if vqvae:
+        sizes = LatentSizes(latent.num_latents * H, sizes.decoder_input, sizes.sample_floats)
+    return sizes
 
-    base = "vqvae" if config.model.kind == "vqvae" else config.estimator.base
-    draws = 1 if base == "vqvae" else max(config.estimator.num_samples, config.estimator.mi_samples or 0)
+
+def step_memory(
+    parameters: int,
+    base: str,
+    draws: int,
+    batch_size: int,
+    vocab_size: int,
+    hidden_size: int,
+    sample_floats: int,
+    eval_rows: int,
+    device: torch.device | str = "cpu",
+) -> MemoryEstimate:
+    """Peak tensor memory of a training step (``draws`` samples of ``batch_size`` decoder rows, trained
+    with estimator ``base``: "dreg", "vimco", ..., or "vqvae") and of an evaluation batch of ``eval_rows``
+    decoder rows, for a model with ``parameters`` parameters and a softmax over ``vocab_size``."""
+    V, H, B = vocab_size, hidden_size, batch_size
+    state = STATE_COPIES * parameters
     rows = draws * B
     logit_copies, hidden_copies = (
-        (LOGIT_COPIES_DREG, HIDDEN_COPIES_DREG)
-        if base == "dreg"
-        else (
-            LOGIT_COPIES_TRAIN,
-            HIDDEN_COPIES,
-        )
+        (LOGIT_COPIES_DREG, HIDDEN_COPIES_DREG) if base == "dreg" else (LOGIT_COPIES_TRAIN, HIDDEN_COPIES)
     )
-    activations = _logit_floats(rows, V, logit_copies, device) + hidden_copies * rows * H + rows * sample_floats
+    activations = logit_floats(rows, V, logit_copies, device) + hidden_copies * rows * H + rows * sample_floats
     if base == "vimco":
         activations += BASELINE_COPIES_VIMCO * draws * draws * B
     train_bytes = int(ALLOCATOR_SLACK * (state + activations) * FLOAT) + RUNTIME_OVERHEAD
 
-    eval_rows = config.eval.num_samples * min(config.eval.batch_size, V)
     eval_activations = (
-        _logit_floats(eval_rows, V, LOGIT_COPIES_EVAL, device) + 4 * eval_rows * H + eval_rows * sample_floats
+        logit_floats(eval_rows, V, LOGIT_COPIES_EVAL, device) + 4 * eval_rows * H + eval_rows * sample_floats
     )
     eval_bytes = int(ALLOCATOR_SLACK * (parameters + eval_activations) * FLOAT) + RUNTIME_OVERHEAD
     return MemoryEstimate(parameters, train_bytes, eval_bytes)
 
 
-def _logit_floats(rows: int, vocab: int, copies: int, device: torch.device | str) -> int:
+def logit_floats(rows: int, vocab: int, copies: int, device: torch.device | str) -> int:
     from .models.common import SMALL_LOGITS_BYTES, chunk_rows
 
     if torch.device(device).type != "cpu" or rows * vocab * FLOAT <= SMALL_LOGITS_BYTES:

@@ -20,7 +20,7 @@ from enum import Enum
 from torch import Tensor
 
 from .config import check, check_choice, parse_enum
-from .estimators import _logmeanexp, _power_log_weights, _renyi, _snis, check_alpha, log_weights
+from .estimators import check_alpha, log_weights, logmeanexp, power_log_weights, renyi_from_log_weights, snis
 
 __all__ = ["ObjectiveKind", "ObjectiveConfig", "Objective", "objective_value", "LAMBDA_RANGE"]
 
@@ -106,17 +106,17 @@ class Objective:
         """The objective estimate [B] from log weights and log-likelihoods [max(K, K'), B]."""
         main = log_w[: self.num_samples]
         if self.kind is ObjectiveKind.NONE:
-            return _logmeanexp(main)
+            return logmeanexp(main)
         if self.kind is ObjectiveKind.POWER:
-            return _logmeanexp(_power_log_weights(main, log_lik[: self.num_samples], self.alpha)) / self.alpha
-        return _logmeanexp(main) + self.lam * self.divergence(log_w, log_lik)
+            return logmeanexp(power_log_weights(main, log_lik[: self.num_samples], self.alpha)) / self.alpha
+        return logmeanexp(main) + self.lam * self.divergence(log_w, log_lik)
 
     def divergence(self, log_w: Tensor, log_lik: Tensor) -> Tensor:
         """The divergence term from the first K' samples: Û - Ŝ (kl) or the Rényi estimate (renyi)."""
         log_w, log_lik = log_w[: self.mi_samples], log_lik[: self.mi_samples]
         if self.kind is ObjectiveKind.RENYI:
-            return _renyi(log_w, log_lik, self.alpha)
-        return _snis(log_w, log_lik) - _logmeanexp(log_w)
+            return renyi_from_log_weights(log_w, log_lik, self.alpha)
+        return snis(log_w, log_lik) - logmeanexp(log_w)
 
 
 def parse_kind(kind: str | ObjectiveKind) -> ObjectiveKind:

@@ -13,7 +13,6 @@ import math
 import os
 import pickle
 import re
-import signal
 import threading
 import time
 import zipfile
@@ -28,6 +27,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .config import check
+from .util import install_handlers, restore_handlers
 
 __all__ = [
     "TrainerConfig",
@@ -275,16 +275,11 @@ class Trainer:
                 raise KeyboardInterrupt  # the user insists: stop now, keep the last checkpoint
             self._stop_requested = True
 
-        previous = {
-            signum: signal.signal(signum, handler)
-            for signum in (signal.SIGINT, signal.SIGTERM)
-            if signal.getsignal(signum) is not signal.SIG_IGN  # ignored stays ignored (nohup, `cmd &` in a script)
-        }
+        previous = install_handlers(handler)
         try:
             yield
         finally:
-            for signum, old in previous.items():
-                signal.signal(signum, old)
+            restore_handlers(previous)
 
     # A finite blow-up (say, a learning rate far too large) leaves a finite but useless model:
     # the loss the optimiser minimised ends far above where it started.

@@ -1,0 +1,112 @@
+"""The config of one run: the sections every task shares, and the task's own data and model sections.
+
+A run config names its task (``task: synthetic``; the default, so configs written before tasks
+existed still load). The task's module (:mod:`micmco.tasks`) defines a :class:`RunConfig`
+subclass whose ``data`` and ``model`` sections are the task's dataclasses, so a YAML file maps
+onto exactly one dataclass tree and unknown keys are errors as everywhere else.
+
+The identity of a run (:func:`identity`: everything that affects its results) gives its
+fingerprint, hence its run directory, and a study's definition hash. Keys added after results
+were recorded are left out of the identity while they hold the value every older run had, so
+old run directories and stored studies keep their names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, apply_overrides, check, check_choice, from_dict, read_yaml_file, to_dict
+from .evaluation import EvalConfig
+from .gradients import EstimatorConfig
+from .objectives import ObjectiveConfig
+from .trainer import TrainerConfig
+
+__all__ = ["RunConfig", "PROFILES", "load_config", "config_from_dict", "identity", "fingerprint", "run_directory"]
+
+PROFILES = ("smoke", "cpu", "paper", "custom")
+# (dotted key, the value all runs recorded before the key existed): left out of the identity at that value.
+LEGACY_DEFAULTS: tuple[tuple[str, Any], ...] = (("task", "synthetic"), ("eval.split", ""))
+# Keys that do not affect results: where results go, the progress bar and the thread count.
+NOT_IDENTITY = ("output_dir", "train.progress", "train.threads")
+
+
+@dataclass
+class RunConfig:
+    """The sections every task shares; a task's subclass types ``data`` and ``model``."""
+
+    name: str  # run name; results go to <output_dir>/<name>-<fingerprint>/
+    task: str = "synthetic"  # the task module that owns data, model, loss and evaluation (micmco.tasks)
+    profile: str = "custom"  # smoke (CI, seconds), cpu (laptop, minutes), paper (the paper's settings, GPU) or custom
+    reproduces: str = ""  # the paper figure or table this run contributes to
+    cost: str = ""  # rough wall time on the profile's hardware
+    seed: int = 0  # seeds the initialisation, the data stream and all sampling
+    data: Any = None  # the task's data section
+    model: Any = None  # the task's model section
+    estimator: EstimatorConfig | None = None  # gradient estimator (models trained by an estimator only)
+    objective: ObjectiveConfig | None = None  # training objective (models trained by an estimator only)
+    train: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output_dir: str = "runs"  # where run directories are created
+
+    def __post_init__(self) -> None:
+        check_choice(self.profile, PROFILES, "profile")
+        check(0 <= self.seed < 2**63, "seed", f"must be in [0, 2^63), got {self.seed}")
+        check(
+            bool(self.name) and "/" not in self.name, "name", f"must be a non-empty name without '/', got {self.name!r}"
+        )
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """The run config of a mapping: its ``task`` picks the dataclass tree; ConfigError names the bad key."""
+    from .tasks import get_task
+
+    task = get_task(data.get("task", "synthetic"))
+    return from_dict(task.config_class, data)
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read a YAML run config (strictly: safe loader, no duplicate keys), apply ``key=value`` overrides, validate."""
+    data = read_yaml_file(path)
+    if not isinstance(data, dict):
+        raise ConfigError("", f"{path} does not hold a mapping of config sections (name, data, model, ...)")
+    return config_from_dict(apply_overrides(data, overrides))
+
+
+def identity(config: RunConfig) -> dict[str, Any]:
+    """Everything in the config that affects the results, as plain data (see the module docstring)."""
+    data = to_dict(config)
+    for key in NOT_IDENTITY:
+        _pop(data, key)
+    for key, legacy in LEGACY_DEFAULTS:
+        if _get(data, key) == legacy:
+            _pop(data, key)
+    return data
+
+
+def fingerprint(config: RunConfig) -> str:
+    """Short hash of the run's identity: its run directory's suffix."""
+    return hashlib.sha256(json.dumps(identity(config), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def run_directory(config: RunConfig) -> Path:
+    return Path(config.output_dir) / f"{config.name}-{fingerprint(config)}"
+
+
+def _get(data: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def _pop(data: dict[str, Any], key: str) -> None:
+    *parents, leaf = key.split(".")
+    for part in parents:
+        data = data.get(part) or {}
+    data.pop(leaf, None)

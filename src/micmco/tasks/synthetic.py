@@ -1,0 +1,176 @@
+"""The synthetic task (§7.1): single symbols, uniform over a vocabulary of V symbols.
+
+Data: training batches of uniform symbols; every split (``valid``, ``train``) is the whole
+vocabulary once, so an average over it is the exact expectation under p_D (there is no held-out
+data: p_D is known). Metrics are per symbol; the optimal NLL is the data entropy ln V.
+Models: the single-symbol VAE (§7.1.1) trained by an estimator and objective, or the VQ-VAE
+baseline (Appendix A), which trains its own loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..config import ConfigError, check
+from ..evaluation import EvalBatch, tensor_batches
+from ..latents import make_latent
+from ..memory import MemoryEstimate, latent_sizes, step_memory
+from ..models import VQVAE, SingleSymbolVAE, SyntheticModelConfig
+from ..runconfig import RunConfig
+from ..trainer import derive_seed, step_generator
+from .base import Task, check_trained_by_estimator
+
+__all__ = ["SyntheticDataConfig", "SyntheticRunConfig", "UniformSymbols", "SyntheticTask", "TASK"]
+
+# Tolerances of the plausibility checks, in nats. The NLL estimate is an upper bound of the
+# model's NLL in expectation, itself at least the data entropy; averaged over the whole
+# vocabulary its noise is far below NLL_SLACK. Û^K ≤ 0 for discrete data, so Û - Ŝ ≤ -Ŝ
+# holds exactly, sample by sample: the MI estimate can never exceed the NLL estimate.
+NLL_SLACK = 0.1
+MI_SLACK = 1e-3
+
+
+@dataclass
+class SyntheticDataConfig:
+    vocab_size: int = 10000  # V: symbols, uniformly distributed, so the optimal NLL is ln V (paper: 10000)
+    batch_size: int = 256  # symbols per training batch (paper: 256)
+
+    def __post_init__(self) -> None:
+        check(self.vocab_size >= 2, "vocab_size", f"must be >= 2, got {self.vocab_size}")
+        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class SyntheticRunConfig(RunConfig):
+    data: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)  # the symbols
+    model: SyntheticModelConfig = field(default_factory=SyntheticModelConfig)  # single-symbol VAE or VQ-VAE
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.task == "synthetic", "task", f"a synthetic run config has task: synthetic, got {self.task!r}")
+        check_trained_by_estimator(
+            self,
+            self.model.kind == "vae",
+            self.model.latent.kind,
+            "a vqvae trains its own loss (reconstruction + β commitment)",
+        )
+
+
+class UniformSymbols:
+    """Training batches of uniform symbols; batch t depends only on (seed, t)."""
+
+    def __init__(self, config: SyntheticDataConfig, seed: int):
+        self.config = config
+        self.seed = seed
+
+    def __call__(self, step: int) -> Tensor:
+        generator = step_generator(self.seed, "data", step)
+        return torch.randint(self.config.vocab_size, (self.config.batch_size,), generator=generator)
+
+    def evaluation_set(self) -> Tensor:
+        """Every symbol once: under the uniform p_D, averages over it are exact expectations."""
+        return torch.arange(self.config.vocab_size)
+
+    @property
+    def optimal_nll(self) -> float:
+        """The entropy of p_D, ln V: the NLL of any optimal model."""
+        return math.log(self.config.vocab_size)
+
+
+class SyntheticTask(Task):
+    name = "synthetic"
+    config_class = SyntheticRunConfig
+    unit = "symbol"
+    splits = ("valid", "train")  # both are the whole vocabulary: p_D is known exactly
+    result_columns = ("vocab_size", "optimal_nll")
+    curve_columns = ("vocab_size",)
+    memory_hint = "reduce data.vocab_size, data.batch_size, estimator.num_samples or eval.batch_size"
+
+    def training_data(self, config: SyntheticRunConfig) -> UniformSymbols:
+        return UniformSymbols(config.data, config.seed)
+
+    def evaluation_batches(self, config: SyntheticRunConfig, split: str) -> Iterator[EvalBatch]:
+        return tensor_batches(UniformSymbols(config.data, config.seed).evaluation_set(), config.eval.batch_size)
+
+    def build_model(self, config: SyntheticRunConfig) -> nn.Module:
+        latent = make_latent(config.model.latent)
+        vocab, hidden = config.data.vocab_size, config.model.hidden_size
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(config.seed, "init"))
+            if config.model.kind == "vqvae":
+                return VQVAE(vocab, latent, config.model.vq, hidden)
+            return SingleSymbolVAE(vocab, latent, hidden)
+
+    def build_loss(self, config: SyntheticRunConfig):
+        if config.model.kind == "vqvae":
+            return lambda model, x, generator: model.loss(x, generator)
+        return super().build_loss(config)
+
+    def reference_nll(self, config: SyntheticRunConfig) -> float:
+        return math.log(config.data.vocab_size)
+
+    def uniform_nll(self, config: SyntheticRunConfig) -> float:
+        return math.log(config.data.vocab_size)
+
+    def result_values(self, config: dict[str, Any]) -> dict[str, str]:
+        vocab = config["data"]["vocab_size"]
+        return {"vocab_size": vocab, "optimal_nll": f"{math.log(vocab):.6f}"}
+
+    def setting_label(self, values: dict[str, str]) -> str:
+        return f"V = {values['vocab_size']}"
+
+    def reference_from_row(self, row: dict[str, str]) -> float:
+        try:
+            return math.log(int(row["vocab_size"]))
+        except (KeyError, ValueError):
+            raise ConfigError("vocab_size", f"a synthetic results row needs an integer vocab_size, got {row}") from None
+
+    def plausibility(self, metrics: dict[str, float], config: SyntheticRunConfig) -> tuple[str | None, list[str]]:
+        return plausibility(metrics, self.reference_nll(config))
+
+    def describe_metrics(self, metrics: dict[str, float]) -> str:
+        gap = metrics["nll"] - metrics["optimal_nll"]
+        return f"NLL {metrics['nll']:.4f} (optimum ln V = {metrics['optimal_nll']:.4f}, gap {gap:+.4f})"
+
+    def estimate_memory(self, config: SyntheticRunConfig, device: torch.device | str = "cpu") -> MemoryEstimate:
+        """The single-symbol MLP: encoder embedding, two dense layers and the posterior head; the decoder's
+        input layer, two dense layers and the softmax over V; the K·B decoder rows of a step."""
+        V, H = config.data.vocab_size, config.model.hidden_size
+        vqvae = config.model.kind == "vqvae"
+        sizes = latent_sizes(config.model.latent, H, vqvae)
+        encoder = V * H + 2 * (H * H + H) + H * sizes.posterior_size + sizes.posterior_size
+        decoder = sizes.decoder_input + 2 * (H * H + H) + H * V + V
+        base = "vqvae" if vqvae else config.estimator.base
+        draws = 1 if vqvae else max(config.estimator.num_samples, config.estimator.mi_samples or 0)
+        eval_rows = config.eval.num_samples * min(config.eval.batch_size, V)
+        return step_memory(
+            encoder + decoder, base, draws, config.data.batch_size, V, H, sizes.sample_floats, eval_rows, device
+        )
+
+
+def plausibility(metrics: dict[str, float], data_entropy: float) -> tuple[str | None, list[str]]:
+    """(reason the metrics are impossible or None, warnings) for evaluation metrics on data of entropy H."""
+    nll, mi = metrics["nll"], metrics["mutual_information"]
+    bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+    if bad:
+        return f"non-finite evaluation metrics: {', '.join(bad)}", []
+    if nll < data_entropy - NLL_SLACK:
+        return f"NLL {nll:.4f} is below the data entropy {data_entropy:.4f}: impossible, the estimate broke down", []
+    if mi > nll + MI_SLACK:
+        return f"mutual information {mi:.4f} exceeds the NLL {nll:.4f}: impossible, the estimate broke down", []
+    warnings = []
+    if mi > data_entropy + NLL_SLACK:
+        warnings.append(
+            f"mutual information {mi:.3f} exceeds the data entropy ln V = {data_entropy:.3f}: possible only because "
+            f"the model is far from the data (NLL gap {nll - data_entropy:+.3f}); it is not a latent usage of p_D"
+        )
+    return None, warnings
+
+
+TASK = SyntheticTask()

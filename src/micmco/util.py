@@ -1,0 +1,71 @@
+"""Helpers that several modules need, in one place (as Pyro keeps them in ``infer/util.py``).
+
+- the exit codes every command shares (``micmco train``, ``sweep``, ``pareto``, ``make reproduce``),
+- the commit of the source tree, recorded in every result,
+- installing signal handlers without overriding a signal the process was started ignoring,
+- atomic file writes (a kill never leaves a torn result or table).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_FAILED",
+    "EXIT_INPUT",
+    "EXIT_DIVERGED",
+    "EXIT_RUNNING",
+    "EXIT_INTERRUPTED",
+    "git_commit",
+    "install_handlers",
+    "restore_handlers",
+    "write_atomically",
+]
+
+EXIT_OK = 0  # finished: complete (train), every trial done (sweep)
+EXIT_FAILED = 1  # sweep: some trials or workers failed; rerun to continue
+EXIT_INPUT = 2  # invalid input (config, device, memory, output directory, checkpoint): nothing was run
+EXIT_DIVERGED = 3  # the run diverged; its result record says why
+EXIT_RUNNING = 4  # the run is being trained by another process now
+EXIT_INTERRUPTED = 130  # interrupted (SIGINT/SIGTERM); rerun the same command to resume
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree micmco runs from, with '-dirty' for uncommitted changes (None outside git)."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = ["git", "status", "--porcelain", "--untracked-files=no"]
+        dirty = subprocess.run(status, cwd=here, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def install_handlers(handler: Callable, signums: Iterable[int] = (signal.SIGINT, signal.SIGTERM)) -> dict[int, object]:
+    """Install ``handler`` for each signal, except one the process was started ignoring (``nohup``, or
+    ``cmd &`` in a script, ignore SIGINT): ignored stays ignored, as Python itself does. Returns the
+    previous handlers, for :func:`restore_handlers`."""
+    return {
+        signum: signal.signal(signum, handler) for signum in signums if signal.getsignal(signum) is not signal.SIG_IGN
+    }
+
+
+def restore_handlers(previous: dict[int, object]) -> None:
+    for signum, old in previous.items():
+        signal.signal(signum, old)
+
+
+def write_atomically(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers see the old or the new file."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
