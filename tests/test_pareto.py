@@ -14,7 +14,18 @@ from micmco.pareto import ParetoError, cli_main, lowest_nll, pareto_frontier, re
 
 matplotlib.use("Agg")
 
-HEADER = pareto.RESULT_COLUMNS
+# The columns of the first results tables (no task, split or optimal_nll): still readable.
+HEADER = (
+    "estimator", "k", "k_mi", "objective", "learning_rate", "lam", "alpha", "vocab_size", "steps",
+    "batch_size", "mi", "nll", "seed", "status", "wall_s", "device", "commit",
+)  # fmt: skip
+
+
+def synthetic_curve(estimator, k, k_mi, objective, vocab_size, steps, batch_size, mi, nll, **fields):
+    """A Curve of the synthetic task with vocabulary ``vocab_size`` (its reference NLL is ln V)."""
+    return pareto.Curve("ours", fields.pop("path", Path("x.tsv")), estimator, k, k_mi, objective, steps, batch_size,
+                        mi, nll, task_values={"vocab_size": str(vocab_size)}, reference_nll=math.log(vocab_size),
+                        **fields)  # fmt: skip
 
 
 def results_row(**values):
@@ -43,7 +54,7 @@ def test_frontier_against_a_hand_computed_one():
     # before its twin 7); 3.0 -> 9.23 (6); 2.0 -> 9.25 is not below 9.23; 1.5 -> 9.30 no; 0.1 -> 9.20 (8),
     # and trial 0 (9.21 at the same usage) is dominated by it.
     assert pareto_frontier(mi, nll).tolist() == [8, 6, 3, 5]
-    curve = pareto.Curve("ours", Path("x.tsv"), "dreg", 16, 16, "kl", 1000, 100, 256, np.array(mi), np.array(nll))
+    curve = synthetic_curve("dreg", 16, 16, "kl", 1000, 100, 256, np.array(mi), np.array(nll))
     assert lowest_nll(curve, 0.0) == 9.20
     assert lowest_nll(curve, 0.2) == 9.23
     assert lowest_nll(curve, 3.5) == 9.24
@@ -57,7 +68,7 @@ def test_frontier_ignores_nans_and_handles_empty_input():
 
 
 def test_normalised_view_divides_usage_and_subtracts_ln_v():
-    curve = pareto.Curve("ours", Path("x"), "elbo", 1, 1, "kl", 1000, 1, 1, np.array([3.4539]), np.array([7.0]))
+    curve = synthetic_curve("elbo", 1, 1, "kl", 1000, 1, 1, np.array([3.4539]), np.array([7.0]))
     normalised = curve.normalised()
     assert normalised.mi[0] == pytest.approx(0.5, abs=1e-4)
     assert normalised.nll[0] == pytest.approx(7.0 - math.log(1000))
@@ -81,14 +92,15 @@ def test_results_are_grouped_into_curves_and_only_complete_trials_count(tmp_path
     renyi = curves["DReG 16, Rényi"]
     assert renyi.mi.tolist() == [1.0, 3.0] and renyi.nll.tolist() == [6.92, 6.91]
     assert renyi.hyperparameters["lam"].tolist() == [0.5, 0.5]
-    assert (renyi.vocab_size, renyi.steps, renyi.batch_size, renyi.source) == (1000, 6000, 256, "ours")
+    assert (renyi.task_values["vocab_size"], renyi.steps, renyi.batch_size, renyi.source) == ("1000", 6000, 256, "ours")
+    assert (renyi.task, renyi.split, renyi.reference_nll) == ("synthetic", "valid", pytest.approx(math.log(1000)))
     assert curves["DReG 16, KL"].k_mi == 16
 
 
 def test_labels_follow_the_paper():
     def label(**values):
-        return pareto.Curve("ours", None, k_mi=values.pop("k_mi", values["k"]), vocab_size=1000, steps=1,
-                            batch_size=1, mi=None, nll=None, **values).label  # fmt: skip
+        return synthetic_curve(k_mi=values.pop("k_mi", values["k"]), vocab_size=1000, steps=1, batch_size=1,
+                               mi=None, nll=None, **values).label  # fmt: skip
 
     assert label(estimator="elbo", k=1, objective="kl") == "ELBO, KL"
     assert label(estimator="vimco", k=16, k_mi=1, objective="renyi") == "VIMCO 16/1, Rényi"
@@ -146,7 +158,8 @@ def test_paper_file_names_give_the_setting(tmp_path, name, setting, steps):
     path.write_text(PAPER_HEADER + "  1  0.001  0.5  4.0  9.25\n")
     curve = read_paper_trials(path)
     assert curve.setting == setting and curve.steps == steps
-    assert (curve.vocab_size, curve.batch_size, curve.source) == (10000, 256, "paper")
+    assert (curve.task_values["vocab_size"], curve.batch_size, curve.source) == ("10000", 256, "paper")
+    assert curve.reference_nll == pytest.approx(math.log(10000))
     assert curve.mi.tolist() == [4.0] and curve.nll.tolist() == [9.25]
 
 
@@ -194,7 +207,7 @@ def test_every_paper_file_reads(shared_dir):
     files = sorted((shared_dir / "data" / "paper-frontiers" / "synthetic").glob("*.tsv"))
     curves = read_curves(files)
     assert len(curves) == len(files) > 0
-    assert all(len(curve.frontier()) >= 1 and curve.vocab_size == 10000 for curve in curves)
+    assert all(len(curve.frontier()) >= 1 and curve.task_values["vocab_size"] == "10000" for curve in curves)
     matched = pareto.paper_counterparts([curve for curve in curves if curve.estimator == "dreg"], files[0].parent)
     assert matched == []  # paper curves are not matched against themselves
     ours = [replace(curves[0], source="ours")]

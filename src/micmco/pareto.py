@@ -20,15 +20,18 @@ lies over the paper's vocabulary-10000 one) and a plot in the paper's style.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
-import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+
+from .naming import Setting, parse_paper_file_name
+from .results import Row, TableError, parse_number, read_rows, read_table
+from .tasks import get_task
+from .tasks.synthetic import PAPER_VOCABULARY
 
 __all__ = [
     "Curve",
@@ -45,13 +48,7 @@ __all__ = [
     "cli_main",
 ]
 
-ESTIMATORS = ("elbo", "iwae", "stl", "dreg", "reinforce", "vimco", "vqvae")
-OBJECTIVES = ("none", "kl", "renyi", "power")
-STATUSES = ("complete", "failed", "diverged")
-RESULT_COLUMNS = (
-    "estimator", "k", "k_mi", "objective", "learning_rate", "lam", "alpha", "vocab_size", "steps",
-    "batch_size", "mi", "nll", "seed", "status", "wall_s", "device", "commit",
-)  # fmt: skip
+ParetoError = TableError  # bad input: the message is one line naming the file and what is valid
 PAPER_COLUMNS = {  # the paper's column -> ours; two spellings occur
     "trialid": "trial",
     "learning_rate": "learning_rate",
@@ -67,42 +64,19 @@ PAPER_COLUMNS = {  # the paper's column -> ours; two spellings occur
     "validklp": "mi",
     "validnll": "nll",
 }
-PAPER_VOCABULARY = 10000
-PAPER_BATCH = 256
-# l40x0-bs256-hs128-t40-dreg16-kl1.tsv, l8x10-...-t40x16-vimco1-renyi.tsv, bs256-hs128-t40-vq-vae.tsv
-PAPER_NAME = re.compile(
-    r"^(?:l(?P<latents>\d+)x(?P<categories>\d+)-)?bs(?P<batch>\d+)-hs(?P<hidden>\d+)-t(?P<steps>\d+)(?:x(?P<times>\d+))?-"
-    r"(?:(?P<vq>vq-vae)|(?P<estimator>vae|iwae|dreg|vimco|reinforce)(?P<k>\d*)-(?P<objective>kl|renyi|alpha)(?P<k_mi>\d*))$"
-)
-PAPER_ESTIMATORS = {"vae": "elbo", "iwae": "iwae", "dreg": "dreg", "vimco": "vimco", "reinforce": "reinforce"}
-PAPER_OBJECTIVES = {"kl": "kl", "renyi": "renyi", "alpha": "power"}
-ESTIMATOR_NAMES = {
-    "elbo": "ELBO",
-    "iwae": "IWAE",
-    "stl": "STL",
-    "dreg": "DReG",
-    "reinforce": "REINFORCE",
-    "vimco": "VIMCO",
-    "vqvae": "VQ-VAE",
-}
-OBJECTIVE_NAMES = {"none": "no MI term", "kl": "KL", "renyi": "Rényi", "power": "power"}
-
-
-class ParetoError(ValueError):
-    """Bad input: the message is one line naming the file and what is valid."""
 
 
 @dataclass
 class Curve:
-    """The trials of one setting. ``mi`` and ``nll`` are in nats, or normalised (see :meth:`normalised`)."""
+    """The trials of one setting. ``mi`` and ``nll`` are in nats per the task's unit, or normalised
+    (see :meth:`normalised`)."""
 
     source: str  # "paper" or "ours"
     path: Path
-    estimator: str  # one of ESTIMATORS
-    k: int  # samples of the ln p(x) term (0 for the VQ-VAE)
+    estimator: str  # one of micmco.naming.ESTIMATORS
+    k: int  # samples of the ln p(x) term (1 for the VQ-VAE)
     k_mi: int  # samples of the mutual-information term
-    objective: str  # one of OBJECTIVES
-    vocab_size: int
+    objective: str  # one of micmco.naming.OBJECTIVES
     steps: int
     batch_size: int
     mi: np.ndarray  # [trials] latent usage
@@ -110,16 +84,10 @@ class Curve:
     hyperparameters: dict[str, np.ndarray] = field(default_factory=dict)  # learning_rate, lam, alpha, ... [trials]
     latents: str = ""  # "40 gaussian", "8x10 categorical" where known
     normalised_view: bool = False
-
-    @property
-    def label(self) -> str:
-        """The paper's name of the curve: "DReG 16, Rényi", "VIMCO 16/1, KL", "REINFORCE 1, KL", "ELBO, KL"."""
-        if self.estimator == "vqvae":
-            return "VQ-VAE"
-        name = ESTIMATOR_NAMES[self.estimator]
-        if self.estimator != "elbo":
-            name += f" {self.k}" if self.k_mi == self.k else f" {self.k}/{self.k_mi}"
-        return f"{name}, {OBJECTIVE_NAMES[self.objective]}"
+    task: str = "synthetic"  # the task the trials ran on (micmco.tasks)
+    split: str = "valid"  # the split their metrics were evaluated on
+    task_values: dict[str, str] = field(default_factory=dict)  # the task's curve columns, e.g. {"vocab_size": "200"}
+    reference_nll: float | None = None  # the optimal NLL (ln V for the synthetic task); None where unknown
 
     @property
     def setting(self) -> tuple:
@@ -127,17 +95,32 @@ class Curve:
         return (self.estimator, self.k, self.k_mi, self.objective)
 
     @property
+    def label(self) -> str:
+        """The paper's name of the curve: "DReG 16, Rényi", "VIMCO 16/1, KL", "REINFORCE 1, KL", "ELBO, KL"."""
+        return Setting(*self.setting).label
+
+    @property
+    def setting_label(self) -> str:
+        """The task's settings of the curve in a few characters, e.g. "V = 200"."""
+        return get_task(self.task).setting_label(self.task_values)
+
+    @property
     def description(self) -> str:
         return (
-            f"{self.label} ({self.source}: {self.path.name}; V = {self.vocab_size}, {self.steps} steps, "
+            f"{self.label} ({self.source}: {self.path.name}; {self.setting_label}, {self.steps} steps, "
             f"batch {self.batch_size}, {len(self.mi)} trials)"
         )
 
     def normalised(self) -> Curve:
-        """Excess NLL over ln V against usage / ln V: curves of different vocabularies overlay."""
+        """Excess NLL over the optimum (ln V) against usage / ln V: curves of different vocabularies overlay."""
         if self.normalised_view:
             return self
-        log_v = math.log(self.vocab_size)
+        if self.reference_nll is None:
+            raise ParetoError(
+                f"{self.path}: the {self.task} task has no known optimal NLL, so its curves cannot be normalised; "
+                "show them in nats"
+            )
+        log_v = self.reference_nll
         return replace(self, mi=self.mi / log_v, nll=self.nll - log_v, normalised_view=True)
 
     def frontier(self) -> np.ndarray:
@@ -178,7 +161,7 @@ def read_curves(paths: Iterable[str | Path]) -> list[Curve]:
     """Every curve in ``paths``: our results tables and the paper's trial files, told apart by their header."""
     curves = []
     for path in paths:
-        header, _ = _read_table(Path(path))
+        header, _ = read_table(Path(path))
         if "validklp" in header or "validnll" in header:
             curves.append(read_paper_trials(path))
         else:
@@ -189,46 +172,21 @@ def read_curves(paths: Iterable[str | Path]) -> list[Curve]:
 def read_results(path: str | Path) -> list[Curve]:
     """Our exported results: one curve per setting among the complete trials."""
     path = Path(path)
-    header, rows = _read_table(path)
-    missing = [column for column in RESULT_COLUMNS if column not in header]
-    if missing:
-        raise ParetoError(
-            f"{path}: missing column(s) {', '.join(missing)}; a results table has {', '.join(RESULT_COLUMNS)} "
-            "(a paper trials file has validklp and validnll)"
-        )
-    groups: dict[tuple, list[dict]] = {}
-    statuses: dict[str, int] = {}
-    for line, row in rows:
-        status = _choice(row, "status", STATUSES, path, line)
-        statuses[status] = statuses.get(status, 0) + 1
-        if status != "complete":
-            continue
-        estimator = _choice(row, "estimator", ESTIMATORS, path, line)
-        objective = _choice(row, "objective", OBJECTIVES, path, line)
-        if estimator == "vqvae":  # trains its own loss: no samples, like the paper's vq-vae file (K = 1)
-            k = k_mi = 1
-        else:
-            k = _integer(row, "k", path, line)
-            k_mi = _integer(row, "k_mi", path, line) if row["k_mi"].strip() not in ("", "none", "None") else k
-        numbers = {column: _number(row, column, path, line) for column in ("mi", "nll")}
-        for column, value in numbers.items():
-            if not math.isfinite(value):
-                raise ParetoError(f"{path}, line {line}: a complete trial needs a finite {column}, got {value}")
-        key = (
-            estimator,
-            k,
-            k_mi,
-            objective,
-            *(_integer(row, c, path, line) for c in ("vocab_size", "steps", "batch_size")),
-        )
-        hyperparameters = {c: _number(row, c, path, line, missing=math.nan) for c in ("learning_rate", "lam", "alpha")}
-        groups.setdefault(key, []).append({**numbers, **hyperparameters})
+    rows = read_rows(path)
+    groups: dict[tuple, list[Row]] = {}
+    for row in rows:
+        if row.status == "complete":
+            key = (row.task, row.split, row.estimator, row.k, row.k_mi, row.objective, row.steps, row.batch_size,
+                   tuple(row.task_values.items()))  # fmt: skip
+            groups.setdefault(key, []).append(row)
     if not groups:
+        statuses: dict[str, int] = {}
+        for row in rows:
+            statuses[row.status] = statuses.get(row.status, 0) + 1
         counts = ", ".join(f"{count} {status}" for status, count in statuses.items()) or "no rows"
         raise ParetoError(f"{path}: no complete trials ({counts}); only rows with status complete count")
     curves = []
-    for (estimator, k, k_mi, objective, vocab_size, steps, batch_size), trials in groups.items():
-        columns = {name: np.array([trial[name] for trial in trials]) for name in trials[0]}
+    for (task, split, estimator, k, k_mi, objective, steps, batch_size, task_values), trials in groups.items():
         curves.append(
             Curve(
                 source="ours",
@@ -237,27 +195,33 @@ def read_results(path: str | Path) -> list[Curve]:
                 k=k,
                 k_mi=k_mi,
                 objective=objective,
-                vocab_size=vocab_size,
                 steps=steps,
                 batch_size=batch_size,
-                mi=columns.pop("mi"),
-                nll=columns.pop("nll"),
-                hyperparameters=columns,
+                mi=np.array([trial.mi for trial in trials]),
+                nll=np.array([trial.nll for trial in trials]),
+                hyperparameters={
+                    name: np.array([trial.hyperparameters[name] for trial in trials])
+                    for name in trials[0].hyperparameters
+                },
+                task=task,
+                split=split,
+                task_values=dict(task_values),
+                reference_nll=trials[0].reference_nll,
             )
         )
     return curves
 
 
 def read_paper_trials(path: str | Path) -> Curve:
-    """One of the paper's trial files (vocabulary 10000); the setting comes from the file name."""
+    """One of the paper's synthetic trial files (vocabulary 10000); the setting comes from the file name."""
     path = Path(path)
-    match = PAPER_NAME.match(path.stem)
-    if match is None:
+    named = parse_paper_file_name(path.stem)
+    if named is None:
         raise ParetoError(
             f"{path}: cannot read the setting from the file name; expected e.g. l40x0-bs256-hs128-t40-dreg16-kl.tsv, "
             "l8x10-bs256-hs128-t40x16-vimco1-renyi16.tsv or bs256-hs128-t40-vq-vae.tsv"
         )
-    header, rows = _read_table(path, delimiter=None)
+    header, rows = read_table(path, delimiter=None)
     unknown = [column for column in header if column not in PAPER_COLUMNS]
     missing = [column for column in ("validklp", "validnll") if column not in header]
     if unknown or missing:
@@ -268,84 +232,27 @@ def read_paper_trials(path: str | Path) -> Curve:
     columns: dict[str, list[float]] = {PAPER_COLUMNS[column]: [] for column in header}
     for line, row in rows:
         for column in header:
-            columns[PAPER_COLUMNS[column]].append(_number(row, column, path, line))
+            columns[PAPER_COLUMNS[column]].append(parse_number(row, column, path, line))
     values = {name: np.array(column) for name, column in columns.items()}
     values.pop("trial")
-    steps = int(match["steps"]) * 1000 * int(match["times"] or 1)
-    if match["vq"]:
-        setting = {"estimator": "vqvae", "k": 1, "k_mi": 1, "objective": "none", "latents": "categorical (tuned)"}
-    else:
-        estimator = PAPER_ESTIMATORS[match["estimator"]]
-        k = int(match["k"] or 1)
-        if estimator == "vimco" and k == 1:
-            estimator = "reinforce"  # the paper's VIMCO 1 is REINFORCE 1
-        latents = (
-            f"{match['latents']} gaussian"
-            if match["categories"] == "0"
-            else f"{match['latents']}x{match['categories']} categorical"
-        )
-        k_mi = int(match["k_mi"]) if match["k_mi"] else k
-        objective = PAPER_OBJECTIVES[match["objective"]]
-        setting = {"estimator": estimator, "k": k, "k_mi": k_mi, "objective": objective, "latents": latents}
+    setting = named.setting
     return Curve(
         source="paper",
         path=path,
-        vocab_size=PAPER_VOCABULARY,
-        steps=steps,
-        batch_size=int(match["batch"]),
+        estimator=setting.estimator,
+        k=setting.k,
+        k_mi=setting.k_mi,
+        objective=setting.objective,
+        steps=named.steps,
+        batch_size=named.batch_size,
         mi=values.pop("mi"),
         nll=values.pop("nll"),
         hyperparameters=values,
-        **setting,
+        latents=named.latents,
+        task="synthetic",
+        task_values={"vocab_size": str(PAPER_VOCABULARY)},
+        reference_nll=math.log(PAPER_VOCABULARY),
     )
-
-
-def _read_table(path: Path, delimiter: str | None = "\t") -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Header and (line number, row) pairs; ``delimiter`` None splits on whitespace. Tab-separated files
-    whose header has no tab are read as whitespace-separated too."""
-    if not path.is_file():
-        raise ParetoError(f"{path}: no such file; give results/<profile>/<study>.tsv files or the paper's trial files")
-    lines = path.read_text().splitlines()
-    numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
-    if not numbered:
-        raise ParetoError(f"{path}: empty file; a table needs a header line and one row per trial")
-    if delimiter == "\t" and "\t" not in numbered[0][1]:
-        delimiter = None
-    split = (
-        (lambda line: line.split()) if delimiter is None else (lambda line: next(csv.reader([line], delimiter="\t")))
-    )
-    header = [column.strip() for column in split(numbered[0][1])]
-    rows = []
-    for number, line in numbered[1:]:
-        cells = split(line)
-        if len(cells) != len(header):
-            raise ParetoError(f"{path}, line {number}: {len(cells)} cells for the {len(header)} columns of the header")
-        rows.append((number, dict(zip(header, (cell.strip() for cell in cells)))))
-    return header, rows
-
-
-def _number(row: dict[str, str], column: str, path: Path, line: int, missing: float | None = None) -> float:
-    text = row[column]
-    if text in ("", "none", "None", "NA") and missing is not None:
-        return missing
-    try:
-        return float(text)
-    except ValueError:
-        raise ParetoError(f"{path}, line {line}: column {column}: {text!r} is not a number") from None
-
-
-def _integer(row: dict[str, str], column: str, path: Path, line: int) -> int:
-    value = _number(row, column, path, line)
-    if not value.is_integer():
-        raise ParetoError(f"{path}, line {line}: column {column}: {row[column]!r} is not an integer")
-    return int(value)
-
-
-def _choice(row: dict[str, str], column: str, choices: Sequence[str], path: Path, line: int) -> str:
-    value = row[column].strip().lower()
-    if value not in choices:
-        raise ParetoError(f"{path}, line {line}: column {column}: {row[column]!r}; valid: {', '.join(choices)}")
-    return value
 
 
 # --- tables ------------------------------------------------------------------------------------------
@@ -371,7 +278,7 @@ def summary_table(curves: Sequence[Curve], min_usages: Sequence[float]) -> str:
         for m in min_usages:
             value = lowest_nll(curve, m)
             cells.append(f"{'-':>10s}" if math.isnan(value) else f"{value:10.4f}")
-        source = f"{curve.source}, V = {curve.vocab_size}"
+        source = f"{curve.source}, {curve.setting_label}"
         lines.append(f"{curve.label:{width}s} {source:28s} " + " ".join(cells))
     return "\n".join(lines)
 
@@ -409,7 +316,7 @@ def plot_frontiers(curves: Sequence[Curve], normalised: bool = True, ax=None, ti
             color=colour,
             markerfacecolor="none" if curve.objective == "kl" else colour,
             alpha=0.45 if paper else 1.0,
-            label=f"{curve.label} ({'paper' if paper else 'ours'}, V = {curve.vocab_size})",
+            label=f"{curve.label} ({'paper' if paper else 'ours'}, {curve.setting_label})",
         )
     # the paper's axes: usage 0 to ln V, NLL from ln V to ln V + 0.25 (9.20 to 9.45 at V = 10000)
     excess = _excess_shown(curves) * 1.05 + 0.005
@@ -422,7 +329,7 @@ def plot_frontiers(curves: Sequence[Curve], normalised: bool = True, ax=None, ti
     else:
         ax.set_xlabel("latent usage: mutual information (nats)")
         ax.set_ylabel("NLL (nats)")
-        optima = sorted({math.log(curve.vocab_size) for curve in curves}) or [0.0]
+        optima = sorted({curve.reference_nll for curve in curves if curve.reference_nll is not None}) or [0.0]
         ax.set_xlim(0, optima[-1] * 1.02)
         ax.set_ylim(optima[0] - 0.005, optima[-1] + excess)
         for optimum in optima:

@@ -26,7 +26,7 @@ from ..runconfig import RunConfig
 from ..trainer import derive_seed, step_generator
 from .base import Task, check_trained_by_estimator
 
-__all__ = ["SyntheticDataConfig", "SyntheticRunConfig", "UniformSymbols", "SyntheticTask", "TASK"]
+__all__ = ["SyntheticDataConfig", "SyntheticRunConfig", "UniformSymbols", "SyntheticTask", "TASK", "PAPER_VOCABULARY"]
 
 # Tolerances of the plausibility checks, in nats. The NLL estimate is an upper bound of the
 # model's NLL in expectation, itself at least the data entropy; averaged over the whole
@@ -34,6 +34,7 @@ __all__ = ["SyntheticDataConfig", "SyntheticRunConfig", "UniformSymbols", "Synth
 # holds exactly, sample by sample: the MI estimate can never exceed the NLL estimate.
 NLL_SLACK = 0.1
 MI_SLACK = 1e-3
+PAPER_VOCABULARY = 10000  # the paper's V (§7.1.1): its trial files in data/paper-frontiers/synthetic
 
 
 @dataclass

@@ -1,0 +1,153 @@
+"""Names, in one place: the vocabularies of estimators and objectives, the curve ids of the studies,
+the paper's names of curves and the names of its trial files.
+
+A curve id names one curve of a figure and its study (``params/studies/<profile>/<id>.yaml``):
+``dreg16-kl`` is DReG 16 with the KL objective, ``dreg16-kl1`` DReG 16/1 (K = 16 samples for
+ln p(x), K′ = 1 for the divergence), ``vimco1-renyi16`` VIMCO 1/16, ``elbo-power`` the ELBO with the
+power objective, ``vqvae`` the VQ-VAE. The paper's trial files encode the same settings in their
+names (``l40x0-bs256-hs128-t40-dreg16-kl1.tsv``); the paper calls REINFORCE 1 "vimco1", the ELBO
+"vae" and the power objective "alpha".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .gradients import BaseEstimator
+from .objectives import ObjectiveKind
+
+__all__ = [
+    "ESTIMATORS",
+    "OBJECTIVES",
+    "ESTIMATOR_NAMES",
+    "OBJECTIVE_NAMES",
+    "Setting",
+    "parse_curve_id",
+    "curve_label",
+    "curve_draws",
+    "paper_file_name",
+    "PaperFile",
+    "parse_paper_file_name",
+]
+
+ESTIMATORS = (*(member.value for member in BaseEstimator), "vqvae")  # the VQ-VAE trains its own loss
+OBJECTIVES = tuple(member.value for member in ObjectiveKind)
+ESTIMATOR_NAMES = {
+    "elbo": "ELBO",
+    "iwae": "IWAE",
+    "stl": "STL",
+    "dreg": "DReG",
+    "reinforce": "REINFORCE",
+    "vimco": "VIMCO",
+    "vqvae": "VQ-VAE",
+}
+OBJECTIVE_NAMES = {"none": "no MI term", "kl": "KL", "renyi": "Rényi", "power": "power"}
+
+CURVE_ID = re.compile(
+    r"^(?P<estimator>elbo|iwae|dreg|reinforce|vimco)(?P<k>\d*)-(?P<objective>kl|renyi|power)(?P<k_mi>\d*)$"
+)
+# l40x0-bs256-hs128-t40-dreg16-kl1.tsv, l8x10-...-t40x16-vimco1-renyi.tsv, bs256-hs128-t40-vq-vae.tsv
+PAPER_NAME = re.compile(
+    r"^(?:l(?P<latents>\d+)x(?P<categories>\d+)-)?bs(?P<batch>\d+)-hs(?P<hidden>\d+)-t(?P<steps>\d+)(?:x(?P<times>\d+))?-"
+    r"(?:(?P<vq>vq-vae)|(?P<estimator>vae|iwae|dreg|vimco|reinforce)(?P<k>\d*)-(?P<objective>kl|renyi|alpha)(?P<k_mi>\d*))$"
+)
+PAPER_ESTIMATORS = {"vae": "elbo", "iwae": "iwae", "dreg": "dreg", "vimco": "vimco", "reinforce": "reinforce"}
+PAPER_OBJECTIVES = {"kl": "kl", "renyi": "renyi", "alpha": "power"}
+PAPER_TOKENS = {"elbo": "vae", "kl": "kl", "renyi": "renyi", "power": "alpha"}  # ours -> the paper's
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What makes a curve: the base estimator, K, K′ and the objective."""
+
+    estimator: str  # one of ESTIMATORS
+    k: int  # samples of the ln p(x) term
+    k_mi: int  # samples of the divergence term (K′)
+    objective: str  # one of OBJECTIVES
+
+    @property
+    def label(self) -> str:
+        """The paper's name: "DReG 16, Rényi", "VIMCO 16/1, KL", "REINFORCE 1, KL", "ELBO, KL", "VQ-VAE"."""
+        if self.estimator == "vqvae":
+            return "VQ-VAE"
+        name = ESTIMATOR_NAMES[self.estimator]
+        if self.estimator != "elbo":
+            name += f" {self.k}" if self.k_mi == self.k else f" {self.k}/{self.k_mi}"
+        return f"{name}, {OBJECTIVE_NAMES[self.objective]}"
+
+    @property
+    def draws(self) -> int:
+        """Samples a training step draws: max(K, K′)."""
+        return max(self.k, self.k_mi)
+
+
+def parse_curve_id(curve_id: str) -> Setting:
+    """The setting of a curve id (see the module docstring); ValueError naming the pattern otherwise."""
+    if curve_id == "vqvae":
+        return Setting("vqvae", 1, 1, "none")
+    match = CURVE_ID.match(curve_id)
+    if match is None:
+        raise ValueError(f"unknown curve {curve_id!r}; curves are named like dreg16-kl, vimco1-renyi16, vqvae")
+    k = int(match["k"] or 1)
+    return Setting(match["estimator"], k, int(match["k_mi"] or k), match["objective"])
+
+
+def curve_label(curve_id: str) -> str:
+    """The paper's name of a curve: "DReG 16/1, KL", "REINFORCE 1, Rényi", "VQ-VAE"."""
+    return parse_curve_id(curve_id).label
+
+
+def curve_draws(curve_id: str) -> int:
+    """max(K, K′) of a curve: what a training step of its trials costs, relatively."""
+    return parse_curve_id(curve_id).draws
+
+
+def paper_file_name(curve_id: str) -> str:
+    """The paper's trial file of a curve: ``dreg16-kl1`` -> ``l40x0-bs256-hs128-t40-dreg16-kl1.tsv``."""
+    if curve_id == "vqvae":
+        return "bs256-hs128-t40-vq-vae.tsv"
+    match = CURVE_ID.match(curve_id)
+    if match is None:
+        raise ValueError(f"unknown curve {curve_id!r}; curves are named like dreg16-kl, vimco1-renyi16, vqvae")
+    estimator, k = match["estimator"], match["k"]
+    latents = "l40x0" if estimator in ("elbo", "iwae", "dreg") else "l8x10"
+    if estimator == "reinforce" and k == "1":
+        estimator = "vimco"  # the paper's files call REINFORCE 1 "vimco1"
+    name = PAPER_TOKENS.get(estimator, estimator) + ("" if estimator == "elbo" else k)
+    return f"{latents}-bs256-hs128-t40-{name}-{PAPER_TOKENS[match['objective']]}{match['k_mi']}.tsv"
+
+
+@dataclass(frozen=True)
+class PaperFile:
+    """What the name of one of the paper's synthetic trial files says."""
+
+    setting: Setting
+    latents: str  # "40 gaussian", "8x10 categorical", "categorical (tuned)" (the VQ-VAE)
+    batch_size: int
+    hidden_size: int
+    steps: int
+
+
+def parse_paper_file_name(stem: str) -> PaperFile | None:
+    """The setting of a paper trial file's name (without .tsv); None if it does not follow the pattern.
+    The paper's VIMCO 1 (and 1/K′) is read as REINFORCE: without other samples there is no baseline."""
+    match = PAPER_NAME.match(stem)
+    if match is None:
+        return None
+    steps = int(match["steps"]) * 1000 * int(match["times"] or 1)
+    if match["vq"]:
+        setting, latents = Setting("vqvae", 1, 1, "none"), "categorical (tuned)"
+    else:
+        estimator = PAPER_ESTIMATORS[match["estimator"]]
+        k = int(match["k"] or 1)
+        if estimator == "vimco" and k == 1:
+            estimator = "reinforce"  # the paper's VIMCO 1 is REINFORCE 1
+        latents = (
+            f"{match['latents']} gaussian"
+            if match["categories"] == "0"
+            else f"{match['latents']}x{match['categories']} categorical"
+        )
+        k_mi = int(match["k_mi"]) if match["k_mi"] else k
+        setting = Setting(estimator, k, k_mi, PAPER_OBJECTIVES[match["objective"]])
+    return PaperFile(setting, latents, int(match["batch"]), int(match["hidden"]), steps)

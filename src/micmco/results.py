@@ -1,0 +1,256 @@
+"""The results schema: one row per finished trial, common columns then the task's own.
+
+``results/<profile>/<study>.tsv`` (tab-separated) is written by the sweep tool and read by the
+frontier code and the book. The common columns say what a row is (task, split, estimator, K, K′,
+objective, tuned values, size), what it measured (``mi`` and ``nll``, in nats per the task's unit)
+and how it ended; each task adds its columns (the synthetic task: ``vocab_size`` and
+``optimal_nll``, its ln V). Tables written before a column existed stay readable: a missing
+``task`` reads as ``synthetic`` and a missing ``split`` as the task's default split.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .naming import ESTIMATORS, OBJECTIVES
+
+__all__ = [
+    "STATUSES",
+    "COMMON_COLUMNS",
+    "TableError",
+    "Row",
+    "columns_of",
+    "result_row",
+    "format_table",
+    "read_table",
+    "read_rows",
+    "parse_number",
+]
+
+STATUSES = ("complete", "failed", "diverged")
+COMMON_COLUMNS = (
+    "trial", "task", "split", "estimator", "k", "k_mi", "objective", "learning_rate", "lam", "alpha", "steps",
+    "batch_size", "mi", "nll", "seed", "status", "reason", "wall_s", "threads", "device", "commit", "run",
+)  # fmt: skip
+# Columns every results table has had; the others are filled in when an older table lacks them.
+REQUIRED_COLUMNS = (
+    "estimator", "k", "k_mi", "objective", "learning_rate", "lam", "alpha", "steps", "batch_size", "mi", "nll",
+    "seed", "status", "wall_s", "device", "commit",
+)  # fmt: skip
+
+
+class TableError(ValueError):
+    """A table that cannot be read: the message is one line naming the file (and line) and what is valid."""
+
+
+def _task(name: str):
+    from .tasks import get_task
+
+    return get_task(name)
+
+
+def columns_of(task: str) -> list[str]:
+    """The columns of a results table of ``task``: the common ones, then the task's."""
+    return [*COMMON_COLUMNS[:12], *_task(task).result_columns, *COMMON_COLUMNS[12:]]
+
+
+def result_row(
+    config: dict[str, Any], record: dict | None, status: str, reason: str, wall: float, run: str, threads: int, commit
+) -> dict[str, Any]:
+    """The row of one trial from its resolved config (plain data), its result record (None if it never
+    ran), its status and reason; ``commit`` is used when the record has none."""
+    task = _task(config.get("task", "synthetic"))
+    estimator = config.get("estimator") or {}
+    objective = config.get("objective") or {}
+    model = config.get("model") or {}
+    record = record or {}
+    metrics = {} if status == "diverged" else (record.get("metrics") or {})
+    k = estimator.get("num_samples", "")
+    k_mi = estimator.get("mi_samples") or k
+
+    def number(value, digits=6):
+        return "" if value is None or value == "" else f"{float(value):.{digits}g}"
+
+    train_wall = record.get("train_wall_time_s")
+    eval_wall = record.get("eval_wall_time_s") or 0.0
+    split = (record.get("evaluation") or {}).get("split") or (config.get("eval") or {}).get("split") or task.splits[0]
+    return {
+        "task": task.name,
+        "split": split,
+        "estimator": estimator.get("base", "vqvae" if model.get("kind") == "vqvae" else ""),
+        "k": k,
+        "k_mi": k_mi,
+        "objective": objective.get("kind", "none"),
+        "learning_rate": number(config["train"]["learning_rate"]),
+        "lam": number(objective.get("lam")),
+        "alpha": number(objective.get("alpha")),
+        "steps": config["train"]["steps"],
+        "batch_size": config["data"]["batch_size"],
+        **task.result_values(config),
+        "mi": "" if "mutual_information" not in metrics else f"{metrics['mutual_information']:.6f}",
+        "nll": "" if "nll" not in metrics else f"{metrics['nll']:.6f}",
+        "seed": config["seed"],
+        "status": status,
+        "reason": reason.replace("\t", " ").replace("\n", " ")[:300],
+        "wall_s": f"{(train_wall + eval_wall) if train_wall is not None else wall:.1f}",
+        "threads": record.get("threads", threads),
+        "device": record.get("device", ""),
+        "commit": record.get("git_commit") or commit or "",
+        "run": run,
+    }
+
+
+def format_table(rows: Sequence[dict[str, Any]], task: str = "synthetic") -> str:
+    """Rows as a results table (tab-separated, header first) with the columns of ``task``."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns_of(task), delimiter="\t", lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+
+def read_table(path: str | Path, delimiter: str | None = "\t") -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Header and (line number, row) pairs; ``delimiter`` None splits on whitespace. Tab-separated files
+    whose header has no tab are read as whitespace-separated too."""
+    path = Path(path)
+    if path.is_dir():
+        raise TableError(f"{path}: is a directory; give results/<profile>/<study>.tsv files or the paper's trial files")
+    if not path.is_file():
+        raise TableError(f"{path}: no such file; give results/<profile>/<study>.tsv files or the paper's trial files")
+    lines = path.read_text().splitlines()
+    numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    if not numbered:
+        raise TableError(f"{path}: empty file; a table needs a header line and one row per trial")
+    if delimiter == "\t" and "\t" not in numbered[0][1]:
+        delimiter = None
+    split = (
+        (lambda line: line.split()) if delimiter is None else (lambda line: next(csv.reader([line], delimiter="\t")))
+    )
+    header = [column.strip() for column in split(numbered[0][1])]
+    rows = []
+    for number, line in numbered[1:]:
+        cells = split(line)
+        if len(cells) != len(header):
+            raise TableError(f"{path}, line {number}: {len(cells)} cells for the {len(header)} columns of the header")
+        rows.append((number, dict(zip(header, (cell.strip() for cell in cells)))))
+    return header, rows
+
+
+@dataclass
+class Row:
+    """One row of a results table, checked and typed (numbers NaN where the table has none)."""
+
+    line: int  # line number in the file
+    task: str
+    split: str
+    status: str  # one of STATUSES
+    estimator: str
+    k: int  # 1 for the VQ-VAE, which draws no samples (as the paper's vq-vae file has it)
+    k_mi: int
+    objective: str
+    steps: int
+    batch_size: int
+    mi: float
+    nll: float
+    hyperparameters: dict[str, float]  # learning_rate, lam, alpha (NaN where not tuned)
+    task_values: dict[str, str]  # the task's curve columns, e.g. {"vocab_size": "200"}
+    reference_nll: float | None  # the task's optimal NLL for this row (ln V), None where unknown
+    wall_s: float
+    raw: dict[str, str]  # the row as read
+
+
+def read_rows(path: str | Path) -> list[Row]:
+    """Every row of one of our results tables, checked: a TableError names the file, line and column."""
+    path = Path(path)
+    header, raw_rows = read_table(path)
+    missing = [column for column in REQUIRED_COLUMNS if column not in header]
+    if missing:
+        raise TableError(
+            f"{path}: missing column(s) {', '.join(missing)}; a results table has {', '.join(REQUIRED_COLUMNS)} "
+            "(a paper trials file has validklp and validnll)"
+        )
+    rows = []
+    for line, raw in raw_rows:
+        task_name = raw.get("task") or "synthetic"
+        try:
+            task = _task(task_name)
+        except ValueError as error:
+            raise TableError(f"{path}, line {line}: column task: {error}") from None
+        absent = [column for column in task.curve_columns if column not in header]
+        if absent:
+            raise TableError(f"{path}: missing column(s) {', '.join(absent)} of the {task.name} task")
+        status = choice(raw, "status", STATUSES, path, line)
+        estimator = choice(raw, "estimator", ESTIMATORS, path, line)
+        objective = choice(raw, "objective", OBJECTIVES, path, line) if raw["objective"] else "none"
+        if estimator == "vqvae":  # trains its own loss: no samples, like the paper's vq-vae file (K = 1)
+            k = k_mi = 1
+        else:
+            k = integer(raw, "k", path, line)
+            k_mi = integer(raw, "k_mi", path, line) if raw["k_mi"] not in ("", "none", "None") else k
+        mi, nll = (parse_number(raw, column, path, line, missing=math.nan) for column in ("mi", "nll"))
+        for column, value in (("mi", mi), ("nll", nll)):
+            if status == "complete" and not math.isfinite(value):
+                raise TableError(f"{path}, line {line}: a complete trial needs a finite {column}, got {value}")
+        try:
+            reference = task.reference_from_row(raw)
+        except ValueError as error:
+            raise TableError(f"{path}, line {line}: {error}") from None
+        rows.append(
+            Row(
+                line=line,
+                task=task.name,
+                split=raw.get("split") or task.splits[0],
+                status=status,
+                estimator=estimator,
+                k=k,
+                k_mi=k_mi,
+                objective=objective,
+                steps=integer(raw, "steps", path, line),
+                batch_size=integer(raw, "batch_size", path, line),
+                mi=mi,
+                nll=nll,
+                hyperparameters={
+                    c: parse_number(raw, c, path, line, missing=math.nan) for c in ("learning_rate", "lam", "alpha")
+                },
+                task_values={c: raw[c] for c in task.curve_columns},
+                reference_nll=reference,
+                wall_s=parse_number(raw, "wall_s", path, line, missing=0.0),
+                raw=raw,
+            )
+        )
+    return rows
+
+
+def parse_number(row: dict[str, str], column: str, path: Path, line: int, missing: float | None = None) -> float:
+    """A cell as a float; ``missing`` for an empty cell (an error when None)."""
+    text = row[column]
+    if text in ("", "none", "None", "NA") and missing is not None:
+        return missing
+    try:
+        return float(text)
+    except ValueError:
+        raise TableError(f"{path}, line {line}: column {column}: {text!r} is not a number") from None
+
+
+def integer(row: dict[str, str], column: str, path: Path, line: int) -> int:
+    value = parse_number(row, column, path, line)
+    if not value.is_integer():
+        raise TableError(f"{path}, line {line}: column {column}: {row[column]!r} is not an integer")
+    return int(value)
+
+
+def choice(row: dict[str, str], column: str, choices: Sequence[str], path: Path, line: int) -> str:
+    value = row[column].strip().lower()
+    if value not in choices:
+        raise TableError(f"{path}, line {line}: column {column}: {row[column]!r}; valid: {', '.join(choices)}")
+    return value
