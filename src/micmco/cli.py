@@ -14,12 +14,7 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, positive_int
-
-EXIT_OK = 0
-EXIT_INPUT = 2
-EXIT_DIVERGED = 3
-EXIT_RUNNING = 4
-EXIT_INTERRUPTED = 130
+from .util import EXIT_DIVERGED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNNING
 
 
 # Subcommands with parsers of their own, in their modules (imported only when used).
@@ -99,7 +94,9 @@ def _main(argv: list[str]) -> int:
     except RunLocked as error:
         return _fail(str(error), EXIT_RUNNING)
     except KeyboardInterrupt:
-        return _fail("interrupted; the completed steps are checkpointed. Rerun the same command to resume.", 130)
+        return _fail(
+            "interrupted; the completed steps are checkpointed. Rerun the same command to resume.", EXIT_INTERRUPTED
+        )
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
     result = Path(config.output_dir) / f"{config.name}-{record['fingerprint']}" / "result.json"

@@ -26,7 +26,16 @@ from .gradients import EstimatorConfig
 from .objectives import ObjectiveConfig
 from .trainer import TrainerConfig
 
-__all__ = ["RunConfig", "PROFILES", "load_config", "config_from_dict", "identity", "fingerprint", "run_directory"]
+__all__ = [
+    "RunConfig",
+    "PROFILES",
+    "load_config",
+    "config_from_dict",
+    "identity",
+    "drop_legacy_defaults",
+    "fingerprint",
+    "run_directory",
+]
 
 PROFILES = ("smoke", "cpu", "paper", "custom")
 # (dotted key, the value all runs recorded before the key existed): left out of the identity at that value.
@@ -79,9 +88,15 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
 
 def identity(config: RunConfig) -> dict[str, Any]:
     """Everything in the config that affects the results, as plain data (see the module docstring)."""
-    data = to_dict(config)
+    data = drop_legacy_defaults(to_dict(config))
     for key in NOT_IDENTITY:
         _pop(data, key)
+    return data
+
+
+def drop_legacy_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (a config as plain data, changed in place) without the keys that hold the value all
+    runs had before those keys existed (:data:`LEGACY_DEFAULTS`), so that hashes of old configs stay."""
     for key, legacy in LEGACY_DEFAULTS:
         if _get(data, key) == legacy:
             _pop(data, key)

@@ -24,9 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .config import ConfigError, check, check_choice, from_dict
+from .config import ConfigError, check, check_choice, from_dict, read_yaml_file, to_dict
 
 __all__ = [
     "ParameterConfig",
@@ -144,20 +142,13 @@ class Study:
 
 
 def load_study(path: str | Path, root: str | Path | None = None) -> Study:
-    """Read and validate a study file; ConfigError names the offending key."""
+    """Read and validate a study file (as strictly as run configs); ConfigError names the offending key."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError("", f"{path} is a directory; give a study file such as params/studies/cpu/elbo-kl.yaml")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("", f"no such study file: {path}") from None
-    except UnicodeDecodeError:
-        raise ConfigError("", f"{path} is not a UTF-8 text file") from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as error:
-        raise ConfigError("", f"{path} is not valid YAML: {error}") from None
+    if not path.exists():
+        raise ConfigError("", f"no such study file: {path}")
+    data = read_yaml_file(path)
     if not isinstance(data, dict):
         raise ConfigError("", f"{path} does not hold a mapping of study fields")
     return study_from_dict(data, path=path, root=root)
@@ -177,7 +168,7 @@ def study_from_dict(data: Mapping[str, Any], path: Path | None = None, root: str
         raise
     base_path = _resolve_base(config.base, path, root)
 
-    from .experiment import load_config  # imports torch: only once the study's own fields are valid
+    from .runconfig import load_config  # imports torch: only once the study's own fields are valid
 
     base = _load_run_config(load_config, base_path, [], "base")
     if base.profile != config.profile:
@@ -236,9 +227,11 @@ def study_from_dict(data: Mapping[str, Any], path: Path | None = None, root: str
 
 
 def _config_dict(config) -> dict[str, Any]:
-    from .config import to_dict
+    """The base config as the definition hash sees it: all of it but output_dir, with keys added since
+    studies were first stored left out at their old value (micmco.runconfig.LEGACY_DEFAULTS)."""
+    from .runconfig import drop_legacy_defaults
 
-    data = to_dict(config)
+    data = drop_legacy_defaults(to_dict(config))
     data.pop("output_dir", None)
     return data
 
@@ -371,16 +364,3 @@ def _parse_grid(raw: Any, parameters: list[Parameter]) -> list[dict[str, float]]
 
 def _yaml_number(value: float) -> str:
     return repr(float(value))
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that rejects duplicate keys instead of letting the last one win."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
