@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from micmco import gradients
-from micmco.cli import EXIT_DIVERGED, EXIT_INPUT, EXIT_RUNNING, main
+from micmco.cli import main
 from micmco.config import ConfigError
 from micmco.experiment import fingerprint, load_config, run_directory
 from micmco.gradients import BaseEstimator, VariationalLoss, surrogate_objective
@@ -20,6 +20,7 @@ from micmco.latents import CategoricalLatent, GaussianLatent
 from micmco.models import SingleSymbolVAE
 from micmco.objectives import Objective, ObjectiveKind, objective_value
 from micmco.tasks.synthetic import plausibility
+from micmco.util import EXIT_DIVERGED, EXIT_INPUT, EXIT_RUNNING
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "params" / "synthetic" / "smoke"

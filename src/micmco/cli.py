@@ -16,7 +16,6 @@ from pathlib import Path
 from .config import ConfigError, positive_int
 from .util import EXIT_DIVERGED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNNING
 
-
 # Subcommands with parsers of their own, in their modules (imported only when used).
 DELEGATED = {
     "sweep": ("micmco.sweep", "run a study: a grid or a tuned set of trials (Optuna), resumable; exports results/"),
