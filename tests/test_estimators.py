@@ -65,14 +65,53 @@ def test_power_objective_is_renyi_with_tied_lambda():
     assert torch.allclose(power, renyi)
 
 
-def test_asymmetric_sample_counts_use_the_first_samples():
+def test_asymmetric_sample_counts_use_the_first_samples_in_eq11s_grouping():
+    """K for ln p(x), the first K' for the term carrying the divergence: (1 - λ) Ŝ^K + λ Û^K' (eq. 11) and
+    (1 - λ) Ŝ^K + λ (Ŝ_α^K' - Ŝ^K')/(α - 1), the Rényi analogue, which is eq. 15 when K = K'."""
     ll, lp, lq = random_terms(K=16)
-    value = objective_value("kl", ll, lp, lq, lam=0.4, num_samples=16, mi_samples=1)
-    expected = log_marginal(ll, lp, lq) + 0.4 * kl_estimate(ll[:1], lp[:1], lq[:1])
+    lam, alpha = 0.4, 3.0
+    value = objective_value("kl", ll, lp, lq, lam=lam, num_samples=16, mi_samples=1)
+    expected = (1 - lam) * log_marginal(ll, lp, lq) + lam * snis_log_lik(ll[:1], lp[:1], lq[:1])
     assert torch.allclose(value, expected)
-    value = objective_value("renyi", ll, lp, lq, lam=0.4, alpha=3.0, num_samples=1, mi_samples=16)
-    expected = log_marginal(ll[:1], lp[:1], lq[:1]) + 0.4 * renyi_estimate(ll, lp, lq, 3.0)
+    value = objective_value("renyi", ll, lp, lq, lam=lam, alpha=alpha, num_samples=1, mi_samples=16)
+    v_alpha = (log_power_marginal(ll, lp, lq, alpha) - log_marginal(ll, lp, lq)) / (alpha - 1)
+    expected = (1 - lam) * log_marginal(ll[:1], lp[:1], lq[:1]) + lam * v_alpha
     assert torch.allclose(value, expected)
+    # With K' = K both are the symmetric objectives of eq. 12 and 16.
+    same = objective_value("renyi", ll, lp, lq, lam=lam, alpha=alpha, num_samples=16, mi_samples=16)
+    assert torch.allclose(same, log_marginal(ll, lp, lq) + lam * renyi_estimate(ll, lp, lq, alpha))
+
+
+def eq12_grouping(kind, lam, alpha, K, K_mi):
+    """The asymmetric objective as the code had it before: Ŝ^K + λ D̂^K' (the negative control)."""
+
+    def estimate(ll, lp, lq):
+        divergence = kl_estimate if kind == "kl" else (lambda *t: renyi_estimate(*t, alpha))
+        return log_marginal(ll[:K], lp[:K], lq[:K]) + lam * divergence(ll[:K_mi], lp[:K_mi], lq[:K_mi])
+
+    return estimate
+
+
+@pytest.mark.parametrize("K, K_mi", [(4, 1), (1, 4), (3, 2), (2, 3)])
+def test_asymmetric_objectives_are_bounded_by_one_minus_lambda_ln_p_exactly(K, K_mi):
+    """E O ≤ (1 - λ) ln p(x) ≤ 0 for discrete data, by exact enumeration of every ordered K-tuple, on
+    random models and on ones built to break eq. 12's grouping (a prior with almost no mass where q
+    puts most of it): there Ŝ^K + λ D̂^K' is above ln p(x) = 0, and grows without bound as that mass shrinks."""
+    models = [TableModel.random(4, seed) for seed in range(6)]
+    for epsilon in (1e-2, 1e-6):  # p(x|z) = 1: ln p(x) = 0, and q spreads over states the prior nearly excludes
+        prior = torch.tensor([1 - 3 * epsilon, epsilon, epsilon, epsilon], dtype=DTYPE)
+        q = torch.tensor([0.4, 0.2, 0.2, 0.2], dtype=DTYPE)
+        models.append(TableModel(prior.log(), torch.zeros(4, dtype=DTYPE), q.log()))
+    for model in models:
+        for kind, alpha in (("kl", 1.0), ("renyi", 0.9), ("renyi", 1.5), ("renyi", 8.0)):
+            for lam in (0.3, 0.9, 0.99):
+                ours = model.ordered_expectation(
+                    lambda ll, lp, lq: objective_value(kind, ll, lp, lq, lam, alpha, K, K_mi), max(K, K_mi)
+                )
+                assert ours <= (1 - lam) * model.log_marginal + 1e-9, (kind, alpha, lam)
+    control = [model.ordered_expectation(eq12_grouping("kl", 0.9, 1.0, K, K_mi), max(K, K_mi)) for model in models[-2:]]
+    if K > K_mi:  # the ln p(x) term sees the best of K samples; -λ Ŝ^K' rewards spreading q
+        assert control[0] > 0.1 and control[1] > control[0] + 0.5  # above ln p(x) = 0, growing as epsilon -> 0
 
 
 # --- single-sample identities (Props. 4, 5, 6) -------------------------------------------------

@@ -260,13 +260,15 @@ def dreg_path_surrogate(objective: Objective, log_w: Tensor, log_lik: Tensor) ->
         return main
     if objective.kind is ObjectiveKind.POWER:
         return _dreg_logmeanexp(power_log_weights(log_w[:K], log_lik[:K], objective.alpha)) / objective.alpha
-    log_w, log_lik = log_w[:K_mi], log_lik[:K_mi]
+    mi_w, mi_lik = log_w[:K_mi], log_lik[:K_mi]
     if objective.kind is ObjectiveKind.RENYI and objective.alpha != 1.0:
         alpha = objective.alpha
-        power = _dreg_logmeanexp(power_log_weights(log_w, log_lik, alpha))
-        divergence = (power - alpha * _dreg_logmeanexp(log_w)) / (alpha - 1.0)
+        power = _dreg_logmeanexp(power_log_weights(mi_w, mi_lik, alpha))
+        divergence = (power - alpha * _dreg_logmeanexp(mi_w)) / (alpha - 1.0)
     else:  # kl, and renyi at its α = 1 limit
-        divergence = _dreg_snis(log_w, log_lik) - _dreg_logmeanexp(log_w)
+        divergence = _dreg_snis(mi_w, mi_lik) - _dreg_logmeanexp(mi_w)
+    if K_mi != K:  # λ multiplies V̂^K' - Ŝ^K (Objective.divergence): add Ŝ^K' - Ŝ^K
+        divergence = divergence + (_dreg_logmeanexp(mi_w) - main)
     return main + objective.lam * divergence
 
 

@@ -3,12 +3,20 @@
 Each estimates O(λ, x) = ln p(x) + λ KL(p(z|x) || p(z)) (eq. 6) from samples z_i ~ q(z|x):
 
 - ``none``:  Ŝ^K, the base Monte-Carlo objective alone (λ = 0).
-- ``kl``:    Ŝ^K + λ (Û^K' - Ŝ^K'), eq. 11/12.
-- ``renyi``: Ŝ^K + λ (Ŝ_α^K' - α Ŝ^K')/(α - 1), eq. 15/16 (α = 1 is the KL objective).
+- ``kl``:    (1 - λ) Ŝ^K + λ Û^K', eq. 11.
+- ``renyi``: (1 - λ) Ŝ^K + λ V̂_α^K' with V̂_α = (Ŝ_α - Ŝ)/(α - 1), eq. 15 (α = 1 is the KL objective).
 - ``power``: Ŝ_α^K / α, eq. 18: the Rényi objective with λ tied to (α - 1)/α.
 
-K samples estimate ln p(x); the first K' of the same draws estimate the divergence
-(the paper's "16/1" and "1/16" ablations; K' = K by default).
+K samples estimate ln p(x); the first K' of the same draws estimate the term that carries the
+divergence (the paper's "16/1" and "1/16" ablations; K' = K by default). With K' = K the forms
+above equal eq. 12 and 16, Ŝ^K + λ D̂^K with D̂ = Û - Ŝ or (Ŝ_α - α Ŝ)/(α - 1), and that is how
+they are computed. With K' ≠ K they do not: Ŝ^K + λ D̂^K' (eq. 12's grouping) is unbounded above,
+because the ln p(x) term sees the best of K samples while -λ Ŝ^K' rewards spreading q away from
+the prior (DReG 16/1 trials reached a training objective of +10^21 nats). Eq. 11's grouping is
+bounded: Û and V̂_α are weighted means of ln p(x|z) ≤ 0 (discrete data), sample by sample, and
+E Ŝ^K ≤ ln p(x), so E O ≤ (1 - λ) ln p(x) ≤ 0 for every K, K', α and λ in [0, 1)
+(``tests/test_estimators.py`` checks it exactly on enumerable models). V̂_α is the Rényi
+analogue of Û: ln p(x) + D_α(p(z|x) || p(z)) = (ln p^α(x) - ln p(x))/(α - 1), and V̂_α -> Û as α -> 1.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ class ObjectiveKind(str, Enum):
 
 @dataclass
 class ObjectiveConfig:
-    kind: str = "none"  # none (Ŝ^K alone), kl (eq. 11), renyi (eq. 15) or power (eq. 18)
+    kind: str = "none"  # none (Ŝ^K alone), kl (eq. 11), renyi (eq. 15) or power (eq. 18); K' ≠ K: eq. 11's grouping
     lam: float | None = None  # λ, weight of the divergence term: kl and renyi only, in [-0.05, 1)
     alpha: float | None = None  # α > 0: Rényi order (renyi) or power on p(x|z) (power)
 
@@ -112,11 +120,16 @@ class Objective:
         return logmeanexp(main) + self.lam * self.divergence(log_w, log_lik)
 
     def divergence(self, log_w: Tensor, log_lik: Tensor) -> Tensor:
-        """The divergence term from the first K' samples: Û - Ŝ (kl) or the Rényi estimate (renyi)."""
-        log_w, log_lik = log_w[: self.mi_samples], log_lik[: self.mi_samples]
+        """λ's term, V̂^K' - Ŝ^K: the divergence estimate of the first K' samples, D̂^K' = Û - Ŝ (kl) or the
+        Rényi estimate (renyi), plus Ŝ^K' - Ŝ^K when K' ≠ K (eq. 11's grouping; see the module docstring)."""
+        mi_w, mi_lik = log_w[: self.mi_samples], log_lik[: self.mi_samples]
         if self.kind is ObjectiveKind.RENYI:
-            return renyi_from_log_weights(log_w, log_lik, self.alpha)
-        return snis(log_w, log_lik) - logmeanexp(log_w)
+            estimate = renyi_from_log_weights(mi_w, mi_lik, self.alpha)
+        else:
+            estimate = snis(mi_w, mi_lik) - logmeanexp(mi_w)
+        if self.mi_samples == self.num_samples:
+            return estimate
+        return estimate + (logmeanexp(mi_w) - logmeanexp(log_w[: self.num_samples]))
 
 
 def parse_kind(kind: str | ObjectiveKind) -> ObjectiveKind:

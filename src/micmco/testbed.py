@@ -106,6 +106,14 @@ class TableModel:
         mean = (prob * values).sum()
         return mean.item(), (prob * (values - mean).square()).sum().item()
 
+    def ordered_expectation(self, estimator, num_samples: int) -> float:
+        """Exact mean over z_1..z_K ~ q of an estimator that tells its samples apart (the asymmetric K/K′
+        objectives use the first K and the first K′): every ordered K-tuple, S^K of them."""
+        idx = torch.tensor(list(itertools.product(range(self.num_states), repeat=num_samples)), dtype=torch.long).T
+        prob = self.log_q[idx].sum(0).exp()  # [T]
+        values = estimator(self.log_lik[idx], self.log_prior[idx], self.log_q[idx])
+        return (prob * values).sum().item()
+
 
 # --- networks with per-draw parameter copies -------------------------------------------------------
 
