@@ -317,3 +317,57 @@ def test_invalid_alpha_and_kind_are_rejected_with_the_valid_choices():
     with pytest.raises(ValueError, match="mi_samples must be in"):
         objective_value("kl", ll, lp, lq, lam=0.1, mi_samples=100)
     assert math.isfinite(objective_value("renyi", ll, lp, lq, lam=0.2, alpha=1.0).sum().item())
+
+
+# --- the Python API: bad inputs and edge cases --------------------------------------------------
+
+
+def test_a_sample_with_zero_likelihood_carries_no_weight_and_no_nan():
+    """ln p(x|z) = -∞ for one sample: its weight is 0, so every estimate equals the one without it."""
+    ll, lp, lq = random_terms(K=5, B=3)
+    ll = ll.clone().requires_grad_(True)
+    broken = torch.cat([ll[:1], torch.full_like(ll[:1], -math.inf), ll[1:]])  # sample 1 is impossible
+    lp2, lq2 = torch.cat([lp[:1], lp[:1], lp[1:]]), torch.cat([lq[:1], lq[:1], lq[1:]])
+    for estimate, reference in (
+        (snis_log_lik(broken, lp2, lq2), snis_log_lik(ll, lp, lq)),
+        (kl_estimate(broken, lp2, lq2), kl_estimate(ll, lp, lq)),
+        (renyi_estimate(broken, lp2, lq2, 0.5), renyi_estimate(ll, lp, lq, 0.5)),
+        (renyi_estimate(broken, lp2, lq2, 3.0), renyi_estimate(ll, lp, lq, 3.0)),
+        (log_power_marginal(broken, lp2, lq2, 0.5), log_power_marginal(ll, lp, lq, 0.5)),
+    ):
+        assert torch.isfinite(estimate).all() and torch.isfinite(reference).all()
+    # Û and the Rényi estimate's self-normalised parts are unchanged; Ŝ averages over one more sample (K = 6)
+    assert torch.allclose(snis_log_lik(broken, lp2, lq2), snis_log_lik(ll, lp, lq))
+    assert torch.allclose(kl_estimate(broken, lp2, lq2), kl_estimate(ll, lp, lq) + math.log(6 / 5))
+    assert torch.allclose(renyi_estimate(broken, lp2, lq2, 3.0), renyi_estimate(ll, lp, lq, 3.0) + math.log(6 / 5))
+    (gradient,) = torch.autograd.grad(kl_estimate(broken, lp2, lq2).sum(), ll)
+    assert torch.isfinite(gradient).all()
+
+
+@pytest.mark.parametrize(
+    "shapes, message",
+    [
+        (((0, 3), (0, 3), (0, 3)), "log_lik has K = 0 samples"),
+        (((16, 4), (16, 5), (16, 4)), "log_prior is shaped [16, 5] but log_lik is [16, 4]"),
+        (((16,), (16,), (16,)), "log_lik must be shaped [K, B] (samples, batch), got [16]"),
+    ],
+)
+def test_bad_shapes_are_errors_naming_the_argument_and_the_expected_shape(shapes, message):
+    terms = [torch.zeros(shape) for shape in shapes]
+    for function in (log_marginal, snis_log_lik, kl_estimate, lambda *t: renyi_estimate(*t, 2.0)):
+        with pytest.raises(ValueError) as error:
+            function(*terms)
+        assert message in str(error.value)
+
+
+def test_the_objective_api_checks_the_same_ranges_as_the_configs():
+    from micmco.config import from_dict
+    from micmco.objectives import Objective, ObjectiveConfig
+
+    for lam in (2.0, 1.0, math.inf):
+        with pytest.raises(ValueError, match="lam: must be a finite number below 1"):
+            Objective("kl", lam=lam)
+        with pytest.raises(ValueError, match="lam: must be a finite number below 1"):
+            from_dict(ObjectiveConfig, {"kind": "renyi", "lam": lam if math.isfinite(lam) else 1.5, "alpha": 2.0})
+    # β-VAEs with β = 1 - λ > 1 (Prop. 6) are valid on both paths
+    assert Objective("renyi", lam=-0.6, alpha=2.0).lam == from_dict(ObjectiveConfig, {"kind": "kl", "lam": -0.6}).lam

@@ -29,6 +29,8 @@ __all__ = [
     "kl_estimate",
     "renyi_estimate",
     "check_alpha",
+    "check_terms",
+    "finite_where_weightless",
     "logmeanexp",
     "power_log_weights",
     "snis",
@@ -37,8 +39,31 @@ __all__ = [
 
 
 def log_weights(log_lik: Tensor, log_prior: Tensor, log_q: Tensor) -> Tensor:
-    """ln w_i = ln p(x|z_i) + ln p(z_i) - ln q(z_i|x), shaped [K, B]."""
+    """ln w_i = ln p(x|z_i) + ln p(z_i) - ln q(z_i|x), shaped [K, B]; a ValueError names a bad argument."""
+    check_terms(log_lik=log_lik, log_prior=log_prior, log_q=log_q)
     return log_lik + log_prior - log_q
+
+
+def check_terms(**terms: Tensor) -> None:
+    """Each argument a tensor shaped [K, B] (samples first, K >= 1), all of one shape; else a ValueError
+    naming the argument and the expected shape."""
+    shape = None
+    for name, value in terms.items():
+        if not isinstance(value, Tensor):
+            raise ValueError(
+                f"{name} must be a torch.Tensor shaped [K, B] (samples, batch), got {type(value).__name__}"
+            )
+        if value.dim() != 2:
+            hint = "; for one data point use x.unsqueeze(1)" if value.dim() == 1 else ""
+            raise ValueError(f"{name} must be shaped [K, B] (samples, batch), got {list(value.shape)}{hint}")
+        if value.shape[0] < 1:
+            raise ValueError(f"{name} has K = 0 samples; every estimate needs K >= 1 (shape [K, B])")
+        if shape is None:
+            shape, first = value.shape, name
+        elif value.shape != shape:
+            raise ValueError(
+                f"{name} is shaped {list(value.shape)} but {first} is {list(shape)}; all terms are [K, B] alike"
+            )
 
 
 def check_alpha(alpha: float) -> None:
@@ -85,13 +110,19 @@ def logmeanexp(values: Tensor) -> Tensor:
 
 
 def power_log_weights(log_w: Tensor, log_lik: Tensor, alpha: float) -> Tensor:
-    """ln of p(x|z_i)^α p(z_i)/q(z_i|x): the integrand of eq. 17 over q."""
-    return log_w + (alpha - 1.0) * log_lik
+    """ln of p(x|z_i)^α p(z_i)/q(z_i|x): the integrand of eq. 17 over q (-∞ where the weight is 0)."""
+    return torch.where(torch.isneginf(log_w), log_w, log_w + (alpha - 1.0) * log_lik)
+
+
+def finite_where_weightless(log_w: Tensor, values: Tensor) -> Tensor:
+    """``values`` with 0 where a sample's weight is 0 (ln w = -∞, e.g. ln p(x|z) = -∞): such a sample
+    carries no weight in a self-normalised average, and 0 · (-∞) would make the average NaN."""
+    return torch.where(torch.isneginf(log_w), torch.zeros_like(values), values)
 
 
 def snis(log_w: Tensor, log_lik: Tensor) -> Tensor:
     """Σ_i w̃_i ln p(x|z_i) with w̃ = softmax_i(ln w_i): Û^K from log weights."""
-    return (torch.softmax(log_w, dim=0) * log_lik).sum(0)
+    return (torch.softmax(log_w, dim=0) * finite_where_weightless(log_w, log_lik)).sum(0)
 
 
 def renyi_from_log_weights(log_w: Tensor, log_lik: Tensor, alpha: float) -> Tensor:
@@ -102,12 +133,14 @@ def renyi_from_log_weights(log_w: Tensor, log_lik: Tensor, alpha: float) -> Tens
     # Rényi estimate is above the KL estimate for α > 1 and below it for α < 1.
     check_alpha(alpha)
     log_snis = torch.log_softmax(log_w, dim=0)
+    log_lik = finite_where_weightless(log_w, log_lik)
     u_hat = (log_snis.exp() * log_lik).sum(0)
     kl = u_hat - logmeanexp(log_w)
     t = alpha - 1.0
     if t == 0.0:
         return kl
-    return kl + _centered_log_mgf(log_snis, log_lik - u_hat, t) / t
+    centered = finite_where_weightless(log_w, log_lik - u_hat)
+    return kl + _centered_log_mgf(log_snis, centered, t) / t
 
 
 _EXPM1_SAFE = 50.0  # exp(50) * (any weight <= 1) stays far from float32 overflow (exp(88))

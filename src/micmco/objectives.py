@@ -30,10 +30,12 @@ from torch import Tensor
 from .config import check, check_choice, parse_enum
 from .estimators import check_alpha, log_weights, logmeanexp, power_log_weights, renyi_from_log_weights, snis
 
-__all__ = ["ObjectiveKind", "ObjectiveConfig", "Objective", "objective_value", "LAMBDA_RANGE"]
+__all__ = ["ObjectiveKind", "ObjectiveConfig", "Objective", "objective_value", "LAMBDA_BELOW", "check_lambda"]
 
-# The paper tunes λ in [-0.05, 0.9999] (Table 2); at λ = 1 the ln p(x) term vanishes from eq. 11.
-LAMBDA_RANGE = (-0.05, 1.0)
+# λ < 1: at λ = 1 the ln p(x) term vanishes from eq. 11, and beyond it the objective rewards a worse fit.
+# A negative λ is a β-VAE with β = 1 - λ > 1 (Prop. 6). The paper tunes λ in [-0.05, 0.9999] (Table 2:
+# the studies' default range, micmco.study.TABLE2).
+LAMBDA_BELOW = 1.0
 
 
 class ObjectiveKind(str, Enum):
@@ -46,16 +48,15 @@ class ObjectiveKind(str, Enum):
 @dataclass
 class ObjectiveConfig:
     kind: str = "none"  # none (Ŝ^K alone), kl (eq. 11), renyi (eq. 15) or power (eq. 18); K' ≠ K: eq. 11's grouping
-    lam: float | None = None  # λ, weight of the divergence term: kl and renyi only, in [-0.05, 1)
+    lam: float | None = None  # λ, weight of the divergence term: kl and renyi only, below 1 (Table 2: [-0.05, 0.9999])
     alpha: float | None = None  # α > 0: Rényi order (renyi) or power on p(x|z) (power)
 
     def __post_init__(self) -> None:
         check_choice(self.kind, [k.value for k in ObjectiveKind], "kind")
         kind = ObjectiveKind(self.kind)
         if kind in (ObjectiveKind.KL, ObjectiveKind.RENYI):
-            check(self.lam is not None, "lam", f"the {kind.value} objective needs λ (lam), in [-0.05, 1)")
-            low, high = LAMBDA_RANGE
-            check(low <= self.lam < high, "lam", f"must be in [{low}, {high}), got {self.lam}")
+            check(self.lam is not None, "lam", f"the {kind.value} objective needs λ (lam), below 1")
+            check_lambda(self.lam)
         elif kind is ObjectiveKind.POWER:
             check(self.lam is None, "lam", "the power objective ties λ = (α - 1)/α; set alpha, not lam")
         else:
@@ -65,6 +66,16 @@ class ObjectiveConfig:
             check(self.alpha > 0, "alpha", f"must be > 0, got {self.alpha}")
         else:
             check(self.alpha is None, "alpha", f"alpha has no effect on the {kind.value} objective; remove it")
+
+
+def check_lambda(lam: float) -> None:
+    """λ finite and below 1, for configs and the Python API alike; a ConfigError (a ValueError) on ``lam``."""
+    check(
+        math.isfinite(lam) and lam < LAMBDA_BELOW,
+        "lam",
+        f"must be a finite number below {LAMBDA_BELOW:g} (at λ = 1 the ln p(x) term vanishes; "
+        f"λ < 0 is a β-VAE with β = 1 - λ > 1), got {lam}",
+    )
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,9 @@ class Objective:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", parse_kind(self.kind))
-        if not math.isfinite(self.lam):
+        if self.kind in (ObjectiveKind.KL, ObjectiveKind.RENYI):
+            check_lambda(self.lam)
+        elif not math.isfinite(self.lam):
             raise ValueError(f"lam must be a finite number, got {self.lam}")
         if self.kind in (ObjectiveKind.RENYI, ObjectiveKind.POWER):
             check_alpha(self.alpha)
