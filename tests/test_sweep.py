@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import secrets
 import shutil
@@ -25,8 +26,10 @@ from pathlib import Path
 import pytest
 
 from micmco.config import ConfigError
+from micmco.pareto import pareto_frontier
+from micmco.results import columns_of
 from micmco.study import load_study
-from micmco.sweep import COLUMNS, mask_url, near, pareto_front, sampler_values
+from micmco.sweep import diverged_values, mask_url, near, sampler_values
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = REPO / "params" / "synthetic" / "smoke" / "elbo-kl.yaml"
@@ -100,7 +103,7 @@ def check_no_loss_no_repeat(rows, trials: int) -> None:
         (study_text("s", 2, 20).replace("trials: 2", "trials: two"), "trials", "must be an integer"),
         (study_text("s", 1, 20, grid="grid:\n  - {lam: 0.1}\n  - {lam: 0.2}"), "trials", "at least the 2 grid"),
         (study_text("s", 2, 20).replace("train.steps=20", "train.stepz=20"), "set", "unknown key"),
-        (study_text("s", 2, 20) + "seed: 3\n", "", "duplicate key"),
+        (study_text("s", 2, 20) + "seed: 3\n", "seed", "duplicate key"),
     ],
 )
 def test_bad_study_rejected_naming_the_field(tmp_path, body, key, words):
@@ -147,10 +150,11 @@ def test_table2_defaults_and_baselines(tmp_path):
     assert bs16.overrides[-1] == "data.batch_size=1024"
 
 
-def test_pareto_front_by_hand():
+def test_pareto_frontier_by_hand():
     points = [(0.0, 5.0), (1.0, 5.2), (2.0, 5.1), (3.0, 5.5), (2.5, 5.6), (3.0, 5.4)]
     # (1.0, 5.2) is dominated by (2.0, 5.1); (2.5, 5.6) and (3.0, 5.5) by (3.0, 5.4)
-    assert pareto_front(points) == [(0.0, 5.0), (2.0, 5.1), (3.0, 5.4)]
+    mi, nll = zip(*points)
+    assert [points[i] for i in pareto_frontier(mi, nll)] == [(0.0, 5.0), (2.0, 5.1), (3.0, 5.4)]
 
 
 def test_sampler_values_are_monotone_and_capped():
@@ -162,6 +166,11 @@ def test_sampler_values_are_monotone_and_capped():
     assert seen[0] == seen[1] and seen[1] < seen[2] < seen[3] < seen[4]
     assert seen[4] - seen[3] < 10  # a blow-up stays within a few units of ordinary runs
     assert sampler_values(ln_v + 500, 9.0, ln_v, "capped") == [ln_v + 500, ln_v]  # the first studies' scale
+    assert sampler_values(ln_v + 500, 9.0, None) == [ln_v + 500, 9.0]  # no reference NLL: measured, uncapped
+    # A diverged synthetic trial: no usage and an NLL of 2 ln V, on the sampler's scale.
+    assert diverged_values(ln_v, ln_v) == [math.log(ln_v + 1e-3), 0.0]
+    assert diverged_values(ln_v, ln_v, "capped") == [2 * ln_v, 0.0]
+    assert diverged_values(ln_v, None) == [2 * ln_v, 0.0]
 
 
 # The REINFORCE 1, Rényi study of results/cpu/ (V = 200): its first seven complete trials
@@ -180,13 +189,9 @@ REINFORCE1_DIVERGED = [(0.01, 0.0533724, 12.785), (0.01, 0.259568, 8.74786), (0.
 
 
 def _proposals_after_divergences(told_as: str, proposals: int = 4) -> list[dict[str, float]]:
-    import math
-
     import optuna
     from optuna.distributions import FloatDistribution
     from optuna.trial import TrialState, create_trial
-
-    from micmco.sweep import diverged_values
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     space = {
@@ -206,7 +211,7 @@ def _proposals_after_divergences(told_as: str, proposals: int = 4) -> list[dict[
         if told_as == "failed":
             study.add_trial(create_trial(params=params, distributions=space, state=TrialState.FAIL))
         else:
-            study.add_trial(create_trial(params=params, distributions=space, values=diverged_values(ln_v)))
+            study.add_trial(create_trial(params=params, distributions=space, values=diverged_values(ln_v, ln_v)))
     asked = []
     for _ in range(proposals):  # one worker: each proposal runs, and diverges, before the next
         trial = study.ask(space)
@@ -214,7 +219,7 @@ def _proposals_after_divergences(told_as: str, proposals: int = 4) -> list[dict[
         if told_as == "failed":
             study.tell(trial, state=TrialState.FAIL)
         else:
-            study.tell(trial, diverged_values(ln_v))
+            study.tell(trial, diverged_values(ln_v, ln_v))
     return asked
 
 
@@ -239,6 +244,52 @@ def test_mask_url():
     assert mask_url("postgresql://me@db/x") == "postgresql://me@db/x"
 
 
+def _finished_sweep(rows: list[dict[str, str]]):
+    """A stand-in for a Sweep whose study holds one complete trial per row."""
+    from types import SimpleNamespace
+
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    for index, row in enumerate(rows):
+        study.add_trial(
+            create_trial(
+                params={"lam": 0.1 * index},
+                distributions={"lam": FloatDistribution(0.0, 1.0)},
+                values=[float(row["nll"]), float(row["mi"])],
+                user_attrs={
+                    "row": {"status": "complete", "wall_s": "1.0", "run": f"r{index}", **row},
+                    "outcome": "complete",
+                },
+            )
+        )
+    return SimpleNamespace(
+        study=SimpleNamespace(name="s", trials=3), trials=study.get_trials, export_path=Path("s.tsv")
+    )
+
+
+def test_progress_and_summary_with_and_without_a_reference_nll():
+    from micmco.sweep.progress import progress_line, summary_lines
+
+    ln_v = "3.912023"
+    synthetic = _finished_sweep(
+        [{"mi": "2.0", "nll": "4.0", "optimal_nll": ln_v}, {"mi": "5.0", "nll": "4.5", "optimal_nll": ln_v}]
+    )
+    line = progress_line(synthetic, time.time() - 10, 0)
+    assert "2/3 done (2 complete, 0 diverged, 0 failed), 0 running, 0 queued" in line
+    assert line.endswith("frontier (MI, NLL): (2.00, 4.0000) (3.91, 4.5000)")  # MI capped at ln V
+    assert summary_lines(synthetic)[1:] == [
+        "  lowest NLL with MI >= 0.5 ln V: 4.0000 (excess +0.0880, MI 2.000, trial 0)",
+        "  lowest NLL with MI >= 0.9 ln V: 4.5000 (excess +0.5880, MI 5.000, trial 1)",
+    ]
+    other = _finished_sweep([{"mi": "2.0", "nll": "4.0"}, {"mi": "5.0", "nll": "4.5"}])  # a task without ln V
+    assert progress_line(other, time.time() - 10, 0).endswith("frontier (MI, NLL): (2.00, 4.0000) (5.00, 4.5000)")
+    assert summary_lines(other)[1:] == ["  lowest NLL: 4.0000 (MI 2.000, trial 0)"]
+
+
 # --- concurrency, kill -9, divergence (journal storage) --------------------------------------
 
 
@@ -252,7 +303,8 @@ def test_two_workers_start_at_once_on_a_fresh_journal_study(tmp_path):
     export = tmp_path / "results" / "smoke" / "fresh.tsv"
     rows = read_rows(export)
     check_no_loss_no_repeat(rows, 5)
-    assert list(rows[0]) == COLUMNS
+    assert list(rows[0]) == columns_of("synthetic")
+    assert all(r["task"] == "synthetic" and r["split"] for r in rows)
     assert all(r["status"] == "complete" and r["estimator"] == "elbo" and r["objective"] == "kl" for r in rows)
     points = [(float(r["learning_rate"]), float(r["lam"])) for r in rows]
     assert points.count((0.003, 0.5)) == 1 and points.count((0.001, 0.2)) == 1  # each grid point once
@@ -330,17 +382,14 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert rows["1000"]["nll"] == "" and rows["1000"]["mi"] == ""
     assert rows["0.003"]["status"] == "complete" and float(rows["0.003"]["nll"]) > 0
     # The sampler saw the diverged trial as a dominated point, not as a failure it would ignore.
-    import math
-
     import optuna
     from optuna.storages.journal import JournalFileBackend
-
-    from micmco.sweep import diverged_values
 
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "results" / "smoke" / "div.journal")))
     told = {t.params["learning_rate"]: t for t in optuna.load_study(study_name="div", storage=storage).trials}
     assert told[1000.0].state.name == "COMPLETE" and told[1000.0].user_attrs["outcome"] == "diverged"
-    assert told[1000.0].values == diverged_values(math.log(int(rows["1000"]["vocab_size"])))
+    ln_v = math.log(int(rows["1000"]["vocab_size"]))
+    assert told[1000.0].values == diverged_values(ln_v, ln_v)
     assert told[0.003].state.name == "COMPLETE" and told[0.003].user_attrs["outcome"] == "complete"
 
 

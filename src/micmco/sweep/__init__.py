@@ -1,0 +1,45 @@
+"""``micmco sweep STUDY.yaml``: run a study's trials with Optuna, on one machine or many.
+
+Each trial is an ordinary ``micmco train`` run in a subprocess, with its own run directory
+(``runs/sweeps/<study>/<name>-<fingerprint>/``), lock and checkpoints: the directory is
+determined by the trial's parameters, so a trial that is retried resumes from its
+checkpoint. Grid points are enqueued trials; the rest are proposed by a multi-objective
+sampler (minimise NLL, maximise mutual information): Optuna's ``GPSampler`` (log-EHVI) by
+default, or TPE.
+
+Storage: an Optuna journal file ``results/<profile>/<study>.journal`` by default (no
+server; safe for several processes on one machine), or ``--storage postgresql://...``
+(or the MICMCO_STORAGE environment variable) for workers on many machines. A password in
+the URL is printed masked and never written to results, logs or run records.
+
+Loss-free resumption (our equivalent of Optuna's heartbeat and retry of stale trials,
+identical on every storage): a worker stamps its running trial with a heartbeat (host,
+process, time). A trial whose worker is gone (on this host: the process no longer exists;
+elsewhere: no heartbeat for ``--stale-after`` seconds) is *released*: a retry trial with
+the same parameters (hence the same run directory and checkpoint) is enqueued, then the
+lost trial is marked FAIL. Marking FAIL is atomic in both storages, so only one worker
+releases a trial; enqueued trials carry a ``slot`` and a trial whose slot already belongs
+to an earlier trial is dropped when popped, so concurrent starts and races never run a
+point twice. The budget counts a trial and its retries once. Every finished trial is one
+row of ``results/<profile>/<study>.tsv`` (:mod:`micmco.results`), regenerated from the study
+after each trial.
+
+Modules:
+
+- :mod:`.cli`: the argument parser and :func:`cli_main` (``micmco sweep`` delegates to it).
+- :mod:`.supervisor`: one worker in this process, or several worker processes, restarted and stopped together.
+- :mod:`.worker`: a worker's loop; one trial's ``micmco train`` subprocess, its heartbeat, its row.
+- :mod:`.sampler`: the sampler's construction, the values it is told, when two proposals are one point.
+- :mod:`.optuna_study`: the :class:`Sweep` (create or load, grid, release, recover, export).
+- :mod:`.census`: trial slots and outcomes, the :class:`Census`, heartbeat stamps, lost trials.
+- :mod:`.storage`: journal file or RDB URL, password masking and scrubbing.
+- :mod:`.progress`: the progress line and the final summary.
+"""
+
+from __future__ import annotations
+
+from .cli import cli_main
+from .sampler import diverged_values, near, sampler_values
+from .storage import mask_url
+
+__all__ = ["cli_main", "mask_url", "sampler_values", "diverged_values", "near"]

@@ -1,0 +1,7 @@
+"""``python -m micmco.sweep STUDY.yaml ...``: ``micmco sweep``, as local worker processes are started."""
+
+import sys
+
+from .cli import cli_main
+
+sys.exit(cli_main())

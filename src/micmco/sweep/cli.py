@@ -1,0 +1,97 @@
+"""``micmco sweep``'s command line: the argument parser and :func:`cli_main`, which loads the study,
+opens its storage and runs one worker, several local workers, or only the export."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..config import ConfigError, positive_int
+from ..util import EXIT_FAILED, EXIT_INPUT, EXIT_OK
+from .optuna_study import Sweep
+from .progress import summary_lines
+from .storage import STORAGE_ENV, WORKER_STORAGE_ENV, Scrubber, password_of
+from .supervisor import run_worker, run_workers
+
+__all__ = ["cli_main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="micmco sweep",
+        description="Run a study's trials (each a `micmco train` run) with Optuna; rerun the same command to continue.",
+    )
+    parser.add_argument("study", type=Path, help="study file, e.g. params/studies/cpu/vimco16-renyi.yaml")
+    parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    parser.add_argument(
+        "--storage",
+        help=f"postgresql://user:password@host/db to share the study between machines (default: ${STORAGE_ENV}, "
+        "else the journal file results/<profile>/<study>.journal); a path without :// is a journal file",
+    )
+    parser.add_argument("--trials", type=positive_int, help="override the study's number of trials")
+    parser.add_argument(
+        "--threads", type=positive_int, help="CPU threads in all, split between the workers (default: all cores)"
+    )
+    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where results/<profile>/ lives")
+    parser.add_argument(
+        "--runs-dir", type=Path, default=Path("runs/sweeps"), help="where the trials' run directories go"
+    )
+    parser.add_argument(
+        "--export", action="store_true", help="only regenerate the exported table and print the summary"
+    )
+    parser.add_argument("--progress-every", type=float, default=60.0, help="seconds between progress lines")
+    parser.add_argument("--heartbeat", type=float, default=20.0, help="seconds between a running trial's heartbeats")
+    parser.add_argument(
+        "--stale-after",
+        type=float,
+        default=120.0,
+        help="seconds without a heartbeat after which a trial of a worker on another machine is taken over",
+    )
+    parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # internal: one worker process
+    return parser
+
+
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    url = os.environ.get(WORKER_STORAGE_ENV) if args.worker_index is not None else None
+    url = url or args.storage or os.environ.get(STORAGE_ENV) or None
+    scrub = Scrubber(password_of(url) if url else None)
+
+    def echo(message: str) -> None:
+        print(scrub(message), flush=True)
+
+    try:
+        from ..study import load_study
+
+        study = load_study(args.study)
+        if args.trials:
+            study.config.trials = args.trials
+        sweep = Sweep(study, url, args.results_dir, args.runs_dir, echo=echo)
+    except ConfigError as error:
+        print(scrub(f"micmco sweep: invalid study {args.study}: {error}"), file=sys.stderr)
+        return EXIT_INPUT
+    except Exception as error:  # noqa: BLE001 - storage errors: one line, password masked
+        print(scrub(f"micmco sweep: {type(error).__name__}: {error}"), file=sys.stderr)
+        return EXIT_FAILED
+
+    if args.export:
+        sweep.export()
+        for line in summary_lines(sweep):
+            echo(line)
+        return EXIT_OK
+
+    total_threads = args.threads or os.cpu_count() or 1
+    threads = max(1, total_threads // args.workers)
+    if args.worker_index is not None:
+        return run_worker(sweep, args.worker_index, threads, args, echo)
+
+    echo(
+        f"sweep {study.name}: {study.trials} trials of {study.base_path} ({study.config.sampler} sampler), "
+        f"{args.workers} worker(s) x {threads} thread(s); storage: {sweep.storage_label}"
+    )
+    if args.workers == 1:
+        return run_worker(sweep, 0, threads, args, echo, show_progress=True)
+    return run_workers(sweep, args, threads, url, echo)

@@ -1,0 +1,134 @@
+"""The Optuna study of a sweep: created or loaded (checked against its definition), grid points
+enqueued, lost trials released for a retry, and the results table exported."""
+
+from __future__ import annotations
+
+import fcntl
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError
+from ..results import format_table
+from ..util import write_atomically
+from .census import is_lost, is_result, slot
+from .storage import open_storage
+
+__all__ = ["Sweep", "rows_of"]
+
+
+class Sweep:
+    """A study bound to a storage, with the paths of its runs, logs and export."""
+
+    def __init__(self, study, storage_url: str | None, results_dir: Path, runs_dir: Path, echo=print):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna.logging.get_logger("optuna").addFilter(lambda record: "greenlet" not in record.getMessage())
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        self.study = study
+        self.task = study.definition.get("base_config", {}).get("task", "synthetic")  # the task of every trial
+        self.echo = echo
+        self.results_dir = Path(results_dir) / study.config.profile
+        self.export_path = self.results_dir / f"{study.name}.tsv"
+        self.runs_dir = Path(runs_dir) / study.name
+        self.log_dir = self.runs_dir / "logs"
+        self.storage, self.storage_label = open_storage(storage_url, self.results_dir / f"{study.name}.journal")
+        self.optuna_study = self._create_or_load()
+
+    def _create_or_load(self):
+        import optuna
+
+        directions = ["minimize", "maximize"]  # NLL, mutual information
+        for attempt in range(8):
+            try:
+                optuna_study = optuna.create_study(
+                    storage=self.storage, study_name=self.study.name, directions=directions, load_if_exists=True
+                )
+                break
+            except Exception as error:  # noqa: BLE001 - concurrent creation on a fresh database
+                if attempt == 7:
+                    raise
+                self.echo(f"sweep: retrying study creation ({type(error).__name__})")
+                time.sleep(0.3 * (attempt + 1))
+        attrs = optuna_study.user_attrs
+        digest = self.study.definition_hash()
+        if "definition_hash" not in attrs:
+            optuna_study.set_user_attr("definition_hash", digest)
+            optuna_study.set_user_attr("definition", self.study.definition)
+        elif attrs["definition_hash"] != digest:
+            raise ConfigError(
+                "name",
+                f"the storage already holds a study {self.study.name!r} made from a different definition "
+                "(base config, parameters, grid or set changed); give the changed study a new name",
+            )
+        return optuna_study
+
+    def trials(self):
+        return self.optuna_study.get_trials(deepcopy=False)
+
+    def ensure_grid(self) -> None:
+        """Enqueue the grid points that no trial holds yet (concurrent callers: duplicates are dropped on pop)."""
+        held = {slot(t) for t in self.trials()}
+        for index, point in enumerate(self.study.grid):
+            name = f"grid:{index}"
+            if name not in held:
+                self.optuna_study.enqueue_trial(point, user_attrs={"slot": name}, skip_if_exists=False)
+
+    def release(self, trial, reason: str) -> bool:
+        """Enqueue a retry of a lost or interrupted trial, then mark it FAIL; False if it had already finished."""
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        origin = trial.user_attrs.get("origin", trial.number)
+        self.optuna_study.enqueue_trial(
+            dict(trial.params), user_attrs={"slot": f"retry:{trial.number}", "origin": origin}, skip_if_exists=False
+        )
+        try:
+            self.storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            return False  # finished meanwhile, or released by another worker: the retry is dropped on pop
+        self.echo(f"sweep: trial {trial.number} released ({reason}); a retry resumes its run directory")
+        return True
+
+    def recover(self, stale_after: float) -> None:
+        from optuna.trial import TrialState
+
+        now = time.time()
+        for trial in self.trials():
+            if trial.state == TrialState.RUNNING and is_lost(trial, stale_after, now):
+                self.release(trial, "its worker is gone")
+
+    def export(self) -> Path:
+        """Regenerate results/<profile>/<study>.tsv from the study (atomically, serialised by a lock)."""
+        from ..tasks import get_task
+
+        task = get_task(self.task)
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.runs_dir / "export.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            # Rows recorded before the task and split columns existed are the study's task, default split.
+            rows = [{"task": task.name, "split": task.splits[0], **row} for row in rows_of(self.trials())]
+            write_atomically(self.export_path, format_table(rows, task.name))
+        return self.export_path
+
+
+def rows_of(trials) -> list[dict[str, Any]]:
+    """One row per result, ordered by the trial number of the point it belongs to."""
+    rows = []
+    for t in trials:
+        if is_result(t) and "row" in t.user_attrs:
+            row = dict(t.user_attrs["row"])
+            row["trial"] = t.user_attrs.get("origin", t.number)
+            rows.append(row)
+    rows.sort(key=lambda r: r["trial"])
+    seen: set[str] = set()  # one row per run directory: a point proposed twice was run once
+    unique = []
+    for row in rows:
+        if row.get("run") and row["run"] in seen:
+            continue
+        seen.add(row.get("run", ""))
+        unique.append(row)
+    return unique

@@ -1,0 +1,64 @@
+"""What a sweep prints about itself: a progress line (counts, rate, ETA, frontier) and a final summary."""
+
+from __future__ import annotations
+
+import time
+
+from ..results import STATUSES
+from .census import Census
+from .optuna_study import Sweep, rows_of
+
+__all__ = ["progress_line", "summary_lines"]
+
+
+def _capped_mi(row) -> float:
+    """A row's MI, capped at its reference NLL (ln V) where the row has one: usage cannot exceed it."""
+    mi = float(row["mi"])
+    return min(mi, float(row["optimal_nll"])) if row.get("optimal_nll") else mi
+
+
+def progress_line(sweep: Sweep, started: float, done_at_start: int) -> str:
+    from ..pareto import pareto_frontier
+
+    census = Census.of(sweep.trials())
+    rows = rows_of(census.results)
+    counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
+    walls = [float(r["wall_s"]) for r in rows if r["wall_s"]]
+    per_trial = sum(walls) / len(walls) if walls else float("nan")
+    elapsed = time.time() - started
+    new = len(rows) - done_at_start
+    rate = new / elapsed * 3600 if elapsed > 0 and new > 0 else float("nan")
+    remaining = max(0, sweep.study.trials - len(rows))
+    eta = f", ETA {remaining / rate * 60:.0f} min" if rate == rate and rate > 0 else ""
+    timing = f"{per_trial:.0f} s/trial, {rate:.0f} trials/h{eta}" if rate == rate else "no trial finished yet"
+    complete = [r for r in rows if r["status"] == "complete"]
+    mi, nll = [_capped_mi(r) for r in complete], [float(r["nll"]) for r in complete]
+    front = pareto_frontier(mi, nll)[-8:]
+    front_text = " ".join(f"({mi[i]:.2f}, {nll[i]:.4f})" for i in front) or "-"
+    return (
+        f"[{time.strftime('%H:%M:%S')}] {sweep.study.name}: {len(rows)}/{sweep.study.trials} done "
+        f"({counts['complete']} complete, {counts['diverged']} diverged, {counts['failed']} failed), "
+        f"{len(census.running)} running, {len(census.waiting)} queued; {timing}; frontier (MI, NLL): {front_text}"
+    )
+
+
+def summary_lines(sweep: Sweep) -> list[str]:
+    rows = rows_of(sweep.trials())
+    complete = [r for r in rows if r["status"] == "complete"]
+    lines = [f"{sweep.study.name}: {len(complete)} complete of {len(rows)} finished; export: {sweep.export_path}"]
+    if complete and not complete[0].get("optimal_nll"):  # a task without a reference NLL
+        best = min(complete, key=lambda r: float(r["nll"]))
+        lines.append(f"  lowest NLL: {float(best['nll']):.4f} (MI {float(best['mi']):.3f}, trial {best['trial']})")
+    elif complete:
+        ln_v = float(complete[0]["optimal_nll"])
+        for fraction in (0.5, 0.9):
+            eligible = [r for r in complete if float(r["mi"]) >= fraction * ln_v]
+            if eligible:
+                best = min(eligible, key=lambda r: float(r["nll"]))
+                lines.append(
+                    f"  lowest NLL with MI >= {fraction} ln V: {float(best['nll']):.4f} "
+                    f"(excess {float(best['nll']) - ln_v:+.4f}, MI {float(best['mi']):.3f}, trial {best['trial']})"
+                )
+            else:
+                lines.append(f"  no complete trial with MI >= {fraction} ln V yet")
+    return lines

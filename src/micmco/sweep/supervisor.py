@@ -1,0 +1,115 @@
+"""Running workers: one in this process (with progress lines), or several local worker processes
+(``python -m micmco.sweep ... --worker-index i``) restarted when they crash and stopped together."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from ..util import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, install_handlers
+from .optuna_study import Sweep, rows_of
+from .progress import progress_line, summary_lines
+from .storage import WORKER_STORAGE_ENV
+from .worker import Worker, die_with_parent
+
+__all__ = ["run_worker", "run_workers"]
+
+
+def run_worker(sweep: Sweep, index: int, threads: int, args, echo, show_progress: bool = False) -> int:
+    """Run worker `index` in this process until the budget is spent; export and, with progress, summarise."""
+    import torch
+
+    torch.set_num_threads(1)  # the worker only samples; its trial has its own threads
+    worker = Worker(sweep, index, threads, args.heartbeat, args.stale_after, echo=echo)
+    install_handlers(worker.stop)  # ignored stays ignored, as in micmco train
+    started = time.time()
+    done_at_start = len(rows_of(sweep.trials()))
+    if show_progress:
+        original = worker.echo
+
+        def echo_with_progress(message: str) -> None:
+            original(message)
+            if ": complete:" in message or ": failed:" in message or ": diverged:" in message:
+                original(progress_line(sweep, started, done_at_start))
+
+        worker.echo = echo_with_progress
+    code = worker.loop()
+    sweep.export()
+    if show_progress:
+        for line in summary_lines(sweep):
+            echo(line)
+    if code == EXIT_INTERRUPTED:
+        echo("sweep: interrupted; the running trial is checkpointed. Rerun the same command to continue.")
+    return code
+
+
+def run_workers(sweep: Sweep, args, threads: int, url: str | None, echo) -> int:
+    """Start `args.workers` worker processes, restart a crashed one (3 times), print progress; export at the end."""
+    env = dict(os.environ)
+    if url:
+        env[WORKER_STORAGE_ENV] = url
+    command = [sys.executable, "-m", "micmco.sweep", str(args.study), "--threads", str(threads * args.workers)]
+    command += [
+        "--workers",
+        str(args.workers),
+        "--results-dir",
+        str(args.results_dir),
+        "--runs-dir",
+        str(args.runs_dir),
+    ]
+    command += ["--heartbeat", str(args.heartbeat), "--stale-after", str(args.stale_after)]
+    if args.trials:
+        command += ["--trials", str(args.trials)]
+    workers: dict[int, subprocess.Popen] = {}
+    restarts = {i: 0 for i in range(args.workers)}
+    stopping = threading.Event()
+
+    def stop(signum, frame):
+        stopping.set()
+        for process in workers.values():
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
+
+    install_handlers(stop)  # ignored stays ignored, as in micmco train
+
+    def spawn(index: int) -> None:
+        workers[index] = subprocess.Popen(command + ["--worker-index", str(index)], env=env, preexec_fn=die_with_parent)
+        echo(f"sweep: worker {index} started (pid {workers[index].pid})")
+
+    for index in range(args.workers):
+        spawn(index)
+    started = time.time()
+    done_at_start = len(rows_of(sweep.trials()))
+    next_progress = started + min(args.progress_every, 10.0)
+    failed = False
+    while workers:
+        time.sleep(0.5)
+        for index, process in list(workers.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            del workers[index]
+            if code not in (EXIT_OK, EXIT_INTERRUPTED) and not stopping.is_set():
+                echo(f"sweep: worker {index} exited with code {code}")
+                if restarts[index] < 3:
+                    restarts[index] += 1
+                    spawn(index)
+                else:
+                    failed = True
+        if time.time() >= next_progress and not stopping.is_set():
+            with contextlib.suppress(Exception):
+                echo(progress_line(sweep, started, done_at_start))
+            next_progress = time.time() + args.progress_every
+    sweep.export()
+    for line in summary_lines(sweep):
+        echo(line)
+    if stopping.is_set():
+        echo("sweep: interrupted; running trials are checkpointed. Rerun the same command to continue.")
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if failed else EXIT_OK

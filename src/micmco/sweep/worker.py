@@ -1,0 +1,286 @@
+"""One worker: pops or proposes trials and runs each as a ``micmco train`` subprocess, with a
+heartbeat, until the study's budget is spent; each finished trial becomes a row and is told to Optuna."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ..config import ConfigError
+from ..results import result_row
+from ..util import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNNING, git_commit
+from .census import DROPPED, Census, heartbeat_stamp, outcome, process_start, slot
+from .optuna_study import Sweep
+from .sampler import diverged_values, make_sampler, near, sampler_values
+from .storage import STORAGE_ENV, WORKER_STORAGE_ENV
+
+__all__ = ["Worker", "Heartbeat", "die_with_parent"]
+
+
+class Worker:
+    """Pops or proposes trials and runs each as a `micmco train` subprocess until the budget is spent."""
+
+    def __init__(self, sweep: Sweep, index: int, threads: int, heartbeat: float, stale_after: float, echo=print):
+        self.sweep = sweep
+        self.index = index
+        self.threads = threads
+        self.heartbeat = heartbeat
+        self.stale_after = stale_after
+        self.echo = echo
+        self.stopping = threading.Event()
+        self.child: subprocess.Popen | None = None
+        self.random_next = False  # after a repeated proposal: sample the next point at random
+        self.repeats = 0  # consecutive repeated proposals
+
+    def stop(self, signum=None, frame=None) -> None:
+        self.stopping.set()
+        child = self.child
+        if child is not None and child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)  # checkpoints at the end of its current step
+
+    def loop(self) -> int:
+        sweep = self.sweep
+        sweep.ensure_grid()
+        while not self.stopping.is_set():
+            sweep.recover(self.stale_after)
+            census = Census.of(sweep.trials())
+            budget_left = len(census.effective) < sweep.study.trials
+            if not census.waiting and not budget_left:
+                if not census.running:
+                    return EXIT_OK
+                self.stopping.wait(min(5.0, self.stale_after / 4))  # others' trials: take over if they are lost
+                continue
+            if self.repeats >= 20:
+                self.echo(
+                    f"[worker {self.index}] 20 proposals in a row repeated earlier points: the space is exhausted"
+                )
+                return EXIT_OK
+            self._one_trial()
+        return EXIT_INTERRUPTED
+
+    def _one_trial(self) -> None:
+        from optuna.trial import TrialState
+
+        sweep, study = self.sweep, self.sweep.study
+        n_before = len(sweep.trials())
+        config = replace(study.config, sampler="random") if self.random_next else study.config
+        self.random_next = False
+        sweep.optuna_study.sampler = make_sampler(config, seed_parts=(study.config.seed, n_before, self.index))
+        trial = sweep.optuna_study.ask()
+        trial.set_user_attr("heartbeat", heartbeat_stamp())  # at once: a worker killed from here on is noticed
+        census = Census.of(sweep.trials())
+        if trial.number in census.redundant:
+            self._drop(trial, "duplicate")
+            return
+        frozen = sweep.storage.get_trial(trial._trial_id)
+        if not (slot(frozen) or "").startswith("retry:"):
+            rank = census.rank(trial.number)
+            if rank is not None and rank >= study.trials:
+                self._drop(trial, "surplus")
+                return
+        params = {
+            p.name: trial.suggest_int(p.name, int(p.low), int(p.high), log=p.log)
+            if p.integer
+            else trial.suggest_float(p.name, p.low, p.high, log=p.log)
+            for p in study.parameters
+        }
+        if slot(frozen) is None and self._repeats_a_point(trial.number, params):
+            # Samplers ignore failed trials, so a GP can propose a failed corner again: same point,
+            # same run directory, nothing new. Drop it; the next proposal is a random one.
+            self._drop(trial, "duplicate")
+            self.random_next = True
+            self.repeats += 1
+            return
+        self.repeats = 0
+        origin = frozen.user_attrs.get("origin", trial.number)
+        label = " ".join(f"{k}={v:.4g}" for k, v in params.items())
+        retry = f" (retry of trial {origin})" if origin != trial.number else ""
+        self.echo(f"[worker {self.index}] trial {trial.number}{retry}: {label}")
+        result = self._run(trial, params, origin)
+        if result is None:  # interrupted: hand it back for a retry
+            live = sweep.storage.get_trial(trial._trial_id)
+            if live.state == TrialState.RUNNING:
+                sweep.release(live, "interrupted")
+            return
+        status, row, values = result
+        try:
+            trial.set_user_attr("row", row)
+            trial.set_user_attr("outcome", status)
+            if values is not None:  # complete, or diverged with its penalty
+                sweep.optuna_study.tell(trial, values)
+            else:
+                sweep.optuna_study.tell(trial, state=TrialState.FAIL)
+        except Exception as error:  # noqa: BLE001 - e.g. released by another worker while we finished
+            self.echo(
+                f"[worker {self.index}] trial {trial.number}: could not record ({error}); its retry reuses the run"
+            )
+            return
+        shown = f"NLL {row['nll']} MI {row['mi']}" if status == "complete" else row["reason"]
+        self.echo(f"[worker {self.index}] trial {trial.number}: {status}: {shown} ({row['wall_s']} s)")
+        sweep.export()
+
+    def _repeats_a_point(self, number: int, params: dict[str, float]) -> bool:
+        """The same point as an earlier trial, or (GP proposals have no notion of pending trials)
+        nearly the point another worker is running now: within 2% of every range, on its scale."""
+        from optuna.trial import TrialState
+
+        for t in self.sweep.trials():
+            if not t.params or t.number == number or outcome(t) in DROPPED:
+                continue
+            if t.params == params:
+                return True
+            if t.state == TrialState.RUNNING and near(self.sweep.study.parameters, t.params, params):
+                return True
+        return False
+
+    def _drop(self, trial, why: str) -> None:
+        from optuna.trial import TrialState
+
+        with contextlib.suppress(Exception):
+            trial.set_user_attr("outcome", why)
+            self.sweep.optuna_study.tell(trial, state=TrialState.FAIL)
+
+    def _run(self, trial, params: dict[str, float], origin: int):
+        """Run the trial's `micmco train`; (status, row, values), or None if interrupted."""
+        from ..config import to_dict
+        from ..runconfig import load_config, run_directory
+        from ..tasks import get_task
+
+        sweep = self.sweep
+        overrides = sweep.study.trial_overrides(params)
+        try:
+            config = load_config(sweep.study.base_path, overrides + [f"output_dir={sweep.runs_dir}"])
+        except ConfigError as error:  # a proposed point the run config rejects: a failed trial, not a crash
+            resolved = load_config(sweep.study.base_path, sweep.study.overrides)
+            reason = f"invalid run config: {error}"
+            row = result_row(to_dict(resolved), None, "failed", reason, 0.0, "", self.threads, git_commit())
+            row.update({name: f"{value:.6g}" for name, value in params.items() if name in row})
+            return "failed", row, None
+        run_dir = run_directory(config)
+        trial.set_user_attr("run", run_dir.name)
+        command = [sys.executable, "-m", "micmco.cli", "train", str(sweep.study.base_path), "--quiet"]
+        for item in overrides:
+            command += ["--set", item]
+        command += ["--output-dir", str(sweep.runs_dir), "--threads", str(self.threads)]
+        env = {k: v for k, v in os.environ.items() if k not in (STORAGE_ENV, WORKER_STORAGE_ENV)}
+        env.update(OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
+        sweep.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = sweep.log_dir / f"trial-{origin:04d}.log"
+        beat = Heartbeat(sweep.storage, trial._trial_id, self.heartbeat)
+        started = time.time()
+        beat.start()
+        try:
+            while True:
+                if self.stopping.is_set():
+                    return None
+                with open(log_path, "a") as log:
+                    log.write(f"--- trial {trial.number} (point {origin}), {dt.datetime.now():%Y-%m-%d %H:%M:%S}\n")
+                    log.flush()
+                    self.child = subprocess.Popen(
+                        command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
+                    )
+                    code = self.child.wait()
+                    self.child = None
+                if code == EXIT_RUNNING:  # another process trains this run directory (e.g. a killed worker's child)
+                    _wait_for_holder(log_path, self.stopping)
+                    continue
+                break
+        finally:
+            beat.stop()
+        wall = time.time() - started
+        if code in (EXIT_INTERRUPTED, -signal.SIGTERM, -signal.SIGINT) or self.stopping.is_set():
+            return None
+        record = _read_json(run_dir / "result.json")
+        if code == 0 and record is not None and record.get("status", "complete") == "complete":
+            status, reason = "complete", "; ".join(record.get("warnings", []))
+        elif code == EXIT_DIVERGED or (record is not None and record.get("status") == "diverged"):
+            divergence = (record or {}).get("divergence") or {}
+            status = "diverged"
+            reason = divergence.get("reason") or _last_line(log_path) or "diverged"
+            if "step" in divergence:
+                reason += f" (step {divergence['step']})"
+        else:
+            status = "failed"
+            tail = _last_line(log_path)
+            reason = f"exit {code}: {tail}" if tail else f"exit {code}"
+        commit = (record or {}).get("git_commit") or git_commit()
+        row = result_row(to_dict(config), record, status, reason, wall, run_dir.name, self.threads, commit)
+        values = None
+        mode = sweep.optuna_study.user_attrs.get("sampler_values", "log-excess")
+        task = get_task(config.task)
+        if status == "complete":
+            metrics = record["metrics"]
+            values = sampler_values(metrics["nll"], metrics["mutual_information"], task.reference_nll(config), mode)
+            if not all(math.isfinite(v) for v in values):
+                status, values = "failed", None
+                row["status"], row["reason"] = "failed", "non-finite metrics in result.json"
+        elif status == "diverged":
+            values = diverged_values(task.uniform_nll(config), task.reference_nll(config), mode)
+        return status, row, values
+
+
+class Heartbeat(threading.Thread):
+    """Stamps a running trial with this process's heartbeat every `every` seconds until stopped."""
+
+    def __init__(self, storage, trial_id: int, every: float):
+        super().__init__(daemon=True)
+        self.storage, self.trial_id, self.every = storage, trial_id, every
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.every):
+            try:
+                self.storage.set_trial_user_attr(self.trial_id, "heartbeat", heartbeat_stamp())
+            except Exception:  # noqa: BLE001 - finished or released: nothing left to keep alive
+                return
+
+    def stop(self) -> None:
+        self.done.set()
+
+
+def die_with_parent() -> None:
+    """In the child: get SIGTERM (checkpoint and stop) when the worker dies, even by kill -9 (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    lines = [line for line in lines if not line.startswith("--- trial ")]
+    return lines[-1][:300] if lines else ""
+
+
+def _wait_for_holder(log_path: Path, stopping: threading.Event) -> None:
+    match = re.search(r"already running \(pid (\d+)\)", _last_line(log_path))
+    deadline = time.time() + 3600
+    while match and time.time() < deadline and not stopping.is_set():
+        if process_start(int(match.group(1))) is None:
+            return
+        stopping.wait(1.0)
+    stopping.wait(2.0)
