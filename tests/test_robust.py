@@ -1,6 +1,7 @@
 """micmco as a new user meets it: strings for enums, bad input, two processes at once, divergence."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -422,3 +423,34 @@ def test_subcommands_with_their_own_parsers_are_reachable(capsys, command):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
     assert exit_.value.code == 0 and f"usage: micmco {command}" in capsys.readouterr().out
+
+
+def test_a_runaway_objective_is_caught_by_the_loss_floor(tmp_path, monkeypatch):
+    """The rule: for discrete data no objective averages above 0 nats, so a training loss averaging below
+    -1 nat is a runaway. Eq. 12's grouping of DReG 16/1 (the code before K' ≠ K was fixed) ran away to
+    a loss of -2.7e21 and ended `complete`; replayed here, it ends `diverged` at the first log."""
+    from micmco import objectives
+    from micmco.estimators import logmeanexp, snis
+
+    def eq12_divergence(self, log_w, log_lik):  # Ŝ^K + λ D̂^K': the old, unbounded grouping
+        w, ll = log_w[: self.mi_samples], log_lik[: self.mi_samples]
+        return snis(w, ll) - logmeanexp(w)
+
+    monkeypatch.setattr(objectives.Objective, "divergence", eq12_divergence)
+    overrides = ["objective.lam=0.9", "train.steps=400", "train.log_every=50", "train.progress=false"]
+    config = load_config(REPO / "params/synthetic/cpu/trial-dreg16-kl1.yaml", overrides + [f"output_dir={tmp_path}"])
+    from micmco.experiment import run
+
+    record = run(config, echo=lambda *_: None)
+    assert record["status"] == "diverged", record.get("metrics")
+    assert "ran away upwards" in record["divergence"]["reason"] and record["divergence"]["step"] <= 400
+
+
+def test_an_nll_ten_times_the_uniform_models_is_diverged():
+    from micmco.tasks.synthetic import TASK
+
+    config = load_config(SMOKE / "elbo-kl.yaml", ["data.vocab_size=200"])
+    ln_v = math.log(200)
+    reason, _ = TASK.plausibility({"nll": 164.0, "mutual_information": 5.0, "optimal_nll": ln_v}, config)
+    assert reason and "more than 10 times the uniform model's ln V = 5.2983" in reason
+    assert TASK.plausibility({"nll": 9 * ln_v, "mutual_information": 5.0, "optimal_nll": ln_v}, config)[0] is None

@@ -199,6 +199,7 @@ def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, thr
     config_hash = run_dir.name.rsplit("-", 1)[-1]
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     task = task_of(config)
+    floor, floor_reason = task.loss_floor(config)
     trainer = Trainer(
         task.build_model(config),
         task.build_loss(config),
@@ -207,6 +208,8 @@ def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, thr
         config.seed,
         checkpoint_path=run_dir / "checkpoint.pt",
         fingerprint=config_hash,
+        min_loss=floor,
+        min_loss_reason=floor_reason,
     )
     if trainer.checkpoint_path.exists():
         echo(f"{run_dir}: resuming from its checkpoint")

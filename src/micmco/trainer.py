@@ -138,6 +138,8 @@ class Trainer:
         checkpoint_path: str | Path | None = None,
         fingerprint: str = "",
         callbacks: Sequence[Callback] = (),
+        min_loss: float | None = None,
+        min_loss_reason: str = "",
     ):
         self.config = config
         self.device = resolve_device(config.device)
@@ -148,6 +150,9 @@ class Trainer:
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.fingerprint = fingerprint
         self.callbacks = list(callbacks)
+        # A loss that cannot go below ``min_loss`` (say, minus an objective bounded above) and does: a runaway
+        # that a finite loss would otherwise hide; ``min_loss_reason`` says why the bound holds.
+        self.min_loss, self.min_loss_reason = min_loss, min_loss_reason
         self.optimizer = torch.optim.Adam(
             model.parameters(),
             lr=config.learning_rate,
@@ -312,6 +317,14 @@ class Trainer:
             first = self.state.step - count + 1
             raise Diverged(
                 f"non-finite {', '.join(bad)} in steps {first}-{self.state.step} (try a smaller learning rate)",
+                self.state.step,
+                self.state.history[-1] if self.state.history else None,
+            )
+        if self.min_loss is not None and means["loss"] < self.min_loss:
+            first = self.state.step - count + 1
+            raise Diverged(
+                f"the training loss averaged {means['loss']:.4g} in steps {first}-{self.state.step}, below "
+                f"{self.min_loss:g}, which is impossible ({self.min_loss_reason}): the objective ran away upwards",
                 self.state.step,
                 self.state.history[-1] if self.state.history else None,
             )

@@ -7,6 +7,7 @@ task module knows what its data points are.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,7 +21,30 @@ from ..memory import MemoryEstimate
 from ..objectives import Objective
 from ..runconfig import RunConfig
 
-__all__ = ["Task", "check_trained_by_estimator"]
+__all__ = ["Task", "check_trained_by_estimator", "useless_nll", "USELESS_FACTOR", "DISCRETE_LOSS_FLOOR"]
+
+# The divergence rule (with the trainer's non-finite and rising-loss checks):
+# - a model whose evaluated NLL is more than USELESS_FACTOR times the uniform model's (ln V) is useless:
+#   the committed λ = 0.9999 ELBO and DReG 1 runs at NLL 164-567 for V = 200 (ln V = 5.3), and runaway
+#   objectives at 10^17 and beyond, end as `diverged`, not `complete`;
+# - for discrete data ln p(x|z) ≤ 0, so every objective here is at most (1 - λ) ln p(x) ≤ 0 in expectation
+#   (micmco.objectives), and the trainer's loss, minus its estimate, cannot average below 0; a logged
+#   average below DISCRETE_LOSS_FLOOR (a nat per data point of slack for the noise of the estimate, whose
+#   upward tail is light: P(Ŝ > t) ≤ exp(-t)) is a runaway: the DReG 16/1 trials of eq. 12's grouping
+#   reached a loss of -2.7e21 by step 250.
+USELESS_FACTOR = 10.0
+DISCRETE_LOSS_FLOOR = -1.0
+DISCRETE_LOSS_REASON = "for discrete data ln p(x|z) <= 0, so no objective can average above 0 nats"
+
+
+def useless_nll(nll: float, uniform_nll: float) -> str | None:
+    """The reason an NLL is useless (above USELESS_FACTOR times the uniform model's), or None."""
+    if nll > USELESS_FACTOR * uniform_nll:
+        return (
+            f"NLL {nll:.4g} is more than {USELESS_FACTOR:g} times the uniform model's ln V = {uniform_nll:.4f}: "
+            "the model is useless (a runaway objective or optimisation)"
+        )
+    return None
 
 
 class Task:
@@ -82,8 +106,16 @@ class Task:
         return None
 
     def plausibility(self, metrics: dict[str, float], config: RunConfig) -> tuple[str | None, list[str]]:
-        """(the reason the evaluation metrics are impossible, or None; warnings)."""
-        return None, []
+        """(the reason the evaluation metrics are impossible or useless, or None; warnings). The rule every
+        task shares: finite metrics, and an NLL at most USELESS_FACTOR times the uniform model's ln V."""
+        bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+        if bad:
+            return f"non-finite evaluation metrics: {', '.join(bad)}", []
+        return useless_nll(metrics["nll"], self.uniform_nll(config)), []
+
+    def loss_floor(self, config: RunConfig) -> tuple[float, str]:
+        """The training loss no sane run goes below, and why (see DISCRETE_LOSS_FLOOR)."""
+        return DISCRETE_LOSS_FLOOR, DISCRETE_LOSS_REASON
 
     def describe_metrics(self, metrics: dict[str, float]) -> str:
         """The evaluation metrics in one phrase, for the summary line of a run."""

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..config import ConfigError, check
+from ..config import ConfigError, check, check_choice
 from ..evaluation import EvalBatch, tensor_batches
 from ..latents import make_latent
 from ..memory import MemoryEstimate, latent_sizes, step_memory
@@ -34,6 +34,7 @@ __all__ = ["SyntheticDataConfig", "SyntheticRunConfig", "UniformSymbols", "Synth
 # holds exactly, sample by sample: the MI estimate can never exceed the NLL estimate.
 NLL_SLACK = 0.1
 MI_SLACK = 1e-3
+SPLITS = ("valid", "train")  # both are the whole vocabulary: p_D is known exactly
 PAPER_VOCABULARY = 10000  # the paper's V (§7.1.1): its trial files in data/paper-frontiers/synthetic
 
 
@@ -55,6 +56,8 @@ class SyntheticRunConfig(RunConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.task == "synthetic", "task", f"a synthetic run config has task: synthetic, got {self.task!r}")
+        if self.eval.split:
+            check_choice(self.eval.split, SPLITS, "eval.split")
         check_trained_by_estimator(
             self,
             self.model.kind == "vae",
@@ -88,7 +91,7 @@ class SyntheticTask(Task):
     name = "synthetic"
     config_class = SyntheticRunConfig
     unit = "symbol"
-    splits = ("valid", "train")  # both are the whole vocabulary: p_D is known exactly
+    splits = SPLITS
     result_columns = ("vocab_size", "optimal_nll")
     curve_columns = ("vocab_size",)
     memory_hint = "reduce data.vocab_size, data.batch_size, estimator.num_samples or eval.batch_size"
@@ -133,6 +136,9 @@ class SyntheticTask(Task):
             raise ConfigError("vocab_size", f"a synthetic results row needs an integer vocab_size, got {row}") from None
 
     def plausibility(self, metrics: dict[str, float], config: SyntheticRunConfig) -> tuple[str | None, list[str]]:
+        reason, warnings = super().plausibility(metrics, config)
+        if reason:
+            return reason, warnings
         return plausibility(metrics, self.reference_nll(config))
 
     def describe_metrics(self, metrics: dict[str, float]) -> str:
