@@ -127,35 +127,36 @@ def test_a_failing_chapter_is_reported_with_its_name_and_cell(tmp_path):
 def test_proposition1_both_directions_on_small_joints():
     import torch
 
-    from micmco import book
+    from micmco.book import propositions
 
     prior = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
-    factorising = book.check_proposition1(book.joint_distribution([[0.18, 0.12], [0.42, 0.28]]), prior, 200)
-    dependent = book.check_proposition1(book.joint_distribution([[0.4, 0.1], [0.1, 0.4]]), prior, 200)
+    joint = propositions.joint_distribution
+    factorising = propositions.check_proposition1(joint([[0.18, 0.12], [0.42, 0.28]]), prior, 200)
+    dependent = propositions.check_proposition1(joint([[0.4, 0.1], [0.1, 0.4]]), prior, 200)
     assert factorising.data_factorises and factorising.some_model_satisfies_all_three
     assert not dependent.data_factorises and not dependent.some_model_satisfies_all_three
     assert dependent.collapsed_cia_gap > 0.1 and dependent.random_search_min_gap >= dependent.collapsed_cia_gap
 
 
 def test_counterexamples_contradict_proposition2_and_are_smallest():
-    from micmco import book
+    from micmco.book import propositions
 
-    for found in (book.find_prop2ii_counterexample(), book.find_prop2iii_counterexample()):
+    for found in (propositions.find_prop2ii_counterexample(), propositions.find_prop2iii_counterexample()):
         assert found is not None and found.contradicts_claim
         assert found.num_states == 2  # nothing smaller exists: one state has KL = 0 and a constant Û
         assert found.describe_model().count("\n") == 1 + found.num_states  # header, rule, one row per state
-    multi = book.find_prop2ii_counterexample(proposals=("random",), min_samples=2)
+    multi = propositions.find_prop2ii_counterexample(proposals=("random",), min_samples=2)
     assert multi.num_samples >= 2 and multi.premise_margin >= 0 and multi.expected_value < multi.reference
 
 
 def test_single_sample_identities_and_beta_vae_equivalence_hold_exactly():
-    from micmco import book
+    from micmco.book import propositions
     from micmco.testbed import TableModel
 
     model = TableModel.random(5, 2)
-    check = book.check_single_sample_identities(model, [0.5, 2.0, 8.0])
+    check = propositions.check_single_sample_identities(model, [0.5, 2.0, 8.0])
     assert check.max_kl_error < 1e-12 and max(check.max_renyi_error.values()) < 1e-12
-    rows = book.check_proposition6(model, [0.25, 1.0, 2.0], [0.5, 3.0])
+    rows = propositions.check_proposition6(model, [0.25, 1.0, 2.0], [0.5, 3.0])
     assert max(abs(row[-1]) for row in rows) < 1e-12
 
 
@@ -167,25 +168,25 @@ def test_live_explorer_callback_recomputes_and_redraws():
     import matplotlib
 
     matplotlib.use("Agg")
-    from micmco import book
+    from micmco.book import explorer
 
-    explorer = book.LiveExplorer(
+    live = explorer.LiveExplorer(
         [1, 2, 4],
         draws=20,
         seed=0,
         lambdas=[0.0, 0.5],
         alphas=[0.5, 2.0],
-        settings=book.ExplorerSettings("vimco", "renyi", 0.5, 2.0),
+        settings=explorer.ExplorerSettings("vimco", "renyi", 0.5, 2.0),
     )
-    objective_line = explorer.axes[1].lines[0]
-    before_curves, before_y = explorer.curves, list(objective_line.get_ydata())
-    explorer.controls["lam"].value = 0.0  # the widget's observer calls update()
-    after_y = list(explorer.axes[1].lines[0].get_ydata())
-    assert explorer.curves["objective_mean"] != before_curves["objective_mean"]
+    objective_line = live.axes[1].lines[0]
+    before_curves, before_y = live.curves, list(objective_line.get_ydata())
+    live.controls["lam"].value = 0.0  # the widget's observer calls update()
+    after_y = list(live.axes[1].lines[0].get_ydata())
+    assert live.curves["objective_mean"] != before_curves["objective_mean"]
     assert after_y != before_y
-    explorer.controls["kind"].value = "kl"
-    assert explorer.curves["true_divergence"] == pytest.approx(explorer.curves["true_kl"])
-    assert explorer.axes[0].figure.texts[-1].get_text().startswith("vimco, kl objective")
+    live.controls["kind"].value = "kl"
+    assert live.curves["true_divergence"] == pytest.approx(live.curves["true_kl"])
+    assert live.axes[0].figure.texts[-1].get_text().startswith("vimco, kl objective")
 
 
 # --- the built book ------------------------------------------------------------------------------------
@@ -397,10 +398,10 @@ def test_frontier_explorer_menu_redraws_the_figure_in_the_static_book(built_book
 
 
 def test_static_explorer_embeds_plotly_so_it_works_offline():
-    from micmco import book
+    from micmco.book import explorer
 
-    grid = book.explorer_grid([0.0, 0.5], [2.0], [2, 4], draws=10, seed=0, bases=("vimco",), kinds=("kl", "renyi"))
-    html = book.static_explorer_html(grid)
+    grid = explorer.explorer_grid([0.0, 0.5], [2.0], [2, 4], draws=10, seed=0, bases=("vimco",), kinds=("kl", "renyi"))
+    html = explorer.static_explorer_html(grid)
     assert "plotly_sliderchange" in html
     assert len(html) > 1_000_000  # plotly.js itself is inside
     assert '<script src="http' not in html
@@ -464,68 +465,88 @@ def write_results(directory: Path, curve_id: str, points: list[tuple[float, floa
 
 
 def test_every_synthetic_curve_has_a_study_per_profile_and_a_paper_file():
-    from micmco import book
+    from micmco import naming
+    from micmco.book import figures
 
-    curves = book.synthetic_curve_ids()
+    curves = figures.synthetic_curve_ids()
     assert len(curves) == 35  # Figures 2-7, 15, 26, 27, each curve once
     for curve in curves:
-        assert (book.paper_frontiers_dir() / book.paper_file_name(curve)).exists(), curve
+        assert (figures.paper_frontiers_dir() / naming.paper_file_name(curve)).exists(), curve
         for profile in ("cpu", "paper"):
             assert (REPO / "params" / "studies" / profile / f"{curve}.yaml").exists(), (profile, curve)
-    assert book.paper_file_name("reinforce1-renyi") == "l8x10-bs256-hs128-t40-vimco1-renyi.tsv"  # the paper's VIMCO 1
-    assert book.paper_file_name("vimco1-kl16") == "l8x10-bs256-hs128-t40-vimco1-kl16.tsv"
-    assert book.paper_file_name("elbo-kl") == "l40x0-bs256-hs128-t40-vae-kl.tsv"
-    assert book.paper_file_name("dreg16-power") == "l40x0-bs256-hs128-t40-dreg16-alpha.tsv"
-    assert book.curve_label("dreg16-kl1") == "DReG 16/1, KL"
-    studies = book.figure_studies(4, "cpu")
+    # the paper's VIMCO 1
+    assert naming.paper_file_name("reinforce1-renyi") == "l8x10-bs256-hs128-t40-vimco1-renyi.tsv"
+    assert naming.paper_file_name("vimco1-kl16") == "l8x10-bs256-hs128-t40-vimco1-kl16.tsv"
+    assert naming.paper_file_name("elbo-kl") == "l40x0-bs256-hs128-t40-vae-kl.tsv"
+    assert naming.paper_file_name("dreg16-power") == "l40x0-bs256-hs128-t40-dreg16-alpha.tsv"
+    assert naming.curve_label("dreg16-kl1") == "DReG 16/1, KL"
+    studies = figures.figure_studies(4, "cpu")
     assert [Path(s).stem for s in studies[:2]] == ["dreg1-kl", "dreg1-renyi"]  # cheapest first (one draw a step)
     assert len(studies) == 8 and all(s.startswith("params/studies/cpu/") for s in studies)
     with pytest.raises(ValueError, match="no synthetic figure 8"):
-        book.figure_studies(8, "cpu")
+        figures.figure_studies(8, "cpu")
+
+
+def test_make_reproduce_lists_a_figures_studies_and_rejects_unknown_ones():
+    """``python -m micmco.book studies PROFILE [FIGURE]``, what ``make reproduce`` runs: the study files,
+    cheapest first; exit status 2 with a message for a wrong call, profile or figure."""
+
+    def run(*argv):
+        result = subprocess.run([sys.executable, "-m", "micmco.book", *argv], capture_output=True, text=True, cwd=REPO)
+        return result.returncode, result.stdout.split(), result.stderr
+
+    code, studies, _ = run("studies", "cpu", "26")
+    assert code == 0 and studies == ["params/studies/cpu/dreg16-power.yaml", "params/studies/cpu/dreg16-kl.yaml",
+                                     "params/studies/cpu/dreg16-renyi.yaml"]  # fmt: skip
+    code, studies, _ = run("studies", "paper", "")  # make reproduce without FIGURE: every curve
+    assert code == 0 and len(studies) == 35
+    assert run("studies", "cpu", "8")[0] == 2 and "no synthetic figure 8" in run("studies", "cpu", "8")[2]
+    assert run("studies", "gpu")[0] == 2 and run("figures")[0] == 2
 
 
 def test_a_figure_without_results_says_so_and_orderings_are_compared_pairwise(tmp_path):
-    from micmco import book
+    from micmco import naming
+    from micmco.book import claims, figures
 
-    empty = book.load_figure(26, results_dir=tmp_path)
+    empty = figures.load_figure(26, results_dir=tmp_path)
     assert len(empty.missing) == 3 and empty.wall_s == 0
-    assert "no results" in book.figure_table(empty, [0.5])
-    assert book.compare_ordering(empty, 0.5).reproduced is None
+    assert "no results" in figures.figure_table(empty, [0.5])
+    assert claims.compare_ordering(empty, 0.5).reproduced is None
     # ours in the paper's order at usage >= 0.5 ln V, then reversed
-    paper = {c.curve_id: book.lowest_excess(c.paper, 0.5) for c in empty.curves}
+    paper = {c.curve_id: figures.lowest_excess(c.paper, 0.5) for c in empty.curves}
     ranked = sorted(paper, key=paper.get)
     for order, expect in ((ranked, True), (ranked[::-1], False)):
         for rank, curve in enumerate(order):
             write_results(tmp_path, curve, [(0.6, 0.01 + 0.05 * rank), (0.2, 0.001)] + [(0.3, 0.5)] * 6)
-        figure = book.load_figure(26, results_dir=tmp_path)
+        figure = figures.load_figure(26, results_dir=tmp_path)
         assert [c.complete for c in figure.curves] == [8, 8, 8] and figure.wall_s == 240
-        comparison = book.compare_ordering(figure, 0.5, tolerance=0.0)
+        comparison = claims.compare_ordering(figure, 0.5, tolerance=0.0)
         assert comparison.reproduced is expect and comparison.pairs == 3
-        assert comparison.ours_best == book.curve_label(order[0])
+        assert comparison.ours_best == naming.curve_label(order[0])
     # too few trials are flagged with their count; a curve that never reaches m is listed
     write_results(tmp_path, "dreg16-kl", [(0.3, 0.02), (0.4, 0.03)])
-    figure = book.load_figure(26, results_dir=tmp_path)
-    facts = "\n".join(book.figure_facts(figure, [0.5]))
+    figure = figures.load_figure(26, results_dir=tmp_path)
+    facts = "\n".join(claims.figure_facts(figure, [0.5]))
     assert "only 2 complete trials" in facts and "ours reach no usage >= 0.5: DReG 16, KL" in facts
 
 
 def test_agreement_is_binned_by_the_papers_margin_and_strong_reversals_are_named(tmp_path):
-    from micmco import book
+    from micmco.book import claims, figures
 
-    empty = book.load_figure(27, results_dir=tmp_path)
-    paper = {c.curve_id: book.lowest_excess(c.paper, 0.5) for c in empty.curves}
+    empty = figures.load_figure(27, results_dir=tmp_path)
+    paper = {c.curve_id: figures.lowest_excess(c.paper, 0.5) for c in empty.curves}
     ranked = sorted(paper, key=paper.get)  # VIMCO 16: KL, Rényi, power (0.0002, 0.0015, 0.0109)
-    assert book.compare_pairs(0.5, figures=(27,), results_dir=tmp_path) == []  # no results: no pairs
+    assert claims.compare_pairs(0.5, figures=(27,), results_dir=tmp_path) == []  # no results: no pairs
     for order, same in ((ranked, 1), (ranked[::-1], 0)):
         for rank, curve in enumerate(order):
             write_results(tmp_path, curve, [(0.6, 0.01 + 0.05 * rank)] * 8)
-        pairs = book.compare_pairs(0.5, figures=(27,), results_dir=tmp_path)
+        pairs = claims.compare_pairs(0.5, figures=(27,), results_dir=tmp_path)
         assert len(pairs) == 3 and all(p.margin > 0 for p in pairs)
-        rows = book.agreement_by_margin(pairs, bins=(0.005, 0.02))
+        rows = claims.agreement_by_margin(pairs, bins=(0.005, 0.02))
         # KL ~ Rényi are 0.0013 apart in the paper; each against power about 0.01
         assert [r[:3] for r in rows] == [["0 to 0.005 nats", 1, same], ["0.005 to 0.02 nats", 2, 2 * same],
                                          ["0.02 nats or more", 0, 0]]  # fmt: skip
-        reversals = "\n".join(book.strong_reversals(pairs, min_margin=0.005))
+        reversals = "\n".join(claims.strong_reversals(pairs, min_margin=0.005))
         if same:
             assert reversals.startswith("none")
         else:
@@ -534,12 +555,12 @@ def test_agreement_is_binned_by_the_papers_margin_and_strong_reversals_are_named
 
 
 def test_slope_statement_counts_rising_flat_and_unreached_curves_on_both_sides(tmp_path):
-    from micmco import book
+    from micmco.book import claims
 
     write_results(tmp_path, "vimco16-kl", [(0.6, 0.01), (0.97, 0.2)] + [(0.1, 0.0)] * 6)  # rises
     write_results(tmp_path, "vimco16-renyi", [(0.97, 0.01)] + [(0.1, 0.0)] * 7)  # one trial best at both
     write_results(tmp_path, "vimco16-power", [(0.6, 0.01)] * 8)  # never reaches 0.95
-    text = " ".join(book.slope_statement(0.5, 0.95, results_dir=tmp_path).split())
+    text = " ".join(claims.slope_statement(0.5, 0.95, results_dir=tmp_path).split())
     assert text.startswith("Of our 3 curves with results, 1 rise by more than 0.005 nats")
     assert "1 stay within it (VIMCO 16, Rényi) and 1 never reach 0.95 ln V" in text
     assert "the paper's 3 curves of the same settings: 3 rise" in text
@@ -548,29 +569,30 @@ def test_slope_statement_counts_rising_flat_and_unreached_curves_on_both_sides(t
 def test_vqvae_rows_without_k_are_read(tmp_path):
     import math
 
-    from micmco import book
+    from micmco.book import figures
 
     write_results(tmp_path, "dreg16-kl", [(0.5, 0.1), (1.2, 0.3)])  # then make it a VQ-VAE table: no K, objective none
     text = (tmp_path / "cpu-dreg16-kl.tsv").read_text().replace("\tdreg\t16\t16\tkl\t", "\tvqvae\t\t\tnone\t")
     (tmp_path / "cpu-vqvae.tsv").write_text(text)
-    curve = book.load_curve("vqvae", results_dir=tmp_path)
+    curve = figures.load_curve("vqvae", results_dir=tmp_path)
     assert curve.complete == 2 and curve.ours is not None
-    assert book.lowest_excess(curve.ours, 1.0) == pytest.approx(0.3) and math.isnan(book.lowest_excess(curve.ours, 1.3))
+    assert figures.lowest_excess(curve.ours, 1.0) == pytest.approx(0.3)
+    assert math.isnan(figures.lowest_excess(curve.ours, 1.3))
 
 
 def test_claims_are_decided_on_both_sides(tmp_path):
-    from micmco import book
+    from micmco.book import claims
 
-    rows = book.check_claims(0.8, figures=(26,), results_dir=tmp_path)
+    rows = claims.check_claims(0.8, figures=(26,), results_dir=tmp_path)
     assert [row["ours"] for row in rows] == ["no results yet", "no results yet"]
     assert rows[0]["paper"] == "holds"  # the paper's DReG 16 power beats its KL at 0.8 ln V (0.0148 vs 0.0227)
     write_results(tmp_path, "dreg16-power", [(0.9, 0.02)])
     write_results(tmp_path, "dreg16-kl", [(0.9, 0.01)])
     write_results(tmp_path, "dreg16-renyi", [(0.9, 0.05)])
-    rows = book.check_claims(0.8, figures=(26,), results_dir=tmp_path)
+    rows = claims.check_claims(0.8, figures=(26,), results_dir=tmp_path)
     assert [row["ours"] for row in rows] == ["fails", "fails"]
     assert not any(row["supported"] for row in rows)
-    assert "fails: 2" in "\n".join(book.claims_summary(rows))
+    assert "fails: 2" in "\n".join(claims.claims_summary(rows))
 
 
 def test_frontier_explorer_menus_redraw_live_and_static_html_works_offline():
@@ -578,16 +600,16 @@ def test_frontier_explorer_menus_redraw_live_and_static_html_works_offline():
     import matplotlib
 
     matplotlib.use("Agg")
-    from micmco import book
+    from micmco.book import frontier_explorer
 
-    data = book.frontier_explorer_data("cpu", 0.8)
+    data = frontier_explorer.frontier_explorer_data("cpu", 0.8)
     assert len(data["curves"]) == 35
-    explorer = book.FrontierExplorer(data, "VIMCO|16|Rényi")
+    explorer = frontier_explorer.FrontierExplorer(data, "VIMCO|16|Rényi")
     before = [list(line.get_ydata()) for line in explorer.ax.lines]
     explorer.controls["estimator"].value = "REINFORCE"  # the observer calls update()
     assert explorer.shown == "REINFORCE|16|Rényi"
     assert [list(line.get_ydata()) for line in explorer.ax.lines] != before
     explorer.controls["estimator"].value = "ELBO"  # there is no ELBO 16
     assert "not a curve" in explorer.ax.get_title()
-    html = book.static_frontier_explorer_html(data)
+    html = frontier_explorer.static_frontier_explorer_html(data)
     assert "plotly_buttonclicked" in html and '<script src="http' not in html

@@ -38,6 +38,7 @@ __all__ = [
     "ParetoError",
     "read_curves",
     "read_results",
+    "curves_of",
     "read_paper_trials",
     "pareto_frontier",
     "lowest_nll",
@@ -171,8 +172,11 @@ def read_curves(paths: Iterable[str | Path]) -> list[Curve]:
 
 def read_results(path: str | Path) -> list[Curve]:
     """Our exported results: one curve per setting among the complete trials."""
-    path = Path(path)
-    rows = read_rows(path)
+    return curves_of(read_rows(path), Path(path))
+
+
+def curves_of(rows: Sequence[Row], path: Path) -> list[Curve]:
+    """One curve per setting among the complete trials of ``rows`` (read from ``path``)."""
     groups: dict[tuple, list[Row]] = {}
     for row in rows:
         if row.status == "complete":

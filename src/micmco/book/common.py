@@ -1,0 +1,57 @@
+"""What every chapter shares: the setup, paths inside the checkout, Markdown tables, printed lines."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def setup(threads: int = 1) -> None:
+    """What every chapter does first: a fixed number of torch threads, crisp inline figures."""
+    torch.set_num_threads(threads)
+    try:
+        import matplotlib
+
+        matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "font.size": 10})
+    except ImportError:  # the figures need the book extra: pip install -e '.[book]'
+        pass
+
+
+def repo_path(relative: str) -> Path:
+    """A path inside the micmco checkout (e.g. ``params/synthetic/smoke/vimco16-renyi.yaml``).
+
+    Looked up from the working directory upwards, then from the package's own location, so a
+    chapter finds it wherever it runs (book/chapters, a build copy, Binder or Colab clones).
+    """
+    for start in (Path.cwd(), Path(__file__).resolve()):
+        for directory in (start, *start.parents):
+            if (directory / relative).exists():
+                return directory / relative
+    raise FileNotFoundError(f"{relative} not found above {Path.cwd()} nor above the micmco package")
+
+
+def markdown_table(rows: list[list[Any]], headers: list[str], digits: int = 4) -> str:
+    """A Markdown table; floats rounded to ``digits`` decimals, pipes inside cells escaped."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.{digits}f}"
+        return str(value).replace("|", "\\|")
+
+    numeric = [all(isinstance(row[i], (int, float)) for row in rows) for i in range(len(headers))]
+    rule = "|" + "|".join(" ---: " if is_number else " :--- " for is_number in numeric) + "|"
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", rule]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def wrap_lines(lines: list[str], width: int = 96) -> list[str]:
+    """Printed lines that fit the book's column: long ones continue indented."""
+    out = []
+    for line in lines:
+        indent = " " * (len(line) - len(line.lstrip()) + 4)
+        out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+    return out
