@@ -265,3 +265,28 @@ def test_vqvae_rows_have_no_sample_counts(tmp_path):
     (curve,) = read_curves([path])
     assert (curve.estimator, curve.k, curve.k_mi) == ("vqvae", 1, 1)
     assert sorted(curve.mi.tolist()) == [2.3, 4.6]
+
+
+def test_complete_rows_with_a_useless_nll_read_and_export_as_diverged(tmp_path):
+    """The divergence rule relabels what older tables recorded as complete: an NLL above 10 ln V (the ELBO
+    at λ = 0.9999 reached 164-567 at V = 200; the DReG 16/1 runaways 10^17 and more) is not a result."""
+    from micmco.results import format_table, read_rows, read_table
+
+    ln_v = math.log(200)
+    path = write_results(
+        tmp_path / "old.tsv",
+        results_row(vocab_size=200, mi=4.0, nll=5.4),
+        results_row(vocab_size=200, mi=5.0, nll=164.3),
+        results_row(vocab_size=200, mi=5.0, nll=9.9e17),
+        results_row(vocab_size=200, mi=5.0, nll=10 * ln_v - 0.01),  # just inside: kept
+    )
+    rows = read_rows(path)
+    assert [row.status for row in rows] == ["complete", "diverged", "diverged", "complete"]
+    (curve,) = read_curves([path])
+    assert curve.nll.tolist() == [5.4, pytest.approx(10 * ln_v - 0.01)]
+    exported = tmp_path / "new.tsv"
+    _, recorded = read_table(path)  # as the journal holds them: all four complete
+    exported.write_text(format_table([row for _, row in recorded]))
+    _, again = read_table(exported)
+    assert [row["status"] for _, row in again] == ["complete", "diverged", "diverged", "complete"]
+    assert "more than 10 times the uniform model's ln V" in again[1][1]["reason"]

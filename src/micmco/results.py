@@ -28,6 +28,7 @@ __all__ = [
     "columns_of",
     "result_row",
     "format_table",
+    "apply_divergence_rule",
     "read_table",
     "read_rows",
     "parse_number",
@@ -107,13 +108,32 @@ def result_row(
 
 
 def format_table(rows: Sequence[dict[str, Any]], task: str = "synthetic") -> str:
-    """Rows as a results table (tab-separated, header first) with the columns of ``task``."""
+    """Rows as a results table (tab-separated, header first) with the columns of ``task``; rows recorded
+    complete before the divergence rule existed are relabelled by it (:func:`apply_divergence_rule`)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns_of(task), delimiter="\t", lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow(row)
+        writer.writerow(apply_divergence_rule(row))
     return buffer.getvalue()
+
+
+def apply_divergence_rule(row: dict[str, Any]) -> dict[str, Any]:
+    """The row, relabelled ``diverged`` when it says ``complete`` with an NLL the rule calls useless
+    (micmco.tasks.base.useless_nll: above 10 times the uniform model's ln V); its numbers are kept."""
+    from .tasks.base import useless_nll
+
+    if row.get("status") != "complete":
+        return row
+    try:
+        nll = float(row["nll"])
+        uniform = _task(row.get("task") or "synthetic").uniform_from_row(row)
+    except (KeyError, TypeError, ValueError):
+        return row  # not readable here: read_rows reports it
+    reason = useless_nll(nll, uniform) if uniform is not None and math.isfinite(nll) else None
+    if reason is None:
+        return row
+    return {**row, "status": "diverged", "reason": f"{reason} (relabelled by the divergence rule)"}
 
 
 # --- reading -----------------------------------------------------------------------------------------
@@ -181,6 +201,7 @@ def read_rows(path: str | Path) -> list[Row]:
         )
     rows = []
     for line, raw in raw_rows:
+        raw = apply_divergence_rule(raw)
         task_name = raw.get("task") or "synthetic"
         try:
             task = _task(task_name)

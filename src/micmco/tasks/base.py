@@ -105,6 +105,10 @@ class Task:
         """The reference NLL of a results row (its config as recorded in the row)."""
         return None
 
+    def uniform_from_row(self, row: dict[str, str]) -> float | None:
+        """The uniform model's NLL (ln V) for a results row, where its columns tell it."""
+        return None
+
     def plausibility(self, metrics: dict[str, float], config: RunConfig) -> tuple[str | None, list[str]]:
         """(the reason the evaluation metrics are impossible or useless, or None; warnings). The rule every
         task shares: finite metrics, and an NLL at most USELESS_FACTOR times the uniform model's ln V."""

@@ -135,6 +135,9 @@ class SyntheticTask(Task):
         except (KeyError, ValueError):
             raise ConfigError("vocab_size", f"a synthetic results row needs an integer vocab_size, got {row}") from None
 
+    def uniform_from_row(self, row: dict[str, str]) -> float:
+        return self.reference_from_row(row)
+
     def plausibility(self, metrics: dict[str, float], config: SyntheticRunConfig) -> tuple[str | None, list[str]]:
         reason, warnings = super().plausibility(metrics, config)
         if reason:
