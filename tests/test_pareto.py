@@ -240,7 +240,7 @@ def test_cli_prints_frontiers_and_summary_and_writes_a_plot(tmp_path, capsys):
     path = write_results(tmp_path / "study.tsv", results_row(mi=1.0, nll=6.92), results_row(mi=3.0, nll=6.95))
     assert cli_main([str(path), "--normalised", "--min-usage", "0.1", "0.9", "--plot", str(tmp_path / "f.png")]) == 0
     out = capsys.readouterr().out
-    assert "== DReG 16, Rényi (ours: study.tsv; V = 1000, 6000 steps, batch 256, 2 trials), 2 on the frontier" in out
+    assert "== DReG 16, Rényi (ours, V = 1000): study.tsv, 6000 steps, batch 256, 2 trials, 2 on the frontier" in out
     summary = out[out.index("Lowest excess NLL") :].splitlines()
     assert "m = 0.1" in summary[1] and "m = 0.9" in summary[1]
     assert summary[2].split()[-2:] == [f"{6.92 - math.log(1000):.4f}", "-"]
@@ -253,6 +253,62 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert (
         error.count("\n") == 1 and error.startswith("micmco pareto: error: ") and "missing.tsv: no such file" in error
     )
+
+
+@pytest.mark.parametrize(
+    "plot, message",
+    [
+        ("f.xyz", "f.xyz: cannot plot to .xyz; choose one of"),
+        ("f", "cannot plot to .no extension"),
+        ("{file}/f.png", "cannot create the folder"),  # below a file
+    ],
+)
+def test_cli_refuses_a_plot_it_cannot_write_in_one_line_before_any_work(tmp_path, capsys, plot, message):
+    path = write_results(tmp_path / "study.tsv", results_row(mi=1.0, nll=6.92))
+    assert cli_main([str(path), "--plot", str(tmp_path / plot.format(file="study.tsv"))]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and message in captured.err and "Traceback" not in captured.err
+    assert captured.out == ""  # nothing was read or printed first
+
+
+def test_cli_reads_a_folder_of_tables_and_says_when_it_has_none(tmp_path, capsys):
+    write_results(tmp_path / "a.tsv", results_row(mi=1.0, nll=6.92))
+    write_results(tmp_path / "b.tsv", results_row(mi=2.0, nll=6.93, objective="kl"))
+    assert cli_main([str(tmp_path), "--no-frontiers"]) == 0
+    out = capsys.readouterr().out
+    assert "DReG 16, Rényi (ours, V = 1000)" in out and "DReG 16, KL (ours, V = 1000)" in out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli_main([str(empty)]) == 2
+    assert "a folder without results tables" in capsys.readouterr().err
+
+
+def test_default_thresholds_are_fractions_of_each_tables_ln_v(tmp_path, capsys):
+    """At V = 200 (ln V = 5.3) the old defaults, 4, 8 and 9 nats of the paper's V = 10000, could only be
+    met by artefacts; the defaults are now 0.5, 0.8 and 0.95 of each curve's own ln V, and say so."""
+    ln_v = math.log(200)
+    path = write_results(tmp_path / "v200.tsv", results_row(vocab_size=200, mi=0.6 * ln_v, nll=5.40),
+                         results_row(vocab_size=200, mi=0.9 * ln_v, nll=5.45))  # fmt: skip
+    assert cli_main([str(path), "--no-frontiers"]) == 0
+    summary = capsys.readouterr().out.splitlines()
+    assert "each curve's ln V" in summary[0] and "m = 0.8 ln V" in summary[1]
+    assert summary[2].split()[-3:] == ["5.4000", "5.4500", "-"]
+
+
+def test_labels_name_every_setting_in_which_two_curves_differ(tmp_path):
+    """cpu-dreg1-kl and cpu-dreg1-kl-t16 both printed as "DReG 1, KL ours, V = 200"."""
+    from micmco.pareto import distinct_labels
+
+    for folder in ("cpu", "paper"):
+        tmp_path.joinpath(folder).mkdir()
+    plain = write_results(tmp_path / "cpu" / "dreg1-kl.tsv", results_row(k=1, k_mi=1, objective="kl"))
+    longer = write_results(tmp_path / "cpu" / "dreg1-kl-t16.tsv", results_row(k=1, k_mi=1, objective="kl", steps=96000))
+    wider = write_results(tmp_path / "cpu" / "dreg1-kl-bs16.tsv", results_row(k=1, k_mi=1, objective="kl",
+                                                                              batch_size=4096))  # fmt: skip
+    other_profile = write_results(tmp_path / "paper" / "dreg1-kl.tsv", results_row(k=1, k_mi=1, objective="kl"))
+    labels = distinct_labels(read_curves([plain, longer, wider, other_profile]))
+    assert len(set(labels)) == 4, labels
+    assert "T×16" in labels[1] and "bs×16" in labels[2] and "paper" in labels[3]
 
 
 def test_vqvae_rows_have_no_sample_counts(tmp_path):

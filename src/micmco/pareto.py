@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -273,17 +274,50 @@ def frontier_table(curve: Curve) -> str:
     return "\n".join(lines)
 
 
-def summary_table(curves: Sequence[Curve], min_usages: Sequence[float]) -> str:
-    """Lowest NLL (or excess NLL, normalised) among trials with latent usage >= m, one curve a row."""
-    width = max([len(curve.label) for curve in curves] + [5])
-    lines = [f"{'curve':{width}s} {'source':28s} " + " ".join(f"{'m = ' + format(m, 'g'):>10s}" for m in min_usages)]
+def distinct_labels(curves: Sequence[Curve]) -> list[str]:
+    """Each curve's label with its source and task settings, plus every setting in which it differs from
+    another curve of the same label: steps as T×n and batch as bs×n (the paper's compute-matched
+    baselines) against the smallest among them, and the results folder (the profile) of our tables."""
+    labels = []
     for curve in curves:
+        same = [other for other in curves if other.label == curve.label and other.source == curve.source]
+        parts = [curve.source, curve.setting_label]
+        for attribute, prefix in (("steps", "T"), ("batch_size", "bs")):
+            values = {getattr(other, attribute) for other in same}
+            if len(values) > 1:
+                value, smallest = getattr(curve, attribute), min(values)
+                multiple = value / smallest
+                parts.append(f"{prefix}×{multiple:g}" if multiple.is_integer() else f"{attribute} {value}")
+        if curve.source == "ours" and len({other.path.parent for other in same}) > 1:
+            parts.append(curve.path.parent.name)
+        if len({(other.steps, other.batch_size, other.path.parent) for other in same}) < len(same) and len(same) > 1:
+            parts.append(curve.path.stem)  # same settings in several files: name the file
+        labels.append(f"{curve.label} ({', '.join(parts)})")
+    return labels
+
+
+def default_fractions() -> list[float]:
+    """The summary's thresholds when none are given: fractions of each curve's ln V."""
+    return [0.5, 0.8, 0.95]
+
+
+def summary_table(curves: Sequence[Curve], min_usages: Sequence[float], fractions: bool = False) -> str:
+    """Lowest NLL (or excess NLL, normalised) among trials with latent usage >= m, one curve a row.
+    ``fractions``: each m is a fraction of the curve's own ln V (its reference NLL), in nats otherwise."""
+    labels = distinct_labels(curves)
+    width = max([len(label) for label in labels] + [5])
+    unit = " ln V" if fractions else ""
+    lines = [f"{'curve':{width}s} " + " ".join(f"{'m = ' + format(m, 'g') + unit:>14s}" for m in min_usages)]
+    for curve, label in zip(curves, labels):
         cells = []
         for m in min_usages:
-            value = lowest_nll(curve, m)
-            cells.append(f"{'-':>10s}" if math.isnan(value) else f"{value:10.4f}")
-        source = f"{curve.source}, {curve.setting_label}"
-        lines.append(f"{curve.label:{width}s} {source:28s} " + " ".join(cells))
+            if fractions and curve.reference_nll is None:
+                cells.append(f"{'n/a':>14s}")
+                continue
+            threshold = m * curve.reference_nll if fractions else m
+            value = lowest_nll(curve, threshold)
+            cells.append(f"{'-':>14s}" if math.isnan(value) else f"{value:14.4f}")
+        lines.append(f"{label:{width}s} " + " ".join(cells))
     return "\n".join(lines)
 
 
@@ -300,12 +334,13 @@ def plot_frontiers(curves: Sequence[Curve], normalised: bool = True, ax=None, ti
     import matplotlib.pyplot as plt
 
     if ax is None:
-        figure, ax = plt.subplots(figsize=(6.4, 4.4))
+        figure, ax = plt.subplots(figsize=(10.5, 4.8))
     else:
         figure = ax.figure
+    labels = distinct_labels(curves)
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     colours: dict[tuple, str] = {}
-    for curve in curves:
+    for curve, label in zip(curves, labels):
         shown = curve.normalised() if normalised else curve
         frontier = shown.frontier()
         colour = colours.setdefault((curve.estimator, curve.k, curve.k_mi), palette[len(colours) % len(palette)])
@@ -320,7 +355,7 @@ def plot_frontiers(curves: Sequence[Curve], normalised: bool = True, ax=None, ti
             color=colour,
             markerfacecolor="none" if curve.objective == "kl" else colour,
             alpha=0.45 if paper else 1.0,
-            label=f"{curve.label} ({'paper' if paper else 'ours'}, {curve.setting_label})",
+            label=label,
         )
     # the paper's axes: usage 0 to ln V, NLL from ln V to ln V + 0.25 (9.20 to 9.45 at V = 10000)
     excess = _excess_shown(curves) * 1.05 + 0.005
@@ -341,7 +376,9 @@ def plot_frontiers(curves: Sequence[Curve], normalised: bool = True, ax=None, ti
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize="small", frameon=False)
+    # Beside the axes, never over the data; a second column once the entries outgrow the height.
+    ax.legend(fontsize="x-small", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              ncol=1 if len(curves) <= 18 else 2)  # fmt: skip
     figure.tight_layout()
     return figure
 
@@ -368,19 +405,21 @@ def paper_counterparts(curves: Sequence[Curve], directory: str | Path) -> list[C
 
 
 def cli_main(argv: list[str]) -> int:
-    """``micmco pareto FILES... [--min-usage m ...] [--normalised] [--plot out.png]``; returns the exit status."""
+    """``micmco pareto FILES-OR-DIRS... [--min-usage m ...] [--normalised] [--plot out.png]``; the exit status."""
     parser = argparse.ArgumentParser(
         prog="micmco pareto",
         description="Pareto frontiers (lowest NLL for at least that much latent usage) of our results "
-        "(results/<profile>/<study>.tsv) and of the paper's trials (paper-frontiers/synthetic/*.tsv).",
+        "(results/<profile>/<study>.tsv, or a folder of them) and of the paper's trials "
+        "(data/paper-frontiers/synthetic/*.tsv).",
     )
-    parser.add_argument("files", nargs="+", type=Path, help="results tables and/or paper trial files")
+    parser.add_argument("files", nargs="+", type=Path, help="results tables, paper trial files, or folders of them")
     parser.add_argument(
         "--min-usage",
         type=float,
         nargs="+",
         metavar="M",
-        help="summary thresholds: nats (default 4 8 9), or fractions of ln V with --normalised (default 0.5 0.9)",
+        help="summary thresholds: nats, or fractions of ln V with --normalised (default: 0.5 0.8 0.95 of each "
+        "curve's own ln V, which fits tables of any vocabulary)",
     )
     parser.add_argument(
         "--normalised", action="store_true", help="excess NLL over ln V against usage / ln V (vocabularies overlay)"
@@ -390,37 +429,83 @@ def cli_main(argv: list[str]) -> int:
         "--paper",
         type=Path,
         metavar="DIR",
-        help="add the paper's curves of the same settings from DIR (e.g. ../shared/data/paper-frontiers/synthetic)",
+        help="add the paper's curves of the same settings from DIR (data/paper-frontiers/synthetic)",
     )
     parser.add_argument("--no-frontiers", action="store_true", help="print the summary only")
     args = parser.parse_args(argv)
     try:
-        curves = read_curves(args.files)
+        if args.plot:
+            check_plot_path(args.plot)
+        curves = read_curves(expand_folders(args.files))
         if args.paper:
             if not args.paper.is_dir():
                 raise ParetoError(
                     f"{args.paper}: no such directory; --paper takes the folder of the paper's trial files"
                 )
             curves += paper_counterparts(curves, args.paper)
+        shown = [curve.normalised() for curve in curves] if args.normalised else curves
     except ParetoError as error:
         print(f"micmco pareto: error: {error}", file=sys.stderr)
         return 2
-    shown = [curve.normalised() for curve in curves] if args.normalised else curves
-    min_usages = args.min_usage or ([0.5, 0.9] if args.normalised else [4.0, 8.0, 9.0])
+    fractions = args.min_usage is None and not args.normalised
+    min_usages = args.min_usage or default_fractions()
     if not args.no_frontiers:
-        for curve in shown:
-            print(f"== {curve.description}, {len(curve.frontier())} on the frontier")
+        for curve, label in zip(shown, distinct_labels(shown)):
+            print(f"== {label}: {curve.path.name}, {curve.steps} steps, batch {curve.batch_size}, "
+                  f"{len(curve.mi)} trials, {len(curve.frontier())} on the frontier")  # fmt: skip
             print(frontier_table(curve), end="\n\n")
     what = "excess NLL over ln V" if args.normalised else "NLL"
-    usage = "usage / ln V" if args.normalised else "latent usage (nats)"
+    usage = (
+        "usage / ln V"
+        if args.normalised
+        else ("latent usage (each curve's ln V)" if fractions else "latent usage (nats)")
+    )
     print(f"Lowest {what} among trials with {usage} >= m")
-    print(summary_table(shown, min_usages))
+    print(summary_table(shown, min_usages, fractions=fractions))
     if args.plot:
         figure = plot_frontiers(curves, normalised=args.normalised)
-        args.plot.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(args.plot, dpi=150)
+        try:
+            figure.savefig(args.plot, dpi=150, bbox_inches="tight")
+        except OSError as error:
+            print(f"micmco pareto: error: cannot write {args.plot}: {error.strerror or error}", file=sys.stderr)
+            return 2
         print(f"plot: {args.plot}")
     return 0
+
+
+def expand_folders(paths: Sequence[Path]) -> list[Path]:
+    """Paths with each folder replaced by its tables (*.tsv, by name); a folder without any is an error."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            tables = sorted(path.glob("*.tsv"))
+            if not tables:
+                raise ParetoError(f"{path}: a folder without results tables (*.tsv)")
+            files += tables
+        else:
+            files.append(path)
+    return files
+
+
+def check_plot_path(path: Path) -> None:
+    """Before any work: a format matplotlib writes, in a folder that exists (or can be made) and is writable."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        shown = suffix or "no extension"
+        raise ParetoError(f"{path}: cannot plot to .{shown}; choose one of {', '.join(sorted(formats))}")
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ParetoError(f"{path}: cannot create the folder {folder}: {error.strerror or error}") from None
+    if not os.access(folder, os.W_OK):
+        raise ParetoError(f"{path}: the folder {folder} is not writable")
 
 
 if __name__ == "__main__":
