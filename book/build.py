@@ -145,6 +145,10 @@ def execute_chapters(profile: str, out: Path, only: list[str] | None = None) -> 
     if unknown:
         raise SystemExit(f"params/book/{profile}.yaml names chapters that do not exist: {sorted(unknown)}")
     if only:
+        stems = [c.stem for c in chapters]
+        wrong = [name for name in only if name not in stems]
+        if wrong:
+            raise SystemExit(f"no chapter {', '.join(map(repr, wrong))}; the chapters are: {', '.join(stems)}")
         chapters = [c for c in chapters if c.stem in only]
     executed = []
     for number, chapter in enumerate(chapters, start=1):
@@ -276,4 +280,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: one line, as `micmco train` gives; executed chapters stay in <out>/source
+        print("\nbook: interrupted; run the same command again to rebuild.", file=sys.stderr)
+        sys.exit(130)

@@ -13,6 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
+from . import __version__
 from .config import ConfigError, positive_int
 from .util import EXIT_DIVERGED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNNING
 
@@ -38,6 +39,7 @@ def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="micmco", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"micmco {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("train", "train one run and write its result record (resumes an interrupted run)"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .figures import figure_studies
+from .figures import SYNTHETIC_FIGURES, figure_studies
 
 
 def main(argv: list[str]) -> int:
@@ -14,7 +14,10 @@ def main(argv: list[str]) -> int:
         print("usage: python -m micmco.book studies cpu|paper [FIGURE]", file=sys.stderr)
         return 2
     try:
-        figure = int(argv[2]) if len(argv) == 3 and argv[2] else None
+        text = argv[2] if len(argv) == 3 else ""
+        if text and not text.isdigit():
+            raise ValueError(f"FIGURE={text} is not a figure number; choose one of {sorted(SYNTHETIC_FIGURES)}")
+        figure = int(text) if text else None
         print(" ".join(figure_studies(figure, argv[1])))
     except ValueError as error:
         print(f"make reproduce: {error}", file=sys.stderr)

@@ -1,0 +1,71 @@
+"""The commands a new user types first: versions, bad arguments to the book's and the Makefile's commands,
+and Ctrl-C during a build: one line each, never a traceback."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from micmco import __version__
+from micmco.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"micmco {__version__}"
+
+
+def test_make_reproduce_with_a_figure_that_is_not_a_number_says_which_are():
+    done = subprocess.run(
+        [sys.executable, "-m", "micmco.book", "studies", "cpu", "two"], capture_output=True, text=True, cwd=REPO
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "FIGURE=two is not a figure number; choose one of [2, 3, 4, 5, 6, 7, 15, 26, 27]" in done.stderr
+
+
+def test_building_a_chapter_that_does_not_exist_lists_the_chapters(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "book/build.py", "--chapter", "nonexistent", "--no-html", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "no chapter 'nonexistent'; the chapters are: 01_introduction," in done.stderr
+    assert "vqvae.md has not been executed" not in done.stderr
+
+
+def test_ctrl_c_during_a_book_build_is_one_line(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "book/build.py", "--profile", "smoke", "--chapter", "02_posterior_collapse", "--no-html",
+         "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True,
+    )  # fmt: skip
+    time.sleep(6)  # inside the chapter's execution (it trains for several seconds)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground group
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert "book: interrupted; run the same command again to rebuild." in err
+
+
+def test_make_cpu_runs_the_cpu_single_runs_not_the_sweep_bases(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "micmco").write_text('#!/bin/sh\necho "$@"\n')
+    (fake / "micmco").chmod(0o755)
+    done = subprocess.run(
+        ["make", "-s", "cpu", f"BIN={fake}", "INSTALLED="], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    configs = [line.split()[1] for line in done.stdout.splitlines()]
+    assert configs and not [c for c in configs if "/trial-" in c]
+    assert sorted(Path(c).name for c in configs) == sorted(
+        p.name for p in (REPO / "params/synthetic/cpu").glob("*.yaml") if not p.name.startswith("trial-")
+    )
