@@ -69,3 +69,19 @@ def test_make_cpu_runs_the_cpu_single_runs_not_the_sweep_bases(tmp_path):
     assert sorted(Path(c).name for c in configs) == sorted(
         p.name for p in (REPO / "params/synthetic/cpu").glob("*.yaml") if not p.name.startswith("trial-")
     )
+
+
+def test_a_gpu_profile_on_a_cpu_is_projected_and_warned_about_before_work(tmp_path, capsys):
+    """`micmco check`/`train` on a paper config on a CPU started a 13-hour run without a word."""
+    paper = REPO / "params/synthetic/paper/dreg16-kl.yaml"
+    assert main(["check", str(paper), "--set", "data.vocab_size=200", "--set", "data.batch_size=8"]) == 0
+    captured = capsys.readouterr()
+    assert "projected: " in captured.out and " s per step on cpu, 40000 steps to go" in captured.out
+    assert "warning: the paper profile is sized for a GPU; on this CPU it takes ~" in captured.err
+    small = ["--set", "data.vocab_size=50", "--set", "data.batch_size=8", "--set", "train.steps=3"]
+    assert main(["train", str(paper), *small, "--set", "eval.num_samples=2", "--output-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "warning: the paper profile is sized for a GPU" in captured.err and "3 steps to go" in captured.err
+    smoke = REPO / "params/synthetic/smoke/elbo-kl.yaml"
+    assert main(["train", str(smoke), "--quiet", "--output-dir", str(tmp_path)]) == 0
+    assert "warning" not in capsys.readouterr().err  # a cpu-sized profile, quiet: no word

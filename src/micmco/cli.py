@@ -65,7 +65,16 @@ def _main(argv: list[str]) -> int:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    from .experiment import RunLocked, fingerprint, load_config, preflight, run, summary  # torch: after arg errors
+    from .experiment import (  # torch: after arg errors
+        RunLocked,
+        fingerprint,
+        load_config,
+        preflight,
+        projection,
+        run,
+        run_directory,
+        summary,
+    )
     from .trainer import CheckpointError
 
     overrides = list(args.overrides)
@@ -77,13 +86,28 @@ def _main(argv: list[str]) -> int:
         overrides.append("train.progress=false")
     try:
         config = load_config(args.config, overrides)
+        checks = preflight(config)
         if args.command == "check":
-            checks = preflight(config)
             print(f"{args.config}: valid ({config.profile} profile, fingerprint {fingerprint(config)})")
             print(f"  {checks.describe()}")
+            line, warning = projection(config, checks.device)
+            print(f"  {line}")
+            if warning:
+                print(f"micmco: warning: {warning}", file=sys.stderr)
             return EXIT_OK
     except ConfigError as error:
         return _fail(f"invalid config {args.config}: {error}", EXIT_INPUT)
+    except KeyboardInterrupt:
+        return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
+    if not (run_directory(config) / "result.json").exists():
+        try:  # before work: how long it will take, and a word when a GPU profile runs on a CPU
+            line, warning = projection(config, checks.device, _steps_done(run_directory(config)))
+        except KeyboardInterrupt:
+            return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
+        if warning:
+            print(f"micmco: warning: {warning}", file=sys.stderr)
+        if not getattr(args, "quiet", False) or warning:
+            print(line, file=sys.stderr)
 
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # training defers it to a step end
     try:
@@ -112,6 +136,19 @@ def _main(argv: list[str]) -> int:
     print(summary(record))
     print(f"result: {result}")
     return EXIT_OK
+
+
+def _steps_done(run_dir: Path) -> int:
+    """Steps a resumed run has done already (0 for a new run or an unreadable checkpoint)."""
+    checkpoint = run_dir / "checkpoint.pt"
+    if not checkpoint.exists():
+        return 0
+    try:
+        from .trainer import read_checkpoint
+
+        return int(read_checkpoint(checkpoint)["state"]["step"])
+    except Exception:  # noqa: BLE001 - the run itself reports a bad checkpoint
+        return 0
 
 
 def _diverged_line(record) -> str:

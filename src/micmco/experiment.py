@@ -54,6 +54,8 @@ __all__ = [
     "run_directory",
     "fingerprint",
     "summary",
+    "time_steps",
+    "projection",
 ]
 
 
@@ -124,6 +126,57 @@ def build_model(config: RunConfig) -> nn.Module:
 def build_loss(config: RunConfig):
     """The trainer's loss of the run's task and estimator."""
     return task_of(config).build_loss(config)
+
+
+GPU_PROFILES = ("paper",)  # profiles sized for an accelerator
+
+
+def time_steps(config: RunConfig, device: torch.device, steps: int = 2) -> float:
+    """Seconds per training step of ``config`` on ``device``, timed over ``steps`` forward and backward
+    passes (after one warm-up) of a fresh copy of the model: the run itself is not touched."""
+    from .trainer import step_generator
+
+    task = task_of(config)
+    with torch.random.fork_rng(devices=[]), torch_threads(config.train.threads or 1):
+        model, loss = task.build_model(config).to(device), task.build_loss(config)
+        batch = task.training_data(config)(0)
+        batch = batch.to(device) if isinstance(batch, torch.Tensor) else batch
+        timings = []
+        for step in range(steps + 1):
+            started = time.perf_counter()
+            value, _ = loss(model, batch, step_generator(config.seed, "noise", step, device))
+            value.backward()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            timings.append(time.perf_counter() - started)
+            model.zero_grad(set_to_none=True)
+    return sum(timings[1:]) / steps
+
+
+def projection(config: RunConfig, device: torch.device, steps_done: int = 0) -> tuple[str, str | None]:
+    """(a line with the projected training time from timed steps, a warning when a profile sized for a GPU
+    runs on a CPU or None)."""
+    per_step = time_steps(config, device)
+    remaining = max(0, config.train.steps - steps_done)
+    line = (
+        f"projected: {per_step:.3g} s per step on {device}, {remaining} steps to go: "
+        f"~{_duration(per_step * remaining)} of training"
+    )
+    warning = None
+    if config.profile in GPU_PROFILES and device.type == "cpu":
+        warning = (
+            f"the {config.profile} profile is sized for a GPU; on this CPU it takes ~{_duration(per_step * remaining)}"
+            " (a cpu profile config is sized for a laptop)"
+        )
+    return line, warning
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class RunLocked(RuntimeError):
