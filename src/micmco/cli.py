@@ -86,7 +86,7 @@ def _main(argv: list[str]) -> int:
         overrides.append("train.progress=false")
     try:
         config = load_config(args.config, overrides)
-        checks = preflight(config)
+        checks = preflight(config, create_output_dir=args.command == "train")  # train: it is made next anyway
         if args.command == "check":
             print(f"{args.config}: valid ({config.profile} profile, fingerprint {fingerprint(config)})")
             print(f"  {checks.describe()}")
