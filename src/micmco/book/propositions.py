@@ -470,3 +470,26 @@ def proposition6_table(rows: list[list[Any]]) -> str:
     ]
     headers = ["β", "objective", "setting", "E[single-sample objective]", "β-VAE (eq. 19)", "difference"]
     return markdown_table(formatted, headers, digits=6)
+
+
+# --- §4 with K′ ≠ K: why the asymmetric objectives are grouped as eq. 11 ---------------------------------
+
+
+def asymmetric_groupings(
+    sigmas: list[float], dims: int = 40, lam: float = 0.9, draws: int = 20_000, seed: int = 0
+) -> list[list[float]]:
+    """DReG 16/1's objective two ways, by Monte Carlo, for a decoder that ignores z (ln p(x|z) = 0, so
+    ln p(x) = 0) and q = N(0, σ² I) against the prior N(0, I) in ``dims`` dimensions. Rows: σ, the mean of
+    eq. 12's grouping Ŝ^16 + λ (Û^1 - Ŝ^1), the mean of eq. 11's (1 - λ) Ŝ^16 + λ Û^1, and the bound
+    (1 - λ) ln p(x) = 0 of the latter."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for sigma in sigmas:
+        z = sigma * torch.randn(16, draws, dims, generator=generator, dtype=DTYPE)  # [K, B, D]
+        log_prior = (-0.5 * z.square() - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_q = (-0.5 * (z / sigma).square() - math.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_lik = torch.zeros_like(log_prior)
+        eq12 = log_marginal(log_lik, log_prior, log_q) + lam * kl_estimate(log_lik[:1], log_prior[:1], log_q[:1])
+        eq11 = objective_value("kl", log_lik, log_prior, log_q, lam=lam, num_samples=16, mi_samples=1)
+        rows.append([sigma, eq12.mean().item(), eq11.mean().item(), 0.0])
+    return rows
