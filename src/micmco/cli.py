@@ -99,14 +99,18 @@ def _main(argv: list[str]) -> int:
         return _fail(f"invalid config {args.config}: {error}", EXIT_INPUT)
     except KeyboardInterrupt:
         return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
-    if not (run_directory(config) / "result.json").exists():
+    from .experiment import GPU_PROFILES
+
+    gpu_profile_on_cpu = config.profile in GPU_PROFILES and checks.device.type == "cpu"
+    quiet = getattr(args, "quiet", False)
+    if not (run_directory(config) / "result.json").exists() and (gpu_profile_on_cpu or not quiet):
         try:  # before work: how long it will take, and a word when a GPU profile runs on a CPU
             line, warning = projection(config, checks.device, _steps_done(run_directory(config)))
         except KeyboardInterrupt:
             return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
         if warning:
             print(f"micmco: warning: {warning}", file=sys.stderr)
-        if not getattr(args, "quiet", False) or warning:
+        if not quiet or warning:
             print(line, file=sys.stderr)
 
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # training defers it to a step end
