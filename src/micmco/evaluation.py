@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .config import check
 from .estimators import logmeanexp, snis
-from .trainer import step_generator
+from .trainer import step_generator, to_device
 
 __all__ = ["EvalConfig", "EvalBatch", "evaluate", "tensor_batches"]
 
@@ -35,7 +36,7 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class EvalBatch:
-    x: Tensor  # [B, ...] data points, as the model's posterior and log_likelihood take them
+    x: Any  # [B, ...] data points (a tensor, or a tuple such as (tokens, lengths)), as the model takes them
     units: Tensor  # [B] units per data point that the metrics are averaged over (symbols, tokens)
 
 
@@ -65,7 +66,7 @@ def evaluate(
     units = 0.0
     try:
         for index, batch in enumerate(batches):
-            x = batch.x.to(device)
+            x = to_device(batch.x, device)
             posterior = model.posterior(x)
             generator = step_generator(seed, "eval", index, device)
             z = model.latent.sample(posterior, config.num_samples, generator, reparameterize=False)

@@ -38,6 +38,7 @@ __all__ = [
     "derive_seed",
     "step_generator",
     "resolve_device",
+    "to_device",
 ]
 
 Loss = Callable[[nn.Module, Any, torch.Generator], tuple[Tensor, dict[str, Tensor]]]
@@ -237,7 +238,7 @@ class Trainer:
                         self._checkpoint(started, sums, count)
                         raise KeyboardInterrupt
                     step = self.state.step
-                    batch = _to_device(self.data(step), self.device)
+                    batch = to_device(self.data(step), self.device)
                     generator = step_generator(self.seed, "noise", step, self.device)
                     with autocast:
                         loss, metrics = self.loss(self.model, batch, generator)
@@ -364,11 +365,12 @@ def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     return payload
 
 
-def _to_device(batch: Any, device: torch.device) -> Any:
+def to_device(batch: Any, device: torch.device) -> Any:
+    """A batch (a tensor, or tuples, lists and dicts of them) on ``device``."""
     if isinstance(batch, Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, (tuple, list)):
-        return type(batch)(_to_device(item, device) for item in batch)
+        return type(batch)(to_device(item, device) for item in batch)
     if isinstance(batch, dict):
-        return {key: _to_device(value, device) for key, value in batch.items()}
+        return {key: to_device(value, device) for key, value in batch.items()}
     return batch
