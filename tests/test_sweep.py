@@ -9,10 +9,12 @@ dir); without a PostgreSQL installation they skip, except under CI (CI=true).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -525,3 +527,224 @@ def test_a_repeated_proposal_is_not_run_twice(tmp_path):
     assert "exhausted" in result.stdout
     rows = read_rows(tmp_path / "results" / "smoke" / "rep.tsv")
     check_no_loss_no_repeat(rows, 2)
+
+
+# --- worker count, crashes, signals, reruns -------------------------------------------------
+
+
+def test_workers_are_capped_by_cores_trials_left_and_memory():
+    from micmco.sweep.capacity import Capacity, cap_workers
+
+    assert cap_workers(1000, Capacity(cores=2, trials_left=6, memory_for=150)) == (
+        2,
+        "sweep: --workers 1000 capped to 2 (2 cores; 6 trials left; memory for 150)",
+    )
+    assert cap_workers(2, Capacity(cores=8, trials_left=6, memory_for=150)) == (2, None)  # fits: no message
+    assert cap_workers(8, Capacity(cores=16, trials_left=10, memory_for=3))[0] == 3
+    assert cap_workers(8, Capacity(cores=16, trials_left=5, memory_for=None))[0] == 5
+    workers, message = cap_workers(4, Capacity(cores=8, trials_left=0, memory_for=150))  # finished: one, to export
+    assert workers == 1 and message.endswith("(8 cores; 0 trials left; memory for 150)")
+
+
+def test_worker_capacity_of_a_study_and_refusal_when_one_worker_does_not_fit(tmp_path, monkeypatch):
+    import micmco.memory
+    from micmco.sweep.capacity import capacity_of, usable_cores
+    from micmco.sweep.optuna_study import Sweep
+
+    study = load_study(write_study(tmp_path / "s.yaml", study_text("cap", 6, 20)))
+    sweep = Sweep(study, None, tmp_path / "results", tmp_path / "runs", echo=lambda message: None)
+    capacity = capacity_of(sweep)
+    assert capacity.cores == usable_cores() == len(os.sched_getaffinity(0))
+    assert capacity.trials_left == 6 and capacity.memory_for >= 1
+    monkeypatch.setattr(micmco.memory, "available_memory", lambda device: 100 * 2**20)
+    with pytest.raises(ConfigError, match="one worker needs"):
+        capacity_of(sweep)
+
+
+def processes_under(path: Path) -> list[int]:
+    """Pids of live processes whose command line names `path` (sweep workers, their `micmco train`)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if str(path).encode() in (proc / "cmdline").read_bytes() and int(proc.name) != os.getpid():
+                found.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def kill_all_under(path: Path) -> None:
+    for pid in processes_under(path):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "moment, signum",
+    [
+        ("starting", signal.SIGINT),
+        ("starting", signal.SIGTERM),
+        ("header", signal.SIGINT),
+        ("first worker", signal.SIGTERM),
+    ],
+)
+def test_a_signal_while_workers_are_started_stops_the_sweep_at_once(tmp_path, moment, signum):
+    study = write_study(tmp_path / "s.yaml", study_text("sig", 4, 1500))
+    log = tmp_path / "sweep.log"
+    try:
+        sweep = start(sweep_command(study, tmp_path, "--workers", "8"), log)
+        if moment == "starting":  # importing, loading the study, estimating memory
+            time.sleep(1.0)
+        else:
+            marker = "worker(s) x" if moment == "header" else "worker 0 started"
+            deadline = time.time() + 120
+            while marker not in log.read_text() and time.time() < deadline and sweep.poll() is None:
+                time.sleep(0.02)
+        os.kill(sweep.pid, signum)
+        signalled = time.time()
+        assert sweep.wait(timeout=60) == 130, log.read_text()
+        assert time.time() - signalled < 20, log.read_text()
+        assert processes_under(tmp_path) == [], log.read_text()  # no worker, no trial left behind
+        assert "Traceback" not in log.read_text()
+        started = log.read_text().count(" started (pid ")
+        assert started <= min(8, len(os.sched_getaffinity(0)), 4), log.read_text()
+        if moment != "starting" and len(os.sched_getaffinity(0)) < 8:
+            assert "sweep: --workers 8 capped to " in log.read_text()  # by the cores (and 4 trials left)
+    finally:
+        kill_all_under(tmp_path)
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_supervisor_leaves_no_worker_and_the_rerun_resumes(tmp_path):
+    study = write_study(tmp_path / "s.yaml", study_text("orphan", 2, 600))
+    log, runs = tmp_path / "sweep.log", tmp_path / "runs"
+    try:
+        sweep = start(sweep_command(study, tmp_path, "--workers", "2"), log)
+        wait_for(lambda: checkpointed_unfinished_runs(runs), 240, "a trial with a checkpoint")
+        assert processes_under(runs)  # a worker and its `micmco train` are running
+        os.kill(sweep.pid, signal.SIGKILL)  # the supervisor alone: its workers must not train on
+        sweep.wait(timeout=30)
+        wait_for(lambda: not processes_under(tmp_path), 20, "the workers and their trials to stop")
+    finally:
+        kill_all_under(tmp_path)
+    rerun = subprocess.run(sweep_command(study, tmp_path, "--workers", "2"), cwd=REPO, capture_output=True,
+                           text=True, timeout=400)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    rows = read_rows(tmp_path / "results" / "smoke" / "orphan.tsv")
+    check_no_loss_no_repeat(rows, 2)
+    assert all(r["status"] == "complete" for r in rows)
+    records = [json.loads((d / "result.json").read_text()) for d in runs.glob("*/*-*") if (d / "result.json").exists()]
+    assert any(r.get("resumed_from_steps") for r in records), "no trial was resumed from a checkpoint"
+
+
+@pytest.mark.slow
+def test_a_worker_stopped_while_its_trial_starts_stops_that_trial(tmp_path, monkeypatch):
+    """The signal (e.g. SIGTERM when the supervisor dies) arrives while the worker starts `micmco train`,
+    before the worker holds the child: the child must be stopped too, not train to the end."""
+    from micmco.sweep.optuna_study import Sweep
+    from micmco.sweep.worker import Worker
+
+    study = load_study(write_study(tmp_path / "s.yaml", study_text("late", 1, 1500)))
+    sweep = Sweep(study, None, tmp_path / "results", tmp_path / "runs", echo=lambda message: None)
+    worker = Worker(sweep, 0, 1, 20.0, 120.0, echo=lambda message: None)
+    trial = sweep.optuna_study.ask()
+    params = {p.name: trial.suggest_float(p.name, p.low, p.high, log=p.log) for p in study.parameters}
+    real_popen = subprocess.Popen
+
+    def popen_then_signal(*args, **kwargs):
+        child = real_popen(*args, **kwargs)
+        worker.stop()  # as the signal handler would, before Popen has returned
+        return child
+
+    monkeypatch.setattr(subprocess, "Popen", popen_then_signal)
+    started = time.time()
+    assert worker._run(trial, params, trial.number) is None  # interrupted
+    assert time.time() - started < 30
+    assert not list((tmp_path / "runs").glob("*/*/result.json")), "the trial trained on to the end"
+    assert processes_under(tmp_path) == []
+
+
+def _craft_crash_leftovers(path: Path, tmp: Path) -> None:
+    """What kill -9 of workers at every moment of a trial leaves in the journal of a study with two grid
+    points and a budget of four (numbers are trial numbers):
+    0: grid point 0, killed before it suggested its (enqueued) parameters; 1: grid point 1, killed mid-trial;
+    2: a proposal killed mid-trial, released: 5 is its retry, waiting; 3: a proposal killed in the sampler
+    (no parameters); 4: a proposal beyond the budget, killed while being dropped; 6: a second retry of 2
+    (released twice), popped and killed before it was dropped. Every worker's pid is dead."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from micmco.sweep.census import HOST
+    from micmco.sweep.optuna_study import Sweep
+
+    sweep = Sweep(load_study(path), None, tmp / "results", tmp / "runs", echo=lambda message: None)
+    study, storage = sweep.optuna_study, sweep.storage
+    study.sampler = optuna.samplers.RandomSampler(seed=0)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    beat = {"host": HOST, "pid": dead.pid, "start": "", "t": time.time()}
+
+    def lost(trial, suggest: bool = True, **attrs):
+        for p in sweep.study.parameters if suggest else ():
+            trial.suggest_float(p.name, p.low, p.high, log=p.log)
+        for key, value in {"heartbeat": beat, **attrs}.items():
+            trial.set_user_attr(key, value)
+        return trial
+
+    sweep.ensure_grid()
+    lost(study.ask(), suggest=False)
+    lost(study.ask())
+    two = lost(study.ask())
+    lost(study.ask(), suggest=False)
+    lost(study.ask(), outcome="surplus")
+    sweep.release(storage.get_trial(two._trial_id), "killed")
+    study.enqueue_trial(two.params, user_attrs={"slot": "retry:2", "origin": 2}, skip_if_exists=False)
+    six = study.get_trials()[-1]
+    storage.set_trial_state_values(six._trial_id, state=TrialState.RUNNING)
+    storage.set_trial_user_attr(six._trial_id, "heartbeat", beat)
+    states = [t.state.name for t in study.get_trials()]
+    assert states == ["RUNNING", "RUNNING", "FAIL", "RUNNING", "RUNNING", "WAITING", "RUNNING"], states
+
+
+@pytest.mark.slow
+def test_after_a_crash_the_study_resumes_to_exactly_its_budget_grid_points_first(tmp_path):
+    grid = "grid:\n  - {learning_rate: 0.003, lam: 0.5}\n  - {learning_rate: 0.001, lam: 0.2}"
+    study = write_study(tmp_path / "s.yaml", study_text("crash", 4, 20, grid=grid))
+    _craft_crash_leftovers(study, tmp_path)
+    result = subprocess.run(sweep_command(study, tmp_path), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = read_rows(tmp_path / "results" / "smoke" / "crash.tsv")
+    check_no_loss_no_repeat(rows, 4)
+    assert {"0", "1", "2"} <= {r["trial"] for r in rows}  # the lost points, under their own numbers
+    points = [(float(r["learning_rate"]), float(r["lam"])) for r in rows]
+    assert points.count((0.003, 0.5)) == 1 and points.count((0.001, 0.2)) == 1  # every grid point, once
+    done = [int(n) for n in re.findall(r" (\d+)/4 done", result.stdout)]
+    assert done and done[-1] == 4 and max(done) == 4, result.stdout  # never more than the budget
+    assert result.stdout.count(": complete:") == 4
+    # The grid points ran before the one new proposal (the trial without "retry of").
+    started = [line for line in result.stdout.splitlines() if line.startswith("[worker 0] trial ") and "=" in line]
+    assert len(started) == 4 and "retry of" not in started[-1] and all("retry of" in s for s in started[:3])
+    # A retry runs the point of the trial it retries: the parameters of that trial's row.
+    by_trial = {r["trial"]: (float(r["learning_rate"]), float(r["lam"])) for r in rows}
+    for line in started[:3]:
+        origin, lr, lam = re.search(r"retry of trial (\d+)\): learning_rate=(\S+) lam=(\S+)", line).groups()
+        assert by_trial[origin] == pytest.approx((float(lr), float(lam)), rel=1e-3), line
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_study_changes_nothing(tmp_path):
+    grid = "grid:\n  - {learning_rate: 0.003, lam: 0.5}"
+    study = write_study(tmp_path / "s.yaml", study_text("again", 2, 20, grid=grid))
+    first = subprocess.run(sweep_command(study, tmp_path), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    journal, table = (tmp_path / "results" / "smoke" / name for name in ("again.journal", "again.tsv"))
+    before = journal.read_bytes(), table.read_bytes()
+    for workers in ("1", "3"):
+        command = sweep_command(study, tmp_path, "--workers", workers, "--threads", "4")
+        again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert ": complete:" not in again.stdout and "started (pid" not in again.stdout
+        assert (journal.read_bytes(), table.read_bytes()) == before, f"--workers {workers} wrote to the study"
+    assert "--workers 3 capped to 1 (" in again.stdout and "0 trials left" in again.stdout  # nothing left to run
+    assert "1 worker(s) x 4 thread(s)" in again.stdout  # the threads of the workers that were capped

@@ -16,17 +16,27 @@ Loss-free resumption (our equivalent of Optuna's heartbeat and retry of stale tr
 identical on every storage): a worker stamps its running trial with a heartbeat (host,
 process, time). A trial whose worker is gone (on this host: the process no longer exists;
 elsewhere: no heartbeat for ``--stale-after`` seconds) is *released*: a retry trial with
-the same parameters (hence the same run directory and checkpoint) is enqueued, then the
-lost trial is marked FAIL. Marking FAIL is atomic in both storages, so only one worker
+the same parameters (those it was enqueued with or had suggested; hence the same run
+directory and checkpoint) and the same origin (the point's first trial) is enqueued, then
+the lost trial is marked FAIL. Marking FAIL is atomic in both storages, so only one worker
 releases a trial; enqueued trials carry a ``slot`` and a trial whose slot already belongs
 to an earlier trial is dropped when popped, so concurrent starts and races never run a
-point twice. The budget counts a trial and its retries once. Every finished trial is one
-row of ``results/<profile>/<study>.tsv`` (:mod:`micmco.results`), regenerated from the study
-after each trial.
+point twice. A lost trial that never became a point gets no retry: a redundant or dropped
+one, or a proposal whose worker died in the sampler (it no longer counts; a new proposal
+takes its place). The budget counts a point once, whatever its retries; grid points and
+retries are popped before the sampler proposes. Every finished point is one row of
+``results/<profile>/<study>.tsv`` (:mod:`micmco.results`), regenerated from the study after
+each trial. A rerun with nothing left to run writes nothing: the study is loaded, not
+recreated, and the table is rewritten only when it changed.
+
+``--workers`` is capped by the trials left, the cores and the memory one worker needs
+(:mod:`.capacity`); a signal stops the sweep at any moment, and workers die with their
+supervisor (:mod:`.supervisor`).
 
 Modules:
 
-- :mod:`.cli`: the argument parser and :func:`cli_main` (``micmco sweep`` delegates to it).
+- :mod:`.cli`: the argument parser and :func:`.cli.main` (``micmco sweep`` delegates to it).
+- :mod:`.capacity`: how many local workers fit (cores, trials left, memory).
 - :mod:`.supervisor`: one worker in this process, or several worker processes, restarted and stopped together.
 - :mod:`.worker`: a worker's loop; one trial's ``micmco train`` subprocess, its heartbeat, its row.
 - :mod:`.sampler`: the sampler's construction, the values it is told, when two proposals are one point.
@@ -38,8 +48,30 @@ Modules:
 
 from __future__ import annotations
 
-from .cli import cli_main
+import signal
+import sys
+from collections.abc import Sequence
+
+from ..util import EXIT_INTERRUPTED, install_handlers
 from .sampler import diverged_values, near, sampler_values
 from .storage import mask_url
 
 __all__ = ["cli_main", "mask_url", "sampler_values", "diverged_values", "near"]
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    """``micmco sweep`` (:func:`.cli.main`). Importing this package is light (no torch, no Optuna), so that
+    SIGINT or SIGTERM during the heavy imports, or before the sweep's own handlers are installed (loading
+    the study, estimating memory), ends it with 130 and one line."""
+    install_handlers(_interrupt, (signal.SIGTERM,))  # SIGINT raises KeyboardInterrupt already
+    try:
+        from .cli import main
+
+        return main(argv)
+    except KeyboardInterrupt:
+        print("micmco sweep: interrupted before any trial started; rerun the same command to start.", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import cli_main
+from . import cli_main
 
 sys.exit(cli_main())

@@ -1,10 +1,12 @@
 """What a study holds: trial slots and outcomes, the census every worker agrees on, heartbeats, lost trials.
 
-Enqueued trials carry a ``slot`` (``grid:<i>``, or ``retry:<n>`` for the retry of lost trial n);
-a trial whose slot an earlier trial already holds is redundant and dropped when popped. A finished
-trial's ``outcome`` (complete, diverged, failed; or duplicate, surplus for trials that never ran)
-says whether it is a result. A running trial is stamped with a heartbeat (host, process, time);
-one whose worker is gone is lost.
+Enqueued trials carry a ``slot`` (``grid:<i>``, or ``retry:<n>`` for the retry of lost trial n) and
+a retry carries the ``origin`` of its point (the first trial of it: a retry of a retry points at
+the original). A trial whose slot an earlier trial already holds is redundant and dropped when
+popped, and so is the retry of a trial that finished after all or that was itself redundant or
+dropped. A finished trial's ``outcome`` (complete, diverged, failed; or duplicate, surplus,
+unstarted for trials that never ran) says whether it is a result. A running trial is stamped with
+a heartbeat (host, process, time); one whose worker is gone is lost.
 """
 
 from __future__ import annotations
@@ -27,9 +29,13 @@ __all__ = [
     "process_start",
     "heartbeat_stamp",
     "is_lost",
+    "point_of",
 ]
 
-DROPPED = ("duplicate", "surplus")  # outcomes of trials that never ran: not results
+# Outcomes of trials that never ran, hence neither results nor points of the budget: a repeated
+# proposal or a redundant retry (duplicate), a proposal beyond the budget (surplus), and a lost
+# proposal whose worker died before it had all its parameters (unstarted: nothing to resume).
+DROPPED = ("duplicate", "surplus", "unstarted")
 
 
 def slot(trial) -> str | None:
@@ -38,6 +44,13 @@ def slot(trial) -> str | None:
 
 def outcome(trial) -> str | None:
     return trial.user_attrs.get("outcome")
+
+
+def point_of(trial, parameters) -> dict | None:
+    """The parameters a trial runs: those it was enqueued with (grid points, retries), completed by those
+    it suggested; None while some are missing (a proposal whose worker died in the sampler)."""
+    params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+    return params if all(p.name in params for p in parameters) else None
 
 
 def is_result(trial) -> bool:
@@ -58,7 +71,7 @@ class Census:
     """What the study holds, classified by rules that depend only on earlier trials (so every worker agrees)."""
 
     effective: list  # trials that count against the budget (a lost trial and its retries count once)
-    redundant: set  # numbers of enqueued trials whose slot an earlier trial holds, or whose lost trial finished
+    redundant: set  # enqueued trials whose slot an earlier trial holds, or whose lost trial finished or never ran
     results: list  # finished trials with an outcome: the rows of the export
     running: list
     waiting: list
@@ -80,14 +93,15 @@ class Census:
             first_with_slot[held] = t.number
             if held.startswith("retry:"):
                 lost = by_number.get(int(held.split(":")[1]))
-                if lost is not None and is_result(lost):  # it finished after all
+                # It finished after all, or it was itself redundant or dropped: nothing to retry.
+                if lost is not None and (is_result(lost) or lost.number in redundant or outcome(lost) in DROPPED):
                     redundant.add(t.number)
         effective = [
             t
             for t in sorted(trials, key=lambda t: t.number)
             if t.number not in redundant
             and not (slot(t) or "").startswith("retry:")
-            and outcome(t) != "duplicate"  # a repeated proposal, dropped by its worker
+            and outcome(t) not in DROPPED  # never ran: a repeated or surplus proposal, or an unstarted one
         ]
         results = [t for t in trials if is_result(t)]
         running = [t for t in trials if t.state == TrialState.RUNNING]

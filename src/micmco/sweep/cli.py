@@ -1,5 +1,6 @@
-"""``micmco sweep``'s command line: the argument parser and :func:`cli_main`, which loads the study,
-opens its storage and runs one worker, several local workers, or only the export."""
+"""``micmco sweep``'s command line: the argument parser and :func:`main`, which loads the study,
+opens its storage, caps ``--workers`` (:mod:`.capacity`) and runs one worker, several local worker
+processes, or only the export."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from pathlib import Path
 
 from ..config import ConfigError, positive_int
 from ..util import EXIT_FAILED, EXIT_INPUT, EXIT_OK
+from .capacity import cap_workers, capacity_of
 from .optuna_study import Sweep
 from .progress import summary_lines
 from .storage import STORAGE_ENV, WORKER_STORAGE_ENV, Scrubber, password_of
 from .supervisor import run_worker, run_workers
 
-__all__ = ["cli_main"]
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,7 +27,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a study's trials (each a `micmco train` run) with Optuna; rerun the same command to continue.",
     )
     parser.add_argument("study", type=Path, help="study file, e.g. params/studies/cpu/vimco16-renyi.yaml")
-    parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="local worker processes (default 1; capped by the cores, the trials left and the memory)",
+    )
     parser.add_argument(
         "--storage",
         help=f"postgresql://user:password@host/db to share the study between machines (default: ${STORAGE_ENV}, "
@@ -54,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cli_main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """``micmco sweep``; a signal before the sweep's handlers are installed raises KeyboardInterrupt (the
+    package's :func:`micmco.sweep.cli_main` ends it with 130)."""
     args = _parser().parse_args(argv)
     url = os.environ.get(WORKER_STORAGE_ENV) if args.worker_index is not None else None
     url = url or args.storage or os.environ.get(STORAGE_ENV) or None
@@ -83,15 +92,23 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
             echo(line)
         return EXIT_OK
 
-    total_threads = args.threads or os.cpu_count() or 1
-    threads = max(1, total_threads // args.workers)
-    if args.worker_index is not None:
-        return run_worker(sweep, args.worker_index, threads, args, echo)
+    if args.worker_index is not None:  # one of a supervisor's workers: --threads is the total it was given
+        threads = max(1, (args.threads or 1) // args.workers)
+        return run_worker(sweep, args.worker_index, threads, args, echo, supervised=True)
 
+    try:
+        capacity = capacity_of(sweep)
+    except ConfigError as error:
+        print(scrub(f"micmco sweep: {args.study}: cannot run: {error}"), file=sys.stderr)
+        return EXIT_INPUT
+    workers, capped = cap_workers(args.workers, capacity)
+    if capped:
+        echo(capped)
+    threads = max(1, (args.threads or capacity.cores) // workers)
     echo(
         f"sweep {study.name}: {study.trials} trials of {study.base_path} ({study.config.sampler} sampler), "
-        f"{args.workers} worker(s) x {threads} thread(s); storage: {sweep.storage_label}"
+        f"{workers} worker(s) x {threads} thread(s); storage: {sweep.storage_label}"
     )
-    if args.workers == 1:
+    if workers == 1:
         return run_worker(sweep, 0, threads, args, echo, show_progress=True)
-    return run_workers(sweep, args, threads, url, echo)
+    return run_workers(sweep, args, workers, threads, url, echo)

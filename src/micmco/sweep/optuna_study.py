@@ -12,7 +12,7 @@ from typing import Any
 from ..config import ConfigError
 from ..results import format_table
 from ..util import write_atomically
-from .census import is_lost, is_result, slot
+from .census import DROPPED, Census, is_lost, is_result, outcome, point_of, slot
 from .storage import open_storage
 
 __all__ = ["Sweep", "rows_of"]
@@ -38,14 +38,20 @@ class Sweep:
         self.optuna_study = self._create_or_load()
 
     def _create_or_load(self):
+        """Load the study without writing anything (a rerun of a finished study must leave its journal as it
+        was: Optuna's create_study(load_if_exists=True) appends a creation record each time); create it only
+        when missing, and store its definition only when absent."""
         import optuna
 
         directions = ["minimize", "maximize"]  # NLL, mutual information
         for attempt in range(8):
             try:
-                optuna_study = optuna.create_study(
-                    storage=self.storage, study_name=self.study.name, directions=directions, load_if_exists=True
-                )
+                try:
+                    optuna_study = optuna.load_study(study_name=self.study.name, storage=self.storage)
+                except KeyError:  # not in the storage yet
+                    optuna_study = optuna.create_study(
+                        storage=self.storage, study_name=self.study.name, directions=directions, load_if_exists=True
+                    )
                 break
             except Exception as error:  # noqa: BLE001 - concurrent creation on a fresh database
                 if attempt == 7:
@@ -76,29 +82,48 @@ class Sweep:
             if name not in held:
                 self.optuna_study.enqueue_trial(point, user_attrs={"slot": name}, skip_if_exists=False)
 
-    def release(self, trial, reason: str) -> bool:
-        """Enqueue a retry of a lost or interrupted trial, then mark it FAIL; False if it had already finished."""
+    def release(self, trial, reason: str, census: Census | None = None) -> bool:
+        """Hand a lost or interrupted trial back: enqueue a retry of its point (the parameters it was enqueued
+        with or suggested; the origin of the point), then mark it FAIL; False if it had already finished.
+
+        A trial that never became a point gets no retry: a redundant or dropped one (its point is another
+        trial's), or a proposal whose worker died before it had all its parameters (nothing was run; it is
+        marked unstarted and no longer counts, so a new proposal takes its place)."""
         from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
-        origin = trial.user_attrs.get("origin", trial.number)
-        self.optuna_study.enqueue_trial(
-            dict(trial.params), user_attrs={"slot": f"retry:{trial.number}", "origin": origin}, skip_if_exists=False
-        )
+        census = census or Census.of(self.trials())
+        point = point_of(trial, self.study.parameters)
+        dropped = outcome(trial) in DROPPED or trial.number in census.redundant
         try:
+            if dropped or point is None:
+                if not dropped:
+                    self.storage.set_trial_user_attr(trial._trial_id, "outcome", "unstarted")
+                elif outcome(trial) is None:
+                    self.storage.set_trial_user_attr(trial._trial_id, "outcome", "duplicate")
+            else:
+                origin = trial.user_attrs.get("origin", trial.number)
+                user_attrs = {"slot": f"retry:{trial.number}", "origin": origin}
+                self.optuna_study.enqueue_trial(point, user_attrs=user_attrs, skip_if_exists=False)
             self.storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         except UpdateFinishedTrialError:
-            return False  # finished meanwhile, or released by another worker: the retry is dropped on pop
-        self.echo(f"sweep: trial {trial.number} released ({reason}); a retry resumes its run directory")
+            return False  # finished meanwhile, or released by another worker: a retry is dropped on pop
+        if dropped or point is None:
+            self.echo(f"sweep: trial {trial.number} released ({reason}); it had not started, nothing to retry")
+        else:
+            self.echo(f"sweep: trial {trial.number} released ({reason}); a retry resumes its run directory")
         return True
 
     def recover(self, stale_after: float) -> None:
         from optuna.trial import TrialState
 
         now = time.time()
-        for trial in self.trials():
-            if trial.state == TrialState.RUNNING and is_lost(trial, stale_after, now):
-                self.release(trial, "its worker is gone")
+        trials = self.trials()
+        lost = [t for t in trials if t.state == TrialState.RUNNING and is_lost(t, stale_after, now)]
+        if lost:
+            census = Census.of(trials)
+            for trial in lost:
+                self.release(trial, "its worker is gone", census)
 
     def export(self) -> Path:
         """Regenerate results/<profile>/<study>.tsv from the study (atomically, serialised by a lock)."""
@@ -111,7 +136,9 @@ class Sweep:
             fcntl.flock(lock, fcntl.LOCK_EX)
             # Rows recorded before the task and split columns existed are the study's task, default split.
             rows = [{"task": task.name, "split": task.splits[0], **row} for row in rows_of(self.trials())]
-            write_atomically(self.export_path, format_table(rows, task.name))
+            text = format_table(rows, task.name)
+            if not self.export_path.exists() or self.export_path.read_text() != text:  # unchanged: not rewritten
+                write_atomically(self.export_path, text)
         return self.export_path
 
 

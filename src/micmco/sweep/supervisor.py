@@ -1,5 +1,11 @@
 """Running workers: one in this process (with progress lines), or several local worker processes
-(``python -m micmco.sweep ... --worker-index i``) restarted when they crash and stopped together."""
+(``python -m micmco.sweep ... --worker-index i``) restarted when they crash and stopped together.
+
+A signal stops the sweep at any moment: the supervisor's handler is installed before its first
+worker is started, no worker is started once it has run, and a worker started while it ran is
+stopped too. Workers die with the supervisor, even by kill -9: each gets SIGTERM when it dies
+(PR_SET_PDEATHSIG) and also watches for it (its parent pid changes), then checkpoints its trial
+and stops, as its ``micmco train`` child does when the worker dies."""
 
 from __future__ import annotations
 
@@ -15,18 +21,23 @@ from ..util import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, install_handlers
 from .optuna_study import Sweep, rows_of
 from .progress import progress_line, summary_lines
 from .storage import WORKER_STORAGE_ENV
-from .worker import Worker, die_with_parent
+from .worker import Worker, watch_parent, with_parent
 
 __all__ = ["run_worker", "run_workers"]
 
 
-def run_worker(sweep: Sweep, index: int, threads: int, args, echo, show_progress: bool = False) -> int:
-    """Run worker `index` in this process until the budget is spent; export and, with progress, summarise."""
+def run_worker(
+    sweep: Sweep, index: int, threads: int, args, echo, show_progress: bool = False, supervised: bool = False
+) -> int:
+    """Run worker `index` in this process until the budget is spent; export and, with progress, summarise.
+    `supervised`: a supervisor's worker process, which stops when the supervisor is gone."""
+    worker = Worker(sweep, index, threads, args.heartbeat, args.stale_after, echo=echo)
+    install_handlers(worker.stop)  # ignored stays ignored, as in micmco train
+    if supervised:
+        watch_parent(worker.stop)
     import torch
 
     torch.set_num_threads(1)  # the worker only samples; its trial has its own threads
-    worker = Worker(sweep, index, threads, args.heartbeat, args.stale_after, echo=echo)
-    install_handlers(worker.stop)  # ignored stays ignored, as in micmco train
     started = time.time()
     done_at_start = len(rows_of(sweep.trials()))
     if show_progress:
@@ -48,41 +59,40 @@ def run_worker(sweep: Sweep, index: int, threads: int, args, echo, show_progress
     return code
 
 
-def run_workers(sweep: Sweep, args, threads: int, url: str | None, echo) -> int:
-    """Start `args.workers` worker processes, restart a crashed one (3 times), print progress; export at the end."""
-    env = dict(os.environ)
-    if url:
-        env[WORKER_STORAGE_ENV] = url
-    command = [sys.executable, "-m", "micmco.sweep", str(args.study), "--threads", str(threads * args.workers)]
-    command += [
-        "--workers",
-        str(args.workers),
-        "--results-dir",
-        str(args.results_dir),
-        "--runs-dir",
-        str(args.runs_dir),
-    ]
-    command += ["--heartbeat", str(args.heartbeat), "--stale-after", str(args.stale_after)]
-    if args.trials:
-        command += ["--trials", str(args.trials)]
+def run_workers(sweep: Sweep, args, count: int, threads: int, url: str | None, echo) -> int:
+    """Start `count` worker processes, restart a crashed one (3 times), print progress; export at the end."""
     workers: dict[int, subprocess.Popen] = {}
-    restarts = {i: 0 for i in range(args.workers)}
     stopping = threading.Event()
 
-    def stop(signum, frame):
+    def stop(signum=None, frame=None):
         stopping.set()
-        for process in workers.values():
+        for process in list(workers.values()):
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     process.send_signal(signal.SIGTERM)
 
-    install_handlers(stop)  # ignored stays ignored, as in micmco train
+    install_handlers(stop)  # first: a signal while workers are being started stops them; ignored stays ignored
+    env = dict(os.environ)
+    if url:
+        env[WORKER_STORAGE_ENV] = url
+    command = [sys.executable, "-m", "micmco.sweep", str(args.study), "--threads", str(threads * count)]
+    command += ["--workers", str(count), "--results-dir", str(args.results_dir), "--runs-dir", str(args.runs_dir)]
+    command += ["--heartbeat", str(args.heartbeat), "--stale-after", str(args.stale_after)]
+    if args.trials:
+        command += ["--trials", str(args.trials)]
+    restarts = {i: 0 for i in range(count)}
 
     def spawn(index: int) -> None:
-        workers[index] = subprocess.Popen(command + ["--worker-index", str(index)], env=env, preexec_fn=die_with_parent)
-        echo(f"sweep: worker {index} started (pid {workers[index].pid})")
+        if stopping.is_set():
+            return
+        process = subprocess.Popen(command + ["--worker-index", str(index)], env=env, preexec_fn=with_parent())
+        workers[index] = process
+        if stopping.is_set():  # the signal came while it was starting: stop() did not see it
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        echo(f"sweep: worker {index} started (pid {process.pid})")
 
-    for index in range(args.workers):
+    for index in range(count):
         spawn(index)
     started = time.time()
     done_at_start = len(rows_of(sweep.trials()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import math
 import os
@@ -25,7 +26,7 @@ from .optuna_study import Sweep
 from .sampler import diverged_values, make_sampler, near, sampler_values
 from .storage import STORAGE_ENV, WORKER_STORAGE_ENV
 
-__all__ = ["Worker", "Heartbeat", "die_with_parent"]
+__all__ = ["Worker", "Heartbeat", "die_with_parent", "with_parent", "watch_parent"]
 
 
 class Worker:
@@ -40,13 +41,19 @@ class Worker:
         self.echo = echo
         self.stopping = threading.Event()
         self.child: subprocess.Popen | None = None
+        self.signalled: subprocess.Popen | None = None  # the last child stop() passed a signal to
         self.random_next = False  # after a repeated proposal: sample the next point at random
         self.repeats = 0  # consecutive repeated proposals
 
     def stop(self, signum=None, frame=None) -> None:
+        """Stop after the running trial is checkpointed (each signal is passed on: a second one stops it at once)."""
         self.stopping.set()
+        self._signal_child()
+
+    def _signal_child(self) -> None:
         child = self.child
         if child is not None and child.poll() is None:
+            self.signalled = child
             with contextlib.suppress(ProcessLookupError):
                 child.send_signal(signal.SIGTERM)  # checkpoints at the end of its current step
 
@@ -71,6 +78,7 @@ class Worker:
         return EXIT_INTERRUPTED
 
     def _one_trial(self) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
         sweep, study = self.sweep, self.sweep.study
@@ -79,7 +87,10 @@ class Worker:
         self.random_next = False
         sweep.optuna_study.sampler = make_sampler(config, seed_parts=(study.config.seed, n_before, self.index))
         trial = sweep.optuna_study.ask()
-        trial.set_user_attr("heartbeat", heartbeat_stamp())  # at once: a worker killed from here on is noticed
+        try:
+            trial.set_user_attr("heartbeat", heartbeat_stamp())  # at once: a worker killed from here on is noticed
+        except UpdateFinishedTrialError:  # the sampler took longer than --stale-after: released meanwhile
+            return
         census = Census.of(sweep.trials())
         if trial.number in census.redundant:
             self._drop(trial, "duplicate")
@@ -189,8 +200,10 @@ class Worker:
                     log.write(f"--- trial {trial.number} (point {origin}), {dt.datetime.now():%Y-%m-%d %H:%M:%S}\n")
                     log.flush()
                     self.child = subprocess.Popen(
-                        command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
+                        command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=with_parent()
                     )
+                    if self.stopping.is_set() and self.signalled is not self.child:  # stopped while it started
+                        self._signal_child()
                     code = self.child.wait()
                     self.child = None
                 if code == EXIT_RUNNING:  # another process trains this run directory (e.g. a killed worker's child)
@@ -232,7 +245,8 @@ class Worker:
 
 
 class Heartbeat(threading.Thread):
-    """Stamps a running trial with this process's heartbeat every `every` seconds until stopped."""
+    """Stamps a running trial with this process's heartbeat every `every` seconds until stopped (or until the
+    trial is finished or released; a passing storage error skips one beat)."""
 
     def __init__(self, storage, trial_id: int, every: float):
         super().__init__(daemon=True)
@@ -240,24 +254,52 @@ class Heartbeat(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
+
         while not self.done.wait(self.every):
             try:
                 self.storage.set_trial_user_attr(self.trial_id, "heartbeat", heartbeat_stamp())
-            except Exception:  # noqa: BLE001 - finished or released: nothing left to keep alive
+            except UpdateFinishedTrialError:  # finished or released: nothing left to keep alive
                 return
+            except Exception:  # noqa: BLE001 - e.g. a busy database: the next beat may get through
+                continue
 
     def stop(self) -> None:
         self.done.set()
 
 
-def die_with_parent() -> None:
-    """In the child: get SIGTERM (checkpoint and stop) when the worker dies, even by kill -9 (Linux)."""
+def die_with_parent(parent: int | None = None) -> None:
+    """In a child (as Popen's preexec_fn): get SIGTERM (checkpoint and stop) when its parent dies, even by
+    kill -9 (Linux's PR_SET_PDEATHSIG). `parent`, the parent's pid taken before the fork: if it died
+    before the request was made, the child exits at once (130, before exec: nothing ran)."""
     try:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if parent is not None and os.getppid() != parent:
+        os._exit(EXIT_INTERRUPTED)
+
+
+def with_parent() -> functools.partial:
+    """A preexec_fn that ties the child to this process (see :func:`die_with_parent`)."""
+    return functools.partial(die_with_parent, os.getpid())
+
+
+def watch_parent(stop, every: float = 1.0) -> threading.Thread:
+    """Call `stop()` once this process's parent is gone (it was reparented): the portable half of
+    :func:`die_with_parent`, for worker processes, whose supervisor may die by kill -9."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        stop()
+
+    thread = threading.Thread(target=watch, daemon=True, name="watch-parent")
+    thread.start()
+    return thread
 
 
 def _read_json(path: Path) -> dict | None:

@@ -1,0 +1,88 @@
+"""How many local workers a sweep may start: ``--workers`` capped by the trials left, the CPU cores
+and the memory one worker needs.
+
+Capping, not refusing, is the rule: a worker beyond any of the three limits has nothing to do or
+slows every other one down (more torch threads than cores is catastrophic, see NOTES.md), or
+gets the whole sweep OOM-killed, so the sweep runs with what fits and says so in one line, e.g.
+``sweep: --workers 1000 capped to 2 (2 cores; 6 trials left; memory for 150)``. The user loses
+nothing by that: the same budget is spent by fewer workers. Only when not even one worker fits
+in memory is the sweep refused, before any work, since no count of workers could run it.
+
+One worker is two processes: the worker (Python, torch, Optuna: ~155 MB measured) and its
+trial's ``micmco train`` (:data:`micmco.memory.PROCESS_BASE` plus the peak tensor memory that
+:func:`micmco.experiment.preflight` estimates; on an accelerator the tensors are counted
+against its own free memory).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..config import ConfigError
+
+__all__ = ["WORKER_PROCESS_BYTES", "Capacity", "usable_cores", "capacity_of", "cap_workers"]
+
+WORKER_PROCESS_BYTES = 160 * 2**20  # a worker process without its trial (measured ~155 MB)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, e.g. under taskset or a container)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Capacity:
+    cores: int  # usable CPU cores
+    trials_left: int  # the budget minus the finished points
+    memory_for: int | None  # workers whose processes and tensors fit in the memory available (None: unknown)
+
+
+def capacity_of(sweep) -> Capacity:
+    """The limits of `sweep` on this machine; ConfigError (one line, nothing run) if one worker does not fit."""
+    import torch
+
+    from ..experiment import load_config, preflight
+    from ..memory import PROCESS_BASE, available_memory, format_bytes
+    from .optuna_study import rows_of
+
+    study = sweep.study
+    trials_left = max(0, study.trials - len(rows_of(sweep.trials())))
+    # The largest trial: integer parameters (latent sizes) at the top of their ranges.
+    sizes = {p.name: p.high for p in study.parameters if p.integer}
+    config = load_config(study.base_path, study.trial_overrides(sizes) + [f"output_dir={sweep.runs_dir}"])
+    checks = preflight(config)  # ConfigError if one trial's tensors do not fit on its device
+    on_host = checks.device.type == "cpu"
+    tensors = checks.memory.peak_bytes
+    per_worker = WORKER_PROCESS_BYTES + PROCESS_BASE + (tensors if on_host else 0)
+    host = available_memory(torch.device("cpu"))
+    limits = [] if host is None else [host // per_worker]
+    if not on_host and checks.available is not None:
+        limits.append(checks.available // max(1, tensors))
+    memory_for = min(limits) if limits else None
+    if memory_for is not None and memory_for < 1:
+        free = "unknown" if host is None else format_bytes(host)
+        raise ConfigError(
+            "",
+            f"one worker needs ~{format_bytes(per_worker)} ({checks.memory.describe()}; plus "
+            f"~{format_bytes(WORKER_PROCESS_BYTES)} for the worker), but only {free} is available",
+        )
+    return Capacity(usable_cores(), trials_left, memory_for)
+
+
+def cap_workers(requested: int, capacity: Capacity) -> tuple[int, str | None]:
+    """(workers to start, the one-line message if that is fewer than `requested`); at least 1, so that a
+    finished study is exported and a trial another machine lost can be taken over."""
+    limits = [capacity.cores, capacity.trials_left]
+    if capacity.memory_for is not None:
+        limits.append(capacity.memory_for)
+    workers = max(1, min([requested, *limits]))
+    if workers >= requested:
+        return requested, None
+    memory = "memory unknown" if capacity.memory_for is None else f"memory for {capacity.memory_for}"
+    cores, left = capacity.cores, capacity.trials_left
+    reasons = f"{cores} core{'s' * (cores != 1)}; {left} trial{'s' * (left != 1)} left; {memory}"
+    return workers, f"sweep: --workers {requested} capped to {workers} ({reasons})"
