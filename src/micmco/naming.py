@@ -48,10 +48,14 @@ CURVE_ID = re.compile(
     r"^(?P<estimator>elbo|iwae|dreg|reinforce|vimco)(?P<k>\d*)-(?P<objective>kl|renyi|power)(?P<k_mi>\d*)$"
 )
 # l40x0-bs256-hs128-t40-dreg16-kl1.tsv, l8x10-...-t40x16-vimco1-renyi.tsv, bs256-hs128-t40-vq-vae.tsv
+# The PTB files add the regularisation of validation runs: -valid (naive dropout), -valid-nsd (shared
+# dropout masks), -valid-l2 (an L2 penalty); training-fit files have none.
 PAPER_NAME = re.compile(
     r"^(?:l(?P<latents>\d+)x(?P<categories>\d+)-)?bs(?P<batch>\d+)-hs(?P<hidden>\d+)-t(?P<steps>\d+)(?:x(?P<times>\d+))?-"
-    r"(?:(?P<vq>vq-vae)|(?P<estimator>vae|iwae|dreg|vimco|reinforce)(?P<k>\d*)-(?P<objective>kl|renyi|alpha)(?P<k_mi>\d*))$"
+    r"(?:(?P<vq>vq-vae)|(?P<estimator>vae|iwae|dreg|vimco|reinforce)(?P<k>\d*)-(?P<objective>kl|renyi|alpha)(?P<k_mi>\d*))"
+    r"(?P<valid>-valid(?P<regulariser>-nsd|-l2)?)?$"
 )
+PAPER_REGULARISERS = {None: "dropout-naive", "-nsd": "dropout-shared", "-l2": "l2"}  # of -valid files
 PAPER_ESTIMATORS = {"vae": "elbo", "iwae": "iwae", "dreg": "dreg", "vimco": "vimco", "reinforce": "reinforce"}
 PAPER_OBJECTIVES = {"kl": "kl", "renyi": "renyi", "alpha": "power"}
 PAPER_TOKENS = {"elbo": "vae", "kl": "kl", "renyi": "renyi", "power": "alpha"}  # ours -> the paper's
@@ -127,6 +131,8 @@ class PaperFile:
     batch_size: int
     hidden_size: int
     steps: int
+    split: str = "train"  # PTB: the split of its NLL (train, or valid for -valid files); synthetic: exact
+    regulariser: str = "none"  # PTB: none, dropout-naive, dropout-shared or l2
 
 
 def parse_paper_file_name(stem: str) -> PaperFile | None:
@@ -150,4 +156,5 @@ def parse_paper_file_name(stem: str) -> PaperFile | None:
         )
         k_mi = int(match["k_mi"]) if match["k_mi"] else k
         setting = Setting(estimator, k, k_mi, PAPER_OBJECTIVES[match["objective"]])
-    return PaperFile(setting, latents, int(match["batch"]), int(match["hidden"]), steps)
+    split, regulariser = ("valid", PAPER_REGULARISERS[match["regulariser"]]) if match["valid"] else ("train", "none")
+    return PaperFile(setting, latents, int(match["batch"]), int(match["hidden"]), steps, split, regulariser)
