@@ -53,6 +53,14 @@ __all__ = [
 ParetoError = TableError  # bad input: the message is one line naming the file and what is valid
 PAPER_COLUMNS = {  # the paper's column -> ours; two spellings occur
     "trialid": "trial",
+    "trial_id": "trial",
+    "input_dropout": "input_dropout",
+    "inputdropout": "input_dropout",
+    "state_dropout": "state_dropout",
+    "statedropout": "state_dropout",
+    "output_dropout": "output_dropout",
+    "outputdropout": "output_dropout",
+    "l2_penalty": "l2",
     "learning_rate": "learning_rate",
     "learningrate": "learning_rate",
     "posterior_div_weight": "lam",
@@ -218,8 +226,10 @@ def curves_of(rows: Sequence[Row], path: Path) -> list[Curve]:
 
 
 def read_paper_trials(path: str | Path) -> Curve:
-    """One of the paper's synthetic trial files (vocabulary 10000); the setting comes from the file name."""
+    """One of the paper's trial files (vocabulary 10000); the setting comes from the file name, the task
+    from its folder (``paper-frontiers/ptb/``: Penn Treebank, per token; otherwise synthetic)."""
     path = Path(path)
+    ptb = path.parent.name == "ptb"
     named = parse_paper_file_name(path.stem)
     if named is None:
         raise ParetoError(
@@ -254,9 +264,24 @@ def read_paper_trials(path: str | Path) -> Curve:
         nll=values.pop("nll"),
         hyperparameters=values,
         latents=named.latents,
-        task="synthetic",
-        task_values={"vocab_size": str(PAPER_VOCABULARY)},
-        reference_nll=math.log(PAPER_VOCABULARY),
+        **(
+            dict(
+                task="ptb",
+                split=named.split,
+                task_values={
+                    "vocab_size": str(PAPER_VOCABULARY),
+                    "hidden_size": str(named.hidden_size),
+                    "regulariser": named.regulariser,
+                },
+                reference_nll=None,
+            )  # fmt: skip
+            if ptb
+            else dict(
+                task="synthetic",
+                task_values={"vocab_size": str(PAPER_VOCABULARY)},
+                reference_nll=math.log(PAPER_VOCABULARY),
+            )
+        ),
     )
 
 
@@ -294,6 +319,9 @@ def distinct_labels(curves: Sequence[Curve]) -> list[str]:
             parts.append(curve.path.stem)  # same settings in several files: name the file
         labels.append(f"{curve.label} ({', '.join(parts)})")
     return labels
+
+
+PER_UNIT_USAGES = [0.1, 0.5, 1.0]  # nats per token: the default thresholds for text (the paper's axes span 0-2)
 
 
 def default_fractions() -> list[float]:
@@ -447,19 +475,17 @@ def cli_main(argv: list[str]) -> int:
     except ParetoError as error:
         print(f"micmco pareto: error: {error}", file=sys.stderr)
         return 2
-    fractions = args.min_usage is None and not args.normalised
-    min_usages = args.min_usage or default_fractions()
+    known = all(curve.reference_nll is not None for curve in curves)  # text has no ln V to scale by
+    fractions = args.min_usage is None and not args.normalised and known
+    min_usages = args.min_usage or (default_fractions() if fractions or args.normalised else PER_UNIT_USAGES)
     if not args.no_frontiers:
         for curve, label in zip(shown, distinct_labels(shown)):
             print(f"== {label}: {curve.path.name}, {curve.steps} steps, batch {curve.batch_size}, "
                   f"{len(curve.mi)} trials, {len(curve.frontier())} on the frontier")  # fmt: skip
             print(frontier_table(curve), end="\n\n")
     what = "excess NLL over ln V" if args.normalised else "NLL"
-    usage = (
-        "usage / ln V"
-        if args.normalised
-        else ("latent usage (each curve's ln V)" if fractions else "latent usage (nats)")
-    )
+    usage = "latent usage (nats)" if known else "latent usage (nats per token)"
+    usage = "usage / ln V" if args.normalised else ("latent usage (each curve's ln V)" if fractions else usage)
     print(f"Lowest {what} among trials with {usage} >= m")
     print(summary_table(shown, min_usages, fractions=fractions))
     if args.plot:

@@ -6,6 +6,7 @@ exists, its extra result columns, its memory estimate and its plausibility check
 A run config's ``task:`` names one (like big_vision's configs name a model module):
 
 - ``synthetic`` (:mod:`micmco.tasks.synthetic`): single symbols uniform over a vocabulary (§7.1).
+- ``ptb`` (:mod:`micmco.tasks.ptb`, data in :mod:`micmco.tasks.ptb_data`): Penn Treebank sentences (§7.2).
 
 A new task is a module here with a ``TASK`` object (a :class:`micmco.tasks.base.Task`) and a line in
 :data:`TASKS`.
@@ -20,7 +21,7 @@ from .base import Task
 
 __all__ = ["TASKS", "Task", "get_task"]
 
-TASKS = {"synthetic": "micmco.tasks.synthetic"}  # task name -> its module
+TASKS = {"synthetic": "micmco.tasks.synthetic", "ptb": "micmco.tasks.ptb"}  # task name -> its module
 
 
 def get_task(name: str) -> Task:

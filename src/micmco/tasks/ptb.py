@@ -1,0 +1,163 @@
+"""The Penn Treebank task (§7.2): sentences of the Mikolov files and the sentence VAE.
+
+Data (:mod:`micmco.tasks.ptb_data`): one sentence per line with ``<eos>`` appended, the
+10,000-word vocabulary of train (or a cap with ``<unk>``), train and valid truncated to 35
+tokens; splits ``train``, ``valid`` and ``test``. Model (:mod:`micmco.models.sentence`):
+a bidirectional LSTM encoder, 40 Gaussian or 8 × 10 categorical latents, an LSTM decoder, with
+the regularisation of §7.2.5 (dropout with naive or shared masks, or an L2 penalty). Metrics are
+per token (``<eos>`` included): sums over the sentences of a split divided by its tokens, as the
+paper's ``validklp`` and ``validnll``; perplexity = exp(NLL). There is no known optimal NLL, so
+curves are never normalised by one; the uniform model's NLL is ln V per token.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import check, check_choice
+from ..evaluation import EvalBatch
+from ..latents import make_latent
+from ..memory import MemoryEstimate, latent_sizes, step_memory
+from ..models.sentence import SentenceModelConfig, SentenceVAE
+from ..runconfig import RunConfig
+from ..trainer import derive_seed
+from .base import Task, check_trained_by_estimator
+from .ptb_data import PTB_SPLITS, PTBDataConfig, TrainingSentences, evaluation_batches, load_corpus
+
+__all__ = ["PTBRunConfig", "PTBTask", "TASK", "REGULARISERS", "regulariser_of", "SentenceLoss"]
+
+REGULARISERS = ("none", "dropout-naive", "dropout-shared", "l2")
+MI_SLACK = 1e-3  # nats per token: Û - Ŝ ≤ -Ŝ holds sentence by sentence, so per token too
+
+
+@dataclass
+class PTBRunConfig(RunConfig):
+    data: PTBDataConfig = field(default_factory=PTBDataConfig)  # the sentences
+    model: SentenceModelConfig = field(default_factory=SentenceModelConfig)  # the sentence VAE
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.task == "ptb", "task", f"a PTB run config has task: ptb, got {self.task!r}")
+        if self.eval.split:
+            check_choice(self.eval.split, PTB_SPLITS, "eval.split")
+        check_trained_by_estimator(self, True, self.model.latent.kind, "")
+        check(
+            not (self.model.dropout and self.model.l2 > 0),
+            "model.l2",
+            "the paper regularises with dropout or with an L2 penalty (Figure 11), not both; set one to 0",
+        )
+
+
+def regulariser_of(model: dict[str, Any]) -> str:
+    """The ``regulariser`` column of a model section (plain data): none, dropout-naive, dropout-shared or l2."""
+    if any(model.get(key, 0.0) > 0 for key in ("input_dropout", "state_dropout", "output_dropout")):
+        return f"dropout-{model.get('masks', 'naive')}"
+    return "l2" if model.get("l2", 0.0) > 0 else "none"
+
+
+class SentenceLoss:
+    """The estimator's loss, with the dropout masks of step t drawn from their own seeded stream (so a
+    resumed run is bit-identical) and the L2 penalty added (0 without one)."""
+
+    def __init__(self, loss, seed: int):
+        self.loss, self.seed, self.calls = loss, seed, 0
+
+    def __call__(self, model: SentenceVAE, x, generator: torch.Generator | None = None):
+        device = x[0].device
+        # Step t's generator comes from (seed, "noise", t); the masks get their own, seeded from its first draw.
+        seed = self.seed
+        if generator is not None:
+            seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device).item())
+        model.noise = torch.Generator(device=device).manual_seed(seed)
+        value, metrics = self.loss(model, x, generator)
+        penalty = model.l2_penalty()
+        if model.config.l2 > 0:
+            metrics["l2_penalty"] = penalty.detach()
+        return value + penalty, metrics
+
+
+class PTBTask(Task):
+    name = "ptb"
+    config_class = PTBRunConfig
+    unit = "token"
+    splits = ("valid", "train", "test")  # the default is valid; training-fit studies set eval.split: train
+    result_columns = (
+        "vocab_size", "hidden_size", "regulariser", "input_dropout", "state_dropout", "output_dropout", "l2",
+    )  # fmt: skip
+    curve_columns = ("vocab_size", "hidden_size", "regulariser")
+    memory_hint = (
+        "reduce data.batch_size, data.max_length, data.vocab_size, model.hidden_size, estimator.num_samples "
+        "or eval.batch_size"
+    )
+
+    def training_data(self, config: PTBRunConfig) -> TrainingSentences:
+        return TrainingSentences(load_corpus(config.data), config.data, config.seed)
+
+    def evaluation_batches(self, config: PTBRunConfig, split: str) -> Iterator[EvalBatch]:
+        for tokens, lengths in evaluation_batches(load_corpus(config.data), split, config.eval.batch_size):
+            yield EvalBatch((tokens, lengths), lengths.double())  # per token, <eos> included
+
+    def build_model(self, config: PTBRunConfig) -> nn.Module:
+        corpus = load_corpus(config.data)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(config.seed, "init"))
+            return SentenceVAE(corpus.vocab_size, make_latent(config.model.latent), config.model, corpus.eos_id)
+
+    def build_loss(self, config: PTBRunConfig):
+        return SentenceLoss(super().build_loss(config), derive_seed(config.seed, "noise"))
+
+    def uniform_nll(self, config: PTBRunConfig) -> float:
+        return math.log(config.data.vocab_size)
+
+    def result_values(self, config: dict[str, Any]) -> dict[str, str]:
+        model = config["model"]
+        return {
+            "vocab_size": config["data"]["vocab_size"],
+            "hidden_size": model["hidden_size"],
+            "regulariser": regulariser_of(model),
+            **{key: f"{model.get(key, 0.0):.6g}" for key in ("input_dropout", "state_dropout", "output_dropout")},
+            "l2": f"{model.get('l2', 0.0):.6g}",
+        }
+
+    def setting_label(self, values: dict[str, str]) -> str:
+        return f"V = {values['vocab_size']}, H = {values['hidden_size']}, {values['regulariser']}"
+
+    def uniform_from_row(self, row: dict[str, str]) -> float:
+        return math.log(int(row["vocab_size"]))
+
+    def plausibility(self, metrics: dict[str, float], config: PTBRunConfig) -> tuple[str | None, list[str]]:
+        reason, warnings = super().plausibility(metrics, config)
+        if reason is None and metrics["mutual_information"] > metrics["nll"] + MI_SLACK:
+            reason = (
+                f"mutual information {metrics['mutual_information']:.4f} exceeds the NLL {metrics['nll']:.4f} "
+                "per token: impossible, the estimate broke down"
+            )
+        return reason, warnings
+
+    def describe_metrics(self, metrics: dict[str, float]) -> str:
+        return f"NLL {metrics['nll']:.4f} nats per token (perplexity {math.exp(min(metrics['nll'], 700)):.1f})"
+
+    def estimate_memory(self, config: PTBRunConfig, device: torch.device | str = "cpu") -> MemoryEstimate:
+        """The embeddings, the encoder's two LSTM directions, the posterior head, the decoder LSTM and
+        the softmax; a step's K·B·T decoder rows at the longest sentence (max_length)."""
+        V, E, H = config.data.vocab_size, config.model.embedding_size, config.model.hidden_size
+        sizes = latent_sizes(config.model.latent, E)
+        lstm = 4 * H * (E + H + 2)
+        parameters = 2 * V * E + 2 * lstm + 2 * H * sizes.posterior_size + sizes.decoder_input + lstm + H * V + V
+        draws = max(config.estimator.num_samples, config.estimator.mi_samples or 0)
+        T = config.data.max_length
+        eval_rows = config.eval.num_samples * config.eval.batch_size * T
+        rows_per_draw = config.data.batch_size * T
+        # LSTM steps keep their gates for backward: about 3 H-sized tensors per row more than an MLP layer.
+        return step_memory(
+            parameters, config.estimator.base, draws, rows_per_draw, V, 3 * H, sizes.sample_floats, eval_rows, device
+        )
+
+
+TASK = PTBTask()
