@@ -11,7 +11,9 @@ from micmco.experiment import fingerprint, load_config
 from micmco.tasks.synthetic import SyntheticRunConfig
 
 REPO = Path(__file__).resolve().parents[1]
-PARAMS = sorted((REPO / "params" / "synthetic").rglob("*.yaml"))  # run configs; params/book and params/studies differ
+PARAMS = sorted((REPO / "params" / "synthetic").rglob("*.yaml")) + sorted(
+    (REPO / "params" / "ptb").rglob("*.yaml")
+)  # run configs; params/book and params/studies differ
 SMOKE = REPO / "params" / "synthetic" / "smoke" / "vimco16-renyi.yaml"
 
 
@@ -104,9 +106,12 @@ def test_every_params_file_is_valid_and_documented(path):
     assert config.cost, "say what it costs"
     assert config.name == f"{profile}-{path.stem}"
     assert path.read_text().startswith("#"), "open with a comment describing the run"
+    ptb = config.task == "ptb"
     if profile == "smoke":
-        assert config.train.steps <= 500 and config.data.vocab_size <= 100
-    if profile == "cpu":  # sweep trials (trial-*: V = 200, about a minute) and the laptop single runs (V = 1000)
+        assert config.train.steps <= 500 and config.data.vocab_size <= (500 if ptb else 100)
+    if profile == "cpu" and ptb:  # the cpu PTB trial: vocabulary 2000, the first 10000 sentences, hidden 64
+        assert (config.data.vocab_size, config.data.train_sentences, config.model.hidden_size) == (2000, 10000, 64)
+    elif profile == "cpu":  # sweep trials (trial-*: V = 200, about a minute) and the laptop single runs (V = 1000)
         assert config.data.vocab_size == (200 if path.stem.startswith("trial-") else 1000)
     if profile == "paper":
         assert (config.data.vocab_size, config.data.batch_size, config.model.hidden_size) == (10000, 256, 128)

@@ -29,7 +29,7 @@ def ptb_files(monkeypatch):
 
 
 def test_a_smoke_run_trains_and_evaluates_per_token(tmp_path):
-    config = load_config(SMOKE / "vimco16-renyi-shared.yaml", [f"output_dir={tmp_path}", "train.progress=false"])
+    config = load_config(SMOKE / "ptb-vimco16-renyi-shared.yaml", [f"output_dir={tmp_path}", "train.progress=false"])
     record = run(config, echo=lambda *_: None)
     assert record["status"] == "complete", record.get("divergence")
     evaluation = record["evaluation"]
@@ -52,7 +52,7 @@ def test_a_smoke_run_trains_and_evaluates_per_token(tmp_path):
 
 
 def test_an_interrupted_run_with_dropout_resumes_bit_for_bit(tmp_path):
-    config = load_config(SMOKE / "vimco16-renyi-shared.yaml", ["train.steps=12", "train.progress=false"])
+    config = load_config(SMOKE / "ptb-vimco16-renyi-shared.yaml", ["train.steps=12", "train.progress=false"])
     task = task_of(config)
 
     def trainer(steps, path):
@@ -84,7 +84,7 @@ def test_an_interrupted_run_with_dropout_resumes_bit_for_bit(tmp_path):
 )
 def test_bad_ptb_config_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as error:
-        load_config(SMOKE / "vimco16-renyi-shared.yaml", [override])
+        load_config(SMOKE / "ptb-vimco16-renyi-shared.yaml", [override])
     assert str(error.value).startswith(key)
 
 

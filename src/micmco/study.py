@@ -42,6 +42,11 @@ TABLE2: dict[str, tuple[str, float, float, str]] = {
     "learning_rate": ("train.learning_rate", 1e-4, 1e-2, "log"),
     "lam": ("objective.lam", -0.05, 0.9999, "linear"),
     "alpha": ("objective.alpha", 0.86, 16.0, "log"),
+    # PTB validation runs (§7.2.5): the three dropout rates, or an L2 penalty instead
+    "input_dropout": ("model.input_dropout", 0.0, 0.9, "linear"),
+    "state_dropout": ("model.state_dropout", 0.0, 0.8, "linear"),
+    "output_dropout": ("model.output_dropout", 0.0, 0.95, "linear"),
+    "l2": ("model.l2", 5e-6, 1e-3, "log"),
 }
 SAMPLERS = ("gp", "tpe", "random", "grid")
 SCALES = ("linear", "log")
@@ -281,6 +286,8 @@ def _parse_parameters(raw: Any, fixed) -> list[Parameter]:
         names = ["learning_rate"]
         names += ["lam"] if kind in ("kl", "renyi") else []
         names += ["alpha"] if kind in ("renyi", "power") else []
+        names += ["input_dropout", "state_dropout", "output_dropout"] if getattr(fixed.model, "dropout", False) else []
+        names += ["l2"] if getattr(fixed.model, "l2", 0.0) > 0 else []
         raw = {name: {} for name in names}
     if not isinstance(raw, Mapping):
         raise ConfigError("parameters", f"must map parameter names to ranges, got {type(raw).__name__}")

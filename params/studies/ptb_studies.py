@@ -1,0 +1,208 @@
+"""Write the PTB studies: one per curve of the paper's PTB figures (§7.2, Appendix B), from its trial files.
+
+    python params/studies/ptb_studies.py      # rewrites params/studies/{paper,cpu}/ptb-*.yaml
+
+Each file of data/paper-frontiers/ptb/ is one curve; its name gives the estimator, K/K', objective, batch,
+hidden size, steps, split and regulariser (micmco.naming.parse_paper_file_name). The paper profile
+reproduces that setting (base configs params/ptb/paper/ptb-base-{dreg,vimco}.yaml and `set` overrides); the
+cpu profile makes the studies of Figures 8, 9, 10 and 12 at the cpu trial size (params/ptb/cpu/).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "src"))
+
+from micmco.naming import parse_paper_file_name  # noqa: E402
+
+# The README of data/paper-frontiers/ptb: which figure uses which file (stems without the latent prefix).
+FIGURES = {
+    8: "bs256-hs128-t40-dreg{1,16,64}-{kl,renyi}", 9: "bs256-hs128-t40-vimco{1,16,64}-{kl,renyi}",
+    10: "bs256-hs128-t40-{dreg1-kl,vimco1-kl,dreg16-kl,dreg16-renyi,vimco16-kl,vimco16-renyi}-valid",
+    11: "bs256-hs128-t40-{dreg1-kl,vimco1-kl,dreg16-kl,dreg16-renyi,vimco16-kl,vimco16-renyi}-valid-l2",
+    12: "bs256-hs128-t40-{dreg1-kl-valid,vimco1-kl-valid,dreg16-kl-valid-nsd,dreg16-renyi-valid-nsd,"
+        "vimco16-kl-valid-nsd,vimco16-renyi-valid-nsd}",
+    13: "{bs256-hs128-t40-vimco1-kl,bs256-hs128-t40-vimco1-renyi,bs256-hs128-t40x16-vimco1-kl,"
+        "bs256-hs128-t40x16-vimco1-renyi,bs4096-hs128-t40-vimco1-kl,bs4096-hs128-t40-vimco1-renyi,"
+        "bs256-hs128-t40-vimco16-kl,bs256-hs128-t40-vimco16-renyi}",
+    14: "{bs256-hs128-t40-vimco1-kl-valid,bs256-hs128-t40-vimco1-renyi-valid,bs256-hs128-t40x16-vimco1-kl-valid,"
+        "bs256-hs128-t40x16-vimco1-renyi-valid,bs4096-hs128-t40-vimco1-kl-valid,bs4096-hs128-t40-vimco1-renyi-valid,"
+        "bs256-hs128-t40-vimco16-kl-valid-nsd,bs256-hs128-t40-vimco16-renyi-valid-nsd}",
+    16: "{bs64,bs256,bs1024}-hs128-t40-{dreg1-kl,dreg16-kl,dreg16-renyi}",
+    17: "bs256-hs128-{t40,t80}-{dreg1-kl,dreg16-kl,dreg16-renyi}",
+    18: "bs256-hs256-{t40,t80}-{dreg1-kl,dreg16-kl,dreg16-renyi}",
+    19: "{bs64,bs256,bs1024}-hs128-t40-{vimco1-kl,vimco16-kl,vimco16-renyi}",
+    20: "bs256-hs128-{t40,t80}-{vimco1-kl,vimco16-kl,vimco16-renyi}",
+    21: "bs256-hs256-{t40,t80}-{vimco1-kl,vimco16-kl,vimco16-renyi}",
+    22: "bs256-hs128-t40-{dreg1-kl,dreg1-renyi,dreg1-kl16,dreg1-renyi16,dreg16-kl1,dreg16-renyi1,dreg16-kl,"
+        "dreg16-renyi}",
+    23: "bs256-hs128-t40-{vimco1-kl,vimco1-renyi,vimco1-kl16,vimco1-renyi16,vimco16-kl1,vimco16-renyi1,vimco16-kl,"
+        "vimco16-renyi}",
+    24: "{bs256-hs128-t40-dreg1-kl,bs256-hs128-t40-dreg1-renyi,bs256-hs128-t40x16-dreg1-kl,"
+        "bs256-hs128-t40x16-dreg1-renyi,bs4096-hs128-t40-dreg1-kl,bs4096-hs128-t40-dreg1-renyi,bs256-hs128-t40-dreg16-kl,bs256-hs128-t40-dreg16-renyi}",
+    25: "{bs256-hs128-t40-dreg1-kl-valid,bs256-hs128-t40-dreg1-renyi-valid,bs256-hs128-t40x16-dreg1-kl-valid,"
+        "bs256-hs128-t40x16-dreg1-renyi-valid,bs4096-hs128-t40-dreg1-kl-valid,bs4096-hs128-t40-dreg1-renyi-valid,"
+        "bs256-hs128-t40-dreg16-kl-valid-nsd,bs256-hs128-t40-dreg16-renyi-valid-nsd}",
+    28: "bs256-hs128-t40-dreg16-{kl,renyi,alpha}", 29: "bs256-hs128-t40-vimco16-{kl,renyi,alpha}",
+}  # fmt: skip
+CPU_FIGURES = (8, 9, 10, 12)
+
+
+def expand(pattern: str) -> list[str]:
+    """Brace expansion, as the README writes the files of a figure."""
+    start = pattern.find("{")
+    if start < 0:
+        return [pattern]
+    depth, end = 0, start
+    for end in range(start, len(pattern)):
+        depth += {"{": 1, "}": -1}.get(pattern[end], 0)
+        if depth == 0:
+            break
+    options, depth, current = [], 0, ""
+    for char in pattern[start + 1 : end]:
+        if char == "," and depth == 0:
+            options.append(current)
+            current = ""
+            continue
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        current += char
+    options.append(current)
+    return [head + tail for option in options for head in expand(pattern[:start] + option) for tail in
+            expand(pattern[end + 1 :])]  # fmt: skip
+
+
+def figures_of(stem: str) -> list[int]:
+    short = stem.split("-", 1)[1] if stem.startswith("l") else stem
+    return [number for number, pattern in FIGURES.items() if short in expand(pattern)]
+
+
+def curve_id(stem: str) -> str:
+    """ptb-<estimator><K>-<objective><K'>[-valid[-shared|-l2]][-batchN|-bs16][-hiddenN][-steps80k|-t16]."""
+    named = parse_paper_file_name(stem)
+    s = named.setting
+    name = {"reinforce": "vimco"}.get(s.estimator, s.estimator) + str(s.k)
+    objective = {"power": "alpha"}.get(s.objective, s.objective) + (str(s.k_mi) if s.k_mi != s.k else "")
+    parts = ["ptb", name, objective]
+    if named.split == "valid":
+        parts += ["valid"] + {"dropout-naive": [], "dropout-shared": ["shared"], "l2": ["l2"]}[named.regulariser]
+    if named.batch_size == 4096:
+        parts.append("bs16")
+    elif named.batch_size != 256:
+        parts.append(f"batch{named.batch_size}")
+    if named.hidden_size != 128:
+        parts.append(f"hidden{named.hidden_size}")
+    if named.steps == 640_000:
+        parts.append("t16")
+    elif named.steps != 40_000:
+        parts.append(f"steps{named.steps // 1000}k")
+    return "-".join(parts)
+
+
+def overrides(stem: str, profile: str) -> tuple[str, list[str], str, list[str]]:
+    """(base config, `set` overrides, baseline, tuned parameter names) of a paper file's curve."""
+    named = parse_paper_file_name(stem)
+    s = named.setting
+    family = "dreg" if s.estimator in ("dreg", "iwae", "elbo") else "vimco"
+    base = f"params/ptb/paper/ptb-base-{family}.yaml"
+    if profile == "cpu":
+        base = f"params/ptb/cpu/ptb-trial-{family}16-kl.yaml"
+    sets = [f"estimator.base={s.estimator}", f"estimator.num_samples={s.k}"]
+    if s.k_mi != s.k:
+        sets.append(f"estimator.mi_samples={s.k_mi}")
+    if s.objective == "renyi":
+        sets += ["objective.kind=renyi", "objective.alpha=2.0"]
+    elif s.objective == "power":
+        sets += ["objective.kind=power", "objective.lam=null", "objective.alpha=2.0"]
+    tuned = ["learning_rate"] + (["lam"] if s.objective in ("kl", "renyi") else []) + (
+        ["alpha"] if s.objective in ("renyi", "power") else [])  # fmt: skip
+    sets.append(f"eval.split={named.split}")
+    if named.regulariser.startswith("dropout"):
+        masks = "shared" if named.regulariser == "dropout-shared" else "naive"
+        sets += [
+            "model.input_dropout=0.3",
+            "model.state_dropout=0.2",
+            "model.output_dropout=0.3",
+            f"model.masks={masks}",
+        ]
+        tuned += ["input_dropout", "state_dropout", "output_dropout"]
+    elif named.regulariser == "l2":
+        sets.append("model.l2=1.0e-4")
+        tuned.append("l2")
+    baseline = "none"
+    if profile == "paper":
+        if named.batch_size == 4096:
+            baseline = "bs16"
+        elif named.batch_size != 256:
+            sets.append(f"data.batch_size={named.batch_size}")
+        if named.hidden_size != 128:
+            sets += [f"model.hidden_size={named.hidden_size}", f"model.embedding_size={named.hidden_size}"]
+        if named.steps == 640_000:
+            baseline = "t16"
+        elif named.steps != 40_000:
+            sets.append(f"train.steps={named.steps}")
+    return base, sets, baseline, tuned
+
+
+RANGES = {  # Appendix C, Table 2
+    "learning_rate": "{low: 1.0e-4, high: 1.0e-2, scale: log}  # Table 2",
+    "lam": "{low: -0.05, high: 0.9999, scale: linear}  # Table 2 (KL and Rényi objectives)",
+    "alpha": "{low: 0.86, high: 16.0, scale: log}  # Table 2 (Rényi and power objectives)",
+    "input_dropout": "{}  # Table 2: 0 to 0.9 (validation only)",
+    "state_dropout": "{}  # Table 2: 0 to 0.8 (validation only)",
+    "output_dropout": "{}  # Table 2: 0 to 0.95 (validation only)",
+    "l2": "{}  # Table 2: 5e-6 to 1e-3, log (validation only)",
+}
+
+
+def study_text(stem: str, profile: str) -> str:
+    named = parse_paper_file_name(stem)
+    figures = figures_of(stem)
+    shown = ", ".join(map(str, figures))
+    cid = curve_id(stem)
+    base, sets, baseline, tuned = overrides(stem, profile)
+    trials, startup = (64, 16) if profile == "paper" else (8, 5)
+    workers = "--workers 1   on a GPU box" if profile == "paper" else "--workers 2"
+    label = f"{named.setting.label} ({named.split}{', ' + named.regulariser if named.regulariser != 'none' else ''})"
+    lines = [
+        f"# Figure{'s' if len(figures) > 1 else ''} {shown}: {label} on Penn Treebank, a Pareto frontier of per-token",
+        f"# NLL against per-token latent usage over tuned runs; the paper's: data/paper-frontiers/ptb/{stem}.tsv.",
+        "# Written by params/studies/ptb_studies.py.",
+        f"# Run it:  micmco sweep params/studies/{profile}/{cid}.yaml {workers}",
+        f"name: {profile}-{cid}  # the Optuna study; results/{profile}/{profile}-{cid}.tsv",
+        f"base: {base}  # run config of every trial",
+        f"profile: {profile}  # must be the base config's profile",
+        f'reproduces: "Figure{"s" if len(figures) > 1 else ""} {shown}"  # the paper figures',
+        f'curve: "{label}"  # the curve in them',
+        f"trials: {trials}  # trials in all (the paper's PTB curves have 15-250 trials each)",
+        "sampler: gp  # Optuna's GPSampler (log-EHVI), the closest match to the paper's GP bandits",
+        f"startup_trials: {startup}  # random trials before the Gaussian process proposes",
+        "seed: 0  # sampler seed",
+        f"baseline: {baseline}  # none, t16 (16x steps) or bs16 (16x batch): §7.2.6's compute-matched baselines",
+        "set:  # this curve's setting on the base config",
+        *[f'  - "{item}"' for item in sets],
+        "parameters:  # tuned, with the ranges of Appendix C, Table 2",
+        *[f"  {name}: {RANGES[name]}" for name in tuned],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    stems = sorted(p.stem for p in (REPO / "data/paper-frontiers/ptb").glob("*.tsv"))
+    written = 0
+    for profile in ("paper", "cpu"):
+        folder = REPO / "params/studies" / profile
+        for stale in folder.glob("ptb-*.yaml"):
+            stale.unlink()
+        for stem in stems:
+            if profile == "cpu" and not set(figures_of(stem)) & set(CPU_FIGURES):
+                continue
+            (folder / f"{curve_id(stem)}.yaml").write_text(study_text(stem, profile))
+            written += 1
+    print(f"wrote {written} study files")
+
+
+if __name__ == "__main__":
+    main()
