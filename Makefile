@@ -13,7 +13,7 @@ BOOK_INSTALLED := $(VENV)/.book-installed
 BENCH_INSTALLED := $(VENV)/.bench-installed
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: book test bench smoke cpu clean reproduce
+.PHONY: book test bench bench-ptb gpu-check smoke cpu clean reproduce
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,16 @@ test: $(BOOK_INSTALLED)
 
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python benchmarks/step_time.py
+
+# PTB: sentence-tokens/s at K = 16 against K = 1 and against a loop over the samples, the cost of
+# recurrent-state dropout, and peak memory per K against the preflight estimate (needs ../shared/data/ptb).
+bench-ptb: $(INSTALLED)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/ptb_step_time.py
+
+# One command for a GPU box (at most five minutes): both tasks' steps/s and tokens/s, the projected time of
+# one paper trial, and a few steps on the GPU against the same steps on the CPU.
+gpu-check: $(INSTALLED)
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache book/_build
