@@ -98,3 +98,12 @@ def test_the_papers_ptb_trials_read_as_per_token_curves_of_their_split_and_regul
     l2 = read_paper_trials(folder / "l40x0-bs256-hs128-t40-dreg1-kl-valid-l2.tsv")
     assert l2.task_values["regulariser"] == "l2" and "l2" in l2.hyperparameters
     assert 4.4 < float(shared.nll.min()) < 4.8  # the paper's validation NLL per token at hs128 (Table 1: ~4.6)
+
+
+def test_a_model_that_cannot_fit_is_refused_before_any_work(tmp_path):
+    from micmco.experiment import preflight
+
+    huge = load_config(SMOKE / "ptb-dreg16-kl.yaml", ["model.hidden_size=200000", f"output_dir={tmp_path / 'runs'}"])
+    with pytest.raises(ConfigError, match="reduce data.batch_size, .*model.hidden_size, estimator.num_samples"):
+        preflight(huge)
+    assert not (tmp_path / "runs").exists()
