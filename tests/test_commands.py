@@ -85,3 +85,17 @@ def test_a_gpu_profile_on_a_cpu_is_projected_and_warned_about_before_work(tmp_pa
     smoke = REPO / "params/synthetic/smoke/elbo-kl.yaml"
     assert main(["train", str(smoke), "--quiet", "--output-dir", str(tmp_path)]) == 0
     assert "warning" not in capsys.readouterr().err  # a cpu-sized profile, quiet: no word
+
+
+def test_a_paper_sweep_on_a_cpu_warns_with_the_projected_time_before_any_work(tmp_path):
+    """A paper sweep started 64 trials of ~13 h each without a word."""
+    from micmco.study import load_study
+    from micmco.sweep.cli import gpu_profile_warning
+    from micmco.sweep.optuna_study import Sweep
+
+    paper = Sweep(load_study(REPO / "params/studies/paper/dreg16-kl.yaml"), None, tmp_path / "r", tmp_path / "runs")
+    warning = gpu_profile_warning(paper, trials_left=64)
+    assert "the paper profile is sized for a GPU; on this CPU it takes ~" in warning and "64 trials to go" in warning
+    cpu = Sweep(load_study(REPO / "params/studies/cpu/dreg16-kl.yaml"), None, tmp_path / "r", tmp_path / "runs")
+    assert gpu_profile_warning(cpu, trials_left=8) is None
+    assert not list((tmp_path / "runs").glob("*/*/result.json"))  # nothing trained

@@ -104,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers, capped = cap_workers(args.workers, capacity)
     if capped:
         echo(capped)
+    warning = gpu_profile_warning(sweep, capacity.trials_left)
+    if warning:
+        print(scrub(f"micmco sweep: warning: {warning}"), file=sys.stderr)
     threads = max(1, (args.threads or capacity.cores) // workers)
     echo(
         f"sweep {study.name}: {study.trials} trials of {study.base_path} ({study.config.sampler} sampler), "
@@ -112,3 +115,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if workers == 1:
         return run_worker(sweep, 0, threads, args, echo, show_progress=True)
     return run_workers(sweep, args, workers, threads, url, echo)
+
+
+def gpu_profile_warning(sweep, trials_left: int) -> str | None:
+    """Before any work: a study whose profile is sized for a GPU, on a CPU, with the projected time of its
+    trials from two timed steps of its base config (None otherwise)."""
+    from ..experiment import GPU_PROFILES, load_config, projection, resolve_device
+
+    study = sweep.study
+    if study.config.profile not in GPU_PROFILES or trials_left == 0:
+        return None
+    config = load_config(study.base_path, study.overrides + [f"output_dir={sweep.runs_dir}"])
+    device = resolve_device(config.train.device)
+    if device.type != "cpu":
+        return None
+    line, warning = projection(config, device)
+    return f"{warning}; {trials_left} trials to go ({line})" if warning else None
