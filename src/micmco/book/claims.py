@@ -199,7 +199,7 @@ class PairComparison:
 
     @property
     def equivalent(self) -> bool:
-        """The KL and Rényi curves of one single-sample estimator (:func:`~micmco.book.figures.same_objective`):
+        """The KL and Rényi curves of one estimator with K′ = 1 (:func:`~micmco.book.figures.same_objective`):
         one objective, so their order is tuning noise, not an ordering to compare."""
         return same_objective(self.better.curve_id, self.worse.curve_id)
 
@@ -228,7 +228,7 @@ class OrderingComparison:
     agree: list[tuple[str, str]]  # (better, worse) in both
     disagree: list[tuple[str, str]]  # (paper's better, paper's worse) that ours reverse
     ties: list[tuple[str, str]]  # not compared: closer than the tolerance in the paper, or the same objective
-    # (the KL and Rényi curves of a single-sample estimator)
+    # (the KL and Rényi curves of an estimator with K′ = 1: one objective)
     paper_best: str
     ours_best: str
     compared: list[str]  # curves with values in both
@@ -261,7 +261,7 @@ class OrderingComparison:
                 out.append(f"  reversed: the paper has {better} below {worse}, ours the opposite")
             if self.ties:
                 out.append(
-                    f"  not compared (within {self.tolerance:g} nats in the paper, or K = 1 KL vs Rényi): "
+                    f"  not compared (within {self.tolerance:g} nats in the paper, or KL vs Rényi with K′ = 1): "
                     + "; ".join(f"{a} ~ {b}" for a, b in self.ties)
                 )
         if self.unreached:
@@ -321,7 +321,7 @@ def compare_pairs(
     results_dir: Path | None = None,
 ) -> list[PairComparison]:  # fmt: skip
     """Every pair of curves that share a figure of ``figures`` (each pair once, :func:`compare_curves`),
-    leaving out the KL and Rényi curves of one single-sample estimator (one objective: their order is
+    leaving out the KL and Rényi curves of one estimator with K′ = 1 (one objective: their order is
     tuning noise)."""
     curves = {c: load_curve(c, profile, results_dir) for f in figures for c in SYNTHETIC_FIGURES[f][1]}
     seen, out = set(), []

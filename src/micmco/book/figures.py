@@ -204,10 +204,12 @@ def figure_table(figure: FigureResults, min_usages: list[float]) -> str:
 
 
 def same_objective(curve_a: str, curve_b: str) -> bool:
-    """The KL and Rényi curves of one single-sample estimator: the same objective (Props. 4-5), so
-    their order is tuning noise."""
+    """The KL and Rényi curves of one estimator whose divergence term has one sample (K′ = 1): the same
+    objective, since V̂_α¹ = Û¹ = ln p(x|z₁) (Props. 4-5, and eq. 11's grouping for K > 1), so their order
+    is tuning noise."""
     a, b = parse_curve_id(curve_a), parse_curve_id(curve_b)
-    return a.estimator == b.estimator != "vqvae" and a.draws == b.draws == 1
+    same_setting = a.estimator == b.estimator != "vqvae" and a.k == b.k and a.k_mi == b.k_mi == 1
+    return same_setting and {a.objective, b.objective} <= {"kl", "renyi"}
 
 
 def reproduce_command(figure: int | None = None, profile: str = "paper") -> str:
