@@ -130,14 +130,13 @@ class CategoricalLatent:
         return CategoricalPosterior(logits.log_softmax(-1))
 
     def sample(
-        self,
-        posterior: CategoricalPosterior,
-        num_samples: int,
-        generator: torch.Generator | None = None,
-        reparameterize: bool = False,
+        self, posterior: CategoricalPosterior, num_samples: int, generator: torch.Generator | None = None, **options
     ) -> Tensor:
-        if reparameterize:
+        """Exact samples [K, B, L]; ``reparameterize=True`` is an error (categorical latents have no path)."""
+        if options.pop("reparameterize", False):
             raise ValueError("categorical latents cannot be reparameterised; use a score-function estimator")
+        if options:
+            raise TypeError(f"unknown argument(s) {', '.join(options)}; sample takes reparameterize only")
         log_probs = posterior.log_probs.detach()
         B, L, C = log_probs.shape  # batch, latents, categories
         uniform = torch.rand((num_samples, B, L, C), generator=generator, device=log_probs.device)
