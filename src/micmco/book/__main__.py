@@ -26,4 +26,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # Ctrl-C in `make reproduce` while it lists the studies: one line
+        print("make reproduce: interrupted", file=sys.stderr)
+        sys.exit(130)
