@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from micmco import pareto
+from micmco.frontier_plot import plot_frontiers
 from micmco.pareto import ParetoError, cli_main, lowest_nll, pareto_frontier, read_curves, read_paper_trials
 
 matplotlib.use("Agg")
@@ -225,7 +226,7 @@ def test_plot_draws_kl_hollow_renyi_filled_and_the_paper_dashed(tmp_path):
     )
     paper_file = tmp_path / "l40x0-bs256-hs128-t40-dreg16-kl.tsv"
     paper_file.write_text(PAPER_HEADER + "1 0.001 0.5 4.0 9.25\n2 0.001 0.5 8.0 9.30\n")
-    figure = pareto.plot_frontiers(read_curves([path, paper_file]))
+    figure = plot_frontiers(read_curves([path, paper_file]))
     lines = {line.get_label(): line for line in figure.axes[0].get_lines() if not line.get_label().startswith("_")}
     ours_renyi = lines["DReG 16, Rényi (ours, V = 1000)"]
     ours_kl = lines["DReG 16, KL (ours, V = 1000)"]
@@ -280,7 +281,7 @@ def test_cli_reads_a_folder_of_tables_and_says_when_it_has_none(tmp_path, capsys
     empty = tmp_path / "empty"
     empty.mkdir()
     assert cli_main([str(empty)]) == 2
-    assert "a folder without results tables" in capsys.readouterr().err
+    assert "a folder with no results tables" in capsys.readouterr().err
 
 
 def test_default_thresholds_are_fractions_of_each_tables_ln_v(tmp_path, capsys):

@@ -21,6 +21,7 @@ from .util import EXIT_DIVERGED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN
 DELEGATED = {
     "sweep": ("micmco.sweep", "run a study: a grid or a tuned set of trials (Optuna), resumable; exports results/"),
     "pareto": ("micmco.pareto", "Pareto frontiers of results tables and of the paper's trials; summaries, plots"),
+    "table1": ("micmco.best_trials", "the paper's Table 1: the best validation results on Penn Treebank"),
 }
 
 

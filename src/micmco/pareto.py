@@ -12,7 +12,8 @@ much latent usage (mutual information). This module reads
 
 and offers the frontier, the summary "lowest NLL among trials with latent usage >= m", a
 normalised view (excess NLL over ln V against usage / ln V, so that a vocabulary-1000 curve
-lies over the paper's vocabulary-10000 one) and a plot in the paper's style.
+lies over the paper's vocabulary-10000 one) and the paper's counterparts of our curves
+(``micmco.frontier_plot`` draws them).
 
     micmco pareto FILES... [--min-usage m ...] [--normalised] [--plot out.png] [--paper DIR]
 """
@@ -37,7 +38,9 @@ from .tasks.synthetic import PAPER_VOCABULARY
 __all__ = [
     "Curve",
     "ParetoError",
+    "NoCompleteTrials",
     "read_curves",
+    "read_inputs",
     "read_results",
     "curves_of",
     "read_paper_trials",
@@ -45,12 +48,17 @@ __all__ = [
     "lowest_nll",
     "summary_table",
     "frontier_table",
-    "plot_frontiers",
     "paper_counterparts",
     "cli_main",
 ]
 
 ParetoError = TableError  # bad input: the message is one line naming the file and what is valid
+
+
+class NoCompleteTrials(ParetoError):
+    """A results table without a complete trial yet."""
+
+
 PAPER_COLUMNS = {  # the paper's column -> ours; two spellings occur
     "trialid": "trial",
     "trial_id": "trial",
@@ -197,7 +205,7 @@ def curves_of(rows: Sequence[Row], path: Path) -> list[Curve]:
         for row in rows:
             statuses[row.status] = statuses.get(row.status, 0) + 1
         counts = ", ".join(f"{count} {status}" for status, count in statuses.items()) or "no rows"
-        raise ParetoError(f"{path}: no complete trials ({counts}); only rows with status complete count")
+        raise NoCompleteTrials(f"{path}: no complete trials ({counts}); only rows with status complete count")
     curves = []
     for (task, split, estimator, k, k_mi, objective, steps, batch_size, task_values), trials in groups.items():
         curves.append(
@@ -349,84 +357,31 @@ def summary_table(curves: Sequence[Curve], min_usages: Sequence[float], fraction
     return "\n".join(lines)
 
 
-# --- plot --------------------------------------------------------------------------------------------
+# --- the paper's counterparts ----------------------------------------------------------------------
 
 
-def plot_frontiers(curves: Sequence[Curve], normalised: bool = True, ax=None, title: str | None = None):
-    """The frontiers in the paper's style; returns the matplotlib Figure.
-
-    One colour per estimator and sample count; KL objective hollow markers, Rényi filled
-    (power: triangles, none: squares); the paper's curves dashed and lighter beside ours.
-    ``normalised`` plots excess NLL over ln V against usage / ln V, so vocabularies overlay.
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        figure, ax = plt.subplots(figsize=(10.5, 4.8))
-    else:
-        figure = ax.figure
-    labels = distinct_labels(curves)
-    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    colours: dict[tuple, str] = {}
-    for curve, label in zip(curves, labels):
-        shown = curve.normalised() if normalised else curve
-        frontier = shown.frontier()
-        colour = colours.setdefault((curve.estimator, curve.k, curve.k_mi), palette[len(colours) % len(palette)])
-        paper = curve.source == "paper"
-        marker = {"kl": "o", "renyi": "o", "power": "^", "none": "s"}[curve.objective]
-        ax.plot(
-            shown.mi[frontier],
-            shown.nll[frontier],
-            linestyle="--" if paper else "-",
-            marker=marker,
-            markersize=4 if paper else 5,
-            color=colour,
-            markerfacecolor="none" if curve.objective == "kl" else colour,
-            alpha=0.45 if paper else 1.0,
-            label=label,
-        )
-    # the paper's axes: usage 0 to ln V, NLL from ln V to ln V + 0.25 (9.20 to 9.45 at V = 10000)
-    excess = _excess_shown(curves) * 1.05 + 0.005
-    if normalised:
-        ax.set_xlabel("latent usage: mutual information / ln V")
-        ax.set_ylabel("excess NLL: NLL − ln V (nats)")
-        ax.set_xlim(0, 1.02)
-        ax.set_ylim(-0.005, excess)
-        ax.axhline(0.0, color="0.6", lw=0.8)
-    else:
-        ax.set_xlabel("latent usage: mutual information (nats)")
-        ax.set_ylabel("NLL (nats)")
-        optima = sorted({curve.reference_nll for curve in curves if curve.reference_nll is not None}) or [0.0]
-        ax.set_xlim(0, optima[-1] * 1.02)
-        ax.set_ylim(optima[0] - 0.005, optima[-1] + excess)
-        for optimum in optima:
-            ax.axhline(optimum, color="0.6", lw=0.8)  # ln V, the optimal NLL
-    ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
-    # Beside the axes, never over the data; a second column once the entries outgrow the height.
-    ax.legend(fontsize="x-small", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-              ncol=1 if len(curves) <= 18 else 2)  # fmt: skip
-    figure.tight_layout()
-    return figure
-
-
-def _excess_shown(curves: Sequence[Curve]) -> float:
-    """The highest excess NLL on the frontiers, at most 0.25 nats (the paper's axes: 9.20 to 9.45 at ln V = 9.21)."""
-    tops = [float(shown.nll[shown.frontier()].max()) for shown in (curve.normalised() for curve in curves)]
-    return min(max(tops, default=0.25), 0.25)
+PAPER_MAIN_SETTINGS = {"steps": 40_000, "batch_size": 256, "hidden_size": "128"}  # the paper's main figures
 
 
 def paper_counterparts(curves: Sequence[Curve], directory: str | Path) -> list[Curve]:
-    """The paper's curves (``directory``: paper-frontiers/synthetic) of the settings of ``curves``,
-    at the paper's 40 thousand steps; settings the paper has no file for are left out."""
+    """The paper's curves (``directory``: data/paper-frontiers/synthetic or .../ptb) of the settings of
+    ``curves``: the same estimator, K, K′ and objective, evaluated on the same split with the same
+    regulariser, at the paper's main settings (40 thousand steps, batch 256, hidden size 128); settings
+    the paper has no file for are left out."""
     papers = {}
     for path in sorted(Path(directory).glob("*.tsv")):
         curve = read_paper_trials(path)
-        if curve.steps == 40_000:
-            papers[curve.setting] = curve
-    wanted = dict.fromkeys(curve.setting for curve in curves if curve.source != "paper")
-    return [papers[setting] for setting in wanted if setting in papers]
+        main = (curve.steps, curve.batch_size, curve.task_values.get("hidden_size", "128"))
+        if main == tuple(PAPER_MAIN_SETTINGS.values()):
+            papers[_counterpart_key(curve)] = curve
+    wanted = dict.fromkeys(_counterpart_key(curve) for curve in curves if curve.source != "paper")
+    return [papers[key] for key in wanted if key in papers]
+
+
+def _counterpart_key(curve: Curve) -> tuple:
+    if curve.task == "synthetic":  # the paper's synthetic files are all of one split
+        return (curve.task, curve.setting)
+    return (curve.task, curve.setting, curve.split, curve.task_values.get("regulariser", "none"))
 
 
 # --- command line ------------------------------------------------------------------------------------
@@ -457,14 +412,14 @@ def cli_main(argv: list[str]) -> int:
         "--paper",
         type=Path,
         metavar="DIR",
-        help="add the paper's curves of the same settings from DIR (data/paper-frontiers/synthetic)",
+        help="add the paper's curves of the same settings from DIR (data/paper-frontiers/synthetic or .../ptb)",
     )
     parser.add_argument("--no-frontiers", action="store_true", help="print the summary only")
     args = parser.parse_args(argv)
     try:
         if args.plot:
             check_plot_path(args.plot)
-        curves = read_curves(expand_folders(args.files))
+        curves = read_inputs(args.files)
         if args.paper:
             if not args.paper.is_dir():
                 raise ParetoError(
@@ -489,6 +444,8 @@ def cli_main(argv: list[str]) -> int:
     print(f"Lowest {what} among trials with {usage} >= m")
     print(summary_table(shown, min_usages, fractions=fractions))
     if args.plot:
+        from .frontier_plot import plot_frontiers
+
         figure = plot_frontiers(curves, normalised=args.normalised)
         try:
             figure.savefig(args.plot, dpi=150, bbox_inches="tight")
@@ -499,18 +456,27 @@ def cli_main(argv: list[str]) -> int:
     return 0
 
 
-def expand_folders(paths: Sequence[Path]) -> list[Path]:
-    """Paths with each folder replaced by its tables (*.tsv, by name); a folder without any is an error."""
-    files = []
+def read_inputs(paths: Sequence[Path]) -> list[Curve]:
+    """The curves of files and folders of tables (*.tsv, by name). A table named on the command line must
+    have complete trials; in a folder, a table without any yet (a sweep's first trial still running) is
+    skipped, and only a folder without any curve is an error."""
+    curves = []
     for path in paths:
-        if path.is_dir():
-            tables = sorted(path.glob("*.tsv"))
-            if not tables:
-                raise ParetoError(f"{path}: a folder without results tables (*.tsv)")
-            files += tables
-        else:
-            files.append(path)
-    return files
+        if not path.is_dir():
+            curves += read_curves([path])
+            continue
+        tables = sorted(path.glob("*.tsv"))
+        found = []
+        for table in tables:
+            try:
+                found += read_curves([table])
+            except NoCompleteTrials:
+                pass
+        if not found:
+            what = "no results tables (*.tsv)" if not tables else "no table with complete trials"
+            raise ParetoError(f"{path}: a folder with {what}")
+        curves += found
+    return curves
 
 
 def check_plot_path(path: Path) -> None:

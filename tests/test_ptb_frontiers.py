@@ -1,0 +1,145 @@
+"""PTB curves in the frontier tools: the paper's Table 1 from its own trial files, Table 1 of our tables,
+the paper's counterparts of a PTB curve, per-token plots and folders of tables with sweeps in progress.
+Only the vendored data/paper-frontiers/ptb/ is needed, so nothing here skips."""
+
+import math
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+from micmco import best_trials, pareto
+from micmco.best_trials import TABLE1_COLUMNS, format_table1, table1
+from micmco.frontier_plot import plot_frontiers
+from micmco.pareto import ParetoError, paper_counterparts, read_curves, read_inputs
+from micmco.results import format_table
+
+matplotlib.use("Agg")
+PAPER_PTB = Path(__file__).resolve().parents[1] / "data/paper-frontiers/ptb"
+
+# The paper's Table 1 as printed: perplexity, NLL and per-token KL of each column (§7.2.5).
+PRINTED_TABLE1 = {
+    ("DReG 1", "K/R"): (99.4, 4.599, 0.056),
+    ("DReG 16", "K"): (98.3, 4.588, 0.074),
+    ("DReG 16", "R"): (98.8, 4.592, 0.206),
+    ("VIMCO 1", "K/R"): (99.9, 4.603, 0.001),
+    ("VIMCO 16", "K"): (99.2, 4.596, 0.144),
+    ("VIMCO 16", "R"): (98.9, 4.594, 0.170),
+}
+
+
+def ptb_row(trial, mi, nll, estimator="dreg", k=16, k_mi=None, objective="kl", split="valid",
+            regulariser="dropout-shared", status="complete", **values):  # fmt: skip
+    row = {
+        "trial": trial, "task": "ptb", "split": split, "estimator": estimator, "k": k, "k_mi": k_mi or k,
+        "objective": objective, "learning_rate": 0.003, "lam": 0.5, "alpha": 1.5 if objective == "renyi" else "",
+        "steps": 1500, "batch_size": 32, "vocab_size": 2000, "hidden_size": 64, "regulariser": regulariser,
+        "input_dropout": 0.2, "state_dropout": 0.1, "output_dropout": 0.3, "l2": 0, "mi": mi, "nll": nll, "seed": 0,
+        "status": status, "reason": "", "wall_s": 60.0, "threads": 1, "device": "cpu", "commit": "abc", "run": "r",
+    }  # fmt: skip
+    return row | values
+
+
+def write_ptb_table(path, *rows):
+    path.write_text(format_table(list(rows), "ptb"))
+    return path
+
+
+def test_table1_of_the_papers_trials_is_the_printed_table():
+    table = table1(read_curves(sorted(PAPER_PTB.glob("*.tsv"))))
+    assert [column.heading for column in table] == list(PRINTED_TABLE1)
+    for column, best in table.items():
+        perplexity, nll, kl = PRINTED_TABLE1[column.heading]
+        assert round(best.perplexity, 1) == perplexity, column
+        # The paper prints NLL and KL cut to three decimals (4.5929 as 4.592), not rounded.
+        assert math.floor(best.nll * 1000) / 1000 == pytest.approx(nll), column
+        assert math.floor(best.mi * 1000) / 1000 == pytest.approx(kl), column
+    # With one sample the KL and Rényi files are one column: DReG 1's best is the KL file's 4.5995 of 166 trials.
+    dreg1 = table[TABLE1_COLUMNS[0]]
+    assert dreg1.path.name == "l40x0-bs256-hs128-t40-dreg1-kl-valid.tsv" and dreg1.trials == 69 + 97
+    assert "state_dropout" in dreg1.hyperparameters
+    # The 16-sample columns take the shared-mask files only (the naive-mask DReG 16 KL best is worse).
+    assert table[TABLE1_COLUMNS[1]].path.name.endswith("-valid-nsd.tsv")
+
+
+def test_table1_takes_figure_12s_curves_of_our_tables(tmp_path):
+    path = write_ptb_table(
+        tmp_path / "ours.tsv",
+        ptb_row(0, 0.05, 4.50),
+        ptb_row(1, 0.20, 4.40),  # the best DReG 16 KL
+        ptb_row(2, 0.30, 4.45, status="diverged"),
+        ptb_row(3, 0.01, 4.30, regulariser="dropout-naive"),  # K = 16 with naive masks: Figure 10, not Table 1
+        ptb_row(4, 0.01, 4.20, split="train", regulariser="none"),  # training fit
+        ptb_row(5, 0.01, 4.10, k_mi=1),  # DReG 16/1: not a column
+        ptb_row(6, 0.02, 4.60, k=1, regulariser="dropout-naive"),  # one sample: any dropout
+        ptb_row(7, 0.03, 4.55, k=1, objective="renyi", regulariser="dropout-naive"),
+        ptb_row(8, 0.10, 4.52, estimator="reinforce", k=1, objective="renyi"),  # the paper's VIMCO 1
+    )
+    table = table1(read_curves([path]))
+    best = {column.heading: value for column, value in table.items()}
+    assert (best["DReG 16", "K"].nll, best["DReG 16", "K"].mi, best["DReG 16", "K"].trials) == (4.40, 0.20, 2)
+    assert (best["DReG 1", "K/R"].nll, best["DReG 1", "K/R"].trials) == (4.55, 2)
+    assert best["VIMCO 1", "K/R"].nll == 4.52 and best["DReG 16", "R"] is None
+    text = format_table1(table)
+    assert "81.5" in text  # exp(4.40), the perplexity
+    assert text.splitlines()[2].split()[3] == "-"  # DReG 16 R has no trials: a dash, not a number
+
+
+def test_table1_command(tmp_path, capsys):
+    assert best_trials.cli_main(["--paper", str(PAPER_PTB)]) == 0
+    out = capsys.readouterr().out
+    assert "99.4      98.3      98.8      99.9      99.2      98.9" in out
+    training = write_ptb_table(tmp_path / "train.tsv", ptb_row(0, 0.05, 4.5, split="train", regulariser="none"))
+    assert best_trials.cli_main([str(training)]) == 2
+    assert "no PTB validation curves with dropout" in capsys.readouterr().err
+    assert best_trials.cli_main(["--paper", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(SystemExit):
+        best_trials.cli_main([])
+
+
+def test_the_papers_counterpart_of_a_ptb_curve_has_its_split_regulariser_and_main_settings(tmp_path):
+    path = write_ptb_table(
+        tmp_path / "ours.tsv",
+        ptb_row(0, 0.05, 4.5, split="train", regulariser="none"),
+        ptb_row(1, 0.05, 4.5, estimator="vimco", objective="renyi", regulariser="dropout-naive"),
+        ptb_row(2, 0.05, 4.5, estimator="reinforce", k=1, objective="renyi", split="train", regulariser="none"),
+    )
+    matched = paper_counterparts(read_curves([path]), PAPER_PTB)
+    assert [curve.path.name for curve in matched] == [
+        "l40x0-bs256-hs128-t40-dreg16-kl.tsv",  # not bs64, bs1024, hs256 or t80
+        "l8x10-bs256-hs128-t40-vimco16-renyi-valid.tsv",  # naive masks: not -nsd or -l2
+        "l8x10-bs256-hs128-t40-vimco1-renyi.tsv",  # REINFORCE 1 is the paper's VIMCO 1; not t40x16
+    ]
+
+
+def test_ptb_frontiers_plot_per_token_with_ours_and_the_papers_side_by_side(tmp_path):
+    path = write_ptb_table(tmp_path / "ours.tsv", ptb_row(0, 0.05, 4.5, split="train", regulariser="none"),
+                           ptb_row(1, 0.10, 4.6, split="train", regulariser="none"))  # fmt: skip
+    ours = read_curves([path])
+    curves = ours + paper_counterparts(ours, PAPER_PTB)
+    figure = plot_frontiers(curves, normalised=False)
+    left, right = figure.axes
+    assert (left.get_title(), right.get_title()) == ("ours", "the paper's trials")
+    assert left.get_xlabel() == "latent usage per token (nats)" and left.get_ylabel().startswith("train NLL")
+    low, high = left.get_ylim()
+    assert low < 4.5 and 4.6 < high < 4.7  # each panel its own NLL range
+    assert right.get_ylim()[0] < 2.4  # the paper's training NLL at hs128
+    with pytest.raises(ParetoError, match="no known optimal NLL"):
+        plot_frontiers(curves)  # normalised: text has no ln V
+
+
+def test_a_folder_skips_tables_whose_first_trial_is_still_running(tmp_path, capsys):
+    write_ptb_table(tmp_path / "a.tsv", ptb_row(0, 0.05, 4.5))
+    empty = tmp_path / "b.tsv"
+    empty.write_text(format_table([], "ptb"))  # a sweep's table before its first trial ends
+    assert len(read_inputs([tmp_path])) == 1
+    with pytest.raises(ParetoError, match="no complete trials"):
+        read_inputs([empty])  # named on the command line: an error
+    only_empty = tmp_path / "only"
+    only_empty.mkdir()
+    (only_empty / "c.tsv").write_text(format_table([], "ptb"))
+    with pytest.raises(ParetoError, match="a folder with no table with complete trials"):
+        read_inputs([only_empty])
+    assert pareto.cli_main([str(tmp_path), "--plot", str(tmp_path / "p.png"), "--no-frontiers"]) == 0
+    assert (tmp_path / "p.png").stat().st_size > 0
