@@ -143,3 +143,15 @@ def test_a_folder_skips_tables_whose_first_trial_is_still_running(tmp_path, caps
         read_inputs([only_empty])
     assert pareto.cli_main([str(tmp_path), "--plot", str(tmp_path / "p.png"), "--no-frontiers"]) == 0
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_tables_of_two_tasks_get_a_summary_each_and_no_shared_plot(tmp_path, capsys):
+    write_ptb_table(tmp_path / "ptb.tsv", ptb_row(0, 0.2, 4.5, split="train", regulariser="none"))
+    synthetic = ptb_row(0, 4.0, 5.4, task="synthetic", vocab_size=200)
+    (tmp_path / "synthetic.tsv").write_text(format_table([synthetic], "synthetic"))
+    assert pareto.cli_main([str(tmp_path), "--no-frontiers"]) == 0
+    out = capsys.readouterr().out
+    assert "each curve's ln V) >= m (synthetic)" in out and "(nats per token) >= m (ptb)" in out
+    plot = tmp_path / "p.png"
+    assert pareto.cli_main([str(tmp_path), "--plot", str(plot)]) == 2
+    assert "cannot share one plot" in capsys.readouterr().err and not plot.exists()

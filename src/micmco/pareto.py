@@ -430,19 +430,26 @@ def cli_main(argv: list[str]) -> int:
     except ParetoError as error:
         print(f"micmco pareto: error: {error}", file=sys.stderr)
         return 2
-    known = all(curve.reference_nll is not None for curve in curves)  # text has no ln V to scale by
-    fractions = args.min_usage is None and not args.normalised and known
-    min_usages = args.min_usage or (default_fractions() if fractions or args.normalised else PER_UNIT_USAGES)
+    tasks = list(dict.fromkeys(curve.task for curve in curves))
+    if args.plot and len(tasks) > 1:
+        print(f"micmco pareto: error: curves of {len(tasks)} tasks ({', '.join(tasks)}) cannot share one plot: their "
+              "NLLs are in different units; plot each task's tables separately", file=sys.stderr)  # fmt: skip
+        return 2
     if not args.no_frontiers:
         for curve, label in zip(shown, distinct_labels(shown)):
             print(f"== {label}: {curve.path.name}, {curve.steps} steps, batch {curve.batch_size}, "
                   f"{len(curve.mi)} trials, {len(curve.frontier())} on the frontier")  # fmt: skip
             print(frontier_table(curve), end="\n\n")
-    what = "excess NLL over ln V" if args.normalised else "NLL"
-    usage = "latent usage (nats)" if known else "latent usage (nats per token)"
-    usage = "usage / ln V" if args.normalised else ("latent usage (each curve's ln V)" if fractions else usage)
-    print(f"Lowest {what} among trials with {usage} >= m")
-    print(summary_table(shown, min_usages, fractions=fractions))
+    for task in tasks:  # one summary per task: each has its own units and default thresholds
+        group = [curve for curve in shown if curve.task == task]
+        known = all(curve.reference_nll is not None for curve in group)  # text has no ln V to scale by
+        fractions = args.min_usage is None and not args.normalised and known
+        min_usages = args.min_usage or (default_fractions() if fractions or args.normalised else PER_UNIT_USAGES)
+        what = "excess NLL over ln V" if args.normalised else "NLL"
+        usage = "latent usage (nats)" if known else "latent usage (nats per token)"
+        usage = "usage / ln V" if args.normalised else ("latent usage (each curve's ln V)" if fractions else usage)
+        print(f"Lowest {what} among trials with {usage} >= m" + (f" ({task})" if len(tasks) > 1 else ""))
+        print(summary_table(group, min_usages, fractions=fractions))
     if args.plot:
         from .frontier_plot import plot_frontiers
 
