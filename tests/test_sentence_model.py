@@ -285,3 +285,55 @@ def test_l2_penalty_covers_the_weights_not_the_biases():
     assert torch.allclose(model.output.weight.grad, 2e-3 * model.output.weight)
     assert model.output.bias.grad is None
     assert make_model().l2_penalty().item() == 0.0
+
+
+# --- evaluation per token -------------------------------------------------------------------------
+
+
+class KnownLikelihood(torch.nn.Module):
+    """q(z|x) = p(z) = N(0, 1) and ln p(x|z) = -cost[x] for every z: each sentence's NLL is its cost exactly."""
+
+    def __init__(self):
+        super().__init__()
+        self.latent = make_latent(LatentConfig("gaussian", 1))
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # evaluation reads the device off a parameter
+
+    def posterior(self, x):
+        costs, _ = x
+        return self.latent.posterior(torch.zeros(len(costs), 2))
+
+    def log_likelihood(self, x, z):
+        costs, _ = x
+        return -costs.expand(len(z), len(costs))  # [K, B]
+
+
+def test_per_token_metrics_of_a_tiny_corpus_by_hand():
+    from micmco.evaluation import EvalBatch, EvalConfig, evaluate
+
+    # Three sentences of 2, 3 and 4 tokens with NLL 2, 9 and 20 nats, in batches of two and one.
+    batches = [
+        EvalBatch((torch.tensor([2.0, 9.0]), None), torch.tensor([2.0, 3.0])),
+        EvalBatch((torch.tensor([20.0]), None), torch.tensor([4.0])),
+    ]
+    metrics = evaluate(KnownLikelihood(), batches, EvalConfig(num_samples=7))
+    # Per token over the split: (2 + 9 + 20) / (2 + 3 + 4) = 3.444; not the mean of the sentences' per-token
+    # NLLs (1, 3, 5 -> 3) nor that of the batches' (2.2, 5 -> 3.6).
+    assert metrics["nll"] == pytest.approx(31 / 9, abs=1e-6)  # float32 log-likelihoods
+    assert metrics["units"] == 9
+    assert metrics["mutual_information"] == pytest.approx(0.0, abs=1e-6)  # ln p(x|z) does not depend on z
+    assert metrics["representational_kl"] == pytest.approx(0.0, abs=1e-6)  # q = p
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+def test_evaluation_in_chunks_of_samples_gives_the_same_numbers(kind, capsys):
+    from micmco.evaluation import EvalBatch, EvalConfig, evaluate
+
+    model = make_model(kind, input_dropout=0.3, output_dropout=0.3)  # dropout is off in evaluation
+    tokens, lengths = sentences([4, 7, 2, 5])
+    batches = [EvalBatch((tokens[rows], lengths[rows]), lengths[rows].double()) for rows in (slice(0, 3), slice(3, 4))]
+    whole = evaluate(model, batches, EvalConfig(num_samples=20), seed=3)
+    chunked = evaluate(model, batches, EvalConfig(num_samples=20, sample_chunk=7), seed=3, progress=True)
+    assert chunked == pytest.approx(whole, rel=1e-6, abs=1e-6)  # float32 rounding of other matmul shapes
+    assert "evaluate" in capsys.readouterr().err  # the progress bar over the data points
+    with pytest.raises(ConfigError, match="sample_chunk"):
+        EvalConfig(sample_chunk=-1)

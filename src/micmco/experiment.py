@@ -282,7 +282,8 @@ def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, thr
     else:
         started = time.perf_counter()
         split = task.split(config)
-        metrics = evaluate(trainer.model, task.evaluation_batches(config, split), config.eval, seed=config.seed)
+        batches = task.evaluation_batches(config, split)
+        metrics = evaluate(trainer.model, batches, config.eval, seed=config.seed, progress=config.train.progress)
         record["evaluation"] = {"split": split, "unit": task.unit, "units": metrics.pop("units")}
         reference = task.reference_nll(config)
         if reference is not None:

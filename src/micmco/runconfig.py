@@ -40,9 +40,10 @@ __all__ = [
 PROFILES = ("smoke", "cpu", "paper", "custom")
 # (dotted key, the value all runs recorded before the key existed): left out of the identity at that value.
 LEGACY_DEFAULTS: tuple[tuple[str, Any], ...] = (("task", "synthetic"), ("eval.split", ""))
-# Keys that do not affect results: where results go, the progress bar, the thread count, and where the PTB
-# files are (their checksums pin the data, so a run keeps its directory from machine to machine).
-NOT_IDENTITY = ("output_dir", "train.progress", "train.threads", "data.path")
+# Keys that do not affect results: where results go, the progress bar, the thread count, where the PTB
+# files are (their checksums pin the data, so a run keeps its directory from machine to machine), and how
+# many samples evaluation scores at once.
+NOT_IDENTITY = ("output_dir", "train.progress", "train.threads", "data.path", "eval.sample_chunk")
 
 
 @dataclass

@@ -93,7 +93,7 @@ class PTBTask(Task):
     curve_columns = ("vocab_size", "hidden_size", "regulariser")
     memory_hint = (
         "reduce data.batch_size, data.max_length, data.vocab_size, model.hidden_size, estimator.num_samples "
-        "or eval.batch_size"
+        "or eval.batch_size, or set eval.sample_chunk"
     )
 
     def training_data(self, config: PTBRunConfig) -> TrainingSentences:
@@ -152,7 +152,7 @@ class PTBTask(Task):
         parameters = 2 * V * E + 2 * lstm + 2 * H * sizes.posterior_size + sizes.decoder_input + lstm + H * V + V
         draws = max(config.estimator.num_samples, config.estimator.mi_samples or 0)
         T = config.data.max_length
-        eval_rows = config.eval.num_samples * config.eval.batch_size * T
+        eval_rows = config.eval.samples_per_pass * config.eval.batch_size * T
         rows_per_draw = config.data.batch_size * T
         # LSTM steps keep their gates for backward: about 3 H-sized tensors per row more than an MLP layer.
         return step_memory(

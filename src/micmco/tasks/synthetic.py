@@ -94,7 +94,9 @@ class SyntheticTask(Task):
     splits = SPLITS
     result_columns = ("vocab_size", "optimal_nll")
     curve_columns = ("vocab_size",)
-    memory_hint = "reduce data.vocab_size, data.batch_size, estimator.num_samples or eval.batch_size"
+    memory_hint = (
+        "reduce data.vocab_size, data.batch_size, estimator.num_samples or eval.batch_size, or set eval.sample_chunk"
+    )
 
     def training_data(self, config: SyntheticRunConfig) -> UniformSymbols:
         return UniformSymbols(config.data, config.seed)
@@ -158,7 +160,7 @@ class SyntheticTask(Task):
         decoder = sizes.decoder_input + 2 * (H * H + H) + H * V + V
         base = "vqvae" if vqvae else config.estimator.base
         draws = 1 if vqvae else max(config.estimator.num_samples, config.estimator.mi_samples or 0)
-        eval_rows = config.eval.num_samples * min(config.eval.batch_size, V)
+        eval_rows = config.eval.samples_per_pass * min(config.eval.batch_size, V)
         return step_memory(
             encoder + decoder, base, draws, config.data.batch_size, V, H, sizes.sample_floats, eval_rows, device
         )
