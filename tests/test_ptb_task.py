@@ -45,7 +45,7 @@ def test_a_smoke_run_trains_and_evaluates_per_token(tmp_path):
     table.write_text(format_table([row | {"trial": 0}], "ptb"))
     (curve,) = read_curves([table])
     assert curve.task == "ptb" and curve.split == "valid" and curve.reference_nll is None
-    assert curve.setting_label == "V = 500, H = 32, dropout-shared"
+    assert curve.setting_label == "V = 500, H = 32, dropout, shared masks"
     assert read_rows(table)[0].nll == pytest.approx(metrics["nll"], abs=1e-6)
     with pytest.raises(ParetoError, match="no known optimal NLL"):
         curve.normalised()

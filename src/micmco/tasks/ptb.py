@@ -82,6 +82,14 @@ class SentenceLoss:
         return value + penalty, metrics
 
 
+REGULARISER_LABELS = {  # the regulariser column in a curve's label
+    "none": "unregularised",
+    "dropout-naive": "dropout, naive masks",
+    "dropout-shared": "dropout, shared masks",
+    "l2": "L2",
+}
+
+
 class PTBTask(Task):
     name = "ptb"
     config_class = PTBRunConfig
@@ -126,7 +134,8 @@ class PTBTask(Task):
         }
 
     def setting_label(self, values: dict[str, str]) -> str:
-        return f"V = {values['vocab_size']}, H = {values['hidden_size']}, {values['regulariser']}"
+        regulariser = REGULARISER_LABELS.get(values["regulariser"], values["regulariser"])
+        return f"V = {values['vocab_size']}, H = {values['hidden_size']}, {regulariser}"
 
     def uniform_from_row(self, row: dict[str, str]) -> float:
         return math.log(int(row["vocab_size"]))
