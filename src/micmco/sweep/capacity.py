@@ -8,7 +8,8 @@ gets the whole sweep OOM-killed, so the sweep runs with what fits and says so in
 nothing by that: the same budget is spent by fewer workers. Only when not even one worker fits
 in memory is the sweep refused, before any work, since no count of workers could run it.
 
-One worker is two processes: the worker (Python, torch, Optuna: ~155 MB measured) and its
+One worker is two processes: the worker (Python, torch, Optuna and its Gaussian-process sampler:
+236-349 MB resident measured on a PTB study, growing as the sampler fits; ~155 MB before it) and its
 trial's ``micmco train`` (:data:`micmco.memory.PROCESS_BASE` plus the peak tensor memory that
 :func:`micmco.experiment.preflight` estimates; on an accelerator the tensors are counted
 against its own free memory).
@@ -23,7 +24,7 @@ from ..config import ConfigError
 
 __all__ = ["WORKER_PROCESS_BYTES", "Capacity", "usable_cores", "capacity_of", "cap_workers"]
 
-WORKER_PROCESS_BYTES = 160 * 2**20  # a worker process without its trial (measured ~155 MB)
+WORKER_PROCESS_BYTES = 360 * 2**20  # a worker process without its trial (measured up to 349 MB, see above)
 
 
 def usable_cores() -> int:
