@@ -454,3 +454,24 @@ def test_an_nll_ten_times_the_uniform_models_is_diverged():
     reason, _ = TASK.plausibility({"nll": 164.0, "mutual_information": 5.0, "optimal_nll": ln_v}, config)
     assert reason and "more than 10 times the uniform model's ln V = 5.2983" in reason
     assert TASK.plausibility({"nll": 9 * ln_v, "mutual_information": 5.0, "optimal_nll": ln_v}, config)[0] is None
+
+
+def test_a_signal_during_the_heavy_imports_is_deferred_not_swallowed(tmp_path, monkeypatch):
+    from micmco.util import import_deferring_signals
+
+    # A package probing an optional dependency catches what an interrupted import raises (torch and
+    # Optuna do: Ctrl-C 0.7 s into importing them was lost, and a sweep started anyway).
+    (tmp_path / "probing_package.py").write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.2)\n"
+        "except BaseException:\n"
+        "    pass\n"
+    )
+    (tmp_path / "quiet_package.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = signal.getsignal(signal.SIGINT)
+    assert import_deferring_signals(["quiet_package"]) is False
+    assert import_deferring_signals(["probing_package"]) is True  # the caller stops: exit 130
+    assert signal.getsignal(signal.SIGINT) is before  # the handlers are back

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import ConfigError, positive_int
-from .util import EXIT_DIVERGED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNNING
+from .util import EXIT_DIVERGED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNNING, import_deferring_signals
 
 # Subcommands with parsers of their own, in their modules (imported only when used).
 DELEGATED = {
@@ -66,7 +66,9 @@ def _main(argv: list[str]) -> int:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    from .experiment import (  # torch: after arg errors
+    if import_deferring_signals(("torch", "micmco.experiment")):  # torch: after arg errors
+        return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
+    from .experiment import (
         RunLocked,
         fingerprint,
         load_config,

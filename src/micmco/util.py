@@ -24,6 +24,7 @@ __all__ = [
     "git_commit",
     "install_handlers",
     "restore_handlers",
+    "import_deferring_signals",
     "write_atomically",
 ]
 
@@ -61,6 +62,23 @@ def install_handlers(handler: Callable, signums: Iterable[int] = (signal.SIGINT,
 def restore_handlers(previous: dict[int, object]) -> None:
     for signum, old in previous.items():
         signal.signal(signum, old)
+
+
+def import_deferring_signals(names: Iterable[str]) -> bool:
+    """Import modules (torch, Optuna, ...) with SIGINT and SIGTERM deferred; True if one arrived meanwhile,
+    and the caller should stop. A KeyboardInterrupt raised inside an import is not reliable: a package
+    probing an optional dependency catches it as an ImportError (Ctrl-C 0.7 s into ``import torch, optuna``
+    was swallowed here), and a C extension interrupted mid-load fails every later import of it."""
+    import importlib
+
+    received: list[int] = []
+    previous = install_handlers(lambda signum, frame: received.append(signum))
+    try:
+        for name in names:
+            importlib.import_module(name)
+    finally:
+        restore_handlers(previous)
+    return bool(received)
 
 
 def write_atomically(path: str | Path, text: str) -> None:

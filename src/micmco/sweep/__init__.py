@@ -52,7 +52,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ..util import EXIT_INTERRUPTED, install_handlers
+from ..util import EXIT_INTERRUPTED, import_deferring_signals, install_handlers
 from .sampler import diverged_values, near, sampler_values
 from .storage import mask_url
 
@@ -63,15 +63,22 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+HEAVY_IMPORTS = ("torch", "optuna", "micmco.experiment", "micmco.sweep.cli")  # seconds on a busy machine
+
+
 def cli_main(argv: Sequence[str] | None = None) -> int:
-    """``micmco sweep`` (:func:`.cli.main`). Importing this package is light (no torch, no Optuna), so that
-    SIGINT or SIGTERM during the heavy imports, or before the sweep's own handlers are installed (loading
-    the study, estimating memory), ends it with 130 and one line."""
+    """``micmco sweep`` (:func:`.cli.main`). Importing this package is light (no torch, no Optuna): the heavy
+    imports run with signals deferred, and SIGINT or SIGTERM during them, or before the sweep's own handlers
+    are installed (loading the study, estimating memory), ends it with 130 and one line."""
+    message = "micmco sweep: interrupted before any trial started; rerun the same command to start."
+    if import_deferring_signals(HEAVY_IMPORTS):
+        print(message, file=sys.stderr)
+        return EXIT_INTERRUPTED
     install_handlers(_interrupt, (signal.SIGTERM,))  # SIGINT raises KeyboardInterrupt already
     try:
         from .cli import main
 
         return main(argv)
     except KeyboardInterrupt:
-        print("micmco sweep: interrupted before any trial started; rerun the same command to start.", file=sys.stderr)
+        print(message, file=sys.stderr)
         return EXIT_INTERRUPTED
