@@ -92,6 +92,9 @@ def test_table1_command(tmp_path, capsys):
     training = write_ptb_table(tmp_path / "train.tsv", ptb_row(0, 0.05, 4.5, split="train", regulariser="none"))
     assert best_trials.cli_main([str(training)]) == 2
     assert "no PTB validation curves with dropout" in capsys.readouterr().err
+    synthetic = Path(__file__).resolve().parents[1] / "data/paper-frontiers/synthetic"
+    assert best_trials.cli_main(["--paper", str(synthetic)]) == 2
+    assert "none of the paper's PTB validation files" in capsys.readouterr().err
     assert best_trials.cli_main(["--paper", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     with pytest.raises(SystemExit):

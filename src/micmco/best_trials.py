@@ -158,7 +158,13 @@ def cli_main(argv: list[str]) -> int:
                 )
             sources.append(("ours", ours))
         if args.paper:
-            sources.append(("the paper's trials", read_curves(sorted(args.paper.glob("*.tsv")))))
+            papers = read_curves(sorted(args.paper.glob("*.tsv")))
+            if not table1_curves(papers):
+                raise ParetoError(
+                    f"{args.paper}: none of the paper's PTB validation files (-valid.tsv, -valid-nsd.tsv); --paper "
+                    "takes data/paper-frontiers/ptb"
+                )
+            sources.append(("the paper's trials", papers))
     except ParetoError as error:
         print(f"micmco table1: error: {error}", file=sys.stderr)
         return 2
