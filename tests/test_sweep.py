@@ -748,3 +748,19 @@ def test_rerunning_a_finished_study_changes_nothing(tmp_path):
         assert (journal.read_bytes(), table.read_bytes()) == before, f"--workers {workers} wrote to the study"
     assert "--workers 3 capped to 1 (" in again.stdout and "0 trials left" in again.stdout  # nothing left to run
     assert "1 worker(s) x 4 thread(s)" in again.stdout  # the threads of the workers that were capped
+
+
+def test_every_committed_study_still_matches_its_stored_definition():
+    """A config field added with a default changes every study's definition hash unless it is a legacy
+    default (micmco.runconfig.LEGACY_DEFAULTS): then rerunning a committed study is refused as "made from a
+    different definition". Checked on the journals themselves: their last stored definition_hash."""
+    journals = sorted((REPO / "results" / "cpu").glob("*.journal"))
+    assert journals
+    mismatched = []
+    for journal in journals:
+        stored = [json.loads(line)["user_attr"]["definition_hash"] for line in journal.read_text().splitlines()
+                  if '"definition_hash"' in line]  # fmt: skip
+        study = load_study(REPO / "params" / "studies" / "cpu" / f"{journal.stem.removeprefix('cpu-')}.yaml")
+        if stored[-1] != study.definition_hash():
+            mismatched.append(journal.name)
+    assert mismatched == []

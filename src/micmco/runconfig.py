@@ -39,7 +39,7 @@ __all__ = [
 
 PROFILES = ("smoke", "cpu", "paper", "custom")
 # (dotted key, the value all runs recorded before the key existed): left out of the identity at that value.
-LEGACY_DEFAULTS: tuple[tuple[str, Any], ...] = (("task", "synthetic"), ("eval.split", ""))
+LEGACY_DEFAULTS: tuple[tuple[str, Any], ...] = (("task", "synthetic"), ("eval.split", ""), ("eval.sample_chunk", 0))
 # Keys that do not affect results: where results go, the progress bar, the thread count, where the PTB
 # files are (their checksums pin the data, so a run keeps its directory from machine to machine), and how
 # many samples evaluation scores at once.
