@@ -170,7 +170,9 @@ def cli_main(argv: list[str]) -> int:
         return 2
     for name, curves in sources:
         table = table1(curves)
-        print(f"Table 1 from {name}: the best validation results per token")
+        sizes = sorted({(c.task_values["vocab_size"], c.task_values["hidden_size"]) for c in table1_curves(curves)})
+        setting = "; ".join(f"V = {vocab}, H = {hidden}" for vocab, hidden in sizes)  # perplexity depends on V
+        print(f"Table 1 from {name} ({setting}): the best validation results per token")
         print(format_table1(table), end="\n\n")
     return 0
 
