@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .pareto import PAPER_MAIN_SETTINGS, Curve, ParetoError, read_curves, read_inputs
+from .pareto import PAPER_MAIN_SETTINGS, Curve, ParetoError, read_inputs, read_paper_folder
 
 __all__ = ["Best", "best_trial", "TABLE1_COLUMNS", "table1", "table1_curves", "format_table1", "cli_main"]
 
@@ -144,10 +144,6 @@ def cli_main(argv: list[str]) -> int:
     if not args.files and not args.paper:
         parser.error("give results tables, folders of them, or --paper DIR")
     try:
-        if args.paper and not args.paper.is_dir():
-            raise ParetoError(
-                f"{args.paper}: no such directory; --paper takes the folder of the paper's PTB trial files"
-            )
         sources = []
         if args.files:
             ours = read_inputs(args.files)
@@ -158,7 +154,7 @@ def cli_main(argv: list[str]) -> int:
                 )
             sources.append(("ours", ours))
         if args.paper:
-            papers = read_curves(sorted(args.paper.glob("*.tsv")))
+            papers = read_paper_folder(args.paper)
             if not table1_curves(papers):
                 raise ParetoError(
                     f"{args.paper}: none of the paper's PTB validation files (-valid.tsv, -valid-nsd.tsv); --paper "

@@ -44,6 +44,7 @@ __all__ = [
     "read_results",
     "curves_of",
     "read_paper_trials",
+    "read_paper_folder",
     "pareto_frontier",
     "lowest_nll",
     "summary_table",
@@ -369,13 +370,23 @@ def paper_counterparts(curves: Sequence[Curve], directory: str | Path) -> list[C
     regulariser, at the paper's main settings (40 thousand steps, batch 256, hidden size 128); settings
     the paper has no file for are left out."""
     papers = {}
-    for path in sorted(Path(directory).glob("*.tsv")):
-        curve = read_paper_trials(path)
+    for curve in read_paper_folder(directory):
         main = (curve.steps, curve.batch_size, curve.task_values.get("hidden_size", "128"))
         if main == tuple(PAPER_MAIN_SETTINGS.values()):
             papers[_counterpart_key(curve)] = curve
     wanted = dict.fromkeys(_counterpart_key(curve) for curve in curves if curve.source != "paper")
     return [papers[key] for key in wanted if key in papers]
+
+
+def read_paper_folder(directory: str | Path) -> list[Curve]:
+    """Every trial file (*.tsv) of a folder of the paper's trials, by name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ParetoError(
+            f"{directory}: no such directory; --paper takes the folder of the paper's trial files "
+            "(data/paper-frontiers/synthetic or data/paper-frontiers/ptb)"
+        )
+    return [read_paper_trials(path) for path in sorted(directory.glob("*.tsv"))]
 
 
 def _counterpart_key(curve: Curve) -> tuple:
@@ -421,10 +432,6 @@ def cli_main(argv: list[str]) -> int:
             check_plot_path(args.plot)
         curves = read_inputs(args.files)
         if args.paper:
-            if not args.paper.is_dir():
-                raise ParetoError(
-                    f"{args.paper}: no such directory; --paper takes the folder of the paper's trial files"
-                )
             curves += paper_counterparts(curves, args.paper)
         shown = [curve.normalised() for curve in curves] if args.normalised else curves
     except ParetoError as error:
