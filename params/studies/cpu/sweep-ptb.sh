@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs the cpu PTB studies behind the book's §7.2 (Figures 8, 9, 10, 12), one after another, two workers of one
+# thread each: the training-fit curves first (K = 1 first: minutes), then the validation curves. Rerun it to
+# continue after any interruption (finished trials are kept, interrupted ones resume from their checkpoints).
+# Run it from its own worktree at a fixed commit, so that code edited meanwhile never enters half a study:
+#   git worktree add ../micmco-sweeps HEAD && cd ../micmco-sweeps
+#   PYTHONPATH=src nohup params/studies/cpu/sweep-ptb.sh > runs/sweep-ptb.log 2>&1 &
+set -uo pipefail
+cd "$(dirname "$0")/../../.."
+PYTHON="${PYTHON:-.venv/bin/python}"
+for study in dreg1-kl vimco1-kl vimco16-renyi dreg16-renyi vimco16-kl dreg16-kl \
+    dreg1-kl-valid vimco1-kl-valid vimco16-renyi-valid-shared dreg16-renyi-valid-shared \
+    vimco16-kl-valid-shared dreg16-kl-valid-shared vimco16-renyi-valid dreg16-renyi-valid \
+    vimco16-kl-valid dreg16-kl-valid; do
+  echo "== ptb-$study $(date -u +%FT%TZ)"
+  OMP_NUM_THREADS=1 "$PYTHON" -m micmco.sweep "params/studies/cpu/ptb-$study.yaml" --workers 2 --threads 2 "$@"
+  code=$?
+  [ "$code" -eq 130 ] && exit 130
+done
