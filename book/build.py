@@ -2,6 +2,7 @@
 
     python book/build.py --profile cpu          # what `make book` runs (PROFILE=smoke for seconds per chapter)
     python book/build.py --profile smoke --out /tmp/book --no-html
+    python book/build.py --chapter 07_experiments -p min_usages "0.3, 0.6" --no-html   # a reader's own parameters
 
 1. Each chapter in ``book/_toc.yml`` that is a MyST-markdown notebook (a ``kernelspec`` in its
    front matter) is converted with jupytext and executed with papermill, its ``parameters``
@@ -67,6 +68,30 @@ def load_profile(profile: str) -> dict:
         choices = ", ".join(sorted(p.stem for p in PARAMS.glob("*.yaml")))
         raise SystemExit(f"no book profile {profile!r} ({path} is missing); choose one of: {choices}")
     return yaml.safe_load(path.read_text())
+
+
+def parameter_types(notebook) -> dict[str, str]:
+    """The annotation (int, float, str, bool) of each parameter of the ``parameters`` cell."""
+    import ast
+
+    cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    return {n.target.id: n.annotation.id for n in ast.parse(cell.source).body if isinstance(n, ast.AnnAssign)}
+
+
+def parse_overrides(pairs: list[list[str]] | None) -> dict:
+    """``-p name value`` pairs as papermill reads them: the value as a YAML scalar (0.5, 3, true, text)."""
+    return {name: yaml.safe_load(value) if value.strip() else value for name, value in pairs or []}
+
+
+def check_overrides(relative: Path, notebook, overrides: dict) -> None:
+    """One line naming the parameter for an override the chapter does not declare, or of the wrong type."""
+    types = parameter_types(notebook)
+    for name, value in overrides.items():
+        if name not in types:
+            raise SystemExit(f"{relative} has no parameter {name!r}; its parameters: {', '.join(types)}")
+        kind = {"int": int, "float": (int, float), "str": str, "bool": bool}[types[name]]
+        if not isinstance(value, kind) or (types[name] != "bool" and isinstance(value, bool)):
+            raise SystemExit(f"{relative}: parameter {name} must be {types[name]}, got {value!r}")
 
 
 def declared_parameters(notebook) -> list[str]:
@@ -135,8 +160,11 @@ def execute_notebook(notebook, target: Path, parameters: dict, cwd: Path, label:
     hide_injected_parameters(target)
 
 
-def execute_chapters(profile: str, out: Path, only: list[str] | None = None) -> list[Path]:
-    """Execute every notebook chapter into ``out/source``; returns the executed notebooks."""
+def execute_chapters(
+    profile: str, out: Path, only: list[str] | None = None, overrides: dict | None = None
+) -> list[Path]:
+    """Execute every notebook chapter into ``out/source`` (``overrides``: parameters set on top of the
+    profile's, in the chapters of ``only``); returns the executed notebooks."""
     import jupytext
 
     settings = load_profile(profile).get("chapters", {})
@@ -157,6 +185,9 @@ def execute_chapters(profile: str, out: Path, only: list[str] | None = None) -> 
         target.parent.mkdir(parents=True, exist_ok=True)
         notebook = jupytext.read(chapter)
         parameters = settings.get(chapter.stem, {})
+        if overrides:
+            check_overrides(relative, notebook, overrides)
+            parameters = {**parameters, **overrides}
         missing = set(parameters) - set(declared_parameters(notebook))
         if missing:
             raise SystemExit(
@@ -265,14 +296,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=BOOK / "_build", help="build directory (default book/_build)")
     parser.add_argument("--chapter", action="append", help="execute only this chapter (its file stem); repeatable")
     parser.add_argument("--no-html", action="store_true", help="only execute the chapters")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="set a parameter of the --chapter(s) on top of the profile's, as papermill's -p; repeatable",
+    )
     args = parser.parse_args(argv)
+    if args.parameter and not args.chapter:
+        parser.error("-p sets parameters of the chapters named with --chapter; name at least one")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     started = time.perf_counter()
     out = args.out.resolve()
     if (out / "source").exists() and not args.chapter:
         shutil.rmtree(out / "source")
-    execute_chapters(args.profile, out, args.chapter)
+    execute_chapters(args.profile, out, args.chapter, parse_overrides(args.parameter))
     if not args.no_html:
         html = build_html(out)
         print(f"The book ({args.profile} profile) is built in {time.perf_counter() - started:.0f} s.")

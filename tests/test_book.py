@@ -67,6 +67,46 @@ def test_each_chapter_has_one_parameters_cell_of_typed_commented_scalars(chapter
         assert "  # " in line, f"{chapter.name}: parameter without a comment: {line}"
 
 
+@pytest.mark.parametrize("chapter", build.notebook_chapters(), ids=lambda p: p.stem)
+def test_papermill_sees_every_parameter_of_every_chapter(chapter):
+    """papermill's own parser (what `papermill -p` and --help-notebook use) must find each declared parameter:
+    an '=' inside a parameter's comment made it skip the line ("Unable to parse line 2")."""
+    from papermill.translators import PythonTranslator
+
+    cell = next(c for c in jupytext.read(chapter).cells if "parameters" in c.metadata.get("tags", []))
+    found = [parameter.name for parameter in PythonTranslator.inspect(cell)]
+    assert found == build.declared_parameters(jupytext.read(chapter))
+
+
+def test_chapters_check_their_parameter_types_first():
+    from micmco.book.common import check_parameters
+
+    namespace = {"__annotations__": {"m": float, "k": int, "name": str}, "m": 1, "k": 3, "name": "x"}
+    check_parameters(namespace)
+    assert namespace["m"] == 1.0 and isinstance(namespace["m"], float)
+    for name, value in (("m", "abc"), ("k", 0.5), ("k", True), ("name", 3)):
+        with pytest.raises(TypeError, match=f"parameter {name} must be"):
+            check_parameters({**namespace, name: value})
+    for chapter in build.notebook_chapters():  # every chapter calls it before its first use of a parameter
+        cells = [c.source for c in jupytext.read(chapter).cells if c.cell_type == "code"]
+        first = next(i for i, source in enumerate(cells) if "check_parameters(globals())" in source)
+        assert first <= 2 + next(i for i, source in enumerate(cells) if "find_spec" in source), chapter.name
+
+
+def test_build_overrides_a_chapters_parameters_with_one_line_errors(tmp_path):
+    chapter = "07_experiments"
+    for argv, expected in (
+        (["-p", "min_usages", "0.3"], "-p sets parameters of the chapters named with --chapter"),
+        (["--chapter", chapter, "-p", "nope", "1"], "has no parameter 'nope'; its parameters: results_profile"),
+        (["--chapter", chapter, "-p", "tolerance", "abc"], "parameter tolerance must be float, got 'abc'"),
+    ):
+        result = subprocess.run([sys.executable, str(BOOK / "build.py"), "--out", str(tmp_path), "--no-html", *argv],
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert result.returncode == 2 if argv[0] == "-p" else result.returncode == 1, result.stderr
+        assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert build.parse_overrides([["m", "0.5"], ["k", "3"], ["s", "a b"]]) == {"m": 0.5, "k": 3, "s": "a b"}
+
+
 def test_every_chapter_sets_itself_up_on_colab_inside_a_clone():
     """A pip-only install has no params/, results/ nor data/, which the chapters read: on a kernel
     without micmco, the first code cell clones the repository, installs from it and works inside it,

@@ -20,6 +20,23 @@ def setup(threads: int = 1) -> None:
         pass
 
 
+PARAMETER_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def check_parameters(namespace: dict[str, Any]) -> None:
+    """Check a chapter's parameters (its typed ``parameters`` cell, possibly overridden by papermill's
+    ``-p name value``) against their annotations, before any cell uses them: a wrong type is one line
+    naming the parameter, not a TypeError cells later. An int given for a float becomes that float."""
+    for name, kind in namespace.get("__annotations__", {}).items():
+        if kind not in PARAMETER_TYPES.values() or name not in namespace:
+            continue
+        value = namespace[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            namespace[name] = float(value)
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise TypeError(f"parameter {name} must be {kind.__name__}, got {type(value).__name__} {value!r}")
+
+
 def repo_path(relative: str) -> Path:
     """A path inside the micmco checkout (e.g. ``params/synthetic/smoke/vimco16-renyi.yaml``).
 
