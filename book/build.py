@@ -158,6 +158,7 @@ def execute_notebook(notebook, target: Path, parameters: dict, cwd: Path, label:
         source.unlink(missing_ok=True)
         kernel_log.unlink(missing_ok=True)
     hide_injected_parameters(target)
+    write_repository(target, repository_url())
 
 
 def execute_chapters(
@@ -231,8 +232,44 @@ def stage_sources(out: Path) -> Path:
                 raise SystemExit(f"{relative} has not been executed; run all chapters first")
             continue
         (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        if relative.as_posix() == "_config.yml":
+            (source / relative).write_text(staged_config(path.read_text(), repository_url()))
+            continue
         shutil.copy2(path, source / relative)
     return source
+
+
+def repository_url(book: Path = BOOK) -> str:
+    """``repository.url`` of ``_config.yml``: the one setting behind the launch buttons and the chapters'
+    clone cell ("" = unset: no buttons, nothing cloned)."""
+    config = yaml.safe_load((book / "_config.yml").read_text())
+    return str((config.get("repository") or {}).get("url") or "").strip().rstrip("/")
+
+
+def staged_config(text: str, url: str) -> str:
+    """The ``_config.yml`` the HTML is built from: unchanged with a repository, without any launch or
+    repository button while ``repository.url`` is unset (Jupyter Book would otherwise link its own)."""
+    if url:
+        return text
+    config = yaml.safe_load(text)
+    config["launch_buttons"] = {"binderhub_url": "", "colab_url": "", "jupyterhub_url": "", "thebe": False}
+    config.setdefault("html", {})["use_repository_button"] = False
+    config.pop("repository", None)
+    return "# book/_config.yml as staged by book/build.py (repository.url unset: no buttons)\n" + yaml.safe_dump(
+        config, sort_keys=False, allow_unicode=True
+    )
+
+
+def write_repository(path: Path, url: str) -> None:
+    """Write ``url`` into an executed notebook's clone cell (its ``REPOSITORY = ""`` line)."""
+    import nbformat
+
+    if not url:
+        return
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        cell.source = cell.source.replace('REPOSITORY = ""', f"REPOSITORY = {url!r}", 1)
+    nbformat.write(notebook, path)
 
 
 def fix_launch_links(html: Path) -> None:
@@ -245,7 +282,9 @@ def fix_launch_links(html: Path) -> None:
     ``_sources/`` on the ``gh-pages`` branch (see .github/workflows/book.yml).
     """
     config = yaml.safe_load((BOOK / "_config.yml").read_text())
-    repository, branch = config["repository"]["url"].rstrip("/"), config["repository"].get("branch", "main")
+    repository, branch = repository_url(), config["repository"].get("branch", "main")
+    if not repository:
+        return
     slug = repository.split("github.com/")[-1]
     for page in html.rglob("*.html"):
         text = page.read_text()

@@ -123,6 +123,28 @@ def test_every_chapter_sets_itself_up_on_colab_inside_a_clone():
     ast.parse(code)  # the IPython escapes are valid inside the if blocks
     assert "system('git clone" in code and "run_line_magic('pip', 'install --quiet \"./micmco[book]\"')" in code
     assert code.rstrip().endswith("run_line_magic('cd', 'micmco')")
+    assert 'REPOSITORY = ""' in code and "system('git clone --quiet --depth 1 {REPOSITORY} micmco')" in code
+
+
+def test_the_repository_is_one_setting_and_unset_means_no_buttons_and_no_clone(tmp_path):
+    """book/_config.yml's repository.url is the only place naming the repository; unset, the staged config has
+    no launch or repository button; set, the executed notebooks' clone cell clones it."""
+    import nbformat
+
+    assert build.repository_url() == ""  # the project has no public home yet
+    for path in [*BOOK.rglob("*.md"), *BOOK.rglob("*.yml")]:
+        assert "github.com/micmco" not in path.read_text(), path
+    staged = yaml.safe_load(build.staged_config((BOOK / "_config.yml").read_text(), ""))
+    assert staged["launch_buttons"]["binderhub_url"] == staged["launch_buttons"]["colab_url"] == ""
+    assert staged["html"]["use_repository_button"] is False and "repository" not in staged
+    text = (BOOK / "_config.yml").read_text()
+    assert build.staged_config(text, "https://github.com/someone/micmco") == text
+    notebook = jupytext.read(BOOK / "chapters" / "06_beta_vae.md")
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(notebook, path)
+    build.write_repository(path, "https://github.com/someone/micmco")
+    sources = [cell.source for cell in nbformat.read(path, as_version=4).cells]
+    assert any("REPOSITORY = 'https://github.com/someone/micmco'" in source for source in sources)
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu"])
@@ -448,10 +470,15 @@ def test_static_explorer_embeds_plotly_so_it_works_offline():
 
 
 def test_launch_buttons_open_files_that_exist(built_book):
-    """Binder opens the MyST source in the repository; Colab the executed notebook published on gh-pages."""
+    """Binder opens the MyST source in the repository; Colab the executed notebook published on gh-pages.
+    While book/_config.yml names no repository, no page has a launch button."""
     import re
 
     page = (built_book / "html" / "chapters" / "02_posterior_collapse.html").read_text()
+    if not build.repository_url():
+        for html in (built_book / "html").rglob("*.html"):
+            assert "mybinder.org" not in html.read_text() and "colab.research" not in html.read_text(), html
+        return
     binder = re.search(r'href="https://mybinder\.org/v2/gh/[^"]*urlpath=lab/tree/([^"]+)"', page)
     colab = re.search(r'href="https://colab\.research\.google\.com/github/[^"]*/blob/gh-pages/([^"]+)"', page)
     assert binder and (REPO / binder.group(1)).exists(), binder
