@@ -10,7 +10,7 @@ import pytest
 
 from micmco import best_trials, pareto
 from micmco.best_trials import TABLE1_COLUMNS, format_table1, table1
-from micmco.frontier_plot import plot_frontiers
+from micmco.frontier_plot import curve_styles, plot_frontiers
 from micmco.pareto import ParetoError, paper_counterparts, read_curves, read_inputs
 from micmco.results import format_table
 
@@ -218,10 +218,14 @@ def test_ptb_labels_name_the_split_and_paper_batches_are_against_256():
     names = ["bs64", "bs256", "bs1024", "bs4096"]
     curves = read_curves([PAPER_PTB / f"l40x0-{name}-hs128-t40-dreg1-kl.tsv" for name in names])
     labels = pareto.distinct_labels(curves)
-    assert ["bs×0.25" in labels[0], "bs×1" in labels[1], "bs×4" in labels[2], "bs×16" in labels[3]] == [True] * 4
-    assert all("train" in label for label in labels)
+    assert [label.split(", ")[-1] for label in labels] == ["bs×0.25)", "bs×1)", "bs×4)", "bs×16)"]
+    assert all(label.startswith("DReG 1, KL (paper, train, V = 10000") for label in labels)
     (valid,) = read_curves([PAPER_PTB / "l40x0-bs256-hs128-t40-dreg1-kl-valid.tsv"])
     assert "valid" in pareto.distinct_labels([valid])[0]
+    # Curves of one colour (the same estimator, split, regulariser and baseline) that differ in size: other markers
+    sizes = read_curves([PAPER_PTB / f"l40x0-bs256-{hs}-t40-dreg1-kl.tsv" for hs in ("hs128", "hs256")])
+    first, second = curve_styles(sizes)
+    assert first["color"] == second["color"] and first["marker"] != second["marker"]
 
 
 def test_plot_styles_labels_axes_and_legend(tmp_path):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .pareto import Curve, distinct_labels, worse_than_uniform
+from .pareto import Curve, compute_multiples, distinct_labels, worse_than_uniform
 
 __all__ = ["plot_frontiers", "curve_styles"]
 
@@ -25,9 +25,10 @@ LEGEND_FONT = 9  # points: legible beside 10-point axis labels
 
 def curve_styles(curves: Sequence[Curve]) -> list[dict]:
     """Line2D keywords of each curve, distinct for distinct curves: one colour per estimator, K, K′, split,
-    regulariser and compute baseline (ours and the paper's counterpart share it; the paper's dashed and
-    lighter), the objective in the marker (KL hollow, Rényi filled, power triangles), and another marker
-    where two curves would still look alike (other sizes, vocabularies or profiles)."""
+    regulariser and compute baseline (micmco.pareto.compute_multiples), shared by ours and the paper's
+    counterpart (the paper's dashed and lighter); the objective in the marker (KL hollow, Rényi filled,
+    power triangles), and another marker where two curves would still look alike (other sizes,
+    vocabularies or profiles)."""
     import matplotlib.pyplot as plt
 
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -36,34 +37,17 @@ def curve_styles(curves: Sequence[Curve]) -> list[dict]:
     styles = []
     for curve in curves:
         key = (curve.estimator, curve.k, curve.k_mi, curve.split, curve.task_values.get("regulariser"),
-               _baseline(curve, curves))  # fmt: skip
+               tuple(compute_multiples(curve, curves).values()))  # fmt: skip
         colour = colours.setdefault(key, palette[len(colours) % len(palette)])
         paper = curve.source == "paper"
         fill = "none" if curve.objective == "kl" else colour
         linestyle = "--" if paper else "-"
-        marker = next(
-            (
-                m
-                for m in (OBJECTIVE_MARKERS[curve.objective], *SPARE_MARKERS)
-                if (colour, m, fill, linestyle) not in taken
-            ),
-            OBJECTIVE_MARKERS[curve.objective],
-        )
+        candidates = (OBJECTIVE_MARKERS[curve.objective], *SPARE_MARKERS)
+        marker = next((m for m in candidates if (colour, m, fill, linestyle) not in taken), candidates[0])
         taken.add((colour, marker, fill, linestyle))
         styles.append(dict(color=colour, marker=marker, markerfacecolor=fill, linestyle=linestyle,
                            markersize=4 if paper else 5, alpha=0.45 if paper else 1.0))  # fmt: skip
     return styles
-
-
-def _baseline(curve: Curve, curves: Sequence[Curve]) -> tuple[float, float]:
-    """Steps and batch size against the main setting of the curve's source (the paper's 40 thousand and
-    256; the smallest of our tables of that label): a compute-matched baseline has its own colour."""
-    from .pareto import PAPER_MAIN_SETTINGS
-
-    if curve.source == "paper":
-        return curve.steps / PAPER_MAIN_SETTINGS["steps"], curve.batch_size / PAPER_MAIN_SETTINGS["batch_size"]
-    same = [other for other in curves if other.source == curve.source and other.label == curve.label]
-    return curve.steps / min(o.steps for o in same), curve.batch_size / min(o.batch_size for o in same)
 
 
 def plot_frontiers(curves: Sequence[Curve], normalised: bool = True, ax=None, title: str | None = None):

@@ -52,6 +52,7 @@ __all__ = [
     "paper_counterparts",
     "worse_than_uniform",
     "distinct_labels",
+    "compute_multiples",
     "cli_main",
 ]
 
@@ -358,13 +359,12 @@ def distinct_labels(curves: Sequence[Curve]) -> list[str]:
     for curve in curves:
         same = [other for other in curves if other.label == curve.label and other.source == curve.source]
         parts = [curve.source, *([curve.split] if names_split(curve) else []), curve.setting_label]
+        multiples = compute_multiples(curve, curves)
         for attribute, prefix in (("steps", "T"), ("batch_size", "bs")):
-            values = {getattr(other, attribute) for other in same}
-            if len(values) > 1:
-                value = getattr(curve, attribute)
-                main = PAPER_MAIN_SETTINGS[attribute] if curve.source == "paper" else min(values)
-                multiple = value / main
+            if len({getattr(other, attribute) for other in same}) > 1:
+                multiple = multiples[attribute]
                 nice = multiple.is_integer() or (1 / multiple).is_integer()
+                value = getattr(curve, attribute)
                 parts.append(f"{prefix}×{multiple:g}" if nice else f"{attribute.replace('_', ' ')} {value}")
         if curve.source == "ours" and len({other.path.parent for other in same}) > 1:
             parts.append(curve.path.parent.name)
@@ -375,6 +375,18 @@ def distinct_labels(curves: Sequence[Curve]) -> list[str]:
         f"{curve.label} ({', '.join([*parts, curve.path.stem])})" if full.count(label) > 1 else label
         for curve, parts, label in zip(curves, labels, full)
     ]
+
+
+def compute_multiples(curve: Curve, curves: Sequence[Curve]) -> dict[str, float]:
+    """The curve's steps and batch size as multiples of its source's main setting (§7.2.6's compute-matched
+    baselines): the paper's 40 thousand steps and batch 256; for our tables, the smallest among ``curves``
+    of the same label (a profile's baselines multiply its main setting)."""
+    same = [other for other in curves if other.label == curve.label and other.source == curve.source]
+    return {
+        attribute: getattr(curve, attribute)
+        / (PAPER_MAIN_SETTINGS[attribute] if curve.source == "paper" else min(getattr(o, attribute) for o in same))
+        for attribute in ("steps", "batch_size")
+    }
 
 
 def names_split(curve: Curve) -> bool:
@@ -466,7 +478,7 @@ def cli_main(argv: list[str]) -> int:
         nargs="+",
         metavar="M",
         help="summary thresholds: nats (per symbol, or per token for PTB); with --normalised, fractions of ln V "
-        "for the synthetic task (PTB has no optimum to normalise by: its thresholds stay nats per token). "
+        "for the synthetic task (PTB, which has no optimum to normalise by, keeps its default in nats per token). "
         f"Default: {' '.join(map(str, default_fractions()))} of each synthetic curve's own ln V (any vocabulary), "
         f"{' '.join(map(str, PER_UNIT_USAGES))} nats per token for PTB",
     )
@@ -481,7 +493,8 @@ def cli_main(argv: list[str]) -> int:
         "--paper",
         type=Path,
         metavar="DIR",
-        help="add the paper's curves of the same settings from DIR (data/paper-frontiers/synthetic or .../ptb)",
+        help="add the paper's curves of the same settings from DIR (data/paper-frontiers/synthetic or .../ptb); "
+        "an error when it has none, a warning for each task of the tables it has no trials of",
     )
     parser.add_argument("--no-frontiers", action="store_true", help="print the summary only")
     args = parser.parse_args(argv)
@@ -519,18 +532,8 @@ def cli_main(argv: list[str]) -> int:
     tasks = list(dict.fromkeys(curve.task for curve in shown))
     for task in tasks:  # one summary per task: each has its own units and default thresholds
         indices = [i for i, curve in enumerate(shown) if curve.task == task]
-        group = [shown[i] for i in indices]
-        print(summary_heading(group, args.min_usage, args.normalised) + (f" ({task})" if len(tasks) > 1 else ""))
-        normalised = all(curve.normalised_view for curve in group)
-        known = all(curve.reference_nll is not None for curve in group)  # text has no ln V to scale by
-        fractions = args.min_usage is None and not normalised and known
-        if args.min_usage and (normalised or not args.normalised):
-            min_usages = args.min_usage
-        else:
-            min_usages = default_fractions() if fractions or normalised else PER_UNIT_USAGES
-        print(summary_table(group, min_usages, fractions=fractions))
-        for note in uniform_notes(group, [labels[i] for i in indices]):
-            print(note)
+        group, group_labels = [shown[i] for i in indices], [labels[i] for i in indices]
+        print(task_summary(group, group_labels, args.min_usage, args.normalised, named=len(tasks) > 1))
     if args.plot:
         from .frontier_plot import plot_frontiers
 
@@ -544,16 +547,30 @@ def cli_main(argv: list[str]) -> int:
     return 0
 
 
-def summary_heading(group: Sequence[Curve], min_usage: Sequence[float] | None, normalised: bool) -> str:
-    """The summary's first line: what it lists and the unit of its thresholds."""
-    normalised = normalised and all(curve.normalised_view for curve in group)
-    known = all(curve.reference_nll is not None for curve in group)
-    unit = get_task(group[0].task).unit
-    if normalised:
-        return "Lowest excess NLL over ln V among trials with usage / ln V >= m"
-    if min_usage is None and known:
-        return "Lowest NLL among trials with latent usage (each curve's ln V) >= m"
-    return f"Lowest NLL among trials with latent usage (nats per {unit}) >= m"
+def task_summary(
+    group: Sequence[Curve], labels: Sequence[str], min_usage: Sequence[float] | None, normalised: bool, named: bool
+) -> str:
+    """The summary of one task's curves (``labels``: theirs): a heading naming what it lists and the unit of
+    its thresholds (and the task when ``named``), the table, and a note on each curve with frontier points
+    worse than the uniform model. ``min_usage`` None: the defaults; ``normalised``: --normalised was asked,
+    which a task without a known optimum (text) ignores."""
+    task = group[0].task
+    shown_normalised = all(curve.normalised_view for curve in group)
+    known = all(curve.reference_nll is not None for curve in group)  # text has no ln V to scale by
+    fractions = min_usage is None and not shown_normalised and known
+    if min_usage and (shown_normalised or not normalised):
+        thresholds = list(min_usage)
+    else:
+        thresholds = default_fractions() if fractions or shown_normalised else PER_UNIT_USAGES
+    if shown_normalised:
+        heading = "Lowest excess NLL over ln V among trials with usage / ln V >= m"
+    elif fractions:
+        heading = "Lowest NLL among trials with latent usage (each curve's ln V) >= m"
+    else:
+        why = f", not normalised: the {task} task has no known optimal NLL" if normalised else ""
+        heading = f"Lowest NLL among trials with latent usage (nats per {get_task(task).unit}{why}) >= m"
+    heading += f" ({task})" if named else ""
+    return "\n".join([heading, summary_table(group, thresholds, fractions=fractions), *uniform_notes(group, labels)])
 
 
 def normalised_where_possible(curves: Sequence[Curve]) -> tuple[list[Curve], list[Curve]]:
