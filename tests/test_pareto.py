@@ -347,3 +347,11 @@ def test_complete_rows_with_a_useless_nll_read_and_export_as_diverged(tmp_path):
     _, again = read_table(exported)
     assert [row["status"] for _, row in again] == ["complete", "diverged", "diverged", "complete"]
     assert "more than 10 times the uniform model's ln V" in again[1][1]["reason"]
+
+
+def test_help_states_the_units_of_the_thresholds_per_task(capsys):
+    """--help said the thresholds were fractions of ln V; PTB's are nats per token."""
+    with pytest.raises(SystemExit):
+        cli_main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "fractions of ln V for the synthetic task" in text and "0.1 0.5 1.0 nats per token for PTB" in text

@@ -10,7 +10,7 @@ import pytest
 
 from micmco import best_trials, pareto
 from micmco.best_trials import TABLE1_COLUMNS, format_table1, table1
-from micmco.frontier_plot import plot_frontiers
+from micmco.frontier_plot import curve_styles, plot_frontiers
 from micmco.pareto import ParetoError, paper_counterparts, read_curves, read_inputs
 from micmco.results import format_table
 
@@ -123,7 +123,7 @@ def test_ptb_frontiers_plot_per_token_with_ours_and_the_papers_side_by_side(tmp_
     curves = ours + paper_counterparts(ours, PAPER_PTB)
     figure = plot_frontiers(curves, normalised=False)
     left, right = figure.axes
-    assert (left.get_title(), right.get_title()) == ("ours", "the paper's trials")
+    assert (left.get_title(loc="left"), right.get_title(loc="left")) == ("ours", "the paper's trials")
     assert left.get_xlabel() == "latent usage per token (nats)" and left.get_ylabel().startswith("train NLL")
     low, high = left.get_ylim()
     assert low < 4.5 and 4.6 < high < 4.7  # each panel its own NLL range
@@ -158,3 +158,153 @@ def test_tables_of_two_tasks_get_a_summary_each_and_no_shared_plot(tmp_path, cap
     plot = tmp_path / "p.png"
     assert pareto.cli_main([str(tmp_path), "--plot", str(plot)]) == 2
     assert "cannot share one plot" in capsys.readouterr().err and not plot.exists()
+
+
+# --- issue 18: the study's regulariser, labels, the plot, --paper and worse-than-uniform points ---------
+
+
+def trial6_rows():
+    """cpu-ptb-vimco16-renyi-valid-shared (git bfb641c), trials 5-7 as exported: trial 6 drew all three dropout
+    rates 0 and its row says ``none``, a curve of its own beside its study's."""
+    rates = dict(input_dropout=0.547, state_dropout=0, output_dropout=0)
+    return [
+        ptb_row(5, 0.106648, 4.491712, estimator="vimco", objective="renyi", **rates),
+        ptb_row(6, 0.104578, 4.383123, estimator="vimco", objective="renyi", regulariser="none",
+                input_dropout=0, state_dropout=0, output_dropout=0),
+        ptb_row(7, 0.086806, 4.335944, estimator="vimco", objective="renyi", **rates),
+    ]  # fmt: skip
+
+
+def test_a_dropout_trial_at_rates_0_stays_on_its_studys_curve_when_read(tmp_path):
+    (curve,) = read_curves([write_ptb_table(tmp_path / "shared.tsv", *trial6_rows())])
+    assert curve.task_values["regulariser"] == "dropout-shared" and len(curve.mi) == 3
+    # An unregularised table (a training fit) and an L2 study's table keep theirs.
+    training = write_ptb_table(tmp_path / "train.tsv", ptb_row(0, 0.1, 4.2, split="train", regulariser="none",
+                               input_dropout=0, state_dropout=0, output_dropout=0))  # fmt: skip
+    assert [c.task_values["regulariser"] for c in read_curves([training])] == ["none"]
+    # A row of none with a rate above 0 is not a rate-0 trial: it is not regrouped.
+    odd = write_ptb_table(tmp_path / "odd.tsv", trial6_rows()[0], ptb_row(1, 0.1, 4.2, regulariser="none", l2=1e-4))
+    assert sorted(c.task_values["regulariser"] for c in read_curves([odd])) == ["dropout-shared", "none"]
+
+
+def test_the_export_takes_the_regulariser_from_the_study():
+    """A run config cannot tell a dropout study's trial at rates 0 from an unregularised run; the study can."""
+    from types import SimpleNamespace
+
+    from optuna.trial import TrialState
+
+    from micmco.study import load_study
+    from micmco.sweep.optuna_study import rows_of, study_regulariser
+    from micmco.tasks.ptb import regulariser_of
+
+    root = Path(__file__).resolve().parents[1]
+    study = load_study(root / "params/studies/cpu/ptb-vimco16-renyi-valid-shared.yaml", root=root)
+    training = load_study(root / "params/studies/cpu/ptb-vimco16-renyi.yaml", root=root)
+    assert (study_regulariser(study.definition), study_regulariser(training.definition)) == ("dropout-shared", None)
+    rows = [{k: str(v) for k, v in row.items()} | {"run": f"run{row['trial']}"} for row in trial6_rows()]
+    trials = [SimpleNamespace(number=i, state=TrialState.COMPLETE, user_attrs={"row": row, "outcome": "complete"})
+              for i, row in enumerate(rows)]  # fmt: skip
+    assert [row["regulariser"] for row in rows_of(trials, study.definition)] == ["dropout-shared"] * 3
+    assert [row["regulariser"] for row in rows_of(trials)] == ["dropout-shared", "none", "dropout-shared"]
+    # micmco train outside a study: today's rule, from the rates
+    zero = {"input_dropout": 0.0, "state_dropout": 0.0, "output_dropout": 0.0, "masks": "shared", "l2": 0.0}
+    assert regulariser_of(zero) == "none" and regulariser_of({**zero, "l2": 1e-4}) == "l2"
+    assert regulariser_of(zero, {"model.input_dropout"}) == "dropout-shared"
+    assert regulariser_of(zero, {"model.l2"}) == "l2"
+
+
+def test_ptb_labels_name_the_split_and_paper_batches_are_against_256():
+    """bs×N was relative to the smallest batch: the paper's bs×16 baseline (4096) showed as "bs×64"."""
+    names = ["bs64", "bs256", "bs1024", "bs4096"]
+    curves = read_curves([PAPER_PTB / f"l40x0-{name}-hs128-t40-dreg1-kl.tsv" for name in names])
+    labels = pareto.distinct_labels(curves)
+    assert [label.split(", ")[-1] for label in labels] == ["bs×0.25)", "bs×1)", "bs×4)", "bs×16)"]
+    assert all(label.startswith("DReG 1, KL (paper, train, V = 10000") for label in labels)
+    (valid,) = read_curves([PAPER_PTB / "l40x0-bs256-hs128-t40-dreg1-kl-valid.tsv"])
+    assert "valid" in pareto.distinct_labels([valid])[0]
+    # Curves of one colour (the same estimator, split, regulariser and baseline) that differ in size: other markers
+    sizes = read_curves([PAPER_PTB / f"l40x0-bs256-{hs}-t40-dreg1-kl.tsv" for hs in ("hs128", "hs256")])
+    first, second = curve_styles(sizes)
+    assert first["color"] == second["color"] and first["marker"] != second["marker"]
+
+
+def test_plot_styles_labels_axes_and_legend(tmp_path):
+    """Curves differing only in split or regulariser had one style; the y label came from the first curve; the
+    axes cut points off silently; the legend, beside the axes in x-small type, took 40 % of the width."""
+    base = dict(estimator="vimco", objective="renyi")
+    path = write_ptb_table(
+        tmp_path / "ours.tsv",
+        ptb_row(0, 0.05, 4.5, split="train", regulariser="none", **base),
+        ptb_row(1, 0.10, 4.6, split="train", regulariser="none", **base),
+        ptb_row(2, 0.05, 4.7, **base),
+        ptb_row(3, 0.10, 4.8, **base),
+        ptb_row(4, 0.05, 4.7, regulariser="dropout-naive", **base),
+        ptb_row(5, 0.30, 9.2, regulariser="dropout-naive", **base),  # far above: off the axes, worse than uniform
+    )
+    curves = read_curves([path])
+    assert len(curves) == 3
+    figure = plot_frontiers(curves, normalised=False)
+    (ax,) = figure.axes
+    lines = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    styles = {(line.get_color(), line.get_marker(), line.get_markerfacecolor(), line.get_linestyle()) for line in lines}
+    assert len(lines) == len(styles) == 3
+    assert ax.get_ylabel() == "NLL per token (nats): train, valid"
+    assert ax.get_ylim()[1] < 9.2
+    off = [line for line in ax.get_lines() if line.get_label() == "_off the axes"]
+    assert len(off) == 1 and off[0].get_ydata().tolist() == [ax.get_ylim()[1]] and not off[0].get_clip_on()
+    notes = [text.get_text() for text in ax.texts]
+    assert any("1 point off the axes" in note and "1 worse than uniform" in note
+               for note in notes), notes  # fmt: skip
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    (legend,) = figure.legends
+    assert legend.get_window_extent(renderer).y1 <= ax.get_window_extent(renderer).y0
+    assert legend.get_texts()[0].get_fontsize() >= 9
+
+
+def test_worse_than_uniform_points_are_kept_and_named(tmp_path, capsys):
+    """cpu-ptb-dreg1-kl-valid trials 5 and 6 ended at 9.20 and 10.16 nats per token, above the uniform
+    model's ln 2000 = 7.60: kept as data, named by the summary and by worse_than_uniform."""
+    path = write_ptb_table(
+        tmp_path / "cpu-ptb-dreg1-kl-valid.tsv",
+        ptb_row(3, 0.257985, 4.614455, k=1, regulariser="dropout-naive"),
+        ptb_row(5, 5.112783, 9.201229, k=1, regulariser="dropout-naive"),
+        ptb_row(6, 4.880186, 10.16198, k=1, regulariser="dropout-naive"),
+        ptb_row(7, 0.175641, 4.430701, k=1, regulariser="dropout-naive"),
+    )
+    (curve,) = read_curves([path])
+    assert curve.uniform_nll == pytest.approx(math.log(2000))
+    assert curve.nll[pareto.worse_than_uniform(curve)].tolist() == [9.201229]  # trial 6 is not on the frontier
+    assert pareto.cli_main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 frontier point worse than the uniform model (NLL > ln V = 7.60 nats per token)" in out
+    assert "worse than uniform" in out[: out.index("Lowest")]  # the frontier's row says so too
+    # The synthetic task's optimum is the uniform model: nothing to flag there.
+    synthetic = read_curves([PAPER_PTB.parent / "synthetic" / "l40x0-bs256-hs128-t40-dreg16-kl.tsv"])[0]
+    assert len(pareto.worse_than_uniform(synthetic)) == 0
+
+
+def test_paper_folder_of_another_task_is_an_error_or_a_warning(tmp_path, capsys):
+    ptb = write_ptb_table(tmp_path / "ptb.tsv", ptb_row(0, 0.2, 4.5, split="train", regulariser="none"))
+    synthetic_dir = PAPER_PTB.parent / "synthetic"
+    assert pareto.cli_main([str(ptb), "--paper", str(synthetic_dir), "--no-frontiers"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and str(synthetic_dir) in error and "ptb" in error and "synthetic" in error
+    assert pareto.cli_main([str(ptb), "--paper", str(PAPER_PTB), "--no-frontiers"]) == 0
+    assert "paper, train, V = 10000" in capsys.readouterr().out
+
+
+def test_mixed_folder_normalised_with_the_synthetic_paper_and_a_plot(tmp_path, capsys):
+    """The README's command failed once PTB tables shared results/cpu."""
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "cpu-dreg16-kl.tsv").write_text((root / "results/cpu/cpu-dreg16-kl.tsv").read_text())
+    write_ptb_table(tmp_path / "cpu-ptb-dreg16-kl.tsv", ptb_row(0, 0.2, 4.5, split="train", regulariser="none"))
+    plot = tmp_path / "f.png"
+    argv = [str(tmp_path), "--normalised", "--paper", str(root / "data/paper-frontiers/synthetic"), "--plot", str(plot)]
+    assert pareto.cli_main(argv) == 0
+    captured = capsys.readouterr()
+    assert plot.stat().st_size > 0
+    assert "(synthetic)" in captured.out and "(ptb)" in captured.out  # a summary per task
+    assert "DReG 16, KL (paper, V = 10000)" in captured.out
+    assert "cpu-ptb-dreg16-kl.tsv" in captured.err and "left out" in captured.err  # what the plot left out
+    assert "no known optimal NLL" in captured.err

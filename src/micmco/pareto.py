@@ -50,6 +50,9 @@ __all__ = [
     "summary_table",
     "frontier_table",
     "paper_counterparts",
+    "worse_than_uniform",
+    "distinct_labels",
+    "compute_multiples",
     "cli_main",
 ]
 
@@ -107,6 +110,7 @@ class Curve:
     split: str = "valid"  # the split their metrics were evaluated on
     task_values: dict[str, str] = field(default_factory=dict)  # the task's curve columns, e.g. {"vocab_size": "200"}
     reference_nll: float | None = None  # the optimal NLL (ln V for the synthetic task); None where unknown
+    uniform_nll: float | None = None  # the uniform model's NLL (ln V); None where unknown
 
     @property
     def setting(self) -> tuple:
@@ -140,7 +144,8 @@ class Curve:
                 "show them in nats"
             )
         log_v = self.reference_nll
-        return replace(self, mi=self.mi / log_v, nll=self.nll - log_v, normalised_view=True)
+        uniform = None if self.uniform_nll is None else self.uniform_nll - log_v
+        return replace(self, mi=self.mi / log_v, nll=self.nll - log_v, uniform_nll=uniform, normalised_view=True)
 
     def frontier(self) -> np.ndarray:
         """Indices of the frontier's trials, by increasing usage."""
@@ -164,6 +169,17 @@ def pareto_frontier(mi: Sequence[float], nll: Sequence[float]) -> np.ndarray:
             frontier.append(index)
             best = nll[index]
     return np.array(frontier[::-1], dtype=int)
+
+
+def worse_than_uniform(curve: Curve) -> np.ndarray:
+    """Indices of the frontier's trials whose NLL is above the uniform model's (ln V per token), by
+    increasing usage: a model worse than knowing nothing, kept as data (the paper's files have such
+    points too) but to be named wherever the frontier is shown. Empty where the optimum is known (the
+    synthetic task's data are uniform, so its optimum is the uniform model) or the uniform NLL is not."""
+    frontier = curve.frontier()
+    if curve.uniform_nll is None or curve.reference_nll is not None:
+        return frontier[:0]
+    return frontier[curve.nll[frontier] > curve.uniform_nll]
 
 
 def lowest_nll(curve: Curve, min_usage: float) -> float:
@@ -229,6 +245,7 @@ def curves_of(rows: Sequence[Row], path: Path) -> list[Curve]:
                 split=split,
                 task_values=dict(task_values),
                 reference_nll=trials[0].reference_nll,
+                uniform_nll=trials[0].uniform_nll,
             )
         )
     return curves
@@ -238,7 +255,7 @@ def read_paper_trials(path: str | Path) -> Curve:
     """One of the paper's trial files (vocabulary 10000); the setting comes from the file name, the task
     from its folder (``paper-frontiers/ptb/``: Penn Treebank, per token; otherwise synthetic)."""
     path = Path(path)
-    ptb = path.parent.name == "ptb"
+    ptb = paper_folder_task(path.parent) == "ptb"
     named = parse_paper_file_name(path.stem)
     if named is None:
         raise ParetoError(
@@ -273,6 +290,7 @@ def read_paper_trials(path: str | Path) -> Curve:
         nll=values.pop("nll"),
         hyperparameters=values,
         latents=named.latents,
+        uniform_nll=math.log(PAPER_VOCABULARY),
         **(
             dict(
                 task="ptb",
@@ -294,6 +312,11 @@ def read_paper_trials(path: str | Path) -> Curve:
     )
 
 
+def paper_folder_task(directory: Path) -> str:
+    """The task of a folder of the paper's trials: paper-frontiers/ptb/ holds Penn Treebank's."""
+    return "ptb" if Path(directory).name == "ptb" else "synthetic"
+
+
 # --- tables ------------------------------------------------------------------------------------------
 
 
@@ -302,32 +325,73 @@ def frontier_table(curve: Curve) -> str:
     names = [name for name in ("learning_rate", "lam", "alpha") if name in curve.hyperparameters]
     usage, nll = ("usage/lnV", "excess") if curve.normalised_view else ("MI", "NLL")
     lines = [f"{usage:>10s} {nll:>10s} " + " ".join(f"{name:>13s}" for name in names)]
+    worse = set(worse_than_uniform(curve).tolist())
     for index in curve.frontier():
         values = " ".join(f"{curve.hyperparameters[name][index]:13.5g}" for name in names)
-        lines.append(f"{curve.mi[index]:10.4f} {curve.nll[index]:10.4f} {values}")
+        note = "  worse than uniform" if index in worse else ""
+        lines.append(f"{curve.mi[index]:10.4f} {curve.nll[index]:10.4f} {values}{note}")
     return "\n".join(lines)
 
 
+def uniform_notes(curves: Sequence[Curve], labels: Sequence[str]) -> list[str]:
+    """A line for each curve with frontier points worse than the uniform model (see worse_than_uniform)."""
+    notes = []
+    for curve, label in zip(curves, labels):
+        worse = worse_than_uniform(curve)
+        if len(worse):
+            points = "point" if len(worse) == 1 else "points"
+            nll, mi = curve.nll[worse], curve.mi[worse]
+            where = f"NLL {nll.min():.2f}" + (f" to {nll.max():.2f}" if len(worse) > 1 else "")
+            where += f" at latent usage {mi.min():.2f}" + (f" to {mi.max():.2f}" if len(worse) > 1 else "")
+            notes.append(
+                f"note: {label}: {len(worse)} frontier {points} worse than the uniform model "
+                f"(NLL > ln V = {curve.uniform_nll:.2f} nats per {get_task(curve.task).unit}): {where}"
+            )
+    return notes
+
+
 def distinct_labels(curves: Sequence[Curve]) -> list[str]:
-    """Each curve's label with its source and task settings, plus every setting in which it differs from
-    another curve of the same label: steps as T×n and batch as bs×n (the paper's compute-matched
-    baselines) against the smallest among them, and the results folder (the profile) of our tables."""
-    labels = []
+    """Each curve's label with its source, split (where a task's splits differ) and task settings, plus
+    every setting in which it differs from another curve of the same label: steps as T×n and batch as bs×n
+    (the paper's compute-matched baselines) against the main setting (the paper's 40 thousand steps and
+    batch 256; the smallest among our tables), and the results folder (the profile) of our tables."""
+    labels: list[list[str]] = []
     for curve in curves:
         same = [other for other in curves if other.label == curve.label and other.source == curve.source]
-        parts = [curve.source, curve.setting_label]
+        parts = [curve.source, *([curve.split] if names_split(curve) else []), curve.setting_label]
+        multiples = compute_multiples(curve, curves)
         for attribute, prefix in (("steps", "T"), ("batch_size", "bs")):
-            values = {getattr(other, attribute) for other in same}
-            if len(values) > 1:
-                value, smallest = getattr(curve, attribute), min(values)
-                multiple = value / smallest
-                parts.append(f"{prefix}×{multiple:g}" if multiple.is_integer() else f"{attribute} {value}")
+            if len({getattr(other, attribute) for other in same}) > 1:
+                multiple = multiples[attribute]
+                nice = multiple.is_integer() or (1 / multiple).is_integer()
+                value = getattr(curve, attribute)
+                parts.append(f"{prefix}×{multiple:g}" if nice else f"{attribute.replace('_', ' ')} {value}")
         if curve.source == "ours" and len({other.path.parent for other in same}) > 1:
             parts.append(curve.path.parent.name)
-        if len({(other.steps, other.batch_size, other.path.parent) for other in same}) < len(same) and len(same) > 1:
-            parts.append(curve.path.stem)  # same settings in several files: name the file
-        labels.append(f"{curve.label} ({', '.join(parts)})")
-    return labels
+        labels.append(parts)
+    full = [f"{curve.label} ({', '.join(parts)})" for curve, parts in zip(curves, labels)]
+    # Curves that still read alike (the same settings in several files): name the file.
+    return [
+        f"{curve.label} ({', '.join([*parts, curve.path.stem])})" if full.count(label) > 1 else label
+        for curve, parts, label in zip(curves, labels, full)
+    ]
+
+
+def compute_multiples(curve: Curve, curves: Sequence[Curve]) -> dict[str, float]:
+    """The curve's steps and batch size as multiples of its source's main setting (§7.2.6's compute-matched
+    baselines): the paper's 40 thousand steps and batch 256; for our tables, the smallest among ``curves``
+    of the same label (a profile's baselines multiply its main setting)."""
+    same = [other for other in curves if other.label == curve.label and other.source == curve.source]
+    return {
+        attribute: getattr(curve, attribute)
+        / (PAPER_MAIN_SETTINGS[attribute] if curve.source == "paper" else min(getattr(o, attribute) for o in same))
+        for attribute in ("steps", "batch_size")
+    }
+
+
+def names_split(curve: Curve) -> bool:
+    """Whether a curve's label names its split: not for the synthetic task, whose splits are the same data."""
+    return curve.task != "synthetic"
 
 
 PER_UNIT_USAGES = [0.1, 0.5, 1.0]  # nats per token: the default thresholds for text (the paper's axes span 0-2)
@@ -404,7 +468,8 @@ def cli_main(argv: list[str]) -> int:
         prog="micmco pareto",
         description="Pareto frontiers (lowest NLL for at least that much latent usage) of our results "
         "(results/<profile>/<study>.tsv, or a folder of them) and of the paper's trials "
-        "(data/paper-frontiers/synthetic/*.tsv).",
+        "(data/paper-frontiers/synthetic/*.tsv, data/paper-frontiers/ptb/*.tsv). Tables of several tasks get a "
+        "summary each; NLL and usage are nats per symbol (synthetic) or per token (PTB).",
     )
     parser.add_argument("files", nargs="+", type=Path, help="results tables, paper trial files, or folders of them")
     parser.add_argument(
@@ -412,55 +477,67 @@ def cli_main(argv: list[str]) -> int:
         type=float,
         nargs="+",
         metavar="M",
-        help="summary thresholds: nats, or fractions of ln V with --normalised (default: 0.5 0.8 0.95 of each "
-        "curve's own ln V, which fits tables of any vocabulary)",
+        help="summary thresholds: nats (per symbol, or per token for PTB); with --normalised, fractions of ln V "
+        "for the synthetic task (PTB, which has no optimum to normalise by, keeps its default in nats per token). "
+        f"Default: {' '.join(map(str, default_fractions()))} of each synthetic curve's own ln V (any vocabulary), "
+        f"{' '.join(map(str, PER_UNIT_USAGES))} nats per token for PTB",
     )
     parser.add_argument(
-        "--normalised", action="store_true", help="excess NLL over ln V against usage / ln V (vocabularies overlay)"
+        "--normalised",
+        action="store_true",
+        help="excess NLL over ln V against usage / ln V (vocabularies overlay); synthetic curves only: the "
+        "plot leaves the others out and says so, their summary stays in nats",
     )
     parser.add_argument("--plot", type=Path, metavar="OUT", help="write a plot of the frontiers (png, pdf, svg)")
     parser.add_argument(
         "--paper",
         type=Path,
         metavar="DIR",
-        help="add the paper's curves of the same settings from DIR (data/paper-frontiers/synthetic or .../ptb)",
+        help="add the paper's curves of the same settings from DIR (data/paper-frontiers/synthetic or .../ptb); "
+        "an error when it has none, a warning for each task of the tables it has no trials of",
     )
     parser.add_argument("--no-frontiers", action="store_true", help="print the summary only")
     args = parser.parse_args(argv)
+
+    def warn(message: str) -> None:
+        print(f"micmco pareto: warning: {message}", file=sys.stderr)
+
     try:
         if args.plot:
             check_plot_path(args.plot)
         curves = read_inputs(args.files)
         if args.paper:
-            curves += paper_counterparts(curves, args.paper)
-        shown = [curve.normalised() for curve in curves] if args.normalised else curves
+            papers, notes = checked_counterparts(curves, args.paper)
+            curves += papers
+            for note in notes:
+                warn(note)
+        shown, left_out = normalised_where_possible(curves) if args.normalised else (list(curves), [])
+        plotted = [view for view in shown if view.normalised_view] if args.normalised else shown
+        if args.plot:
+            check_one_task(plotted)
     except ParetoError as error:
         print(f"micmco pareto: error: {error}", file=sys.stderr)
         return 2
-    tasks = list(dict.fromkeys(curve.task for curve in curves))
-    if args.plot and len(tasks) > 1:
-        print(f"micmco pareto: error: curves of {len(tasks)} tasks ({', '.join(tasks)}) cannot share one plot: their "
-              "NLLs are in different units; plot each task's tables separately", file=sys.stderr)  # fmt: skip
-        return 2
+    if left_out:
+        tasks = ", ".join(dict.fromkeys(curve.task for curve in left_out))
+        files = ", ".join(dict.fromkeys(curve.path.name for curve in left_out))
+        warn(f"--normalised left out {len(left_out)} curve(s) of the {tasks} task from the plot (no known optimal "
+             f"NLL to normalise by; their summary is in nats): {files}")  # fmt: skip
+    labels = distinct_labels(shown)
     if not args.no_frontiers:
-        for curve, label in zip(shown, distinct_labels(shown)):
+        for curve, label in zip(shown, labels):
             print(f"== {label}: {curve.path.name}, {curve.steps} steps, batch {curve.batch_size}, "
                   f"{len(curve.mi)} trials, {len(curve.frontier())} on the frontier")  # fmt: skip
             print(frontier_table(curve), end="\n\n")
+    tasks = list(dict.fromkeys(curve.task for curve in shown))
     for task in tasks:  # one summary per task: each has its own units and default thresholds
-        group = [curve for curve in shown if curve.task == task]
-        known = all(curve.reference_nll is not None for curve in group)  # text has no ln V to scale by
-        fractions = args.min_usage is None and not args.normalised and known
-        min_usages = args.min_usage or (default_fractions() if fractions or args.normalised else PER_UNIT_USAGES)
-        what = "excess NLL over ln V" if args.normalised else "NLL"
-        usage = "latent usage (nats)" if known else "latent usage (nats per token)"
-        usage = "usage / ln V" if args.normalised else ("latent usage (each curve's ln V)" if fractions else usage)
-        print(f"Lowest {what} among trials with {usage} >= m" + (f" ({task})" if len(tasks) > 1 else ""))
-        print(summary_table(group, min_usages, fractions=fractions))
+        indices = [i for i, curve in enumerate(shown) if curve.task == task]
+        group, group_labels = [shown[i] for i in indices], [labels[i] for i in indices]
+        print(task_summary(group, group_labels, args.min_usage, args.normalised, named=len(tasks) > 1))
     if args.plot:
         from .frontier_plot import plot_frontiers
 
-        figure = plot_frontiers(curves, normalised=args.normalised)
+        figure = plot_frontiers(plotted, normalised=args.normalised)
         try:
             figure.savefig(args.plot, dpi=150, bbox_inches="tight")
         except OSError as error:
@@ -468,6 +545,75 @@ def cli_main(argv: list[str]) -> int:
             return 2
         print(f"plot: {args.plot}")
     return 0
+
+
+def task_summary(
+    group: Sequence[Curve], labels: Sequence[str], min_usage: Sequence[float] | None, normalised: bool, named: bool
+) -> str:
+    """The summary of one task's curves (``labels``: theirs): a heading naming what it lists and the unit of
+    its thresholds (and the task when ``named``), the table, and a note on each curve with frontier points
+    worse than the uniform model. ``min_usage`` None: the defaults; ``normalised``: --normalised was asked,
+    which a task without a known optimum (text) ignores."""
+    task = group[0].task
+    shown_normalised = all(curve.normalised_view for curve in group)
+    known = all(curve.reference_nll is not None for curve in group)  # text has no ln V to scale by
+    fractions = min_usage is None and not shown_normalised and known
+    if min_usage and (shown_normalised or not normalised):
+        thresholds = list(min_usage)
+    else:
+        thresholds = default_fractions() if fractions or shown_normalised else PER_UNIT_USAGES
+    if shown_normalised:
+        heading = "Lowest excess NLL over ln V among trials with usage / ln V >= m"
+    elif fractions:
+        heading = "Lowest NLL among trials with latent usage (each curve's ln V) >= m"
+    else:
+        why = f", not normalised: the {task} task has no known optimal NLL" if normalised else ""
+        heading = f"Lowest NLL among trials with latent usage (nats per {get_task(task).unit}{why}) >= m"
+    heading += f" ({task})" if named else ""
+    return "\n".join([heading, summary_table(group, thresholds, fractions=fractions), *uniform_notes(group, labels)])
+
+
+def normalised_where_possible(curves: Sequence[Curve]) -> tuple[list[Curve], list[Curve]]:
+    """Each curve normalised where it has a known optimum (else as it is), and the ones left as they are;
+    a ParetoError when none can be normalised."""
+    left_out = [curve for curve in curves if curve.reference_nll is None]
+    if curves and len(left_out) == len(curves):
+        tasks = ", ".join(dict.fromkeys(curve.task for curve in curves))
+        raise ParetoError(
+            f"--normalised: the {tasks} task has no known optimal NLL, so none of the curves can be normalised; "
+            "show them in nats (without --normalised)"
+        )
+    return [curve if curve.reference_nll is None else curve.normalised() for curve in curves], left_out
+
+
+def check_one_task(curves: Sequence[Curve]) -> None:
+    """One plot takes curves of one task: their NLLs are in different units."""
+    tasks = list(dict.fromkeys(curve.task for curve in curves))
+    if len(tasks) > 1:
+        raise ParetoError(
+            f"curves of {len(tasks)} tasks ({', '.join(tasks)}) cannot share one plot: their NLLs are in different "
+            "units; plot each task's tables separately (or, with --normalised, only tasks with a known optimum)"
+        )
+
+
+def checked_counterparts(curves: Sequence[Curve], directory: Path) -> tuple[list[Curve], list[str]]:
+    """The paper's counterparts of ``curves`` in ``directory`` and a warning for each task of ours the folder
+    has no trials of; a ParetoError when it adds nothing at all (the wrong folder, or no matching setting)."""
+    found = paper_counterparts(curves, directory)
+    folder_task = paper_folder_task(directory)
+    ours = list(dict.fromkeys(curve.task for curve in curves if curve.source != "paper"))
+    hint = "--paper takes data/paper-frontiers/synthetic for synthetic tables and data/paper-frontiers/ptb for PTB ones"
+    if not found:
+        raise ParetoError(
+            f"{directory}: the paper's {folder_task} trials have no curve of the tables' settings (task "
+            f"{', '.join(ours) or 'none'}: estimator, K, K', objective, split and regulariser at the paper's main "
+            f"settings); {hint}"
+        )
+    return found, [
+        f"{directory} holds the paper's {folder_task} trials: nothing added for the {task} tables; {hint}"
+        for task in ours
+        if task != folder_task
+    ]
 
 
 def read_inputs(paths: Sequence[Path]) -> list[Curve]:

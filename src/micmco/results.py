@@ -31,6 +31,7 @@ __all__ = [
     "apply_divergence_rule",
     "read_table",
     "read_rows",
+    "study_regulariser_rows",
     "parse_number",
 ]
 
@@ -185,6 +186,7 @@ class Row:
     hyperparameters: dict[str, float]  # learning_rate, lam, alpha (NaN where not tuned)
     task_values: dict[str, str]  # the task's curve columns, e.g. {"vocab_size": "200"}
     reference_nll: float | None  # the task's optimal NLL for this row (ln V), None where unknown
+    uniform_nll: float | None  # the uniform model's NLL for this row (ln V), None where the row cannot tell
     wall_s: float
     raw: dict[str, str]  # the row as read
 
@@ -199,6 +201,7 @@ def read_rows(path: str | Path) -> list[Row]:
             f"{path}: missing column(s) {', '.join(missing)}; a results table has {', '.join(REQUIRED_COLUMNS)} "
             "(a paper trials file has validklp and validnll)"
         )
+    study_regulariser_rows([raw for _, raw in raw_rows])
     rows = []
     for line, raw in raw_rows:
         raw = apply_divergence_rule(raw)
@@ -223,7 +226,7 @@ def read_rows(path: str | Path) -> list[Row]:
             if status == "complete" and not math.isfinite(value):
                 raise TableError(f"{path}, line {line}: a complete trial needs a finite {column}, got {value}")
         try:
-            reference = task.reference_from_row(raw)
+            reference, uniform = task.reference_from_row(raw), task.uniform_from_row(raw)
         except ValueError as error:
             raise TableError(f"{path}, line {line}: {error}") from None
         rows.append(
@@ -245,11 +248,35 @@ def read_rows(path: str | Path) -> list[Row]:
                 },
                 task_values={c: raw[c] for c in task.curve_columns},
                 reference_nll=reference,
+                uniform_nll=uniform,
                 wall_s=parse_number(raw, "wall_s", path, line, missing=0.0),
                 raw=raw,
             )
         )
     return rows
+
+
+RATE_COLUMNS = ("input_dropout", "state_dropout", "output_dropout", "l2")  # a regulariser's rates (PTB)
+
+
+def study_regulariser_rows(rows: list[dict[str, str]]) -> None:
+    """Give the rows of one table (one study) the study's regulariser: in tables exported before the sweep took
+    it from the study, a dropout study's trial that drew all its rates 0 says ``none`` and became a curve of
+    its own. Such a row (``none``, every rate 0) takes the regulariser of the table's other rows when they
+    have exactly one. Changes ``rows`` in place."""
+    others = {row.get("regulariser") for row in rows} - {"none", None}
+    if len(others) == 1:
+        (regulariser,) = others
+        for row in rows:
+            if row.get("regulariser") == "none" and all(_is_zero(row.get(column, "")) for column in RATE_COLUMNS):
+                row["regulariser"] = regulariser
+
+
+def _is_zero(text: str) -> bool:
+    try:
+        return float(text or 0) == 0
+    except ValueError:
+        return False
 
 
 def parse_number(row: dict[str, str], column: str, path: Path, line: int, missing: float | None = None) -> float:

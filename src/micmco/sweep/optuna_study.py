@@ -15,7 +15,7 @@ from ..util import write_atomically
 from .census import DROPPED, Census, is_lost, is_result, outcome, point_of, slot
 from .storage import open_storage
 
-__all__ = ["Sweep", "rows_of"]
+__all__ = ["Sweep", "rows_of", "study_regulariser"]
 
 
 class Sweep:
@@ -135,20 +135,27 @@ class Sweep:
         with open(self.runs_dir / "export.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             # Rows recorded before the task and split columns existed are the study's task, default split.
-            rows = [{"task": task.name, "split": task.splits[0], **row} for row in rows_of(self.trials())]
+            rows = [
+                {"task": task.name, "split": task.splits[0], **row}
+                for row in rows_of(self.trials(), self.study.definition)
+            ]
             text = format_table(rows, task.name)
             if not self.export_path.exists() or self.export_path.read_text() != text:  # unchanged: not rewritten
                 write_atomically(self.export_path, text)
         return self.export_path
 
 
-def rows_of(trials) -> list[dict[str, Any]]:
-    """One row per result, ordered by the trial number of the point it belongs to."""
+def rows_of(trials, definition: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One row per result, ordered by the trial number of the point it belongs to. With the study's
+    ``definition``, a PTB row's regulariser is the study's (:func:`study_regulariser`), not its rates'."""
+    regulariser = study_regulariser(definition) if definition else None
     rows = []
     for t in trials:
         if is_result(t) and "row" in t.user_attrs:
             row = dict(t.user_attrs["row"])
             row["trial"] = t.user_attrs.get("origin", t.number)
+            if regulariser and "regulariser" in row:
+                row["regulariser"] = regulariser
             rows.append(row)
     rows.sort(key=lambda r: r["trial"])
     seen: set[str] = set()  # one row per run directory: a point proposed twice was run once
@@ -159,3 +166,17 @@ def rows_of(trials) -> list[dict[str, Any]]:
         seen.add(row.get("run", ""))
         unique.append(row)
     return unique
+
+
+def study_regulariser(definition: dict[str, Any]) -> str | None:
+    """The regulariser of every trial of a PTB study that tunes one (what it tunes, and its masks:
+    dropout-naive, dropout-shared or l2), None for a study that tunes none. A trial whose dropout rates all
+    came out 0 is still its dropout study's: its run config alone would say ``none``."""
+    from ..tasks.ptb import regulariser_of
+
+    base = definition.get("base_config") or {}
+    tuned = {parameter["key"] for parameter in definition.get("parameters", [])}
+    rates = {f"model.{name}" for name in ("input_dropout", "state_dropout", "output_dropout", "l2")}
+    if base.get("task") != "ptb" or not tuned & rates:
+        return None
+    return regulariser_of(base.get("model") or {}, tuned)

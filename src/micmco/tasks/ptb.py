@@ -13,7 +13,7 @@ curves are never normalised by one; the uniform model's NLL is ln V per token.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,11 +54,15 @@ class PTBRunConfig(RunConfig):
         )
 
 
-def regulariser_of(model: dict[str, Any]) -> str:
-    """The ``regulariser`` column of a model section (plain data): none, dropout-naive, dropout-shared or l2."""
-    if any(model.get(key, 0.0) > 0 for key in ("input_dropout", "state_dropout", "output_dropout")):
+def regulariser_of(model: dict[str, Any], tuned: Collection[str] = ()) -> str:
+    """The ``regulariser`` column of a model section (plain data): none, dropout-naive, dropout-shared or l2.
+    ``tuned``: the run-config keys a study tunes (``model.input_dropout``, ``model.l2``, ...). A study that
+    tunes a regulariser has it in every trial, one whose rates all came out 0 included; a run alone cannot
+    tell that trial from an unregularised run, so outside a study the rates decide."""
+    rates = ("input_dropout", "state_dropout", "output_dropout")
+    if any(model.get(key, 0.0) > 0 or f"model.{key}" in tuned for key in rates):
         return f"dropout-{model.get('masks', 'naive')}"
-    return "l2" if model.get("l2", 0.0) > 0 else "none"
+    return "l2" if model.get("l2", 0.0) > 0 or "model.l2" in tuned else "none"
 
 
 class SentenceLoss:
