@@ -504,6 +504,59 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     ln_v = math.log(int(rows["1000"]["vocab_size"]))
     assert told[1000.0].values == diverged_values(ln_v, ln_v)
     assert told[0.003].state.name == "COMPLETE" and told[0.003].user_attrs["outcome"] == "complete"
+    # A diverged trial is a result of its point, not a failure: a rerun has nothing left to retry or run.
+    again = subprocess.run(sweep_command(study, tmp_path), cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "[worker 0] trial" not in again.stdout, again.stdout + again.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "blocker, workers, code, error",
+    [
+        ("a file", "2", 1, "FileExistsError"),  # every trial fails the same way: stopped after three
+        ("a bad checkpoint", "1", 2, "not a checkpoint"),  # `micmco train` refuses its input: stopped at once
+    ],
+)
+def test_failing_trials_stop_the_sweep_and_its_rerun_retries_them(tmp_path, blocker, workers, code, error):
+    """A sweep over unusable data ran its budget into failures, exited 0, and once the data were fixed its
+    rerun ran nothing. Here something stands in each grid point's run directory (a file instead of it, or
+    a checkpoint that is not one), so that its trials fail: the sweep stops with the error, exits non-zero,
+    and the study holds no spent budget; with the cause removed, the same command runs the whole budget."""
+    from micmco.runconfig import load_config, run_directory
+
+    grid = "grid:\n  - {learning_rate: 0.003, lam: 0.5}\n  - {learning_rate: 0.001, lam: 0.2}"
+    path = write_study(tmp_path / "s.yaml", study_text("fails", 3, 20, grid=grid))
+    study = load_study(path)
+    causes = []
+    for point in study.grid:
+        overrides = study.trial_overrides(point) + [f"output_dir={tmp_path / 'runs' / 'fails'}"]
+        run_dir = run_directory(load_config(study.base_path, overrides))
+        run_dir.mkdir(parents=True)
+        if blocker == "a file":
+            run_dir.rmdir()
+            causes.append(run_dir)
+        else:
+            causes.append(run_dir / "checkpoint.pt")
+        causes[-1].write_text("garbage")
+    command = sweep_command(path, tmp_path, "--workers", workers)
+    failing = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert failing.returncode == code, failing.stdout + failing.stderr
+    stopped = [line for line in failing.stderr.splitlines() if "stopped:" in line]
+    assert len(stopped) == 1 and error in stopped[0] and "rerun" in stopped[0], failing.stderr
+    table = tmp_path / "results" / "smoke" / "fails.tsv"
+    rows = read_rows(table)
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert failed and all(error in r["reason"] for r in failed)  # shown, with the reason
+    assert len(rows) - len(failed) < 3  # the budget is not spent on failures
+    for cause in causes:
+        cause.unlink()
+    rerun = subprocess.run(sweep_command(path, tmp_path), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    rows = read_rows(table)
+    check_no_loss_no_repeat(rows, 3)
+    assert all(r["status"] == "complete" for r in rows), rows
+    points = [(float(r["learning_rate"]), float(r["lam"])) for r in rows]
+    assert points.count((0.003, 0.5)) == 1 and points.count((0.001, 0.2)) == 1  # the failed points, retried
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------
