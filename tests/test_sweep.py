@@ -403,6 +403,31 @@ def test_a_failed_trial_is_retried_once_under_its_own_number(tmp_path):
     assert len(census.effective) == 1  # one point, pending: two trials of the budget of three are left
 
 
+def test_non_finite_metrics_are_the_runs_own_breakdown_not_a_failure(tmp_path, monkeypatch):
+    """A run that ended complete with a NaN NLL was recorded failed; failures are now retried, and a retry
+    finds the same result.json: it is diverged, final, and shown to the sampler as a dominated point."""
+    from micmco.runconfig import load_config, run_directory
+    from micmco.sweep.optuna_study import Sweep
+    from micmco.sweep.worker import Worker
+
+    study = load_study(write_study(tmp_path / "s.yaml", study_text("nan", 1, 20)))
+    sweep = Sweep(study, None, tmp_path / "results", tmp_path / "runs", echo=lambda message: None)
+    trial = sweep.optuna_study.ask()
+    params = {p.name: trial.suggest_float(p.name, p.low, p.high, log=p.log) for p in study.parameters}
+    run_dir = run_directory(
+        load_config(study.base_path, study.trial_overrides(params) + [f"output_dir={sweep.runs_dir}"])
+    )
+    run_dir.mkdir(parents=True)
+    metrics = {"nll": float("nan"), "mutual_information": 1.0}
+    (run_dir / "result.json").write_text(json.dumps({"status": "complete", "metrics": metrics}))
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda command, **kwargs: real_popen(["true"], **kwargs))  # "finished"
+    status, row, values, code = Worker(sweep, 0, 1, 20.0, 120.0, echo=lambda m: None)._run(trial, params, 0)
+    assert (status, row["status"], code) == ("diverged", "diverged", 0) and "non-finite" in row["reason"]
+    ln_v = math.log(int(row["vocab_size"]))
+    assert values == diverged_values(ln_v, ln_v)
+
+
 # --- concurrency, kill -9, divergence (journal storage) --------------------------------------
 
 
