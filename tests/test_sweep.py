@@ -124,6 +124,18 @@ def test_bad_study_on_the_command_line_exits_2_before_any_work(tmp_path):
     assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
 
 
+def test_a_study_that_cannot_run_here_exits_2_before_any_trial_recording_nothing(tmp_path):
+    """Checked before the study is created: a refused trial input (here the output directory) is one line,
+    with no journal entry and no table, so that the budget is untouched once the cause is fixed."""
+    path = write_study(tmp_path / "s.yaml", study_text("s", 2, 20))
+    (tmp_path / "runs").write_text("a file where the runs go")
+    result = subprocess.run(sweep_command(path, tmp_path), cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and "cannot run" in result.stderr and "output_dir" in result.stderr
+    assert str(path) in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_every_committed_study_is_valid():
     studies = sorted((REPO / "params" / "studies").rglob("*.yaml"))
     assert studies
@@ -281,15 +293,139 @@ def test_progress_and_summary_with_and_without_a_reference_nll():
         [{"mi": "2.0", "nll": "4.0", "optimal_nll": ln_v}, {"mi": "5.0", "nll": "4.5", "optimal_nll": ln_v}]
     )
     line = progress_line(synthetic, time.time() - 10, 0)
-    assert "2/3 done (2 complete, 0 diverged, 0 failed), 0 running, 0 queued" in line
-    assert line.endswith("frontier (MI, NLL): (2.00, 4.0000) (3.91, 4.5000)")  # MI capped at ln V
+    assert "2/3 done (2 complete, 0 diverged), 0 failed, 0 running, 0 queued" in line
+    assert line.endswith("frontier (MI, NLL): (2.0000, 4.0000) (3.9120, 4.5000)")  # MI capped at ln V
     assert summary_lines(synthetic)[1:] == [
-        "  lowest NLL with MI >= 0.5 ln V: 4.0000 (excess +0.0880, MI 2.000, trial 0)",
-        "  lowest NLL with MI >= 0.9 ln V: 4.5000 (excess +0.5880, MI 5.000, trial 1)",
+        "  lowest NLL with MI >= 0.5 ln V: 4.0000 (excess +0.0880, MI 2.0000, trial 0)",
+        "  lowest NLL with MI >= 0.9 ln V: 4.5000 (excess +0.5880, MI 5.0000, trial 1)",
     ]
     other = _finished_sweep([{"mi": "2.0", "nll": "4.0"}, {"mi": "5.0", "nll": "4.5"}])  # a task without ln V
-    assert progress_line(other, time.time() - 10, 0).endswith("frontier (MI, NLL): (2.00, 4.0000) (5.00, 4.5000)")
-    assert summary_lines(other)[1:] == ["  lowest NLL: 4.0000 (MI 2.000, trial 0)"]
+    assert progress_line(other, time.time() - 10, 0).endswith("frontier (MI, NLL): (2.0000, 4.0000) (5.0000, 4.5000)")
+    assert summary_lines(other)[1:] == ["  lowest NLL: 4.0000 (MI 2.0000, trial 0)"]
+
+
+def test_progress_keeps_close_per_token_mi_values_apart():
+    """PTB's MI is per token (~0.01-0.8): rounded to two decimals, 0.041 and 0.044 both read 0.04, and the
+    frontier's second point looked dominated by the first."""
+    from micmco.sweep.progress import progress_line, summary_lines
+
+    sweep = _finished_sweep([{"mi": "0.041", "nll": "5.0"}, {"mi": "0.044", "nll": "5.1"}])
+    front = re.findall(r"\(([0-9.]+), ([0-9.]+)\)", progress_line(sweep, time.time() - 10, 0))
+    assert len(front) == 2 and front[0][0] != front[1][0], front
+    assert "MI 0.0410" in summary_lines(sweep)[1]
+
+
+def _finished_trial(number: int, kind: str, error: str = "", exit_code: int = 1, run: str = "", origin=None, at=0.0):
+    """A finished trial of `kind` (complete, diverged, failed) at time.time() + `at`, as a worker records it."""
+    import datetime as dt
+
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    attrs = {"outcome": kind, "row": {"status": kind, "reason": error, "run": run or f"r{number}", "wall_s": "1"}}
+    if kind == "failed":
+        attrs["exit_code"] = exit_code
+    if origin is not None:
+        attrs.update(origin=origin, slot=f"retry:{origin}")
+    trial = create_trial(
+        params={"lam": 0.1},
+        distributions={"lam": FloatDistribution(0.0, 1.0)},
+        values=None if kind == "failed" else [5.0, 1.0],
+        state=TrialState.FAIL if kind == "failed" else TrialState.COMPLETE,
+        user_attrs=attrs,
+    )
+    trial.number = number
+    trial.datetime_complete = dt.datetime.now() + dt.timedelta(seconds=at)
+    return trial
+
+
+def test_failed_trials_do_not_count_against_the_budget_diverged_ones_do():
+    from micmco.sweep.census import Census
+    from micmco.sweep.optuna_study import done_count, rows_of
+
+    trials = [
+        _finished_trial(0, "diverged", "loss is nan"),
+        _finished_trial(1, "failed", "exit 1: FileNotFoundError: ptb.train.txt"),
+        _finished_trial(2, "failed", "exit 1: FileNotFoundError: ptb.train.txt", origin=1),  # a retry of point 1
+        _finished_trial(3, "failed", "exit 1: MemoryError"),
+        _finished_trial(4, "complete", origin=3),  # point 3, retried: now done
+    ]
+    census = Census.of(trials)
+    rows = rows_of(census.results)
+    assert [(r["trial"], r["status"]) for r in rows] == [(0, "diverged"), (1, "failed"), (3, "complete")]
+    assert done_count(rows) == 2  # the diverged point counts, the failed one is retried
+    assert [t.number for t in census.effective] == [0, 1, 3]  # three points: the failed one is pending
+
+
+def test_failures_that_repeat_stop_the_sweep():
+    """Three failures in a row with one error (a path in each run directory aside), three of one point, or
+    one refused input (exit 2) stop it; a result in between, or failures of an earlier run, do not."""
+    from micmco.sweep.census import failure_stop
+
+    since = time.time()
+
+    def missing(n, **kw):
+        return _finished_trial(n, "failed", f"exit 1: FileNotFoundError: 'runs/s/r{n}/x'", **kw)
+
+    three = [missing(0), missing(1), missing(2)]
+    stop = failure_stop(three, since)
+    assert stop is not None and stop.code == 1 and stop.failures == 3
+    assert stop.error == "exit 1: FileNotFoundError: 'runs/s/<run>/x'"
+    assert "rerun the same command" in stop.line("s") and stop.error in stop.line("s")
+    assert failure_stop(three, since + 3600) is None  # an earlier run's failures: being retried
+    assert failure_stop(three[:2], since) is None
+    assert failure_stop([missing(0), _finished_trial(1, "complete", at=1), missing(2, at=2)], since) is None
+    assert failure_stop([missing(0), _finished_trial(1, "diverged", at=1), missing(2, at=2)], since) is None
+    oom = [_finished_trial(n, "failed", f"killed by SIGKILL: step {n}", origin=0 if n else None) for n in range(3)]
+    assert failure_stop(oom, since).error == "killed by SIGKILL: step 2"  # one point, three times
+    refused = _finished_trial(0, "failed", "exit 2: micmco: invalid config: no such file data/ptb", exit_code=2)
+    stop = failure_stop([refused], since)
+    assert stop is not None and stop.code == 2 and "input was refused" in stop.line("s")
+
+
+def test_a_failed_trial_is_retried_once_under_its_own_number(tmp_path):
+    from optuna.trial import TrialState
+
+    from micmco.sweep.census import Census
+    from micmco.sweep.optuna_study import Sweep
+
+    study = load_study(write_study(tmp_path / "s.yaml", study_text("retry", 3, 20)))
+    sweep = Sweep(study, None, tmp_path / "results", tmp_path / "runs", echo=lambda message: None)
+    trial = sweep.optuna_study.ask()
+    params = {p.name: trial.suggest_float(p.name, p.low, p.high, log=p.log) for p in study.parameters}
+    trial.set_user_attr("row", {"status": "failed", "reason": "exit 1: disk full", "run": "r"})
+    trial.set_user_attr("outcome", "failed")
+    sweep.optuna_study.tell(trial, state=TrialState.FAIL)
+    assert sweep.retry_failed() == 1 and sweep.retry_failed() == 0
+    census = Census.of(sweep.trials())
+    (waiting,) = census.waiting
+    assert waiting.system_attrs["fixed_params"] == params and waiting.user_attrs["origin"] == trial.number
+    assert len(census.effective) == 1  # one point, pending: two trials of the budget of three are left
+
+
+def test_non_finite_metrics_are_the_runs_own_breakdown_not_a_failure(tmp_path, monkeypatch):
+    """A run that ended complete with a NaN NLL was recorded failed; failures are now retried, and a retry
+    finds the same result.json: it is diverged, final, and shown to the sampler as a dominated point."""
+    from micmco.runconfig import load_config, run_directory
+    from micmco.sweep.optuna_study import Sweep
+    from micmco.sweep.worker import Worker
+
+    study = load_study(write_study(tmp_path / "s.yaml", study_text("nan", 1, 20)))
+    sweep = Sweep(study, None, tmp_path / "results", tmp_path / "runs", echo=lambda message: None)
+    trial = sweep.optuna_study.ask()
+    params = {p.name: trial.suggest_float(p.name, p.low, p.high, log=p.log) for p in study.parameters}
+    run_dir = run_directory(
+        load_config(study.base_path, study.trial_overrides(params) + [f"output_dir={sweep.runs_dir}"])
+    )
+    run_dir.mkdir(parents=True)
+    metrics = {"nll": float("nan"), "mutual_information": 1.0}
+    (run_dir / "result.json").write_text(json.dumps({"status": "complete", "metrics": metrics}))
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda command, **kwargs: real_popen(["true"], **kwargs))  # "finished"
+    status, row, values, code = Worker(sweep, 0, 1, 20.0, 120.0, echo=lambda m: None)._run(trial, params, 0)
+    assert (status, row["status"], code) == ("diverged", "diverged", 0) and "non-finite" in row["reason"]
+    ln_v = math.log(int(row["vocab_size"]))
+    assert values == diverged_values(ln_v, ln_v)
 
 
 # --- concurrency, kill -9, divergence (journal storage) --------------------------------------
@@ -393,6 +529,59 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     ln_v = math.log(int(rows["1000"]["vocab_size"]))
     assert told[1000.0].values == diverged_values(ln_v, ln_v)
     assert told[0.003].state.name == "COMPLETE" and told[0.003].user_attrs["outcome"] == "complete"
+    # A diverged trial is a result of its point, not a failure: a rerun has nothing left to retry or run.
+    again = subprocess.run(sweep_command(study, tmp_path), cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "[worker 0] trial" not in again.stdout, again.stdout + again.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "blocker, workers, code, error",
+    [
+        ("a file", "2", 1, "FileExistsError"),  # every trial fails the same way: stopped after three
+        ("a bad checkpoint", "1", 2, "not a checkpoint"),  # `micmco train` refuses its input: stopped at once
+    ],
+)
+def test_failing_trials_stop_the_sweep_and_its_rerun_retries_them(tmp_path, blocker, workers, code, error):
+    """A sweep over unusable data ran its budget into failures, exited 0, and once the data were fixed its
+    rerun ran nothing. Here something stands in each grid point's run directory (a file instead of it, or
+    a checkpoint that is not one), so that its trials fail: the sweep stops with the error, exits non-zero,
+    and the study holds no spent budget; with the cause removed, the same command runs the whole budget."""
+    from micmco.runconfig import load_config, run_directory
+
+    grid = "grid:\n  - {learning_rate: 0.003, lam: 0.5}\n  - {learning_rate: 0.001, lam: 0.2}"
+    path = write_study(tmp_path / "s.yaml", study_text("fails", 3, 20, grid=grid))
+    study = load_study(path)
+    causes = []
+    for point in study.grid:
+        overrides = study.trial_overrides(point) + [f"output_dir={tmp_path / 'runs' / 'fails'}"]
+        run_dir = run_directory(load_config(study.base_path, overrides))
+        run_dir.mkdir(parents=True)
+        if blocker == "a file":
+            run_dir.rmdir()
+            causes.append(run_dir)
+        else:
+            causes.append(run_dir / "checkpoint.pt")
+        causes[-1].write_text("garbage")
+    command = sweep_command(path, tmp_path, "--workers", workers)
+    failing = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert failing.returncode == code, failing.stdout + failing.stderr
+    stopped = [line for line in failing.stderr.splitlines() if "stopped:" in line]
+    assert len(stopped) == 1 and error in stopped[0] and "rerun" in stopped[0], failing.stderr
+    table = tmp_path / "results" / "smoke" / "fails.tsv"
+    rows = read_rows(table)
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert failed and all(error in r["reason"] for r in failed)  # shown, with the reason
+    assert len(rows) - len(failed) < 3  # the budget is not spent on failures
+    for cause in causes:
+        cause.unlink()
+    rerun = subprocess.run(sweep_command(path, tmp_path), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    rows = read_rows(table)
+    check_no_loss_no_repeat(rows, 3)
+    assert all(r["status"] == "complete" for r in rows), rows
+    points = [(float(r["learning_rate"]), float(r["lam"])) for r in rows]
+    assert points.count((0.003, 0.5)) == 1 and points.count((0.001, 0.2)) == 1  # the failed points, retried
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------

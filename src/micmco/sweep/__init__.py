@@ -23,8 +23,12 @@ releases a trial; enqueued trials carry a ``slot`` and a trial whose slot alread
 to an earlier trial is dropped when popped, so concurrent starts and races never run a
 point twice. A lost trial that never became a point gets no retry: a redundant or dropped
 one, or a proposal whose worker died in the sampler (it no longer counts; a new proposal
-takes its place). The budget counts a point once, whatever its retries; grid points and
-retries are popped before the sampler proposes. Every finished point is one row of
+takes its place). A failed trial (its ``micmco train`` exited with an error) is not a
+result either: its point is retried the same way, and failures that repeat stop the sweep
+with their error and a non-zero exit (:func:`.census.failure_stop`); a study is checked
+before it is created or run (:func:`.capacity.check_study`). The budget counts a point once,
+whatever its retries; grid points and retries are popped before the sampler proposes. Every
+point with a result (or, until then, its last failure) is one row of
 ``results/<profile>/<study>.tsv`` (:mod:`micmco.results`), regenerated from the study after
 each trial. A rerun with nothing left to run writes nothing: the study is loaded, not
 recreated, and the table is rewritten only when it changed.
@@ -36,12 +40,12 @@ supervisor (:mod:`.supervisor`).
 Modules:
 
 - :mod:`.cli`: the argument parser and :func:`.cli.main` (``micmco sweep`` delegates to it).
-- :mod:`.capacity`: how many local workers fit (cores, trials left, memory).
+- :mod:`.capacity`: the checks before the first trial; how many local workers fit (cores, trials left, memory).
 - :mod:`.supervisor`: one worker in this process, or several worker processes, restarted and stopped together.
 - :mod:`.worker`: a worker's loop; one trial's ``micmco train`` subprocess, its heartbeat, its row.
 - :mod:`.sampler`: the sampler's construction, the values it is told, when two proposals are one point.
 - :mod:`.optuna_study`: the :class:`Sweep` (create or load, grid, release, recover, export).
-- :mod:`.census`: trial slots and outcomes, the :class:`Census`, heartbeat stamps, lost trials.
+- :mod:`.census`: trial slots and outcomes, the :class:`Census`, failures that stop a sweep, heartbeats, lost trials.
 - :mod:`.storage`: journal file or RDB URL, password masking and scrubbing.
 - :mod:`.progress`: the progress line and the final summary.
 """

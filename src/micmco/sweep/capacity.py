@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import ConfigError
 
-__all__ = ["WORKER_PROCESS_BYTES", "Capacity", "usable_cores", "capacity_of", "cap_workers"]
+if TYPE_CHECKING:
+    from ..experiment import Preflight
+
+__all__ = ["WORKER_PROCESS_BYTES", "Capacity", "usable_cores", "check_study", "capacity_of", "cap_workers"]
 
 WORKER_PROCESS_BYTES = 360 * 2**20  # a worker process without its trial (measured up to 349 MB, see above)
 
@@ -42,20 +47,31 @@ class Capacity:
     memory_for: int | None  # workers whose processes and tensors fit in the memory available (None: unknown)
 
 
-def capacity_of(sweep) -> Capacity:
-    """The limits of `sweep` on this machine; ConfigError (one line, nothing run) if one worker does not fit."""
+def check_study(study, runs_dir: Path) -> Preflight:
+    """Everything checkable before the first trial (:func:`micmco.experiment.preflight`: device, memory,
+    data, output directory), on the trials at both ends of the tuned ranges: ConfigError (nothing run,
+    nothing recorded) if one would be refused. Returns the checks of the largest trial (integer parameters,
+    e.g. latent sizes, at the top of their ranges)."""
+    from ..experiment import load_config, preflight
+
+    output = [f"output_dir={Path(runs_dir) / study.name}"]
+    low = {p.name: p.low for p in study.parameters}
+    high = {p.name: p.high for p in study.parameters}
+    preflight(load_config(study.base_path, study.trial_overrides(low) + output))
+    return preflight(load_config(study.base_path, study.trial_overrides(high) + output))
+
+
+def capacity_of(sweep, checks: Preflight | None = None) -> Capacity:
+    """The limits of `sweep` on this machine; ConfigError (one line, nothing run) if one worker does not fit.
+    `checks`: those of :func:`check_study`, made now if not given."""
     import torch
 
-    from ..experiment import load_config, preflight
     from ..memory import PROCESS_BASE, available_memory, format_bytes
-    from .optuna_study import rows_of
+    from .optuna_study import done_count, table_rows
 
     study = sweep.study
-    trials_left = max(0, study.trials - len(rows_of(sweep.trials())))
-    # The largest trial: integer parameters (latent sizes) at the top of their ranges.
-    sizes = {p.name: p.high for p in study.parameters if p.integer}
-    config = load_config(study.base_path, study.trial_overrides(sizes) + [f"output_dir={sweep.runs_dir}"])
-    checks = preflight(config)  # ConfigError if one trial's tensors do not fit on its device
+    trials_left = max(0, study.trials - done_count(table_rows(sweep.trials())))
+    checks = checks or check_study(study, sweep.runs_dir.parent)
     on_host = checks.device.type == "cpu"
     tensors = checks.memory.peak_bytes
     per_worker = WORKER_PROCESS_BYTES + PROCESS_BASE + (tensors if on_host else 0)

@@ -7,6 +7,11 @@ popped, and so is the retry of a trial that finished after all or that was itsel
 dropped. A finished trial's ``outcome`` (complete, diverged, failed; or duplicate, surplus,
 unstarted for trials that never ran) says whether it is a result. A running trial is stamped with
 a heartbeat (host, process, time); one whose worker is gone is lost.
+
+A failed trial (its ``micmco train`` exited with an error, or left no result) is not a result:
+the failure is rarely the point's own (missing data, files, permissions, memory), so its point is
+retried, like a lost trial's, until it completes or diverges; it counts against the budget once,
+as a point. Failures that repeat stop the sweep (:func:`failure_stop`).
 """
 
 from __future__ import annotations
@@ -14,17 +19,26 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..util import EXIT_FAILED, EXIT_INPUT
+
 __all__ = [
     "DROPPED",
     "HOST",
+    "STOP_AFTER",
     "slot",
     "outcome",
+    "origin_of",
     "is_result",
+    "is_final",
+    "is_failure",
+    "FailureStop",
+    "failure_stop",
     "Census",
     "process_start",
     "heartbeat_stamp",
@@ -53,26 +67,41 @@ def point_of(trial, parameters) -> dict | None:
     return params if all(p.name in params for p in parameters) else None
 
 
-def is_result(trial) -> bool:
-    """A finished trial whose outcome is a result: complete (state COMPLETE), diverged (COMPLETE with
-    penalty values, or FAIL in studies from before those) or failed (FAIL)."""
+def origin_of(trial) -> int:
+    """The number of the first trial of a trial's point (retries carry it)."""
+    return trial.user_attrs.get("origin", trial.number)
+
+
+def is_final(trial) -> bool:
+    """A result of its point, never retried: complete (state COMPLETE) or diverged (COMPLETE with penalty
+    values, or FAIL in studies from before those)."""
     from optuna.trial import TrialState
 
     kind = outcome(trial)
     if kind == "complete":
         return trial.state == TrialState.COMPLETE
-    if kind == "diverged":
-        return trial.state in (TrialState.COMPLETE, TrialState.FAIL)
-    return kind == "failed" and trial.state == TrialState.FAIL
+    return kind == "diverged" and trial.state in (TrialState.COMPLETE, TrialState.FAIL)
+
+
+def is_failure(trial) -> bool:
+    """A failed trial (state FAIL): not a result; its point is retried."""
+    from optuna.trial import TrialState
+
+    return outcome(trial) == "failed" and trial.state == TrialState.FAIL
+
+
+def is_result(trial) -> bool:
+    """A finished trial with a row of the export: final (complete, diverged) or failed."""
+    return is_final(trial) or is_failure(trial)
 
 
 @dataclass
 class Census:
     """What the study holds, classified by rules that depend only on earlier trials (so every worker agrees)."""
 
-    effective: list  # trials that count against the budget (a lost trial and its retries count once)
+    effective: list  # trials that count against the budget (a lost or failed trial and its retries count once)
     redundant: set  # enqueued trials whose slot an earlier trial holds, or whose lost trial finished or never ran
-    results: list  # finished trials with an outcome: the rows of the export
+    results: list  # the rows of the export: final trials, then the last failure of each point without one
     running: list
     waiting: list
 
@@ -94,7 +123,7 @@ class Census:
             if held.startswith("retry:"):
                 lost = by_number.get(int(held.split(":")[1]))
                 # It finished after all, or it was itself redundant or dropped: nothing to retry.
-                if lost is not None and (is_result(lost) or lost.number in redundant or outcome(lost) in DROPPED):
+                if lost is not None and (is_final(lost) or lost.number in redundant or outcome(lost) in DROPPED):
                     redundant.add(t.number)
         effective = [
             t
@@ -103,7 +132,10 @@ class Census:
             and not (slot(t) or "").startswith("retry:")
             and outcome(t) not in DROPPED  # never ran: a repeated or surplus proposal, or an unstarted one
         ]
-        results = [t for t in trials if is_result(t)]
+        final = [t for t in trials if is_final(t)]
+        done = {origin_of(t) for t in final}
+        failed = {origin_of(t): t for t in sorted(trials, key=lambda t: t.number) if is_failure(t)}  # the last one
+        results = final + [t for origin, t in failed.items() if origin not in done]
         running = [t for t in trials if t.state == TrialState.RUNNING]
         waiting = [t for t in trials if t.state == TrialState.WAITING and t.number not in redundant]
         return cls(effective, redundant, results, running, waiting)
@@ -113,6 +145,66 @@ class Census:
             if t.number == number:
                 return index
         return None
+
+
+# --- failures that stop a sweep --------------------------------------------------------------
+
+STOP_AFTER = 3  # failures in a row with one error, or of one point, that stop a sweep
+
+
+@dataclass(frozen=True)
+class FailureStop:
+    """Why a sweep stops: the error of its failed trials and the exit code to stop with."""
+
+    error: str
+    code: int  # EXIT_INPUT: a trial's input was refused; EXIT_FAILED: repeated failures
+    failures: int  # failed trials in the window looked at
+
+    def line(self, study: str) -> str:
+        if self.code == EXIT_INPUT:
+            what = "a trial's input was refused (exit 2), and every trial shares it but for the tuned values"
+        else:
+            what = f"{self.failures} trials failed"
+        return (
+            f"micmco sweep: {study}: stopped: {what}: {self.error}. Fix the cause and rerun the same command: "
+            "failed trials are retried and do not count against the budget."
+        )
+
+
+def error_of(trial) -> str:
+    """A failed trial's error line, with its run directory's name replaced, so that the same error of
+    different points (e.g. a path inside each run directory) reads the same."""
+    row = trial.user_attrs.get("row") or {}
+    reason = str(row.get("reason") or "unknown error")
+    return reason.replace(row["run"], "<run>") if row.get("run") else reason
+
+
+def failure_stop(trials: Sequence, since: float) -> FailureStop | None:
+    """Whether the trials finished since `since` (a time.time()) stop the sweep, and why: a trial whose input
+    was refused (exit 2: all trials share the config but for the tuned values, which were checked at the
+    ends of their ranges before the first trial, so the next trials would be refused too), the last
+    STOP_AFTER finished trials failed with one error, or one point failed STOP_AFTER times. Failures
+    before `since` (an earlier run's) do not count: they are being retried. None: go on."""
+    finished = sorted(
+        (t for t in trials if is_result(t) and t.datetime_complete and t.datetime_complete.timestamp() >= since),
+        key=lambda t: (t.datetime_complete, t.number),
+    )
+    failures = [t for t in finished if is_failure(t)]
+    for t in failures:
+        if t.user_attrs.get("exit_code") == EXIT_INPUT:
+            return FailureStop(error_of(t), EXIT_INPUT, len(failures))
+    last = []
+    for t in reversed(finished):
+        if not is_failure(t) or len(last) == STOP_AFTER:
+            break
+        last.append(error_of(t))
+    if len(last) == STOP_AFTER and len(set(last)) == 1:
+        return FailureStop(last[0], EXIT_FAILED, len(failures))
+    per_point = Counter(origin_of(t) for t in failures)
+    for t in reversed(failures):
+        if per_point[origin_of(t)] >= STOP_AFTER:
+            return FailureStop(error_of(t), EXIT_FAILED, len(failures))
+    return None
 
 
 # --- heartbeats ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import ConfigError, positive_int
 from ..util import EXIT_FAILED, EXIT_INPUT, EXIT_OK
-from .capacity import cap_workers, capacity_of
+from .capacity import cap_workers, capacity_of, check_study
 from .optuna_study import Sweep
 from .progress import summary_lines
 from .storage import STORAGE_ENV, WORKER_STORAGE_ENV, Scrubber, password_of
@@ -78,6 +78,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         study = load_study(args.study)
         if args.trials:
             study.config.trials = args.trials
+    except ConfigError as error:
+        print(scrub(f"micmco sweep: invalid study {args.study}: {error}"), file=sys.stderr)
+        return EXIT_INPUT
+    checks = None
+    if not args.export and args.worker_index is None:  # a supervisor's workers: it checked
+        try:  # before the study is created or changed: a refused input records nothing
+            checks = check_study(study, args.runs_dir)
+        except ConfigError as error:
+            print(scrub(f"micmco sweep: {args.study}: cannot run: {error}"), file=sys.stderr)
+            return EXIT_INPUT
+    try:
         sweep = Sweep(study, url, args.results_dir, args.runs_dir, echo=echo)
     except ConfigError as error:
         print(scrub(f"micmco sweep: invalid study {args.study}: {error}"), file=sys.stderr)
@@ -97,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_worker(sweep, args.worker_index, threads, args, echo, supervised=True)
 
     try:
-        capacity = capacity_of(sweep)
+        capacity = capacity_of(sweep, checks)
     except ConfigError as error:
         print(scrub(f"micmco sweep: {args.study}: cannot run: {error}"), file=sys.stderr)
         return EXIT_INPUT

@@ -1,5 +1,5 @@
 """The Optuna study of a sweep: created or loaded (checked against its definition), grid points
-enqueued, lost trials released for a retry, and the results table exported."""
+enqueued, lost and failed trials retried, and the results table exported."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from typing import Any
 from ..config import ConfigError
 from ..results import format_table
 from ..util import write_atomically
-from .census import DROPPED, Census, is_lost, is_result, outcome, point_of, slot
+from .census import DROPPED, Census, is_failure, is_final, is_lost, is_result, origin_of, outcome, point_of, slot
 from .storage import open_storage
 
-__all__ = ["Sweep", "rows_of", "study_regulariser"]
+__all__ = ["Sweep", "rows_of", "study_regulariser", "table_rows", "done_count", "FINAL_STATUSES"]
+
+FINAL_STATUSES = ("complete", "diverged")  # rows of points that are done; a failed row's point is retried
 
 
 class Sweep:
@@ -125,6 +127,23 @@ class Sweep:
             for trial in lost:
                 self.release(trial, "its worker is gone", census)
 
+    def retry_failed(self) -> int:
+        """Enqueue a retry of each failed trial's point that has none yet (same parameters, hence the same run
+        directory; same origin): a failure is not a result. Concurrent callers: duplicates are dropped on
+        pop. Returns the number enqueued."""
+        trials = self.trials()
+        held = {slot(t) for t in trials}
+        done = {origin_of(t) for t in trials if is_final(t)}  # e.g. by a retry made before this rule
+        enqueued = 0
+        for trial in trials:
+            point = point_of(trial, self.study.parameters)
+            if not is_failure(trial) or f"retry:{trial.number}" in held or point is None or origin_of(trial) in done:
+                continue
+            user_attrs = {"slot": f"retry:{trial.number}", "origin": origin_of(trial)}
+            self.optuna_study.enqueue_trial(point, user_attrs=user_attrs, skip_if_exists=False)
+            enqueued += 1
+        return enqueued
+
     def export(self) -> Path:
         """Regenerate results/<profile>/<study>.tsv from the study (atomically, serialised by a lock)."""
         from ..tasks import get_task
@@ -137,12 +156,23 @@ class Sweep:
             # Rows recorded before the task and split columns existed are the study's task, default split.
             rows = [
                 {"task": task.name, "split": task.splits[0], **row}
-                for row in rows_of(self.trials(), self.study.definition)
+                for row in table_rows(self.trials(), self.study.definition)
             ]
             text = format_table(rows, task.name)
             if not self.export_path.exists() or self.export_path.read_text() != text:  # unchanged: not rewritten
                 write_atomically(self.export_path, text)
         return self.export_path
+
+
+def table_rows(trials, definition: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The export's rows: one per result, and one (status failed, with its reason) per point that only
+    failed so far."""
+    return rows_of(Census.of(trials).results, definition)
+
+
+def done_count(rows) -> int:
+    """Rows of points with a result (complete or diverged): a failed point is retried, it does not count."""
+    return sum(r["status"] in FINAL_STATUSES for r in rows)
 
 
 def rows_of(trials, definition: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import time
 
 from ..results import STATUSES
 from .census import Census
-from .optuna_study import Sweep, rows_of
+from .optuna_study import FINAL_STATUSES, Sweep, done_count, rows_of, table_rows
 
 __all__ = ["progress_line", "summary_lines"]
 
@@ -23,32 +23,38 @@ def progress_line(sweep: Sweep, started: float, done_at_start: int) -> str:
     census = Census.of(sweep.trials())
     rows = rows_of(census.results)
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
-    walls = [float(r["wall_s"]) for r in rows if r["wall_s"]]
+    done = done_count(rows)
+    walls = [float(r["wall_s"]) for r in rows if r["wall_s"] and r["status"] in FINAL_STATUSES]
     per_trial = sum(walls) / len(walls) if walls else float("nan")
     elapsed = time.time() - started
-    new = len(rows) - done_at_start
+    new = done - done_at_start
     rate = new / elapsed * 3600 if elapsed > 0 and new > 0 else float("nan")
-    remaining = max(0, sweep.study.trials - len(rows))
+    remaining = max(0, sweep.study.trials - done)
     eta = f", ETA {remaining / rate * 60:.0f} min" if rate == rate and rate > 0 else ""
     timing = f"{per_trial:.0f} s/trial, {rate:.0f} trials/h{eta}" if rate == rate else "no trial finished yet"
     complete = [r for r in rows if r["status"] == "complete"]
     mi, nll = [_capped_mi(r) for r in complete], [float(r["nll"]) for r in complete]
     front = pareto_frontier(mi, nll)[-8:]
-    front_text = " ".join(f"({mi[i]:.2f}, {nll[i]:.4f})" for i in front) or "-"
+    front_text = " ".join(f"({mi[i]:.4f}, {nll[i]:.4f})" for i in front) or "-"  # PTB: MI ~0.01-0.8 per token
     return (
-        f"[{time.strftime('%H:%M:%S')}] {sweep.study.name}: {len(rows)}/{sweep.study.trials} done "
-        f"({counts['complete']} complete, {counts['diverged']} diverged, {counts['failed']} failed), "
+        f"[{time.strftime('%H:%M:%S')}] {sweep.study.name}: {done}/{sweep.study.trials} done "
+        f"({counts['complete']} complete, {counts['diverged']} diverged), {counts['failed']} failed, "
         f"{len(census.running)} running, {len(census.waiting)} queued; {timing}; frontier (MI, NLL): {front_text}"
     )
 
 
 def summary_lines(sweep: Sweep) -> list[str]:
-    rows = rows_of(sweep.trials())
+    rows = table_rows(sweep.trials())
     complete = [r for r in rows if r["status"] == "complete"]
-    lines = [f"{sweep.study.name}: {len(complete)} complete of {len(rows)} finished; export: {sweep.export_path}"]
+    failed = len(rows) - done_count(rows)
+    retried = f", {failed} failed (retried by a rerun)" if failed else ""
+    lines = [
+        f"{sweep.study.name}: {len(complete)} complete of {done_count(rows)} finished{retried}; "
+        f"export: {sweep.export_path}"
+    ]
     if complete and not complete[0].get("optimal_nll"):  # a task without a reference NLL
         best = min(complete, key=lambda r: float(r["nll"]))
-        lines.append(f"  lowest NLL: {float(best['nll']):.4f} (MI {float(best['mi']):.3f}, trial {best['trial']})")
+        lines.append(f"  lowest NLL: {float(best['nll']):.4f} (MI {float(best['mi']):.4f}, trial {best['trial']})")
     elif complete:
         ln_v = float(complete[0]["optimal_nll"])
         for fraction in (0.5, 0.9):
@@ -57,7 +63,7 @@ def summary_lines(sweep: Sweep) -> list[str]:
                 best = min(eligible, key=lambda r: float(r["nll"]))
                 lines.append(
                     f"  lowest NLL with MI >= {fraction} ln V: {float(best['nll']):.4f} "
-                    f"(excess {float(best['nll']) - ln_v:+.4f}, MI {float(best['mi']):.3f}, trial {best['trial']})"
+                    f"(excess {float(best['nll']) - ln_v:+.4f}, MI {float(best['mi']):.4f}, trial {best['trial']})"
                 )
             else:
                 lines.append(f"  no complete trial with MI >= {fraction} ln V yet")

@@ -18,7 +18,8 @@ import threading
 import time
 
 from ..util import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, install_handlers
-from .optuna_study import Sweep, rows_of
+from .census import failure_stop
+from .optuna_study import Sweep, done_count, table_rows
 from .progress import progress_line, summary_lines
 from .storage import WORKER_STORAGE_ENV
 from .worker import Worker, watch_parent, with_parent
@@ -39,7 +40,7 @@ def run_worker(
 
     torch.set_num_threads(1)  # the worker only samples; its trial has its own threads
     started = time.time()
-    done_at_start = len(rows_of(sweep.trials()))
+    done_at_start = done_count(table_rows(sweep.trials()))
     if show_progress:
         original = worker.echo
 
@@ -54,22 +55,31 @@ def run_worker(
     if show_progress:
         for line in summary_lines(sweep):
             echo(line)
+    if worker.failure is not None and not supervised:  # a supervisor says it once for all its workers
+        print(worker.failure.line(sweep.study.name), file=sys.stderr, flush=True)
     if code == EXIT_INTERRUPTED:
         echo("sweep: interrupted; the running trial is checkpointed. Rerun the same command to continue.")
     return code
 
 
 def run_workers(sweep: Sweep, args, count: int, threads: int, url: str | None, echo) -> int:
-    """Start `count` worker processes, restart a crashed one (3 times), print progress; export at the end."""
+    """Start `count` worker processes, restart a crashed one (3 times), print progress; export at the end.
+    Failures that stop a worker (:func:`.census.failure_stop`) stop them all: its running trials are
+    checkpointed, the error is printed once and the sweep exits with the failure's code."""
     workers: dict[int, subprocess.Popen] = {}
     stopping = threading.Event()
+    since = time.time()  # failures from here on may stop the sweep (earlier ones are being retried)
+    failure = None
 
-    def stop(signum=None, frame=None):
-        stopping.set()
+    def halt() -> None:
         for process in list(workers.values()):
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     process.send_signal(signal.SIGTERM)
+
+    def stop(signum=None, frame=None):
+        stopping.set()
+        halt()
 
     install_handlers(stop)  # first: a signal while workers are being started stops them; ignored stays ignored
     env = dict(os.environ)
@@ -95,7 +105,7 @@ def run_workers(sweep: Sweep, args, count: int, threads: int, url: str | None, e
     for index in range(count):
         spawn(index)
     started = time.time()
-    done_at_start = len(rows_of(sweep.trials()))
+    done_at_start = done_count(table_rows(sweep.trials()))
     next_progress = started + min(args.progress_every, 10.0)
     failed = False
     while workers:
@@ -105,7 +115,11 @@ def run_workers(sweep: Sweep, args, count: int, threads: int, url: str | None, e
             if code is None:
                 continue
             del workers[index]
-            if code not in (EXIT_OK, EXIT_INTERRUPTED) and not stopping.is_set():
+            if code not in (EXIT_OK, EXIT_INTERRUPTED) and not stopping.is_set() and failure is None:
+                failure = failure_stop(sweep.trials(), since)
+                if failure is not None:  # the worker stopped on failures: so do the others
+                    halt()
+                    continue
                 echo(f"sweep: worker {index} exited with code {code}")
                 if restarts[index] < 3:
                     restarts[index] += 1
@@ -122,4 +136,7 @@ def run_workers(sweep: Sweep, args, count: int, threads: int, url: str | None, e
     if stopping.is_set():
         echo("sweep: interrupted; running trials are checkpointed. Rerun the same command to continue.")
         return EXIT_INTERRUPTED
+    if failure is not None:
+        print(failure.line(sweep.study.name), file=sys.stderr, flush=True)
+        return failure.code
     return EXIT_FAILED if failed else EXIT_OK

@@ -1,5 +1,6 @@
 """One worker: pops or proposes trials and runs each as a ``micmco train`` subprocess, with a
-heartbeat, until the study's budget is spent; each finished trial becomes a row and is told to Optuna."""
+heartbeat, until the study's budget is spent; each finished trial becomes a row and is told to Optuna.
+Failed trials are retried (first), and failures that repeat stop the worker (:func:`.census.failure_stop`)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from pathlib import Path
 
 from ..config import ConfigError
 from ..results import result_row
-from ..util import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNNING, git_commit
-from .census import DROPPED, Census, heartbeat_stamp, outcome, process_start, slot
+from ..util import EXIT_DIVERGED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNNING, git_commit
+from .census import DROPPED, Census, FailureStop, failure_stop, heartbeat_stamp, outcome, process_start, slot
 from .optuna_study import Sweep
 from .sampler import diverged_values, make_sampler, near, sampler_values
 from .storage import STORAGE_ENV, WORKER_STORAGE_ENV
@@ -44,6 +45,8 @@ class Worker:
         self.signalled: subprocess.Popen | None = None  # the last child stop() passed a signal to
         self.random_next = False  # after a repeated proposal: sample the next point at random
         self.repeats = 0  # consecutive repeated proposals
+        self.started = time.time()  # failures from here on may stop it (earlier ones are being retried)
+        self.failure: FailureStop | None = None  # why it stopped, if failures stopped it
 
     def stop(self, signum=None, frame=None) -> None:
         """Stop after the running trial is checkpointed (each signal is passed on: a second one stops it at once)."""
@@ -62,6 +65,12 @@ class Worker:
         sweep.ensure_grid()
         while not self.stopping.is_set():
             sweep.recover(self.stale_after)
+            retried = sweep.retry_failed()
+            if retried:
+                self.echo(f"[worker {self.index}] {retried} failed trial(s) queued for a retry")
+            self.failure = failure_stop(sweep.trials(), self.started)
+            if self.failure is not None:
+                return self.failure.code
             census = Census.of(sweep.trials())
             budget_left = len(census.effective) < sweep.study.trials
             if not census.waiting and not budget_left:
@@ -125,9 +134,11 @@ class Worker:
             if live.state == TrialState.RUNNING:
                 sweep.release(live, "interrupted")
             return
-        status, row, values = result
+        status, row, values, code = result
         try:
             trial.set_user_attr("row", row)
+            if status == "failed":
+                trial.set_user_attr("exit_code", code)  # 2 (input refused) stops the sweep at once
             trial.set_user_attr("outcome", status)
             if values is not None:  # complete, or diverged with its penalty
                 sweep.optuna_study.tell(trial, values)
@@ -164,7 +175,7 @@ class Worker:
             self.sweep.optuna_study.tell(trial, state=TrialState.FAIL)
 
     def _run(self, trial, params: dict[str, float], origin: int):
-        """Run the trial's `micmco train`; (status, row, values), or None if interrupted."""
+        """Run the trial's `micmco train`; (status, row, values, exit code), or None if interrupted."""
         from ..config import to_dict
         from ..runconfig import load_config, run_directory
         from ..tasks import get_task
@@ -178,7 +189,7 @@ class Worker:
             reason = f"invalid run config: {error}"
             row = result_row(to_dict(resolved), None, "failed", reason, 0.0, "", self.threads, git_commit())
             row.update({name: f"{value:.6g}" for name, value in params.items() if name in row})
-            return "failed", row, None
+            return "failed", row, None, EXIT_INPUT
         run_dir = run_directory(config)
         trial.set_user_attr("run", run_dir.name)
         command = [sys.executable, "-m", "micmco.cli", "train", str(sweep.study.base_path), "--quiet"]
@@ -227,7 +238,8 @@ class Worker:
         else:
             status = "failed"
             tail = _last_line(log_path)
-            reason = f"exit {code}: {tail}" if tail else f"exit {code}"
+            exit_text = f"killed by {_signal_name(-code)}" if code < 0 else f"exit {code}"  # SIGKILL: out of memory?
+            reason = f"{exit_text}: {tail}" if tail else exit_text
         commit = (record or {}).get("git_commit") or git_commit()
         row = result_row(to_dict(config), record, status, reason, wall, run_dir.name, self.threads, commit)
         values = None
@@ -236,12 +248,12 @@ class Worker:
         if status == "complete":
             metrics = record["metrics"]
             values = sampler_values(metrics["nll"], metrics["mutual_information"], task.reference_nll(config), mode)
-            if not all(math.isfinite(v) for v in values):
-                status, values = "failed", None
-                row["status"], row["reason"] = "failed", "non-finite metrics in result.json"
-        elif status == "diverged":
+            if not all(math.isfinite(v) for v in values):  # the run's own breakdown: final, like a divergence
+                status, reason = "diverged", "non-finite metrics in result.json"
+                row = result_row(to_dict(config), record, status, reason, wall, run_dir.name, self.threads, commit)
+        if status == "diverged":
             values = diverged_values(task.uniform_nll(config), task.reference_nll(config), mode)
-        return status, row, values
+        return status, row, values, code
 
 
 class Heartbeat(threading.Thread):
@@ -302,6 +314,13 @@ def watch_parent(stop, every: float = 1.0) -> threading.Thread:
     return thread
 
 
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -310,11 +329,13 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _last_line(path: Path) -> str:
+    """The last line the trial's last attempt wrote to its log (an attempt that wrote nothing: "")."""
     try:
         lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
         return ""
-    lines = [line for line in lines if not line.startswith("--- trial ")]
+    starts = [i for i, line in enumerate(lines) if line.startswith("--- trial ")]
+    lines = lines[starts[-1] + 1 :] if starts else lines
     return lines[-1][:300] if lines else ""
 
 
