@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .config import check
+from .config import check, check_types
 from .util import install_handlers, restore_handlers
 
 __all__ = [
@@ -60,6 +60,7 @@ class TrainerConfig:
     progress: bool = True  # show a progress bar
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
         check(self.learning_rate > 0, "learning_rate", f"must be > 0, got {self.learning_rate}")
         check(0 <= self.adam_beta1 < 1, "adam_beta1", f"must be in [0, 1), got {self.adam_beta1}")

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..config import check, check_choice
+from ..config import check, check_choice, check_types
 from ..latents import CategoricalLatent, GaussianLatent, LatentConfig, make_latent
 from .common import linear_log_softmax_gather
 from .recurrent import StateDropoutLSTM, dropout_mask
@@ -61,6 +61,7 @@ class SentenceModelConfig:
     l2: float = 0.0  # coefficient of the L2 penalty on the weights, model.l2_penalty() (Table 2: 5e-6 to 1e-3)
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.embedding_size >= 1, "embedding_size", f"must be >= 1, got {self.embedding_size}")
         check(self.hidden_size >= 1, "hidden_size", f"must be >= 1, got {self.hidden_size}")
         for key in DROPOUTS:

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..config import ConfigError, check
+from ..config import ConfigError, check, check_types
 from ..trainer import step_generator
 
 __all__ = [
@@ -87,6 +87,7 @@ class PTBDataConfig:
     batch_size: int = 256  # sentences per training batch
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.max_length >= 1, "max_length", f"truncation length must be >= 1, got {self.max_length}")
         check(
             3 <= self.vocab_size <= PAPER_VOCABULARY,
