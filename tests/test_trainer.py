@@ -411,3 +411,14 @@ def _wait_for_run_dir(out: Path, timeout=60):
             return list(out.iterdir())
         time.sleep(0.05)
     raise TimeoutError("no run directory")
+
+
+@pytest.mark.parametrize("unit", [None, "sentence"])
+def test_the_progress_bar_names_the_units_of_the_loss(unit, capsys):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 1))
+    config = TrainerConfig(steps=2, learning_rate=0.01, log_every=2, progress=True)
+    kwargs = {} if unit is None else {"loss_unit": unit}
+    Trainer(model, regression_loss, regression_data, config, seed=3, **kwargs).fit()
+    bar = capsys.readouterr().err
+    assert f"train (nats per {unit or 'data point'})" in bar and "loss=" in bar
