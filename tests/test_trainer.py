@@ -422,3 +422,28 @@ def test_the_progress_bar_names_the_units_of_the_loss(unit, capsys):
     Trainer(model, regression_loss, regression_data, config, seed=3, **kwargs).fit()
     bar = capsys.readouterr().err
     assert f"train (nats per {unit or 'data point'})" in bar and "loss=" in bar
+
+
+def test_gpu_check_without_cuda_says_so_in_one_line_and_exits_5_before_importing_torch():
+    """``make gpu-check`` on a machine without CUDA has checked nothing: a code of its own, not 0."""
+    import importlib.util
+
+    script = REPO / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", script)
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    if gpu_check.nvidia_driver_present():
+        pytest.skip("this machine has an NVIDIA driver: the no-CUDA exit is for machines without one")
+    # run as `make gpu-check` does, and report (on stderr) whether torch was imported on the way
+    wrapper = (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(script)!r}]\n"
+        "try:\n"
+        f"    runpy.run_path({str(script)!r}, run_name='__main__')\n"
+        "finally:\n"
+        "    if 'torch' in sys.modules: print('torch was imported', file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=60)
+    assert done.returncode == gpu_check.EXIT_NO_CUDA == 5
+    assert (done.stdout + done.stderr).splitlines() == [gpu_check.NO_CUDA]
+    assert "no CUDA device here; nothing was checked" in gpu_check.NO_CUDA
