@@ -184,12 +184,12 @@ def objective_value(
     every sample has zero weight (ln p(x|z) = -∞) is a ValueError naming ``log_lik``: its
     divergence estimate is -∞ - (-∞), undefined (see :func:`micmco.estimators.kl_estimate`).
     """
-    draws = log_lik.shape[0]
+    log_w = log_weights(log_lik, log_prior, log_q)  # checks the arguments' shapes
+    draws = log_w.shape[0]
     objective = Objective(kind, lam, alpha, draws if num_samples is None else num_samples, mi_samples)
     for name, count in (("num_samples", objective.num_samples), ("mi_samples", objective.mi_samples)):
         if not 1 <= count <= draws:
             raise ValueError(f"{name} must be in [1, {draws}] (the number of samples given), got {count}")
-    log_w = log_weights(log_lik, log_prior, log_q)
     if objective.kind in (ObjectiveKind.KL, ObjectiveKind.RENYI):
         check_some_weight(log_w[: objective.mi_samples])
     return objective(log_w, log_lik)
