@@ -371,3 +371,62 @@ def test_the_objective_api_checks_the_same_ranges_as_the_configs():
             from_dict(ObjectiveConfig, {"kind": "renyi", "lam": lam if math.isfinite(lam) else 1.5, "alpha": 2.0})
     # β-VAEs with β = 1 - λ > 1 (Prop. 6) are valid on both paths
     assert Objective("renyi", lam=-0.6, alpha=2.0).lam == from_dict(ObjectiveConfig, {"kind": "kl", "lam": -0.6}).lam
+
+
+# --- one default for K' (= K), K = 0, and data points with no weight ---------------------------
+
+
+def test_mi_samples_defaults_to_num_samples_everywhere():
+    from micmco.gradients import EstimatorConfig
+    from micmco.objectives import Objective, ObjectiveConfig
+
+    ll, lp, lq = random_terms(K=4, B=9)
+    log_w = ll + lp - lq
+    default = Objective("kl", lam=0.5, num_samples=4)
+    assert default.mi_samples == 4 and default == Objective("kl", lam=0.5, num_samples=4, mi_samples=4)
+    value = default(log_w, ll)
+    assert torch.equal(value, Objective("kl", lam=0.5, num_samples=4, mi_samples=4)(log_w, ll))
+    assert not torch.allclose(value, Objective("kl", lam=0.5, num_samples=4, mi_samples=1)(log_w, ll))
+    # objective_value: the first K samples for ln p(x), and K' = K of them for the divergence
+    first = objective_value("kl", ll, lp, lq, lam=0.5, num_samples=2)
+    assert torch.equal(first, objective_value("kl", ll[:2], lp[:2], lq[:2], lam=0.5))
+    # the run configs' path gives the same objective
+    config = EstimatorConfig(base="dreg", num_samples=4)
+    assert Objective.from_config(ObjectiveConfig("kl", 0.5), config.num_samples, config.mi_samples) == default
+
+
+@pytest.mark.parametrize("name", ["num_samples", "mi_samples"])
+def test_zero_samples_are_an_error_naming_the_argument(name):
+    from micmco.objectives import Objective
+
+    ll, lp, lq = random_terms(K=4, B=3)
+    with pytest.raises(ValueError, match=f"{name}: must be an integer >= 1, got 0"):
+        objective_value("kl", ll, lp, lq, lam=0.5, **{name: 0})
+    with pytest.raises(ValueError, match=f"{name}: must be an integer >= 1, got 0"):
+        Objective("kl", lam=0.5, **{"num_samples": 4, name: 0})
+
+
+def test_a_data_point_with_no_weight_in_any_sample_is_defined_or_an_error():
+    """Every sample with ln p(x|z) = -∞: ln p̂(x) = Û = -∞ (no NaN); the divergence estimates raise, naming log_lik."""
+    ll, lp, lq = random_terms(K=5, B=3)
+    ll = ll.clone()
+    ll[:, 1] = -math.inf  # data point 1 is impossible under every sample
+    ll.requires_grad_(True)
+    u_hat = snis_log_lik(ll, lp, lq)
+    assert u_hat[1].item() == -math.inf and log_marginal(ll, lp, lq)[1].item() == -math.inf
+    assert torch.isfinite(u_hat[[0, 2]]).all()
+    (gradient,) = torch.autograd.grad(u_hat[[0, 2]].sum(), ll)
+    assert torch.isfinite(gradient).all()
+    message = "log_lik: every sample of data point 1 has zero weight"
+    for estimate in (
+        lambda: kl_estimate(ll, lp, lq),
+        lambda: renyi_estimate(ll, lp, lq, 2.0),
+        lambda: objective_value("kl", ll, lp, lq, lam=0.5),
+        lambda: objective_value("renyi", ll, lp, lq, lam=0.5, alpha=2.0),
+    ):
+        with pytest.raises(ValueError, match=message):
+            estimate()
+    # the objectives without a divergence term are -∞ there, as ln p(x) is
+    for kind, params in (("none", {}), ("power", {"alpha": 2.0})):
+        value = objective_value(kind, ll, lp, lq, **params)
+        assert value[1].item() == -math.inf and torch.isfinite(value[[0, 2]]).all()

@@ -237,3 +237,14 @@ def test_valid_combinations_pass():
     check_combination(EstimatorConfig("dreg", 16, 1), ObjectiveConfig("kl", 0.5), "gaussian")
     check_combination(EstimatorConfig("stl", 1), ObjectiveConfig("power", alpha=2.0), "gaussian")
     check_combination(EstimatorConfig("vimco", 16), ObjectiveConfig("none"), "gaussian")
+
+
+@pytest.mark.parametrize("kind, params", [("none", {}), ("power", {"alpha": 2.0}), ("kl", {"lam": 0.5})])
+def test_an_objective_built_in_python_has_k_prime_equal_to_k_like_a_config(kind, params):
+    """Objective(kind, num_samples=K) is K/K, as the run configs are: valid with every estimator that takes K samples
+    (K' = 1 by default made the objectives without a divergence term invalid with K > 1)."""
+    objective = Objective(kind, num_samples=4, **params)
+    for base in ("iwae", "dreg", "vimco", "reinforce"):
+        gradients.VariationalLoss(base, objective)
+    config = EstimatorConfig("dreg", 4)
+    assert Objective.from_config(ObjectiveConfig(kind, **params), config.num_samples, config.mi_samples) == objective

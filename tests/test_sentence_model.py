@@ -337,3 +337,57 @@ def test_evaluation_in_chunks_of_samples_gives_the_same_numbers(kind, capsys):
     assert "evaluate" in capsys.readouterr().err  # the progress bar over the data points
     with pytest.raises(ConfigError, match="sample_chunk"):
         EvalConfig(sample_chunk=-1)
+
+
+# --- bad input at the model's entry, pad_sentences and the vocabulary ------------------------------
+
+
+def bad_batches():
+    tokens, lengths = sentences([5, 2, 7], T=9)
+    return [
+        (tokens, "x must be a pair (tokens [B, T], lengths [B])"),  # tokens without lengths
+        ((tokens, lengths.int()), "lengths must be a long tensor shaped [B], got torch.int32"),
+        ((tokens[0], lengths), "tokens must be a long tensor shaped [B, T], got torch.int64 [9]"),
+        ((tokens, torch.tensor([5, 2, 10])), "lengths must be in [1, 9]"),  # beyond T
+        ((tokens, torch.tensor([5, 0, 7])), "lengths must be in [1, 9]"),  # a zero-length sentence
+        ((tokens, lengths[:2]), "lengths has 2 entries but tokens has 3 sentences"),
+        ((torch.where(tokens == 4, V, tokens), lengths), f"tokens must be ids in [0, {V}) (the vocabulary), got {V}"),
+        ((tokens[:0], lengths[:0]), "tokens is an empty batch (shape [0, 9])"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_bad_sentence_batches_are_errors_naming_the_argument(index):
+    model = make_model()
+    x, message = bad_batches()[index]
+    z = torch.zeros(2, 3, 3)  # [K, B, latent dim]
+    for entry in (model.encode, model.posterior, lambda x: model.log_likelihood(x, z)):
+        with pytest.raises(ValueError) as error:
+            entry(x)
+        assert message in str(error.value)
+    with pytest.raises(ValueError, match=r"z must be latent samples shaped \[K, B, ...\] with B = 3"):
+        model.log_likelihood(sentences([5, 2, 7]), torch.zeros(2, 4, 3))
+
+
+def test_pad_sentences_refuses_an_empty_sentence_or_batch():
+    from micmco.tasks.ptb_data import pad_sentences
+
+    with pytest.raises(ValueError, match="sentence 1 is empty"):
+        pad_sentences([torch.tensor([3, 0]), torch.tensor([], dtype=torch.long)])
+    with pytest.raises(ValueError, match="sentences is empty"):
+        pad_sentences([])
+    tokens, lengths = pad_sentences([torch.tensor([3, 0]), torch.tensor([0])])
+    assert tokens.tolist() == [[3, 0], [0, 0]] and lengths.tolist() == [2, 1]
+
+
+def test_encode_maps_unknown_words_to_unk_and_decode_refuses_unknown_ids(tmp_path):
+    from micmco.tasks.ptb_data import Corpus
+
+    corpus = Corpus(tmp_path, 35, ("<eos>", "<unk>", "the", "cat"), {}, {}, {}, {})
+    ids = corpus.encode("the dog cat <eos>")
+    assert ids.dtype == torch.long and ids.tolist() == [2, 1, 3, 0]
+    assert torch.equal(corpus.encode(["the", "cat"]), torch.tensor([2, 3]))
+    assert corpus.decode(ids) == "the <unk> cat <eos>" and corpus.decode(corpus.encode("the cat")) == "the cat"
+    for bad in (4, -1):
+        with pytest.raises(ValueError, match=rf"token id {bad} is not in the vocabulary: ids are in \[0, 4\)"):
+            corpus.decode([2, bad])

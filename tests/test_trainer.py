@@ -411,3 +411,39 @@ def _wait_for_run_dir(out: Path, timeout=60):
             return list(out.iterdir())
         time.sleep(0.05)
     raise TimeoutError("no run directory")
+
+
+@pytest.mark.parametrize("unit", [None, "sentence"])
+def test_the_progress_bar_names_the_units_of_the_loss(unit, capsys):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 1))
+    config = TrainerConfig(steps=2, learning_rate=0.01, log_every=2, progress=True)
+    kwargs = {} if unit is None else {"loss_unit": unit}
+    Trainer(model, regression_loss, regression_data, config, seed=3, **kwargs).fit()
+    bar = capsys.readouterr().err
+    assert f"train (nats per {unit or 'data point'})" in bar and "loss=" in bar
+
+
+def test_gpu_check_without_cuda_says_so_in_one_line_and_exits_5_before_importing_torch():
+    """``make gpu-check`` on a machine without CUDA has checked nothing: a code of its own, not 0."""
+    import importlib.util
+
+    script = REPO / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", script)
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    if gpu_check.nvidia_driver_present():
+        pytest.skip("this machine has an NVIDIA driver: the no-CUDA exit is for machines without one")
+    # run as `make gpu-check` does, and report (on stderr) whether torch was imported on the way
+    wrapper = (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(script)!r}]\n"
+        "try:\n"
+        f"    runpy.run_path({str(script)!r}, run_name='__main__')\n"
+        "finally:\n"
+        "    if 'torch' in sys.modules: print('torch was imported', file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=60)
+    assert done.returncode == gpu_check.EXIT_NO_CUDA == 5
+    assert (done.stdout + done.stderr).splitlines() == [gpu_check.NO_CUDA]
+    assert "no CUDA device here; nothing was checked" in gpu_check.NO_CUDA

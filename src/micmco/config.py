@@ -1,7 +1,8 @@
 """Strict YAML -> dataclass configuration.
 
-Every component has one ``@dataclass`` config whose ``__post_init__`` checks its own
-ranges and raises :class:`ConfigError` naming the field. :func:`from_dict` maps a nested
+Every component has one ``@dataclass`` config whose ``__post_init__`` checks its field types
+(:func:`check_types`, so a config built in Python fails at once too) and its own ranges, and
+raises :class:`ConfigError` naming the field. :func:`from_dict` maps a nested
 mapping (parsed YAML) onto such a dataclass and rejects unknown keys and wrong types,
 prefixing errors with the full dotted key (``objective.lam: ...``). :func:`apply_overrides`
 implements ``--set key=value``.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
+import functools
 import math
 import types
 import typing
@@ -170,6 +172,73 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
     return result
 
 
+def check_types(config: Any) -> None:
+    """Check each field of dataclass ``config`` against its annotation; a ConfigError naming the first that fails.
+
+    bool is a boolean only; int an integer, not a boolean; float a number (an int is accepted and stored
+    as a float, as :func:`from_dict` does, so both paths give equal configs and run identities); str a
+    string; a dataclass an instance of it; Optional and unions any of their options (so an enum field
+    annotated ``Kind | str`` takes its plain string); Any anything. Call it first in ``__post_init__``.
+    """
+    for name, annotation in _field_types(type(config)):
+        value = getattr(config, name)
+        if not _matches(annotation, value):
+            enums = [option for option in _options(annotation) if isinstance(option, enum.EnumMeta)]
+            choices = "".join(f"; valid choices: {', '.join(str(m.value) for m in kind)}" for kind in enums)
+            raise ConfigError(name, f"must be {_describe(annotation)}, got {type(value).__name__} {value!r}{choices}")
+        if _is_float(annotation, value):
+            object.__setattr__(config, name, float(value))  # also on frozen dataclasses
+
+
+@functools.cache
+def _field_types(cls: type) -> tuple[tuple[str, Any], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+
+
+def _options(annotation: Any) -> tuple[Any, ...]:
+    """The options of a union annotation, or the annotation alone."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _matches(annotation: Any, value: Any) -> bool:
+    for option in _options(annotation):
+        if option is Any:
+            return True
+        if option is type(None):
+            if value is None:
+                return True
+        elif option is bool or option is int:
+            if isinstance(value, option) and (option is bool or not isinstance(value, bool)):
+                return True
+        elif option is float:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return True
+        elif isinstance(option, type):  # str, an enum, a nested dataclass
+            if isinstance(value, option):
+                return True
+        elif typing.get_origin(option) is not None and isinstance(typing.get_origin(option), type):
+            if isinstance(value, typing.get_origin(option)):  # list[...], dict[...], tuple[...]: the container only
+                return True
+        else:
+            raise TypeError(f"unsupported config annotation {option}")
+    return False
+
+
+def _is_float(annotation: Any, value: Any) -> bool:
+    """Whether ``value`` is an int in a field that takes floats but not ints (to be stored as a float)."""
+    options = _options(annotation)
+    return float in options and int not in options and isinstance(value, int) and not isinstance(value, bool)
+
+
+def _describe(annotation: Any) -> str:
+    names = [_type_name(option) for option in _options(annotation) if option is not type(None)]
+    text = " or ".join(names)
+    return text + " or None" if type(None) in _options(annotation) else text
+
+
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
@@ -222,4 +291,10 @@ def _coerce(annotation: Any, value: Any, key: str) -> Any:
 
 
 def _type_name(annotation: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(annotation, str(annotation))
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    if annotation in names:
+        return names[annotation]
+    if isinstance(annotation, type):
+        name = annotation.__name__
+        return f"{'an' if name[0] in 'AEIOU' else 'a'} {name}"
+    return str(annotation)

@@ -12,6 +12,14 @@ magnitude are safe. Their twins on log weights (``logmeanexp``, ``snis``,
 ``power_log_weights``, ``renyi_from_log_weights``) take ln w_i = ln p(x, z_i) - ln q(z_i|x)
 directly; the objectives, gradient estimators and evaluation use them to avoid recomputing
 the weights.
+
+A sample with zero weight (ln p(x|z) = -∞) counts in K and carries no weight. A data point
+whose every sample has zero weight has Ŝ = -∞ and Û = -∞ (the limit of any weighted mean of
+ln p(x|z) -> -∞), but its divergence estimate Û - Ŝ is -∞ - (-∞), undefined: :func:`kl_estimate`,
+:func:`renyi_estimate` and :func:`micmco.objectives.objective_value` raise a ValueError naming
+``log_lik`` (:func:`check_some_weight`). The twins on log weights do not check, since reading
+values would synchronise a GPU training step: there such a data point's divergence is NaN, which
+the trainer reports as a divergence.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ __all__ = [
     "renyi_estimate",
     "check_alpha",
     "check_terms",
+    "check_some_weight",
     "finite_where_weightless",
     "logmeanexp",
     "power_log_weights",
@@ -66,6 +75,19 @@ def check_terms(**terms: Tensor) -> None:
             )
 
 
+def check_some_weight(log_w: Tensor) -> None:
+    """A ValueError naming ``log_lik`` if some data point has zero weight in every sample (ln w = -∞ for all K):
+    its divergence estimate Û - Ŝ would be -∞ - (-∞). Reads the values (a device sync): not for a training step."""
+    weightless = torch.isneginf(log_w).all(0)  # [B]
+    if weightless.any():
+        points = weightless.nonzero().flatten().tolist()
+        shown = ", ".join(map(str, points[:5])) + (", ..." if len(points) > 5 else "")
+        raise ValueError(
+            f"log_lik: every sample of data point {shown} has zero weight (ln p(x|z) = -inf, or ln p(z) = -inf): "
+            "its divergence estimate Û - Ŝ is -inf - (-inf), undefined; ln p̂(x) (log_marginal) is -inf there"
+        )
+
+
 def check_alpha(alpha: float) -> None:
     if not (alpha > 0 and math.isfinite(alpha)):
         raise ValueError(f"alpha must be a finite number > 0 (the order of the Rényi divergence), got {alpha}")
@@ -83,22 +105,31 @@ def log_power_marginal(log_lik: Tensor, log_prior: Tensor, log_q: Tensor, alpha:
 
 
 def snis_log_lik(log_lik: Tensor, log_prior: Tensor, log_q: Tensor) -> Tensor:
-    """Û^K = Σ_i w̃_i ln p(x|z_i), w̃ = softmax_i(ln w_i): self-normalised E_{p(z|x)} ln p(x|z) (eq. 9)."""
+    """Û^K = Σ_i w̃_i ln p(x|z_i), w̃ = softmax_i(ln w_i): self-normalised E_{p(z|x)} ln p(x|z) (eq. 9).
+
+    -∞ for a data point whose every sample has ln p(x|z) = -∞ (zero weight), never NaN."""
     return snis(log_weights(log_lik, log_prior, log_q), log_lik)
 
 
 def kl_estimate(log_lik: Tensor, log_prior: Tensor, log_q: Tensor) -> Tensor:
-    """Û^K - Ŝ^K, the estimate of KL(p(z|x) || p(z)) inside the KL objective (eq. 12)."""
+    """Û^K - Ŝ^K, the estimate of KL(p(z|x) || p(z)) inside the KL objective (eq. 12).
+
+    A ValueError naming ``log_lik`` if a data point has zero weight in every sample (see the module docstring)."""
     log_w = log_weights(log_lik, log_prior, log_q)
+    check_some_weight(log_w)
     return snis(log_w, log_lik) - logmeanexp(log_w)
 
 
 def renyi_estimate(log_lik: Tensor, log_prior: Tensor, log_q: Tensor, alpha: float) -> Tensor:
     """(Ŝ_α^K - α Ŝ^K) / (α - 1), the estimate of D_α(p(z|x) || p(z)) in the Rényi objective (eq. 16).
 
-    α = 1 returns the limit, which is the KL estimate Û^K - Ŝ^K.
+    α = 1 returns the limit, which is the KL estimate Û^K - Ŝ^K. A ValueError naming ``log_lik`` if a data
+    point has zero weight in every sample, as for :func:`kl_estimate`.
     """
-    return renyi_from_log_weights(log_weights(log_lik, log_prior, log_q), log_lik, alpha)
+    check_alpha(alpha)
+    log_w = log_weights(log_lik, log_prior, log_q)
+    check_some_weight(log_w)
+    return renyi_from_log_weights(log_w, log_lik, alpha)
 
 
 # --- the same on log weights ------------------------------------------------------------
@@ -121,8 +152,11 @@ def finite_where_weightless(log_w: Tensor, values: Tensor) -> Tensor:
 
 
 def snis(log_w: Tensor, log_lik: Tensor) -> Tensor:
-    """Σ_i w̃_i ln p(x|z_i) with w̃ = softmax_i(ln w_i): Û^K from log weights."""
-    return (torch.softmax(log_w, dim=0) * finite_where_weightless(log_w, log_lik)).sum(0)
+    """Σ_i w̃_i ln p(x|z_i) with w̃ = softmax_i(ln w_i): Û^K from log weights; -∞ where every weight is 0."""
+    weightless = torch.isneginf(log_w).all(0)  # [B]: no sample carries weight, the softmax would be NaN
+    safe_w = torch.where(weightless, torch.zeros_like(log_w), log_w)  # finite there, so no NaN in the gradient
+    mean = (torch.softmax(safe_w, dim=0) * finite_where_weightless(log_w, log_lik)).sum(0)
+    return torch.where(weightless, torch.full_like(mean, -math.inf), mean)
 
 
 def renyi_from_log_weights(log_w: Tensor, log_lik: Tensor, alpha: float) -> Tensor:

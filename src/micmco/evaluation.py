@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .config import check
+from .config import check, check_types
 from .estimators import logmeanexp, snis
 from .trainer import step_generator, to_device
 
@@ -36,6 +36,7 @@ class EvalConfig:
     )
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.num_samples >= 1, "num_samples", f"must be >= 1, got {self.num_samples}")
         check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         check(self.sample_chunk >= 0, "sample_chunk", f"must be >= 0 (0: all samples at once), got {self.sample_chunk}")

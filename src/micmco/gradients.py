@@ -29,7 +29,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .config import ConfigError, check, check_choice, parse_enum
+from .config import ConfigError, check, check_choice, check_types, parse_enum
 from .estimators import logmeanexp, power_log_weights, snis
 from .objectives import Objective, ObjectiveConfig, ObjectiveKind, parse_kind
 
@@ -67,6 +67,7 @@ class EstimatorConfig:
     mi_samples: int | None = None  # K': the first K' of the same draws estimate the divergence; None = K
 
     def __post_init__(self) -> None:
+        check_types(self)
         check_choice(self.base, [b.value for b in BaseEstimator], "base")
         check(self.num_samples >= 1, "num_samples", f"must be >= 1, got {self.num_samples}")
         check(self.mi_samples is None or self.mi_samples >= 1, "mi_samples", f"must be >= 1, got {self.mi_samples}")

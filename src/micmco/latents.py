@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .config import check, check_choice
+from .config import check, check_choice, check_types
 
 __all__ = [
     "LatentConfig",
@@ -38,6 +38,7 @@ class LatentConfig:
     num_categories: int | None = None  # categories per variable, categorical only (default 10)
 
     def __post_init__(self) -> None:
+        check_types(self)
         check_choice(self.kind, LATENT_KINDS, "kind")
         if self.kind == "gaussian":
             check(self.num_categories is None, "num_categories", "applies to categorical latents only; remove it")

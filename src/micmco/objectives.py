@@ -8,7 +8,8 @@ Each estimates O(λ, x) = ln p(x) + λ KL(p(z|x) || p(z)) (eq. 6) from samples z
 - ``power``: Ŝ_α^K / α, eq. 18: the Rényi objective with λ tied to (α - 1)/α.
 
 K samples estimate ln p(x); the first K' of the same draws estimate the term that carries the
-divergence (the paper's "16/1" and "1/16" ablations; K' = K by default). With K' = K the forms
+divergence (the paper's "16/1" and "1/16" ablations). K' = K unless set, everywhere: in
+:class:`Objective`, :func:`objective_value` and the run configs (``estimator.mi_samples``). With K' = K the forms
 above equal eq. 12 and 16, Ŝ^K + λ D̂^K with D̂ = Û - Ŝ or (Ŝ_α - α Ŝ)/(α - 1), and that is how
 they are computed. With K' ≠ K they do not: Ŝ^K + λ D̂^K' (eq. 12's grouping) is unbounded above,
 because the ln p(x) term sees the best of K samples while -λ Ŝ^K' rewards spreading q away from
@@ -27,8 +28,16 @@ from enum import Enum
 
 from torch import Tensor
 
-from .config import check, check_choice, parse_enum
-from .estimators import check_alpha, log_weights, logmeanexp, power_log_weights, renyi_from_log_weights, snis
+from .config import check, check_choice, check_types, parse_enum
+from .estimators import (
+    check_alpha,
+    check_some_weight,
+    log_weights,
+    logmeanexp,
+    power_log_weights,
+    renyi_from_log_weights,
+    snis,
+)
 
 __all__ = ["ObjectiveKind", "ObjectiveConfig", "Objective", "objective_value", "LAMBDA_BELOW", "check_lambda"]
 
@@ -52,6 +61,7 @@ class ObjectiveConfig:
     alpha: float | None = None  # α > 0: Rényi order (renyi) or power on p(x|z) (power)
 
     def __post_init__(self) -> None:
+        check_types(self)
         check_choice(self.kind, [k.value for k in ObjectiveKind], "kind")
         kind = ObjectiveKind(self.kind)
         if kind in (ObjectiveKind.KL, ObjectiveKind.RENYI):
@@ -83,17 +93,23 @@ class Objective:
     """A resolved objective: kind, λ, α and the sample counts K (ln p(x)) and K' (divergence).
 
     ``kind`` may be an :class:`ObjectiveKind` or its string value ("kl", ...); both behave
-    identically, anything else is a ValueError naming the valid choices.
+    identically, anything else is a ValueError naming the valid choices. ``mi_samples`` left
+    out (None) is K, as in the run configs: ``Objective("kl", lam=0.5, num_samples=4)`` is 4/4,
+    the 16/1 ablation is ``num_samples=16, mi_samples=1``. A field of the wrong type is a
+    ConfigError (a ValueError) naming it.
     """
 
     kind: ObjectiveKind | str = ObjectiveKind.NONE  # stored as an ObjectiveKind
     lam: float = 0.0  # λ (kl, renyi); power ties it to (α - 1)/α
     alpha: float = 1.0  # α > 0 (renyi, power)
     num_samples: int = 1  # K
-    mi_samples: int = 1  # K'
+    mi_samples: int | None = None  # K'; None = K (stored resolved, so Objective(k, num_samples=4).mi_samples == 4)
 
     def __post_init__(self) -> None:
+        check_types(self)
         object.__setattr__(self, "kind", parse_kind(self.kind))
+        if self.mi_samples is None:
+            object.__setattr__(self, "mi_samples", self.num_samples)
         if self.kind in (ObjectiveKind.KL, ObjectiveKind.RENYI):
             check_lambda(self.lam)
         elif not math.isfinite(self.lam):
@@ -102,8 +118,7 @@ class Objective:
             check_alpha(self.alpha)
         for name in ("num_samples", "mi_samples"):
             count = getattr(self, name)
-            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {count!r}")
+            check(count >= 1, name, f"must be an integer >= 1, got {count!r}")
 
     @classmethod
     def from_config(cls, config: ObjectiveConfig, num_samples: int, mi_samples: int | None = None) -> "Objective":
@@ -112,7 +127,7 @@ class Objective:
             lam=config.lam or 0.0,
             alpha=1.0 if config.alpha is None else config.alpha,
             num_samples=num_samples,
-            mi_samples=num_samples if mi_samples is None else mi_samples,
+            mi_samples=mi_samples,
         )
 
     @property
@@ -163,12 +178,18 @@ def objective_value(
     """Estimate of O(λ, x) [B] from [K, B] samples: eq. 11 (kl), 15 (renyi), 18 (power), Ŝ^K (none).
 
     ``lam`` is ignored by ``none`` and ``power`` (which ties λ = (α-1)/α); ``alpha`` by ``none``
-    and ``kl``. ``num_samples``/``mi_samples`` select the first K and K' samples for the two
-    terms (default: all).
+    and ``kl``. ``num_samples`` selects the first K samples for the ln p(x) term (default: all),
+    ``mi_samples`` the first K' for the divergence term (default: K, as everywhere). A count of 0
+    or above the samples given is a ValueError naming it. For kl and renyi, a data point whose
+    every sample has zero weight (ln p(x|z) = -∞) is a ValueError naming ``log_lik``: its
+    divergence estimate is -∞ - (-∞), undefined (see :func:`micmco.estimators.kl_estimate`).
     """
-    draws = log_lik.shape[0]
-    objective = Objective(kind, lam, alpha, num_samples or draws, mi_samples or draws)
+    log_w = log_weights(log_lik, log_prior, log_q)  # checks the arguments' shapes
+    draws = log_w.shape[0]
+    objective = Objective(kind, lam, alpha, draws if num_samples is None else num_samples, mi_samples)
     for name, count in (("num_samples", objective.num_samples), ("mi_samples", objective.mi_samples)):
         if not 1 <= count <= draws:
             raise ValueError(f"{name} must be in [1, {draws}] (the number of samples given), got {count}")
-    return objective(log_weights(log_lik, log_prior, log_q), log_lik)
+    if objective.kind in (ObjectiveKind.KL, ObjectiveKind.RENYI):
+        check_some_weight(log_w[: objective.mi_samples])
+    return objective(log_w, log_lik)

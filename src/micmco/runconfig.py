@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, apply_overrides, check, check_choice, from_dict, read_yaml_file, to_dict
+from .config import ConfigError, apply_overrides, check, check_choice, check_types, from_dict, read_yaml_file, to_dict
 from .evaluation import EvalConfig
 from .gradients import EstimatorConfig
 from .objectives import ObjectiveConfig
@@ -65,6 +65,7 @@ class RunConfig:
     output_dir: str = "runs"  # where run directories are created
 
     def __post_init__(self) -> None:
+        check_types(self)
         check_choice(self.profile, PROFILES, "profile")
         check(0 <= self.seed < 2**63, "seed", f"must be in [0, 2^63), got {self.seed}")
         check(

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .config import check
+from .config import check, check_types
 from .util import install_handlers, restore_handlers
 
 __all__ = [
@@ -60,6 +60,7 @@ class TrainerConfig:
     progress: bool = True  # show a progress bar
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
         check(self.learning_rate > 0, "learning_rate", f"must be > 0, got {self.learning_rate}")
         check(0 <= self.adam_beta1 < 1, "adam_beta1", f"must be in [0, 1), got {self.adam_beta1}")
@@ -126,7 +127,9 @@ class Trainer:
     """Adam on ``loss(model, batch, generator)`` over ``data(step)`` batches, with checkpoints.
 
     ``fingerprint`` identifies the run's configuration; a checkpoint with another
-    fingerprint is never resumed (nor overwritten).
+    fingerprint is never resumed (nor overwritten). ``loss_unit`` names what the loss and its
+    metrics average over, for the progress bar's label (``nats per sentence``): a task's
+    training loss is per data point, while its evaluation may be per token.
     """
 
     def __init__(
@@ -141,6 +144,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         min_loss: float | None = None,
         min_loss_reason: str = "",
+        loss_unit: str = "data point",
     ):
         self.config = config
         self.device = resolve_device(config.device)
@@ -154,6 +158,7 @@ class Trainer:
         # A loss that cannot go below ``min_loss`` (say, minus an objective bounded above) and does: a runaway
         # that a finite loss would otherwise hide; ``min_loss_reason`` says why the bound holds.
         self.min_loss, self.min_loss_reason = min_loss, min_loss_reason
+        self.loss_unit = loss_unit
         self.optimizer = torch.optim.Adam(
             model.parameters(),
             lr=config.learning_rate,
@@ -225,7 +230,11 @@ class Trainer:
         self.model.train()
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.mixed_precision)
         bar = tqdm(
-            total=config.steps, initial=self.state.step, disable=not config.progress, desc="train", dynamic_ncols=True
+            total=config.steps,
+            initial=self.state.step,
+            disable=not config.progress,
+            desc=f"train (nats per {self.loss_unit})",  # the units of the loss and metrics shown after the bar
+            dynamic_ncols=True,
         )
         sums: dict[str, Tensor] = {k: torch.tensor(v, device=self.device) for k, v in self.state.partial_sums.items()}
         count = self.state.partial_count

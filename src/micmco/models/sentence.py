@@ -37,13 +37,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..config import check, check_choice
+from ..config import check, check_choice, check_types
 from ..latents import CategoricalLatent, GaussianLatent, LatentConfig, make_latent
 from .common import linear_log_softmax_gather
 from .recurrent import StateDropoutLSTM, dropout_mask
 from .synthetic import CategoricalEmbedding
 
-__all__ = ["SentenceModelConfig", "SentenceVAE", "MASKS"]
+__all__ = ["SentenceModelConfig", "SentenceVAE", "MASKS", "check_sentences"]
 
 MASKS = ("naive", "shared")
 DROPOUTS = ("input_dropout", "state_dropout", "output_dropout")
@@ -61,6 +61,7 @@ class SentenceModelConfig:
     l2: float = 0.0  # coefficient of the L2 penalty on the weights, model.l2_penalty() (Table 2: 5e-6 to 1e-3)
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.embedding_size >= 1, "embedding_size", f"must be >= 1, got {self.embedding_size}")
         check(self.hidden_size >= 1, "hidden_size", f"must be >= 1, got {self.hidden_size}")
         for key in DROPOUTS:
@@ -75,13 +76,50 @@ class SentenceModelConfig:
         return any(getattr(self, key) > 0 for key in DROPOUTS)
 
 
+def check_sentences(x: tuple[Tensor, Tensor], vocab_size: int) -> None:
+    """A ValueError naming the argument unless ``x`` is a batch of sentences (tokens [B, T], lengths [B]).
+
+    tokens: a 2-D long tensor with B >= 1 sentences of T >= 1 positions, ids in [0, vocab_size); lengths: a
+    1-D long tensor of B lengths in [1, T] (``<eos>`` counts, so no sentence is empty). Shapes and dtypes
+    are checked always; the values only where the tensor is on the CPU, because reading a GPU tensor's
+    values would synchronise the training step with the host (``log_likelihood`` reads lengths.max() anyway).
+    """
+    if not (isinstance(x, (tuple, list)) and len(x) == 2):
+        got = f"a {type(x).__name__}" + (f" shaped {list(x.shape)}" if isinstance(x, Tensor) else "")
+        raise ValueError(
+            f"x must be a pair (tokens [B, T], lengths [B]) of sentences, got {got}; pad_sentences makes one"
+        )
+    tokens, lengths = x
+    for name, value, dims in (("tokens", tokens, "[B, T]"), ("lengths", lengths, "[B]")):
+        if not isinstance(value, Tensor) or value.dim() != len(dims.split(",")) or value.dtype != torch.long:
+            got = f"{value.dtype} {list(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"{name} must be a long tensor shaped {dims}, got {got}")
+    B, T = tokens.shape  # sentences, positions
+    if B == 0 or T == 0:
+        raise ValueError(f"tokens is an empty batch (shape {[B, T]}); give at least one sentence of at least one token")
+    if lengths.shape[0] != B:
+        raise ValueError(f"lengths has {lengths.shape[0]} entries but tokens has {B} sentences; one length a sentence")
+    if lengths.device.type == "cpu":
+        low, high = int(lengths.min()), int(lengths.max())
+        if low < 1 or high > T:
+            raise ValueError(
+                f"lengths must be in [1, {T}] (1 to the T = {T} positions of tokens; <eos> counts), got {low} to {high}"
+            )
+    if tokens.device.type == "cpu":
+        low, high = int(tokens.min()), int(tokens.max())
+        if low < 0 or high >= vocab_size:
+            bad = high if high >= vocab_size else low
+            raise ValueError(f"tokens must be ids in [0, {vocab_size}) (the vocabulary), got {bad}")
+
+
 class SentenceVAE(nn.Module):
     """p(x, z) = p(z) Π_t softmax(decoder(x_<t, z))[x_t], q(z|x) from a bidirectional LSTM encoder.
 
     ``latent`` is the latent space of ``config.latent`` (``make_latent(config.latent)``); ``eos_id``
     is the padding id and the decoder's start symbol. The model provides ``latent``,
     ``posterior(x)`` and ``log_likelihood(x, z)`` like every model of the package, plus
-    ``encode``, ``decoder_states`` and ``l2_penalty``.
+    ``encode``, ``decoder_states`` and ``l2_penalty``. Each entry point checks its sentences
+    (:func:`check_sentences`): a bad batch is a ValueError naming the argument, not a PyTorch error.
     """
 
     def __init__(
@@ -100,6 +138,7 @@ class SentenceVAE(nn.Module):
         E, H = config.embedding_size, config.hidden_size  # embedding, hidden size
         self.latent = latent
         self.config = config
+        self.vocab_size = vocab_size
         self.eos_id = eos_id
         self.noise: torch.Generator | None = None  # the dropout masks' generator, set by the loss before each step
         # Encoder and decoder have separate embeddings, as in the synthetic model: φ and θ share no parameter.
@@ -119,6 +158,7 @@ class SentenceVAE(nn.Module):
 
     def encode(self, x: tuple[Tensor, Tensor]) -> Tensor:
         """o [B, H]: the mean of the forward LSTM's state at the last real token and the backward one's at the first."""
+        check_sentences(x, self.vocab_size)
         tokens, lengths = x
         embedded = self.encoder_embedding(tokens)  # [B, T, E]
         # Packing runs each direction over the real tokens only (the lengths must be on the CPU for it).
@@ -137,7 +177,13 @@ class SentenceVAE(nn.Module):
 
         Position t has read tokens < t and z and predicts token t. All K·B rows run as one batch.
         """
+        check_sentences(x, self.vocab_size)
         tokens, lengths = x
+        if not isinstance(z, Tensor) or z.dim() < 2 or z.shape[1] != tokens.shape[0]:
+            got = list(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ValueError(
+                f"z must be latent samples shaped [K, B, ...] with B = {tokens.shape[0]} sentences, got {got}"
+            )
         K, B = z.shape[:2]  # samples, sentences
         T = int(lengths.max())  # time: positions beyond every sentence's end are never read
         E, H = self.config.embedding_size, self.config.hidden_size  # embedding, hidden size
@@ -162,8 +208,8 @@ class SentenceVAE(nn.Module):
 
     def log_likelihood(self, x: tuple[Tensor, Tensor], z: Tensor) -> Tensor:
         """ln p(x|z) [K, B]: Σ over each sentence's real positions of ln p(token_t | tokens < t, z)."""
+        states = self.decoder_states(x, z)  # [K, B, T, H]; checks x and z
         tokens, lengths = x
-        states = self.decoder_states(x, z)  # [K, B, T, H]
         K, B, T, _ = states.shape  # samples, sentences, time, hidden size
         real = torch.arange(T, device=tokens.device) < lengths.to(tokens.device).unsqueeze(1)  # [B, T]
         # The head sees the N real positions only: padding costs no softmax and needs no masking afterwards.

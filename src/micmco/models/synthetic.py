@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..config import ConfigError, check, check_choice
+from ..config import ConfigError, check, check_choice, check_types
 from ..latents import CategoricalLatent, GaussianLatent, LatentConfig
 from .common import decoder_log_likelihood, summed_embedding, symbol_encoder
 from .vqvae import VQConfig
@@ -31,6 +31,7 @@ class SyntheticModelConfig:
     vq: VQConfig | None = None  # VQ-VAE settings, vqvae only (default VQConfig())
 
     def __post_init__(self) -> None:
+        check_types(self)
         check_choice(self.kind, ("vae", "vqvae"), "kind")
         check(self.hidden_size >= 1, "hidden_size", f"must be >= 1, got {self.hidden_size}")
         if self.kind == "vqvae":

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..config import check
+from ..config import check, check_types
 from ..latents import CategoricalLatent, CategoricalPosterior
 from .common import decoder_log_likelihood, symbol_encoder
 
@@ -33,6 +33,7 @@ class VQConfig:
     epsilon: float = 1e-5  # Laplace smoothing of the EMA cluster sizes, avoids empty-code division
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.commitment_beta >= 0, "commitment_beta", f"must be >= 0, got {self.commitment_beta}")
         check(0 <= self.decay < 1, "decay", f"must be in [0, 1), got {self.decay}")
         check(self.epsilon > 0, "epsilon", f"must be > 0, got {self.epsilon}")

@@ -26,6 +26,7 @@ training batches, 39 % padding. Evaluation sorts a split by length, so batches o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import warnings
@@ -38,7 +39,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..config import ConfigError, check
+from ..config import ConfigError, check, check_types
 from ..trainer import step_generator
 
 __all__ = [
@@ -87,6 +88,7 @@ class PTBDataConfig:
     batch_size: int = 256  # sentences per training batch
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.max_length >= 1, "max_length", f"truncation length must be >= 1, got {self.max_length}")
         check(
             3 <= self.vocab_size <= PAPER_VOCABULARY,
@@ -132,8 +134,26 @@ class Corpus:
         return len(self.vocabulary)
 
     def decode(self, ids: Sequence[int] | Tensor) -> str:
-        """Token ids as words, for messages and tests."""
-        return " ".join(self.vocabulary[int(i)] for i in ids)
+        """Token ids as words, for messages and tests; an id outside [0, vocab_size) is a ValueError naming it."""
+        words = []
+        for i in ids:
+            if not 0 <= int(i) < self.vocab_size:
+                raise ValueError(f"token id {int(i)} is not in the vocabulary: ids are in [0, {self.vocab_size})")
+            words.append(self.vocabulary[int(i)])
+        return " ".join(words)
+
+    def encode(self, words: str | Sequence[str]) -> Tensor:
+        """Words (a list, or one string split at whitespace) as a 1-D long tensor of ids, one per word; a word
+        outside the vocabulary is ``<unk>``. The inverse of :meth:`decode` for words in the vocabulary; as a data
+        point a sentence ends with ``<eos>``: ``corpus.encode("the cat sat <eos>")``."""
+        if isinstance(words, str):
+            words = words.split()
+        return torch.tensor([self.word_ids.get(word, self.unk_id) for word in words], dtype=torch.long)
+
+    @functools.cached_property
+    def word_ids(self) -> dict[str, int]:
+        """word -> token id (computed once per corpus)."""
+        return {word: i for i, word in enumerate(self.vocabulary)}
 
 
 def find_ptb(path: str = "") -> Path:
@@ -217,7 +237,13 @@ def build_vocabulary(train: list[list[str]], vocab_size: int, file: Path) -> tup
 
 
 def pad_sentences(sentences: Sequence[Tensor], pad_id: int = Corpus.eos_id) -> SentenceBatch:
-    """Sentences (1-D long tensors) as one padded batch (tokens [B, T], lengths [B])."""
+    """Sentences (1-D long tensors) as one padded batch (tokens [B, T], lengths [B]); no sentences, or an
+    empty one, is a ValueError (a sentence has at least its ``<eos>``)."""
+    if len(sentences) == 0:
+        raise ValueError("sentences is empty; give at least one sentence")
+    empty = [i for i, sentence in enumerate(sentences) if len(sentence) == 0]
+    if empty:
+        raise ValueError(f"sentence {empty[0]} is empty (length 0); every sentence has at least its <eos>")
     lengths = torch.tensor([len(sentence) for sentence in sentences], dtype=torch.long)  # [B]
     tokens = torch.nn.utils.rnn.pad_sequence(list(sentences), batch_first=True, padding_value=pad_id)  # [B, T]
     return tokens, lengths

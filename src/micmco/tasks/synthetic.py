@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..config import ConfigError, check, check_choice
+from ..config import ConfigError, check, check_choice, check_types
 from ..evaluation import EvalBatch, tensor_batches
 from ..latents import make_latent
 from ..memory import MemoryEstimate, latent_sizes, step_memory
@@ -44,6 +44,7 @@ class SyntheticDataConfig:
     batch_size: int = 256  # symbols per training batch (paper: 256)
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.vocab_size >= 2, "vocab_size", f"must be >= 2, got {self.vocab_size}")
         check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
 
