@@ -1,7 +1,7 @@
 """Command line: ``micmco train|check CONFIG.yaml [--set key=value ...]``, ``micmco sweep STUDY.yaml``,
 ``micmco pareto FILES...``.
 
-Exit codes: 0 complete; 2 invalid input (config, device, memory, output directory,
+Exit codes: 0 complete; 2 invalid input (config, data, device, memory, output directory,
 checkpoint: nothing was run); 3 the run diverged (its result record says why); 4 the run is
 already being trained by another process; 130 interrupted (rerun the same command to resume).
 """
