@@ -111,8 +111,8 @@ class PTBTask(Task):
             return []
         files = ", ".join(f"ptb.{split}.txt" for split in unverified)
         return [
-            f"data.unverified: {files} in {corpus.path} are not Mikolov's files (size or sha256); this run is "
-            "kept apart from runs on his data, and its results are not comparable with the paper's"
+            f"data.unverified: {files} in {corpus.path}: not Mikolov's (size or sha256); this run is kept "
+            "apart from runs on his data, and its results are not comparable with the paper's"
         ]
 
     def data_identity(self, config: PTBRunConfig) -> dict[str, Any] | None:
