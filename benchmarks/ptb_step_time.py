@@ -134,6 +134,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    from micmco.config import ConfigError
+    from micmco.experiment import task_of
+    from micmco.util import EXIT_INPUT
+
+    try:  # the PTB files (and the sizes asked for) before any timing: one line, not a traceback
+        config = config_for(args, 1)
+        task_of(config).check_data(config)
+    except ConfigError as error:
+        print(f"ptb_step_time: {error}", file=sys.stderr)
+        sys.exit(EXIT_INPUT)
     ratios(args)
     memory(args)
 

@@ -76,7 +76,7 @@ def test_a_gpu_profile_on_a_cpu_is_projected_and_warned_about_before_work(tmp_pa
     paper = REPO / "params/synthetic/paper/dreg16-kl.yaml"
     assert main(["check", str(paper), "--set", "data.vocab_size=200", "--set", "data.batch_size=8"]) == 0
     captured = capsys.readouterr()
-    assert "projected: " in captured.out and " s per step on cpu, 40000 steps to go" in captured.out
+    assert "projected from 2 timed steps: " in captured.out and " s per step on cpu, 40000 steps to go" in captured.out
     assert "warning: the paper profile is sized for a GPU; on this CPU it takes ~" in captured.err
     small = ["--set", "data.vocab_size=50", "--set", "data.batch_size=8", "--set", "train.steps=3"]
     assert main(["train", str(paper), *small, "--set", "eval.num_samples=2", "--output-dir", str(tmp_path)]) == 0
@@ -99,3 +99,35 @@ def test_a_paper_sweep_on_a_cpu_warns_with_the_projected_time_before_any_work(tm
     cpu = Sweep(load_study(REPO / "params/studies/cpu/dreg16-kl.yaml"), None, tmp_path / "r", tmp_path / "runs")
     assert gpu_profile_warning(cpu, trials_left=8) is None
     assert not list((tmp_path / "runs").glob("*/*/result.json"))  # nothing trained
+
+
+def test_check_says_what_it_does_and_that_a_finished_run_is_finished(tmp_path, capsys):
+    """`micmco check` said "without running anything" but times two steps, and on a finished run it
+    projected "40 steps to go"."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    usage = capsys.readouterr().out
+    assert "without running anything" not in usage and "time two training steps (writes nothing)" in usage
+    smoke = REPO / "params/synthetic/smoke/elbo-kl.yaml"
+    check = ["check", str(smoke), "--output-dir", str(tmp_path)]
+    assert main(check) == 0
+    assert "projected from 2 timed steps: " in capsys.readouterr().out
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())  # check writes nothing
+    assert main(["train", str(smoke), "--quiet", "--output-dir", str(tmp_path)]) == 0
+    result = next(tmp_path.glob("*/result.json"))
+    summary = capsys.readouterr().out.splitlines()[0]  # the run's summary line
+    assert main(check) == 0
+    out = capsys.readouterr().out
+    assert "steps to go" not in out and "projected" not in out
+    assert f"  already finished: {summary}; result: {result}" in out.splitlines()
+
+
+def test_the_ptb_benchmark_without_the_files_is_one_line(tmp_path):
+    """`make bench-ptb` without the PTB files ended in a traceback."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/ptb_step_time.py")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        env={**os.environ, "MICMCO_PTB": str(tmp_path), "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and f"data.path: $MICMCO_PTB is '{tmp_path}'" in done.stderr

@@ -5,8 +5,10 @@ The real files are ../shared/data/ptb/ (always there under CI); bad inputs are t
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import warnings
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
@@ -187,6 +189,7 @@ def test_cpu_profile_maps_rare_words_to_unk(ptb, whole):
 
 
 def broken_copy(ptb: Path, folder: Path, split: str, change) -> Path:
+    """A copy of the files in ``folder`` with ``split``'s bytes changed (None: that file left out)."""
     folder.mkdir()
     for name in ptb_data.PTB_SPLITS:
         target = folder / f"ptb.{name}.txt"
@@ -197,35 +200,56 @@ def broken_copy(ptb: Path, folder: Path, split: str, change) -> Path:
     return folder
 
 
-@pytest.mark.parametrize(
-    "split, change, words",
-    [
-        ("test", None, ["lacks ptb.test.txt", "simple-examples"]),
-        ("valid", lambda raw: raw.replace(b" the ", b" tha ", 1), ["ptb.valid.txt", "sha256", "corrupted"]),
-        ("valid", lambda raw: raw[:1000] + b"\xff" + raw[1000:], ["ptb.valid.txt", "not UTF-8", "byte 1000"]),
-        ("valid", lambda raw: raw[:1000] + "é".encode() + raw[1000:], ["ptb.valid.txt", "non-ASCII", "byte 1000"]),
-        ("test", lambda raw: b"", ["ptb.test.txt", "is empty"]),
-        ("valid", lambda raw: raw.replace(b"\n", b"\r\n"), ["ptb.valid.txt", "carriage return"]),
-        ("valid", lambda raw: raw.replace(b" ", b"\t", 1), ["ptb.valid.txt", "a tab"]),
-        ("valid", lambda raw: b" a \n\n" + raw, ["ptb.valid.txt", "line 2 is empty"]),
-    ],
-    ids=["missing-file", "checksum", "non-utf8", "non-ascii", "empty", "crlf", "tab", "empty-line"],
-)
+TRUNCATED = lambda raw: raw[: raw.index(b"\n", len(raw) // 2) + 1]  # noqa: E731 - whole lines, half the file
+BAD_FILES = {  # id -> (split, change, words of the one-line error)
+    "missing-file": ("test", None, ["lacks ptb.test.txt", "simple-examples"]),
+    "checksum": ("valid", lambda raw: raw.replace(b" the ", b" tha ", 1), ["ptb.valid.txt", "sha256", "corrupted"]),
+    "truncated": ("train", TRUNCATED, ["ptb.train.txt", "bytes, not the 5101618", "data.unverified: true"]),
+    "non-utf8": ("valid", lambda raw: raw[:1000] + b"\xff" + raw[1000:], ["ptb.valid.txt", "not UTF-8", "byte 1000"]),
+    "non-ascii": ("valid", lambda raw: raw[:1000] + "é".encode() + raw[1000:], ["ptb.valid.txt", "non-ASCII"]),
+    "bom": ("train", lambda raw: b"\xef\xbb\xbf" + raw, ["ptb.train.txt", "byte-order mark"]),
+    "empty": ("train", lambda raw: b"", ["ptb.train.txt", "is empty"]),
+    "crlf": ("valid", lambda raw: raw.replace(b"\n", b"\r\n"), ["ptb.valid.txt", "carriage return"]),
+    "tab": ("valid", lambda raw: raw.replace(b" ", b"\t", 1), ["ptb.valid.txt", "a tab"]),
+    "empty-line": ("valid", lambda raw: b" a \n\n" + raw, ["ptb.valid.txt", "line 2 is empty"]),
+    "eos": ("test", lambda raw: raw.replace(b"\n", b" <eos>\n", 2), ["ptb.test.txt", "line 1 contains <eos>"]),
+}
+
+
+@pytest.mark.parametrize("split, change, words", BAD_FILES.values(), ids=BAD_FILES.keys())
 def test_bad_files(ptb, tmp_path, split, change, words):
     folder = broken_copy(ptb, tmp_path / "ptb", split, change)
     with one_line_error("data.path", *words):
         load_corpus(PTBDataConfig(path=str(folder), **CPU))
 
 
-def test_another_preprocessing(ptb, tmp_path):
-    """A file of another size is not checksum-verified: used with a warning, but never as Mikolov's 10k vocabulary."""
-    folder = broken_copy(ptb, tmp_path / "ptb", "valid", lambda raw: raw + b" zyzzyva \n")
-    with pytest.warns(UserWarning, match="not checksum-verified"):
-        small = load_corpus(PTBDataConfig(path=str(folder), **CPU))
-    assert not small.stats["valid"].verified and small.stats["train"].verified
-    folder = broken_copy(ptb, tmp_path / "other", "train", lambda raw: raw + b" zyzzyva \n")
-    with pytest.warns(UserWarning), one_line_error("data.path", "ptb.train.txt", "10001", "not Mikolov's 10000"):
+def test_a_folder_named_like_a_file_is_not_reported_missing(ptb, tmp_path):
+    folder = broken_copy(ptb, tmp_path / "ptb", "train", None)
+    (folder / "ptb.train.txt").mkdir()
+    with one_line_error("data.path", f"{folder / 'ptb.train.txt'} is a folder, not a file"):
         load_corpus(PTBDataConfig(path=str(folder)))
+
+
+def test_unverified_files_need_the_opt_in_and_say_so(ptb, tmp_path):
+    """Files that are not Mikolov's byte for byte are refused (a truncated train trained and passed for the
+    real data before), unless data.unverified; the cache never lets an opted-in corpus through without it."""
+    folder = broken_copy(ptb, tmp_path / "ptb", "valid", lambda raw: raw + b" zyzzyva \n")
+    refused = ["ptb.valid.txt", "399792 bytes, not the 399782 of Mikolov's", "set data.unverified: true"]
+    with one_line_error("data.path", *refused):
+        load_corpus(PTBDataConfig(path=str(folder), **CPU))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no raw Python warning with a source line any more
+        small = load_corpus(PTBDataConfig(path=str(folder), unverified=True, **CPU))
+    assert not small.stats["valid"].verified and small.stats["train"].verified
+    assert small.files["valid"] == (399792, hashlib.sha256((folder / "ptb.valid.txt").read_bytes()).hexdigest())
+    assert small.files["train"] == ptb_data.EXPECTED["train"]
+    with one_line_error("data.path", *refused):  # the same files, cached now, without the opt-in
+        load_corpus(PTBDataConfig(path=str(folder), **CPU))
+    assert load_corpus(PTBDataConfig(path=str(folder), unverified=True, **CPU)) is small
+    truncated = broken_copy(ptb, tmp_path / "truncated", "train", TRUNCATED)
+    with one_line_error("data.vocab_size", "only 9659 types", "at most 9659"):  # half of train: fewer words
+        load_corpus(PTBDataConfig(path=str(truncated), unverified=True))
+    assert not load_corpus(PTBDataConfig(path=str(truncated), unverified=True, **CPU)).stats["train"].verified
 
 
 def test_default_search(ptb, tmp_path, monkeypatch):
@@ -233,10 +257,51 @@ def test_default_search(ptb, tmp_path, monkeypatch):
     assert find_ptb() == ptb.resolve()
     monkeypatch.delenv("MICMCO_PTB")
     monkeypatch.setattr(ptb_data, "REPO", tmp_path / "repo")
-    with one_line_error("data.path", "$MICMCO_PTB (unset)", str(tmp_path / "repo/data/ptb"), "simple-examples"):
+    with one_line_error("data.path", "($MICMCO_PTB unset)", str(tmp_path / "repo/data/ptb"), "simple-examples"):
         find_ptb()
     with one_line_error("data.path", str(tmp_path / "nowhere"), "simple-examples"):
         load_corpus(PTBDataConfig(path=str(tmp_path / "nowhere")))
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda folder: folder / "nowhere", ["no such folder"]),
+        (lambda folder: folder, ["lacks ptb.train.txt, ptb.valid.txt, ptb.test.txt", "(it holds notes.txt)"]),
+        (lambda folder: folder / "notes.txt", ["a file, not a folder"]),
+    ],
+    ids=["no-folder", "no-files", "a-file"],
+)
+def test_an_unusable_micmco_ptb_is_an_error_not_passed_over(ptb, tmp_path, monkeypatch, make, words):
+    """A mistyped $MICMCO_PTB was silently skipped for the next place holding the files."""
+    (tmp_path / "notes.txt").write_text("x")
+    value = str(make(tmp_path))
+    monkeypatch.setenv("MICMCO_PTB", value)
+    with one_line_error("data.path", f"$MICMCO_PTB is {value!r}", *words, "or unset it"):
+        load_corpus(PTBDataConfig())
+
+
+def test_a_data_path_naming_a_file_says_so(ptb):
+    with one_line_error("data.path", f"{ptb / 'ptb.train.txt'} is a file; give the folder of ptb.train.txt"):
+        load_corpus(PTBDataConfig(path=str(ptb / "ptb.train.txt")))
+
+
+@pytest.mark.parametrize("where", ["file", "folder"])
+def test_unreadable_data_is_one_line(ptb, tmp_path, monkeypatch, where):
+    """A PermissionError from the files (or the folder) was a traceback (root reads anything: simulated)."""
+    folder = broken_copy(ptb, tmp_path / "ptb", "", None)
+    denied = folder / "ptb.valid.txt" if where == "file" else folder
+    method = "read_bytes" if where == "file" else "stat"
+    original = getattr(Path, method)
+
+    def deny(self, *args, **kwargs):
+        if self == denied or (where == "folder" and self.parent == denied):
+            raise PermissionError(13, "Permission denied", str(self))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, method, deny)
+    with one_line_error("data.path", "cannot read", str(denied), "Permission denied"):
+        load_corpus(PTBDataConfig(path=str(folder), **CPU))
 
 
 @pytest.mark.parametrize(
@@ -255,5 +320,5 @@ def test_config_ranges(values, key, words):
 
 
 def test_too_many_train_sentences(ptb):
-    with one_line_error("data.train_sentences", "42068 sentences"):
+    with one_line_error("data.train_sentences", "42068 sentences", "at most 42068, or 0 for all"):
         load_corpus(PTBDataConfig(path=str(ptb), train_sentences=50000))

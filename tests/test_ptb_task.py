@@ -1,6 +1,8 @@
 """The PTB task end to end: a run trains and evaluates per token through the shared hub, resumes bit for bit
 with dropout, writes rows of the one results schema, and the frontier code reads our and the paper's PTB trials."""
 
+import hashlib
+import json
 import math
 import os
 from pathlib import Path
@@ -8,10 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from micmco.cli import main
 from micmco.config import ConfigError
 from micmco.experiment import build_loss, build_model, load_config, run, task_of
 from micmco.pareto import ParetoError, read_curves, read_paper_trials
 from micmco.results import format_table, read_rows, result_row
+from micmco.tasks.ptb_data import EXPECTED
 from micmco.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,3 +111,117 @@ def test_a_model_that_cannot_fit_is_refused_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="reduce data.batch_size, .*model.hidden_size, estimator.num_samples"):
         preflight(huge)
     assert not (tmp_path / "runs").exists()
+
+
+def copy_of_ptb(folder: Path, split: str = "", change=None) -> Path:
+    """The PTB files copied into ``folder``, ``split``'s bytes changed (None: that file left out)."""
+    folder.mkdir()
+    for name in ("train", "valid", "test"):
+        raw = (PTB / f"ptb.{name}.txt").read_bytes()
+        if name != split:
+            (folder / f"ptb.{name}.txt").write_bytes(raw)
+        elif change is not None:
+            (folder / f"ptb.{name}.txt").write_bytes(change(raw))
+    return folder
+
+
+def data_path(folder: Path) -> list[str]:
+    return [f"data.path={folder}"]
+
+
+BAD_DATA = {  # id -> (the overrides of a bad corpus made under a tmp folder, words of the one-line error)
+    "no-folder": (lambda tmp: data_path(tmp / "nowhere"), ["no folder", "nowhere"]),
+    "missing-file": (lambda tmp: data_path(copy_of_ptb(tmp / "d", "test")), ["lacks ptb.test.txt"]),
+    "empty-train": (lambda tmp: data_path(copy_of_ptb(tmp / "d", "train", lambda raw: b"")), ["is empty"]),
+    "crlf": (lambda tmp: data_path(copy_of_ptb(tmp / "d", "valid", lambda r: r.replace(b"\n", b"\r\n"))), ["\\r"]),
+    "non-utf8": (lambda tmp: data_path(copy_of_ptb(tmp / "d", "test", lambda r: b"\xff" + r)), ["not UTF-8"]),
+    "bom": (lambda tmp: data_path(copy_of_ptb(tmp / "d", "train", lambda r: b"\xef\xbb\xbf" + r)), ["byte-order"]),
+    "checksum": (
+        lambda tmp: data_path(copy_of_ptb(tmp / "d", "valid", lambda raw: raw.replace(b" the ", b" tha ", 1))),
+        ["sha256", "data.unverified: true"],
+    ),
+    "truncated": (
+        lambda tmp: data_path(copy_of_ptb(tmp / "d", "train", lambda raw: raw[: raw.index(b"\n", 10**6) + 1])),
+        ["ptb.train.txt is 1000", "bytes, not the 5101618 of Mikolov's", "data.unverified: true"],
+    ),
+    "eos": (lambda tmp: data_path(copy_of_ptb(tmp / "d", "train", lambda r: b"a <eos> b\n" + r)), ["<eos>"]),
+    "empty-line": (lambda tmp: data_path(copy_of_ptb(tmp / "d", "valid", lambda r: b"\n" + r)), ["line 1 is empty"]),
+    "path-is-a-file": (lambda tmp: [f"data.path={PTB / 'ptb.train.txt'}"], ["is a file"]),
+    "too-many-sentences": (lambda tmp: ["data.train_sentences=50000"], ["fewer than the 50000", "at most 42068"]),
+}
+
+
+def refused(tmp_path, capsys, argv: list[str], words: list[str]) -> None:
+    """`micmco ARGV` ends with exit code 2 and one line holding ``words``, and makes no run directory."""
+    assert main([*argv, "--output-dir", str(tmp_path / "runs")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("micmco: invalid config"), (out, err)
+    assert "Traceback" not in err and all(word in err for word in words), err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("case", BAD_DATA)
+def test_bad_data_is_refused_in_one_line_before_any_run_directory(tmp_path, capsys, case):
+    """The data were read after the run directory was made (config.yaml and lock were left behind), and
+    outside the error handling when the projected time was timed (a traceback, exit 1)."""
+    make, words = BAD_DATA[case]
+    overrides = [item for override in make(tmp_path) for item in ("--set", override)]
+    refused(tmp_path, capsys, ["train", str(SMOKE / "ptb-dreg16-kl.yaml"), "--quiet", *overrides], words)
+
+
+@pytest.mark.parametrize("command", [["check"], ["train"]])
+def test_check_and_a_projected_train_refuse_bad_data_before_saying_anything(tmp_path, capsys, monkeypatch, command):
+    """`micmco check` printed "valid", then a traceback; `micmco train` without --quiet timed two steps on
+    the missing data (a traceback). A mistyped $MICMCO_PTB was passed over for data/ptb or ../shared."""
+    monkeypatch.setenv("MICMCO_PTB", str(tmp_path / "ptb-typo"))
+    words = [f"$MICMCO_PTB is '{tmp_path / 'ptb-typo'}': no such folder", "or unset it"]
+    refused(tmp_path, capsys, [*command, str(SMOKE / "ptb-dreg16-kl.yaml")], words)
+
+
+def test_a_sweep_on_bad_data_starts_no_trial(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MICMCO_PTB", str(copy_of_ptb(tmp_path / "d", "valid", lambda raw: raw[:-100])))
+    study = REPO / "params/studies/cpu/ptb-dreg16-kl.yaml"
+    runs = tmp_path / "runs"
+    assert main(["sweep", str(study), "--results-dir", str(tmp_path / "results"), "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot run: data.path:" in err and "data.unverified: true" in err and "Traceback" not in err
+    assert not runs.exists() or not [path for path in runs.rglob("*") if path.name != "logs"]
+
+
+def test_unverified_data_need_the_opt_in_and_get_a_run_of_their_own(tmp_path):
+    """A truncated ptb.train.txt trained, exited 0 with no warning in its record, and in the default runs/
+    was answered "already finished" with the real data's result: its run directory was the real data's."""
+    from micmco.runconfig import fingerprint
+
+    half = copy_of_ptb(tmp_path / "half", "train", lambda raw: raw[: raw.index(b"\n", 10**6) + 1])
+    other = copy_of_ptb(tmp_path / "other", "train", lambda raw: raw[: raw.index(b"\n", 2 * 10**6) + 1])
+    same = copy_of_ptb(tmp_path / "same", "train", lambda raw: raw[: raw.index(b"\n", 10**6) + 1])
+    path = SMOKE / "ptb-dreg16-kl.yaml"
+    real = fingerprint(load_config(path))
+    assert real == "6b05a936b0"  # the key's default leaves every run's identity as it was
+    assert fingerprint(load_config(path, [f"data.path={PTB}"])) == real  # where the files are is not identity
+    opted = {folder: fingerprint(load_config(path, [f"data.path={folder}", "data.unverified=true"])) for folder in
+             (half, other, same)}  # fmt: skip
+    assert real not in opted.values() and opted[half] != opted[other] and opted[half] == opted[same]
+
+
+@pytest.mark.slow
+def test_an_opted_in_run_says_its_data_are_unverified(tmp_path, capsys):
+    half = copy_of_ptb(tmp_path / "half", "train", lambda raw: raw[: raw.index(b"\n", 10**6) + 1])
+    path = SMOKE / "ptb-dreg16-kl.yaml"
+    small = ["--set", "train.steps=2", "--set", "eval.num_samples=2", "--set", "data.train_sentences=64"]
+    argv = ["train", str(path), "--quiet", *small, "--output-dir", str(tmp_path / "runs")]
+    assert main([*argv, "--set", f"data.path={half}", "--set", "data.unverified=true"]) == 0
+    out, err = capsys.readouterr()
+    assert "note: data.unverified: ptb.train.txt in" in out and "not comparable with the paper's" in err
+    assert main(argv) == 0  # the real files ($MICMCO_PTB): trained, not "already finished" with the other result
+    assert "already finished" not in capsys.readouterr().out
+    records = {
+        r["data"]["files"]: r
+        for r in map(lambda p: json.loads(p.read_text()), (tmp_path / "runs").glob("*/result.json"))
+    }
+    unverified, verified = records["unverified"], records["verified"]
+    assert unverified["data"]["folder"] == str(half) and verified["data"]["folder"] == str(PTB.resolve())
+    assert unverified["data"]["sha256"]["train"] == hashlib.sha256((half / "ptb.train.txt").read_bytes()).hexdigest()
+    assert verified["data"]["sha256"]["valid"] == EXPECTED["valid"][1]
+    assert any("data.unverified" in warning for warning in unverified["warnings"]) and verified["warnings"] == []

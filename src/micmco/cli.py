@@ -1,7 +1,7 @@
 """Command line: ``micmco train|check CONFIG.yaml [--set key=value ...]``, ``micmco sweep STUDY.yaml``,
 ``micmco pareto FILES...``.
 
-Exit codes: 0 complete; 2 invalid input (config, device, memory, output directory,
+Exit codes: 0 complete; 2 invalid input (config, data, device, memory, output directory,
 checkpoint: nothing was run); 3 the run diverged (its result record says why); 4 the run is
 already being trained by another process; 130 interrupted (rerun the same command to resume).
 """
@@ -9,6 +9,7 @@ already being trained by another process; 130 interrupted (rerun the same comman
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from pathlib import Path
@@ -44,7 +45,7 @@ def _main(argv: list[str]) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("train", "train one run and write its result record (resumes an interrupted run)"),
-        ("check", "validate a config and estimate its memory without running anything"),
+        ("check", "validate a config and its data, estimate its memory and time two training steps (writes nothing)"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("config", type=Path, help="YAML run config, e.g. params/synthetic/smoke/elbo-kl.yaml")
@@ -69,6 +70,7 @@ def _main(argv: list[str]) -> int:
     if import_deferring_signals(("torch", "micmco.experiment")):  # torch: after arg errors
         return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
     from .experiment import (
+        GPU_PROFILES,
         RunLocked,
         fingerprint,
         load_config,
@@ -76,7 +78,6 @@ def _main(argv: list[str]) -> int:
         projection,
         run,
         run_directory,
-        summary,
     )
     from .trainer import CheckpointError
 
@@ -87,34 +88,39 @@ def _main(argv: list[str]) -> int:
         overrides.append(f"train.threads={args.threads}")
     if getattr(args, "quiet", False):
         overrides.append("train.progress=false")
-    try:
+
+    try:  # everything before work, the data included, so that "valid" is said of checked data only
         config = load_config(args.config, overrides)
         checks = preflight(config, create_output_dir=args.command == "train")  # train: it is made next anyway
+        run_dir = run_directory(config)
+        finished = (run_dir / "result.json").exists()
         if args.command == "check":
             print(f"{args.config}: valid ({config.profile} profile, fingerprint {fingerprint(config)})")
             print(f"  {checks.describe()}")
-            line, warning = projection(config, checks.device)
+            for note in checks.notes:
+                print(f"micmco: note: {note}", file=sys.stderr)
+            if finished:
+                record = json.loads((run_dir / "result.json").read_text())
+                print(f"  already finished: {_outcome(record)}; result: {run_dir / 'result.json'}")
+                return EXIT_OK
+            line, warning = projection(config, checks.device, _steps_done(run_dir))
             print(f"  {line}")
             if warning:
                 print(f"micmco: warning: {warning}", file=sys.stderr)
             return EXIT_OK
+        gpu_profile_on_cpu = config.profile in GPU_PROFILES and checks.device.type == "cpu"
+        quiet = getattr(args, "quiet", False)
+        if not finished and (gpu_profile_on_cpu or not quiet):
+            # before work: how long it will take, and a word when a GPU profile runs on a CPU
+            line, warning = projection(config, checks.device, _steps_done(run_dir))
+            if warning:
+                print(f"micmco: warning: {warning}", file=sys.stderr)
+            if not quiet or warning:
+                print(line, file=sys.stderr)
     except ConfigError as error:
         return _fail(f"invalid config {args.config}: {error}", EXIT_INPUT)
     except KeyboardInterrupt:
         return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
-    from .experiment import GPU_PROFILES
-
-    gpu_profile_on_cpu = config.profile in GPU_PROFILES and checks.device.type == "cpu"
-    quiet = getattr(args, "quiet", False)
-    if not (run_directory(config) / "result.json").exists() and (gpu_profile_on_cpu or not quiet):
-        try:  # before work: how long it will take, and a word when a GPU profile runs on a CPU
-            line, warning = projection(config, checks.device, _steps_done(run_directory(config)))
-        except KeyboardInterrupt:
-            return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
-        if warning:
-            print(f"micmco: warning: {warning}", file=sys.stderr)
-        if not quiet or warning:
-            print(line, file=sys.stderr)
 
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # training defers it to a step end
     try:
@@ -135,12 +141,10 @@ def _main(argv: list[str]) -> int:
     for warning in record.get("warnings", []):
         print(f"micmco: warning: {warning}", file=sys.stderr)
     if record.get("status") == "diverged":
-        print(
-            f"micmco: {summary(record) if record.get('metrics') is None else _diverged_line(record)}", file=sys.stderr
-        )
+        print(f"micmco: {_outcome(record)}", file=sys.stderr)
         print(f"result: {result}")
         return EXIT_DIVERGED
-    print(summary(record))
+    print(_outcome(record))
     print(f"result: {result}")
     return EXIT_OK
 
@@ -158,8 +162,13 @@ def _steps_done(run_dir: Path) -> int:
         return 0
 
 
-def _diverged_line(record) -> str:
-    return f"{record['name']}: diverged: {record['divergence']['reason']}"
+def _outcome(record) -> str:
+    """A result record in one line: its summary, or why it diverged."""
+    from .experiment import summary
+
+    if record.get("status") == "diverged" and record.get("metrics") is not None:
+        return f"{record['name']}: diverged: {record['divergence']['reason']}"
+    return summary(record)
 
 
 def _fail(message: str, code: int) -> int:

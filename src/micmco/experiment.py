@@ -8,8 +8,8 @@ by the process training it, and, once finished, ``result.json`` with the status
 (``complete`` or ``diverged``), config, metrics, seed, versions, device, threads and wall time.
 
 Everything that can be checked before work is checked by :func:`preflight` (the config, the
-device, the memory a step needs, the output directory), so a bad input ends with one line
-and leaves no run directory behind.
+device, the task's data, the memory a step needs, the output directory), so a bad input ends
+with one line and leaves no run directory behind.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class Preflight:
     device: torch.device  # where the run trains
     memory: MemoryEstimate  # estimated peak tensor memory
     available: int | None  # bytes available on that device now (None: unknown)
+    notes: tuple[str, ...] = ()  # what the user should know about the data (Task.check_data), one line each
 
     def describe(self) -> str:
         free = "unknown" if self.available is None else format_bytes(self.available)
@@ -71,13 +72,14 @@ class Preflight:
 
 
 def preflight(config: RunConfig, create_output_dir: bool = False) -> Preflight:
-    """Everything checkable before work: device, memory, output directory. ConfigError naming the key."""
+    """Everything checkable before work: device, data, memory, output directory. ConfigError naming the key."""
     try:
         device = resolve_device(config.train.device)
     except RuntimeError as error:
         raise ConfigError("train.device", str(error)) from None
     task = task_of(config)
     task.split(config)  # a ConfigError naming eval.split and the task's splits
+    notes = tuple(task.check_data(config))  # missing, unreadable or wrong data: before any run directory exists
     memory = estimate_memory(config, device)
     available = available_memory(device)
     if available is not None and memory.peak_bytes > available:
@@ -87,7 +89,7 @@ def preflight(config: RunConfig, create_output_dir: bool = False) -> Preflight:
             f"{task.memory_hint}",
         )
     _check_output_dir(Path(config.output_dir), create=create_output_dir)
-    return Preflight(device, memory, available)
+    return Preflight(device, memory, available, notes)
 
 
 def _check_output_dir(path: Path, create: bool) -> None:
@@ -156,10 +158,11 @@ def time_steps(config: RunConfig, device: torch.device, steps: int = 2) -> float
 def projection(config: RunConfig, device: torch.device, steps_done: int = 0) -> tuple[str, str | None]:
     """(a line with the projected training time from timed steps, a warning when a profile sized for a GPU
     runs on a CPU or None)."""
-    per_step = time_steps(config, device)
+    steps = 2
+    per_step = time_steps(config, device, steps)
     remaining = max(0, config.train.steps - steps_done)
     line = (
-        f"projected: {per_step:.3g} s per step on {device}, {remaining} steps to go: "
+        f"projected from {steps} timed steps: {per_step:.3g} s per step on {device}, {remaining} steps to go: "
         f"~{_duration(per_step * remaining)} of training"
     )
     warning = None
@@ -231,6 +234,8 @@ def run(config: RunConfig, echo=print) -> dict[str, Any]:
     if result_path.exists():
         return _finished(run_dir, echo)
     checks = preflight(config, create_output_dir=True)
+    for note in checks.notes:
+        echo(f"note: {note}")
     run_dir.mkdir(exist_ok=True)
     with run_lock(run_dir):
         if result_path.exists():  # finished by another process while we waited to look
@@ -267,6 +272,11 @@ def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, thr
     if trainer.checkpoint_path.exists():
         echo(f"{run_dir}: resuming from its checkpoint")
     record: dict[str, Any] = {"name": config.name, "fingerprint": config_hash, "status": "complete"}
+    data = task.data_record(config)
+    if data is not None:
+        record["data"] = data
+    if checks.notes:
+        record["warnings"] = list(checks.notes)
     started = time.perf_counter()
     try:
         state = trainer.fit()
@@ -290,7 +300,7 @@ def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, thr
             metrics["optimal_nll"] = reference
         reason, warnings = task.plausibility(metrics, config)
         record["metrics"] = metrics
-        record["warnings"] = warnings
+        record["warnings"] = list(checks.notes) + warnings
         if reason:
             record["status"] = "diverged"
             record["divergence"] = {"reason": reason, "step": state.step, "last_finite_metrics": state.history[-1]}

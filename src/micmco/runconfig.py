@@ -39,10 +39,13 @@ __all__ = [
 
 PROFILES = ("smoke", "cpu", "paper", "custom")
 # (dotted key, the value all runs recorded before the key existed): left out of the identity at that value.
-LEGACY_DEFAULTS: tuple[tuple[str, Any], ...] = (("task", "synthetic"), ("eval.split", ""), ("eval.sample_chunk", 0))
+LEGACY_DEFAULTS: tuple[tuple[str, Any], ...] = (
+    ("task", "synthetic"), ("eval.split", ""), ("eval.sample_chunk", 0), ("data.unverified", False),
+)  # fmt: skip
 # Keys that do not affect results: where results go, the progress bar, the thread count, where the PTB
-# files are (their checksums pin the data, so a run keeps its directory from machine to machine), and how
-# many samples evaluation scores at once.
+# files are (their checksums pin the data, so a run keeps its directory from machine to machine; files taken
+# without them put their sha256s in the identity: Task.data_identity), and how many samples evaluation
+# scores at once.
 NOT_IDENTITY = ("output_dir", "train.progress", "train.threads", "data.path", "eval.sample_chunk")
 
 
@@ -90,10 +93,17 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
 
 
 def identity(config: RunConfig) -> dict[str, Any]:
-    """Everything in the config that affects the results, as plain data (see the module docstring)."""
+    """Everything that affects the results, as plain data (see the module docstring): the config, and
+    what its task's data add when the config does not pin them (:meth:`micmco.tasks.base.Task.data_identity`:
+    then the data are read, and a ConfigError says when they cannot be)."""
+    from .tasks import get_task
+
     data = drop_legacy_defaults(to_dict(config))
     for key in NOT_IDENTITY:
         _pop(data, key)
+    files = get_task(config.task).data_identity(config)
+    if files is not None:
+        data["data_files"] = files
     return data
 
 

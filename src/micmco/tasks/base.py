@@ -60,6 +60,21 @@ class Task:
 
     # --- data, model, loss ---------------------------------------------------------------------
 
+    def check_data(self, config: RunConfig) -> list[str]:
+        """Load and check the run's data before any work (before a run directory exists): a one-line
+        ConfigError naming the key when they are missing, unreadable or wrong; notes for the user otherwise
+        (e.g. files taken on the user's word). Tasks whose data are made in memory need nothing."""
+        return []
+
+    def data_identity(self, config: RunConfig) -> dict[str, Any] | None:
+        """What the data add to the run's identity (fingerprint) beyond the config, or None: data read from
+        files that the config does not pin (e.g. files accepted without their checksum) give their sha256s."""
+        return None
+
+    def data_record(self, config: RunConfig) -> dict[str, Any] | None:
+        """Where the run's data came from, for its result record (e.g. the folder used and the files' sha256s)."""
+        return None
+
     def training_data(self, config: RunConfig) -> Callable[[int], Any]:
         """Training batch of step t, depending only on (config, t): resumable and reproducible."""
         raise NotImplementedError

@@ -108,6 +108,33 @@ class PTBTask(Task):
         "or eval.batch_size, or set eval.sample_chunk"
     )
 
+    def check_data(self, config: PTBRunConfig) -> list[str]:
+        corpus = load_corpus(config.data)  # cached: the run reuses it
+        unverified = [split for split, stats in corpus.stats.items() if not stats.verified]
+        if not unverified:
+            return []
+        files = ", ".join(f"ptb.{split}.txt" for split in unverified)
+        return [
+            f"data.unverified: {files} in {corpus.path}: not Mikolov's (size or sha256); this run is kept "
+            "apart from runs on his data, and its results are not comparable with the paper's"
+        ]
+
+    def data_identity(self, config: PTBRunConfig) -> dict[str, Any] | None:
+        """Mikolov's files are pinned by their checksums (so data.path is not in the identity); files taken
+        with data.unverified are pinned by the sha256s of what was read."""
+        if not config.data.unverified:
+            return None
+        return {"sha256": {split: digest for split, (_, digest) in load_corpus(config.data).files.items()}}
+
+    def data_record(self, config: PTBRunConfig) -> dict[str, Any]:
+        corpus = load_corpus(config.data)
+        verified = all(stats.verified for stats in corpus.stats.values())
+        return {
+            "folder": str(corpus.path),
+            "files": "verified" if verified else "unverified",  # verified: Mikolov's, by size and sha256
+            "sha256": {split: digest for split, (_, digest) in corpus.files.items()},
+        }
+
     def training_data(self, config: PTBRunConfig) -> TrainingSentences:
         return TrainingSentences(load_corpus(config.data), config.data, config.seed)
 

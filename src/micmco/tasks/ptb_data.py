@@ -2,9 +2,11 @@
 
 The files are ``ptb.{train,valid,test}.txt`` from the ``data/`` folder of Tomas Mikolov's
 simple-examples (one sentence per line, 10k-word vocabulary with ``<unk>``). Each is checked
-before any work: present, non-empty, ASCII, LF endings, no tabs, no empty lines, and its sha256
-when its size is that of Mikolov's file (a file of another size is someone else's preprocessing:
-used with a warning, never silently taken for the paper's data).
+before any work (:meth:`micmco.tasks.base.Task.check_data`, before a run directory exists): present,
+readable, non-empty, ASCII, LF endings, no tabs, no empty lines, and its size and sha256 those of
+Mikolov's file. A file that is not his byte for byte (truncated, corrupted, someone else's
+preprocessing) is refused unless ``data.unverified: true``; such a run then has the sha256s of the
+files it read in its identity (another run directory than the real data's) and its record says so.
 
 The vocabulary comes from all of train, whatever ``train_sentences`` says: ``<eos>`` (id 0, also
 the padding), ``<unk>`` (id 1), then the words by descending train count, ties alphabetical. At
@@ -26,10 +28,10 @@ training batches, 39 % padding. Evaluation sorts a split by length, so batches o
 
 from __future__ import annotations
 
+import codecs
 import functools
 import hashlib
 import os
-import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +77,8 @@ EXPECTED = {
     "test": (449945, "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0"),
 }
 
+FILES = "ptb.train.txt, ptb.valid.txt and ptb.test.txt"
+
 SentenceBatch = tuple[Tensor, Tensor]  # (tokens [B, T] long padded with <eos>, lengths [B] long): a plain tuple,
 # so micmco.trainer.to_device moves it
 
@@ -86,6 +90,8 @@ class PTBDataConfig:
     max_length: int = 35  # train and valid sentences truncated to this many tokens, <eos> included (paper: 35)
     train_sentences: int = 0  # 0 = all of train; N = its first N sentences (a smaller profile)
     batch_size: int = 256  # sentences per training batch
+    unverified: bool = False  # accept files whose size or sha256 differ from Mikolov's (truncated, another
+    # preprocessing): the run's identity then holds their sha256s, and its record says the data are unverified
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -106,7 +112,7 @@ class SplitStats:
     kept_tokens: int  # tokens after truncation to max_length (= tokens for test)
     truncated_sentences: int  # sentences longer than max_length
     unk_tokens: int  # kept tokens that are <unk> (the file's own and the words outside the vocabulary)
-    verified: bool  # the file's sha256 matched Mikolov's (False: another size, used with a warning)
+    verified: bool  # the file is Mikolov's: his size and sha256 (False only with data.unverified)
 
     @property
     def lost_fraction(self) -> float:
@@ -125,6 +131,7 @@ class Corpus:
     padded: dict[str, Tensor] = field(repr=False)  # split -> [N, T_max] its sentences padded with <eos> (for batching)
     lengths: dict[str, Tensor] = field(repr=False)  # split -> [N] long, tokens per sentence (<eos> included)
     stats: dict[str, SplitStats]  # split -> its counts
+    files: dict[str, tuple[int, str]]  # split -> (bytes, sha256) of the file read
 
     eos_id = 0
     unk_id = 1
@@ -157,28 +164,59 @@ class Corpus:
 
 
 def find_ptb(path: str = "") -> Path:
-    """The folder of the PTB files: ``path``, else the first of $MICMCO_PTB, data/ptb/ and ../shared/data/ptb/
-    holding any of them; a one-line ConfigError on ``data.path`` saying where it looked and what to put there."""
-    files = "ptb.train.txt, ptb.valid.txt and ptb.test.txt"
+    """The folder of the PTB files: ``path``, else $MICMCO_PTB when set (it must hold the three files), else
+    the first of data/ptb/ and ../shared/data/ptb/ holding any of them; a one-line ConfigError on
+    ``data.path`` saying where it looked and what to put there."""
     if path:
         folder = Path(path).expanduser().resolve()
-        check(folder.is_dir(), "data.path", f"no folder {folder}; put {files} there; they are {SOURCE}")
+        check(not folder.exists() or folder.is_dir(), "data.path", f"{folder} is a file; give the folder of {FILES}")
+        check(folder.is_dir(), "data.path", f"no folder {folder}; put {FILES} there; they are {SOURCE}")
         return folder
     env = os.environ.get(ENV_VAR, "")
-    candidates = ([Path(env).expanduser()] if env else []) + [REPO / "data" / "ptb", REPO.parent / "shared/data/ptb"]
+    if env:
+        return env_folder(env)
+    candidates = [REPO / "data" / "ptb", REPO.parent / "shared/data/ptb"]
     for folder in candidates:
-        if any((folder / f"ptb.{split}.txt").is_file() for split in PTB_SPLITS):
+        if any((folder / f"ptb.{split}.txt").exists() for split in PTB_SPLITS):
             return folder.resolve()
-    looked = f"${ENV_VAR} ({env or 'unset'}), " + ", ".join(str(folder) for folder in candidates[bool(env) :])
     raise ConfigError(
         "data.path",
-        f"no Penn Treebank files found; looked in {looked}; put {files} in {REPO / 'data' / 'ptb'} "
-        f"(or a folder named by data.path or ${ENV_VAR}); they are {SOURCE}",
+        f"no Penn Treebank files found; looked in {', '.join(map(str, candidates))} (${ENV_VAR} unset); "
+        f"put {FILES} in {candidates[0]} (or a folder named by data.path or ${ENV_VAR}); they are {SOURCE}",
     )
 
 
-def read_split(file: Path, split: str) -> tuple[list[list[str]], bool]:
-    """The sentences (lists of words) of one present file, verified, and whether its checksum matched; a one-line
+def env_folder(env: str) -> Path:
+    """The folder named by $MICMCO_PTB; a one-line ConfigError naming the variable and what it holds unless
+    it is a folder with the three files (a mistyped variable is never silently passed over)."""
+    folder = Path(env).expanduser().resolve()
+    if not folder.is_dir():
+        problem = "a file, not a folder" if folder.exists() else "no such folder"
+    else:
+        problem = file_problems(folder)
+        if problem is None:
+            return folder
+        names = sorted(entry.name for entry in folder.iterdir())
+        held = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        problem = f"{problem} (it holds {held or 'nothing'})"
+    raise ConfigError(
+        "data.path",
+        f"${ENV_VAR} is {env!r}: {problem}; set it to the folder of {FILES}, or unset it; they are {SOURCE}",
+    )
+
+
+def file_problems(folder: Path) -> str | None:
+    """What is wrong with the folder's three files (missing, or not files), or None."""
+    names = [f"ptb.{split}.txt" for split in PTB_SPLITS]
+    lacking = [name for name in names if not (folder / name).exists()]
+    not_files = [name for name in names if (folder / name).exists() and not (folder / name).is_file()]
+    problems = [f"{folder} lacks {', '.join(lacking)}"] if lacking else []
+    problems += [f"{folder / name} is a folder, not a file" for name in not_files]
+    return "; ".join(problems) or None
+
+
+def read_split(file: Path) -> tuple[list[list[str]], tuple[int, str]]:
+    """The sentences (lists of words) of one present file, checked, and its (bytes, sha256); a one-line
     ConfigError on ``data.path`` naming the file and what is wrong otherwise."""
 
     def bad(problem: str) -> ConfigError:
@@ -187,6 +225,8 @@ def read_split(file: Path, split: str) -> tuple[list[list[str]], bool]:
     raw = file.read_bytes()
     if not raw:
         raise bad("is empty")
+    if raw.startswith(codecs.BOM_UTF8):
+        raise bad("starts with a byte-order mark (BOM); Mikolov's files are ASCII: save it without one")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -204,34 +244,42 @@ def read_split(file: Path, split: str) -> tuple[list[list[str]], bool]:
     empty = next((number for number, words in enumerate(sentences, 1) if not words), None)
     if empty is not None:
         raise bad(f"line {empty} is empty; the files have one sentence per line")
-    size, sha256 = EXPECTED[split]
-    if len(raw) != size:
-        warnings.warn(
-            f"{file} is {len(raw)} bytes, not the {size} of Mikolov's ptb.{split}.txt: another preprocessing, "
-            "not checksum-verified; results are not comparable with the paper's",
-            stacklevel=2,
+    eos = next((number for number, words in enumerate(sentences, 1) if EOS in words), None)
+    if eos is not None:
+        raise bad(f"line {eos} contains {EOS}; the files have no end-of-sentence token (it is added)")
+    return sentences, (len(raw), hashlib.sha256(raw).hexdigest())
+
+
+def check_mikolov(folder: Path, files: dict[str, tuple[int, str]], unverified: bool) -> None:
+    """A one-line ConfigError on ``data.path`` for the first file whose (bytes, sha256) are not those of
+    Mikolov's, unless ``unverified`` (data.unverified: the user takes other files knowingly)."""
+    if unverified:
+        return
+    for split, (size, digest) in files.items():
+        expected_size, expected_digest = EXPECTED[split]
+        if size != expected_size:
+            problem = f"is {size} bytes, not the {expected_size} of Mikolov's (truncated, or another preprocessing)"
+        elif digest != expected_digest:
+            problem = f"has sha256 {digest}, not Mikolov's {expected_digest} (corrupted, or another version)"
+        else:
+            continue
+        raise ConfigError(
+            "data.path",
+            f"{folder / f'ptb.{split}.txt'} {problem}; use Mikolov's files ({SOURCE}), or set data.unverified: true "
+            "to train on these anyway (such a run has a run directory of its own; not comparable with the paper's)",
         )
-        return sentences, False
-    digest = hashlib.sha256(raw).hexdigest()
-    if digest != sha256:
-        raise bad(f"has sha256 {digest}, not Mikolov's {sha256}: corrupted or another version; {SOURCE}")
-    return sentences, True
 
 
 def build_vocabulary(train: list[list[str]], vocab_size: int, file: Path) -> tuple[str, ...]:
     """<eos>, <unk>, then the vocab_size - 2 most frequent other train words (ties alphabetical)."""
     counts = Counter(word for words in train for word in words)
     counts.pop(UNK, None)
-    check(EOS not in counts, "data.path", f"{file} contains {EOS}; the files have no end-of-sentence token")
     available = len(counts) + 2
-    if vocab_size == PAPER_VOCABULARY:
-        check(
-            available == PAPER_VOCABULARY,
-            "data.path",
-            f"{file} gives a vocabulary of {available} (its word types, <unk> and <eos>), not Mikolov's "
-            f"{PAPER_VOCABULARY}: not his preprocessing",
-        )
-    check(available >= vocab_size, "data.vocab_size", f"{file} has only {available} types with <eos>, <unk>")
+    check(
+        available >= vocab_size,
+        "data.vocab_size",
+        f"{file} has only {available} types with <eos>, <unk>; set data.vocab_size to at most {available}",
+    )
     ranked = sorted(counts, key=lambda word: (-counts[word], word))
     return (EOS, UNK, *ranked[: vocab_size - 2])
 
@@ -253,30 +301,41 @@ _CACHE: dict[tuple, Corpus] = {}
 
 
 def load_corpus(config: PTBDataConfig) -> Corpus:
-    """The corpus of ``config``, verified and cached per (files, vocab_size, max_length, train_sentences)."""
-    folder = find_ptb(config.path)
-    files = {split: folder / f"ptb.{split}.txt" for split in PTB_SPLITS}
-    stamps = tuple((f.stat().st_size, f.stat().st_mtime_ns) if f.is_file() else None for f in files.values())
-    key = (str(folder), stamps, config.vocab_size, config.max_length, config.train_sentences)
-    if key not in _CACHE:
-        _CACHE[key] = build_corpus(folder, files, config)
-    return _CACHE[key]
+    """The corpus of ``config``, checked (a one-line ConfigError on ``data.path`` or ``data.train_sentences``,
+    unreadable files and folders included) and cached per (files, vocab_size, max_length, train_sentences);
+    files that are not Mikolov's are refused unless ``data.unverified``, cached corpus or not."""
+    try:
+        folder = find_ptb(config.path)
+        files = {split: folder / f"ptb.{split}.txt" for split in PTB_SPLITS}
+        stamps = tuple((f.stat().st_size, f.stat().st_mtime_ns) if f.is_file() else None for f in files.values())
+        key = (str(folder), stamps, config.vocab_size, config.max_length, config.train_sentences)
+        if key not in _CACHE:
+            _CACHE[key] = build_corpus(folder, files, config)
+    except OSError as error:  # permissions, a file vanishing, an I/O error: what the user can fix, in one line
+        where = error.filename or config.path or "the Penn Treebank files"
+        raise ConfigError("data.path", f"cannot read {where}: {error.strerror or error}") from None
+    corpus = _CACHE[key]
+    check_mikolov(corpus.path, corpus.files, config.unverified)
+    return corpus
 
 
 def build_corpus(folder: Path, files: dict[str, Path], config: PTBDataConfig) -> Corpus:
-    missing = [file.name for file in files.values() if not file.is_file()]
-    check(not missing, "data.path", f"{folder} lacks {', '.join(missing)}; put them there; they are {SOURCE}")
-    read = {split: read_split(file, split) for split, file in files.items()}  # every file checked before any work
+    problems = file_problems(folder)
+    check(problems is None, "data.path", f"{problems}; put {FILES} there; they are {SOURCE}")
+    read = {split: read_split(file) for split, file in files.items()}  # every file checked before any work
+    sums = {split: checksum for split, (_, checksum) in read.items()}
+    check_mikolov(folder, sums, config.unverified)
     vocabulary = build_vocabulary(read["train"][0], config.vocab_size, files["train"])
     ids = {word: index for index, word in enumerate(vocabulary)}
     unk, eos = Corpus.unk_id, Corpus.eos_id
     sentences, padded, lengths, stats = {}, {}, {}, {}
-    for split, (words_of, verified) in read.items():
+    for split, (words_of, checksum) in read.items():
         if split == "train" and config.train_sentences:
             check(
                 config.train_sentences <= len(words_of),
                 "data.train_sentences",
-                f"{files['train']} has {len(words_of)} sentences, fewer than the {config.train_sentences} asked for",
+                f"{files['train']} has {len(words_of)} sentences, fewer than the {config.train_sentences} asked for; "
+                f"set data.train_sentences to at most {len(words_of)}, or 0 for all",
             )
             words_of = words_of[: config.train_sentences]
         keep = config.max_length if split in TRUNCATED_SPLITS else None
@@ -302,9 +361,9 @@ def build_corpus(folder: Path, files: dict[str, Path], config: PTBDataConfig) ->
             kept_tokens=len(flat),
             truncated_sentences=sum(len(words) + 1 > keep for words in words_of) if keep else 0,
             unk_tokens=int((flat_ids == unk).sum()),
-            verified=verified,
+            verified=checksum == EXPECTED[split],
         )
-    return Corpus(folder, config.max_length, vocabulary, sentences, padded, lengths, stats)
+    return Corpus(folder, config.max_length, vocabulary, sentences, padded, lengths, stats, sums)
 
 
 def take(corpus: Corpus, split: str, index: Tensor) -> SentenceBatch:
