@@ -131,3 +131,16 @@ def test_the_ptb_benchmark_without_the_files_is_one_line(tmp_path):
     )  # fmt: skip
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1 and f"data.path: $MICMCO_PTB is '{tmp_path}'" in done.stderr
+
+
+def test_a_file_where_the_run_directory_goes_is_one_line_not_a_traceback(tmp_path, capsys):
+    from micmco.cli import main
+    from micmco.runconfig import load_config, run_directory
+
+    path = REPO / "params" / "synthetic" / "smoke" / "elbo-kl.yaml"
+    run_dir = run_directory(load_config(path, [f"output_dir={tmp_path}"]))
+    run_dir.write_text("not a directory")
+    assert main(["train", str(path), "--quiet", "--output-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "FileExistsError" in err[0] and str(run_dir) in err[0], err
+    assert run_dir.read_text() == "not a directory"  # nothing of the user's is lost

@@ -47,3 +47,19 @@ def test_cli_train_prints_the_result(tmp_path, capsys):
     assert "NLL" in out and "mutual information" in out and "result.json" in out
     record = json.loads(next(tmp_path.glob("*/result.json")).read_text())
     assert record["config"]["objective"]["lam"] == 0.2
+
+
+@pytest.mark.parametrize(
+    ("task", "unit", "data_point"), [("synthetic", "symbol", "symbol"), ("ptb", "token", "sentence")]
+)
+def test_the_summary_and_the_progress_bar_name_their_units(task, unit, data_point):
+    """The PTB bar shows loss per sentence, the summary metrics per token: each says which."""
+    from micmco.experiment import summary
+    from micmco.tasks import get_task
+
+    metrics = {"nll": 4.2, "mutual_information": 0.042, "representational_kl": 0.05, "optimal_nll": 5.3}
+    record = {"name": "r", "status": "complete", "metrics": metrics, "config": {"task": task}, "steps": 10,
+              "train_wall_time_s": 1.0, "device": "cpu"}  # fmt: skip
+    text = summary(record)
+    assert f"mutual information 0.0420 nats per {unit}" in text and f"KL(q||p) 0.0500 nats per {unit}" in text
+    assert get_task(task).data_point == data_point

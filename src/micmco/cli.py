@@ -16,7 +16,15 @@ from pathlib import Path
 
 from . import __version__
 from .config import ConfigError, positive_int
-from .util import EXIT_DIVERGED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNNING, import_deferring_signals
+from .util import (
+    EXIT_DIVERGED,
+    EXIT_FAILED,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RUNNING,
+    import_deferring_signals,
+)
 
 # Subcommands with parsers of their own, in their modules (imported only when used).
 DELEGATED = {
@@ -131,6 +139,8 @@ def _main(argv: list[str]) -> int:
         return _fail(str(error), EXIT_INPUT)
     except RunLocked as error:
         return _fail(str(error), EXIT_RUNNING)
+    except OSError as error:  # the machine's, not the run's: a file where the run directory goes, a full disk
+        return _fail(f"cannot run {args.config}: {type(error).__name__}: {error}", EXIT_FAILED)
     except KeyboardInterrupt:
         return _fail(
             "interrupted; the completed steps are checkpointed. Rerun the same command to resume.", EXIT_INTERRUPTED

@@ -268,6 +268,7 @@ def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, thr
         fingerprint=config_hash,
         min_loss=floor,
         min_loss_reason=floor_reason,
+        loss_unit=task.data_point,
     )
     if trainer.checkpoint_path.exists():
         echo(f"{run_dir}: resuming from its checkpoint")
@@ -334,7 +335,8 @@ def summary(record: dict[str, Any]) -> str:
     task = get_task(record.get("config", {}).get("task", "synthetic"))
     return (
         f"{record['name']}: {task.describe_metrics(m)}, "
-        f"mutual information {m['mutual_information']:.3f} nats, KL(q||p) {m['representational_kl']:.3f}, "
+        f"mutual information {m['mutual_information']:.4f} nats per {task.unit}, "
+        f"KL(q||p) {m['representational_kl']:.4f} nats per {task.unit}, "
         f"{record['steps']} steps in {record['train_wall_time_s']:.1f} s on {record['device']}"
     )
 

@@ -53,6 +53,7 @@ class Task:
     name: str = ""  # the value of a run config's `task:`
     config_class: type[RunConfig] = RunConfig  # the run config whose data and model sections are this task's
     unit: str = ""  # what the metrics are averaged over: "symbol", "token"
+    data_point: str = "data point"  # what the training loss is averaged over: "symbol", "sentence"
     splits: tuple[str, ...] = ()  # the data splits evaluation can use; the first is the default
     result_columns: tuple[str, ...] = ()  # this task's columns of a results table, after the common ones
     curve_columns: tuple[str, ...] = ()  # of those, the ones that set a curve apart (besides the common setting)

@@ -98,6 +98,7 @@ class PTBTask(Task):
     name = "ptb"
     config_class = PTBRunConfig
     unit = "token"
+    data_point = "sentence"  # the training loss is per sentence; evaluation's metrics per token
     splits = ("valid", "train", "test")  # the default is valid; training-fit studies set eval.split: train
     result_columns = (
         "vocab_size", "hidden_size", "regulariser", "input_dropout", "state_dropout", "output_dropout", "l2",

@@ -92,6 +92,7 @@ class SyntheticTask(Task):
     name = "synthetic"
     config_class = SyntheticRunConfig
     unit = "symbol"
+    data_point = "symbol"
     splits = SPLITS
     result_columns = ("vocab_size", "optimal_nll")
     curve_columns = ("vocab_size",)
