@@ -308,3 +308,15 @@ def test_mixed_folder_normalised_with_the_synthetic_paper_and_a_plot(tmp_path, c
     assert "DReG 16, KL (paper, V = 10000)" in captured.out
     assert "cpu-ptb-dreg16-kl.tsv" in captured.err and "left out" in captured.err  # what the plot left out
     assert "no known optimal NLL" in captured.err
+
+
+def test_labels_compare_steps_and_batches_within_a_task_only(tmp_path):
+    """A synthetic DReG 1, KL table beside a PTB one read "bs×4" (128 against PTB's 32) and the PTB curve "T×1"."""
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "cpu-dreg1-kl.tsv").write_text((root / "results/cpu/cpu-dreg1-kl.tsv").read_text())
+    row = ptb_row(0, 0.2, 4.5, split="train", regulariser="none")
+    write_ptb_table(tmp_path / "cpu-ptb-dreg1-kl.tsv", {**row, "estimator": "dreg", "k": "1", "k_mi": "1"})
+    curves = pareto.read_curves([tmp_path / "cpu-dreg1-kl.tsv", tmp_path / "cpu-ptb-dreg1-kl.tsv"])
+    assert {c.label for c in curves} == {"DReG 1, KL"} and {c.task for c in curves} == {"synthetic", "ptb"}
+    for label in pareto.distinct_labels(curves):
+        assert "×" not in label, label

@@ -357,7 +357,11 @@ def distinct_labels(curves: Sequence[Curve]) -> list[str]:
     batch 256; the smallest among our tables), and the results folder (the profile) of our tables."""
     labels: list[list[str]] = []
     for curve in curves:
-        same = [other for other in curves if other.label == curve.label and other.source == curve.source]
+        same = [
+            other
+            for other in curves
+            if other.label == curve.label and other.source == curve.source and other.task == curve.task
+        ]
         parts = [curve.source, *([curve.split] if names_split(curve) else []), curve.setting_label]
         multiples = compute_multiples(curve, curves)
         for attribute, prefix in (("steps", "T"), ("batch_size", "bs")):
@@ -381,7 +385,11 @@ def compute_multiples(curve: Curve, curves: Sequence[Curve]) -> dict[str, float]
     """The curve's steps and batch size as multiples of its source's main setting (§7.2.6's compute-matched
     baselines): the paper's 40 thousand steps and batch 256; for our tables, the smallest among ``curves``
     of the same label (a profile's baselines multiply its main setting)."""
-    same = [other for other in curves if other.label == curve.label and other.source == curve.source]
+    same = [
+        other
+        for other in curves
+        if other.label == curve.label and other.source == curve.source and other.task == curve.task
+    ]
     return {
         attribute: getattr(curve, attribute)
         / (PAPER_MAIN_SETTINGS[attribute] if curve.source == "paper" else min(getattr(o, attribute) for o in same))
