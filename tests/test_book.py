@@ -680,3 +680,18 @@ def test_frontier_explorer_menus_redraw_live_and_static_html_works_offline():
     assert "not a curve" in explorer.ax.get_title()
     html = frontier_explorer.static_frontier_explorer_html(data)
     assert "plotly_buttonclicked" in html and '<script src="http' not in html
+
+
+def test_totals_and_costs_count_one_task_each(tmp_path):
+    """The synthetic chapters' totals and Appendix C's cost table mixed PTB and synthetic trials."""
+    from micmco.book import costs, figures
+
+    write_results(tmp_path, "dreg16-kl", [(0.5, 0.1), (0.9, 0.2)])
+    header = ["trial", "task", "split", "estimator", "k", "k_mi", "steps", "wall_s", "status"]
+    ptb = [header, ["0", "ptb", "train", "dreg", "16", "16", "1500", "600", "complete"]]
+    (tmp_path / "cpu-ptb-dreg16-kl.tsv").write_text("\n".join("\t".join(row) for row in ptb) + "\n")
+    assert figures.compute_summary("cpu", tmp_path)[:2] == (1, 2)  # the synthetic task's, by default
+    assert figures.compute_summary("cpu", tmp_path, task="ptb") == (1, 1, 600.0)
+    assert figures.compute_summary("cpu", tmp_path, task=None)[:2] == (2, 3)
+    rows = costs.trial_costs("cpu", tmp_path)
+    assert [row[:5] for row in rows] == [["synthetic", "dreg", 16, 2500, 2], ["ptb", "dreg", 16, 1500, 1]]

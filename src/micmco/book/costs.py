@@ -46,12 +46,14 @@ def profiles_rows() -> list[list[Any]]:
 
 
 def trial_costs(profile: str = "cpu", results_dir: Path | None = None) -> list[list[Any]]:
-    """Measured cost of our finished trials, by base estimator and draws max(K, K'): trials, mean and total wall_s."""
-    groups: dict[tuple[str, int, int], list[float]] = {}
+    """Measured cost of our finished trials, one group per task, base estimator, draws max(K, K') and steps:
+    [task, estimator, draws, steps, trials, mean wall_s, total minutes]."""
+    groups: dict[tuple[str, str, int, int], list[float]] = {}
     for rows in result_tables(profile, results_dir):
         for row in rows:
             draws = max(int(row["k"] or 1), int(row["k_mi"] or row["k"] or 1))
-            key = (row["estimator"], draws, int(row["steps"]))
+            key = (row.get("task") or "synthetic", row["estimator"], draws, int(row["steps"]))
             groups.setdefault(key, []).append(float(row["wall_s"] or 0))
-    return [[estimator, draws, steps, len(v), sum(v) / len(v), sum(v) / 60]
-            for (estimator, draws, steps), v in sorted(groups.items())]  # fmt: skip
+    return [[task, estimator, draws, steps, len(v), sum(v) / len(v), sum(v) / 60]
+            for (task, estimator, draws, steps), v in sorted(groups.items(), key=lambda item: (
+                item[0][0] != "synthetic", item[0]))]  # fmt: skip

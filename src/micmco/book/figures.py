@@ -233,20 +233,28 @@ def load_figure_ids(figure: int) -> tuple[str, ...]:
     return SYNTHETIC_FIGURES[figure][1]
 
 
-def result_tables(profile: str = "cpu", results_dir: Path | None = None) -> Iterator[list[dict[str, str]]]:
-    """The rows (one per finished trial) of every table in results/<profile>/, table by table, by name."""
+def result_tables(
+    profile: str = "cpu", results_dir: Path | None = None, task: str | None = None
+) -> Iterator[list[dict[str, str]]]:
+    """The rows (one per finished trial) of every table in results/<profile>/, table by table, by name;
+    with ``task``, only that task's tables (a table without a task column is synthetic)."""
     from ..results import read_table
 
     results_dir = Path(results_dir or repo_path("results") / profile)
     for table in sorted(results_dir.glob("*.tsv")):
         _, rows = read_table(table)
-        yield [row for _, row in rows]
+        rows = [row for _, row in rows]
+        if task is None or all((row.get("task") or "synthetic") == task for row in rows):
+            yield rows
 
 
-def compute_summary(profile: str = "cpu", results_dir: Path | None = None) -> tuple[int, int, float]:
-    """Over every table in results/<profile>/: (tables, finished trials, sum of wall_s in seconds)."""
+def compute_summary(
+    profile: str = "cpu", results_dir: Path | None = None, task: str | None = "synthetic"
+) -> tuple[int, int, float]:
+    """Over the tables of one task (None: all) in results/<profile>/: (tables, finished trials, sum of
+    wall_s in seconds). The synthetic chapters count the synthetic task only."""
     tables, trials, seconds = 0, 0, 0.0
-    for rows in result_tables(profile, results_dir):
+    for rows in result_tables(profile, results_dir, task):
         tables += 1
         trials += len(rows)
         seconds += sum(float(row.get("wall_s") or 0) for row in rows)
