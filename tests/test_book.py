@@ -695,3 +695,23 @@ def test_totals_and_costs_count_one_task_each(tmp_path):
     assert figures.compute_summary("cpu", tmp_path, task=None)[:2] == (2, 3)
     rows = costs.trial_costs("cpu", tmp_path)
     assert [row[:5] for row in rows] == [["synthetic", "dreg", 16, 2500, 2], ["ptb", "dreg", 16, 1500, 1]]
+
+
+def test_synthetic_figures_fill_the_page_with_one_legend_outside_the_axes():
+    """The two-panel figures rendered ~450 px a panel with legends in a few-pixel font over the curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from micmco.book import figures
+
+    for number in (3, 26):  # two objectives; three (two panels a row)
+        fig = figures.plot_figure(figures.load_figure(number, "cpu"))
+        fig.canvas.draw()
+        axes = [ax for ax in fig.axes if ax.get_visible()]
+        assert fig.get_figwidth() == 8.0 and all(ax.get_legend() is None for ax in axes)
+        (legend,) = fig.legends
+        box = legend.get_window_extent()
+        assert all(box.y1 <= ax.get_tightbbox().y0 + 1 for ax in axes)  # below every panel
+        assert min(text.get_fontsize() for text in legend.get_texts()) >= 9
+        assert len(axes) == (2 if number == 3 else 3) and all(ax.bbox.width > 250 for ax in axes)
+        matplotlib.pyplot.close(fig)

@@ -316,6 +316,31 @@ def figure_facts(figure: FigureResults, min_usages: list[float], tolerance: floa
     return wrap_lines(lines)
 
 
+def figure_notes(figure: FigureResults) -> list[str]:
+    """What a figure's table does not show: its totals, curves with too few or no complete trials, and the
+    commands that re-run it."""
+    return figure_facts(figure, [], 0.0)
+
+
+def ordering_table(figure: FigureResults, min_usages: list[float], tolerance: float = 0.005) -> str:
+    """Markdown: one row per threshold m, the pairwise ordering of the figure's curves, ours against the
+    paper's (:func:`compare_ordering`)."""
+    rows = []
+    for m in min_usages:
+        c = compare_ordering(figure, m, tolerance)
+        if len(c.compared) < 2:
+            none = f"fewer than two curves ({len(c.compared)})"
+            rows.append([f"{m:g}", none, "–", "–", "–", "–", "; ".join(c.unreached) or "none"])
+            continue
+        reversed_pairs = "; ".join(f"paper: {b} < {w}" for b, w in c.disagree) or "none"
+        ties = "; ".join(f"{a} ~ {b}" for a, b in c.ties) or "none"
+        rows.append([f"{m:g}", f"{len(c.agree)} of {c.pairs}", c.ours_best, c.paper_best, reversed_pairs, ties,
+                     "; ".join(c.unreached) or "none"])  # fmt: skip
+    headers = ["m", "pairs ordered as in the paper", "lowest: ours", "lowest: paper", "reversed",
+               f"not compared (within {tolerance:g} nats, or one objective)", "ours reach no usage ≥ m"]  # fmt: skip
+    return markdown_table(rows, headers)
+
+
 def compare_pairs(
     min_usage: float, profile: str = "cpu", figures: tuple[int, ...] = (2, 3, 4, 5, 6, 7),
     results_dir: Path | None = None,

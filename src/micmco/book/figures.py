@@ -141,48 +141,72 @@ def _settings_text(curves: list[CurveResults]) -> str:
     return f"{', '.join(ours) or 'no results'}; paper: {', '.join(paper)}"
 
 
+def figure_style() -> dict[str, Any]:
+    """The static figures' look: seaborn's whitegrid theme at notebook scale when seaborn is installed (the
+    book extra), matplotlib's defaults otherwise; for ``matplotlib.rc_context``, so nothing global changes."""
+    try:
+        import seaborn as sns
+    except ImportError:
+        return {}
+    return {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.9)}
+
+
 def plot_figure(figure: FigureResults):
-    """Figure N as in the paper, on the normalised axes: one panel per objective, our frontiers solid
-    (dotted when fewer than MIN_TRIALS trials), the paper's dashed and lighter."""
+    """Figure N as in the paper, on the normalised axes, at the page's width: one panel per objective (two
+    a row), our frontiers solid with all our trials as dots (dotted when fewer than MIN_TRIALS trials), the
+    paper's dashed and lighter; one legend below the panels (trial counts are in the figure's table)."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     objectives = list(dict.fromkeys(parse_curve_id(c.curve_id).objective for c in figure.curves
                                     if c.curve_id != "vqvae"))  # fmt: skip
     names = {"kl": "KL objective", "renyi": "Rényi objective", "power": "power objective"}
-    fig, axes = plt.subplots(1, len(objectives), figsize=(5.2 * len(objectives), 4.3), sharey=True, squeeze=False)
-    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    colours: dict[str, str] = {}
-    for c in figure.curves:
-        colours.setdefault(_colour_key(c.curve_id), palette[len(colours) % len(palette)])
-    tops = []
-    for ax, objective in zip(axes[0], objectives):
+    columns = min(2, len(objectives))
+    rows = math.ceil(len(objectives) / columns)
+    with plt.rc_context(figure_style()):
+        fig, axes = plt.subplots(rows, columns, figsize=(8.0, 3.6 * rows + 1.0), sharey=True, squeeze=False)
+        palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        colours: dict[str, str] = {}
+        names_of: dict[str, str] = {}
         for c in figure.curves:
-            if c.curve_id != "vqvae" and parse_curve_id(c.curve_id).objective != objective:
-                continue
-            colour = colours[_colour_key(c.curve_id)]
-            name = c.label.split(",")[0]
-            front = c.paper.frontier()
-            ax.plot(c.paper.mi[front], c.paper.nll[front], "--", color=colour, alpha=0.5, lw=1.2,
-                    label=f"{name} (paper, {len(c.paper.mi)} trials)")  # fmt: skip
-            tops.append(float(c.paper.nll[front].max()))
-            if c.ours is None:
-                ax.plot([], [], " ", label=f"{name} (ours: no results yet)")
-                continue
-            front = c.ours.frontier()
-            ax.plot(c.ours.mi, c.ours.nll, ".", color=colour, alpha=0.25, ms=4)
-            ax.plot(c.ours.mi[front], c.ours.nll[front], ":" if c.too_few else "-", marker="o", color=colour, ms=4,
-                    label=f"{name} (ours, {c.complete} trials{', too few' if c.too_few else ''})")  # fmt: skip
-            tops.append(float(c.ours.nll[front].max()))
-        ax.axhline(0.0, color="0.6", lw=0.8)
-        ax.set(xlim=(0, 1.05), xlabel="latent usage: MI / ln V", title=names[objective])
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, frameon=False)
-    top = min(max(tops, default=0.25), 0.3)  # the paper's axes span 0.25 nats of excess NLL
-    axes[0][0].set_ylim(-0.01, top * 1.05 + 0.01)
-    axes[0][0].set_ylabel("excess NLL: NLL − ln V (nats)")
-    fig.suptitle(f"{figure.name}: {figure.title} (ours: {figure.profile} profile, {_settings_text(figure.curves)})",
-                 fontsize=10)  # fmt: skip
-    fig.tight_layout()
+            key = _colour_key(c.curve_id)
+            colours.setdefault(key, palette[len(colours) % len(palette)])
+            names_of.setdefault(key, c.label.split(",")[0])
+        tops = []
+        flat = list(axes.flat)
+        for ax, objective in zip(flat, objectives):
+            for c in figure.curves:
+                if c.curve_id != "vqvae" and parse_curve_id(c.curve_id).objective != objective:
+                    continue
+                colour = colours[_colour_key(c.curve_id)]
+                front = c.paper.frontier()
+                ax.plot(c.paper.mi[front], c.paper.nll[front], "--", color=colour, alpha=0.55, lw=1.3)
+                tops.append(float(c.paper.nll[front].max()))
+                if c.ours is None:
+                    continue
+                front = c.ours.frontier()
+                ax.plot(c.ours.mi, c.ours.nll, ".", color=colour, alpha=0.3, ms=4)
+                ax.plot(c.ours.mi[front], c.ours.nll[front], ":" if c.too_few else "-", marker="o", color=colour,
+                        ms=4, lw=1.6)  # fmt: skip
+                tops.append(float(c.ours.nll[front].max()))
+            ax.axhline(0.0, color="0.6", lw=0.8)
+            ax.set(xlim=(0, 1.05), xlabel="latent usage: MI / ln V", title=names[objective])
+        for ax in flat[len(objectives) :]:
+            ax.set_visible(False)
+        top = min(max(tops, default=0.25), 0.3)  # the paper's axes span 0.25 nats of excess NLL
+        flat[0].set_ylim(-0.01, top * 1.05 + 0.01)
+        for row in axes:
+            row[0].set_ylabel("excess NLL: NLL − ln V")
+        handles = [Line2D([], [], color=colour, lw=2, label=names_of[key]) for key, colour in colours.items()]
+        handles += [
+            Line2D([], [], color="0.3", marker="o", ms=4, label="ours: frontier (dots: every trial)"),
+            Line2D([], [], color="0.3", ls="--", alpha=0.6, label="the paper's frontier"),
+        ]
+        fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, 0.0))
+        fig.suptitle(f"{figure.name}: {figure.title}\n(ours: {figure.profile} profile, "
+                     f"{_settings_text(figure.curves)})")  # fmt: skip
+        legend_rows = math.ceil(len(handles) / 4)
+        fig.tight_layout(rect=(0, 0.06 * legend_rows / rows + 0.02, 1, 1))
     return fig
 
 
@@ -266,7 +290,7 @@ def show_figure(number: int, profile: str, min_usages: list[float], tolerance: f
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
 
-    from .claims import figure_facts  # the reading compares curves: claims builds on this module
+    from .claims import figure_notes, ordering_table  # the reading compares curves: claims builds on this module
 
     figure = load_figure(number, profile)
     if not any(c.ours is not None for c in figure.curves):
@@ -281,6 +305,10 @@ def show_figure(number: int, profile: str, min_usages: list[float], tolerance: f
         f"Lowest excess NLL (nats over ln V) among trials with latent usage ≥ m · ln V, ours and the paper's; "
         f"trial counts and compute (sum of `wall_s`) are ours:\n\n{figure_table(figure, min_usages)}"
     ))  # fmt: skip
-    for line in figure_facts(figure, min_usages, tolerance):
+    display(Markdown(
+        "The curves' order, pair by pair, at each threshold m (pairs the paper separates by less than "
+        f"{tolerance:g} nats are ties):\n\n{ordering_table(figure, min_usages, tolerance)}"
+    ))  # fmt: skip
+    for line in figure_notes(figure):
         print(line)
     return figure
