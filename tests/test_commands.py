@@ -214,3 +214,15 @@ def test_ptb_trains_and_checks_on_an_image_without_optuna_or_plotly(tmp_path, sh
         done = run_without_extras(tmp_path, *args)
         assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stderr)
     assert len(list((tmp_path / "runs").glob("*/result.json"))) == 1
+
+
+def test_make_gpu_check_runs_the_boxs_own_python_without_a_venv(tmp_path):
+    """`make gpu-check` built a venv first, installing torch 2.13.0 (a CPU build) over the GPU box's own."""
+    fake = tmp_path / "python3"
+    fake.write_text('#!/bin/sh\necho "PYTHONPATH=$PYTHONPATH $@"\n')
+    fake.chmod(0o755)
+    done = subprocess.run(
+        ["make", "-s", "gpu-check", f"PYTHON={fake}", "VENV=/nonexistent"], capture_output=True, text=True, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "PYTHONPATH=src benchmarks/gpu_check.py --out runs/gpu-check.json"
