@@ -22,8 +22,6 @@ section raised an error); 2 bad arguments; 5 no CUDA device here (one line, noth
 its time box). It needs only torch, numpy, pyyaml and tqdm (no Optuna, plotly or package index).
 """
 
-from __future__ import annotations
-
 import argparse
 import contextlib
 import dataclasses
@@ -574,6 +572,12 @@ def resume(plan: Plan, out: dict, scratch: Path) -> None:
         resumed_from=first["resumed_from_steps"],
         resumed=first["metrics"],
         uninterrupted=second["metrics"],
+        # not 0 although resumption is exact: kernels that are not deterministic (CUDA's atomic adds) at work
+        largest_relative_difference=max(
+            abs(a - b) / max(abs(b), 1e-30)
+            for a, b in zip(first["metrics"].values(), second["metrics"].values())
+            if isinstance(b, float)
+        ),
         failed=not same or not first["resumed_from_steps"],
     )
     out["summary"] = f"{out['task']}: resumed from step {first['resumed_from_steps']}: " + (

@@ -32,7 +32,6 @@ sys.meta_path.insert(0, Absent())
 def load_gpu_check():
     spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
