@@ -398,11 +398,12 @@ def step_time(plan: Plan, out: dict) -> None:
     out["paper_trial"] = paper
     if plan.device == "cuda":
         sizes = {"synthetic": (SYNTHETIC, plan.synthetic), "ptb": (PTB, plan.ptb)}
-        out["busy_fraction"] = {
-            task: round(busy_fraction(load(path, *size), plan), 3)
-            for task, (path, size) in sizes.items()
-            if task in paper
-        }
+        out["busy_fraction"] = {}
+        for task, (path, size) in sizes.items():
+            try:  # a figure, not a check: a profiler that fails here (no CUPTI) is reported, not fatal
+                out["busy_fraction"][task] = round(busy_fraction(load(path, *size), plan), 3) if task in paper else None
+            except Exception as error:  # noqa: BLE001
+                out["busy_fraction"][task] = f"error: {type(error).__name__}: {error}".splitlines()[0]
     else:
         out["busy_fraction"] = "skipped: needs CUDA (the profiler's kernel times)"
     out["summary"] = "; ".join(
@@ -535,35 +536,44 @@ def resume(plan: Plan, out: dict, scratch: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
     killed, whole = scratch / "killed", scratch / "whole"
 
+    live: list[subprocess.Popen] = []  # killed in the end whatever happens (a cut included)
+
     def train(folder: Path) -> subprocess.Popen:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [*command, "--output-dir", str(folder)],
             env=env,
             cwd=REPO,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
+        live.append(process)
+        return process
 
-    process = train(killed)
+    def finish(process: subprocess.Popen) -> None:
+        _, err = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"micmco train exited {process.returncode}: {err.strip().splitlines()[-1:]}")
+
     try:
+        process = train(killed)
         while not list(killed.glob("*/checkpoint.pt")) and process.poll() is None:
             time.sleep(0.01)
+        if process.poll() is not None:
+            finish(process)
+            raise Skip("the run finished before it could be killed; nothing was resumed")
         process.send_signal(signal.SIGKILL)
         process.wait()
-    finally:
-        if process.poll() is None:
-            process.kill()
-    if list(killed.glob("*/result.json")):
-        raise Skip("the run finished before it could be killed; nothing was resumed")
-    from micmco.trainer import read_checkpoint
+        from micmco.trainer import read_checkpoint
 
-    out["killed_after_step"] = int(read_checkpoint(next(killed.glob("*/checkpoint.pt")))["state"]["step"])
-    for folder in (killed, whole):
-        done = train(folder)
-        _, err = done.communicate()
-        if done.returncode != 0:
-            raise RuntimeError(f"micmco train exited {done.returncode}: {err.strip().splitlines()[-1:]}")
+        out["killed_after_step"] = int(read_checkpoint(next(killed.glob("*/checkpoint.pt")))["state"]["step"])
+        for folder in (killed, whole):
+            finish(train(folder))
+    finally:
+        for process in live:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     first, second = (json.loads(next(f.glob("*/result.json")).read_text()) for f in (killed, whole))
     same = first["metrics"] == second["metrics"] and first["train_history"] == second["train_history"]
     out.update(
