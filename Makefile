@@ -11,21 +11,23 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 BOOK_INSTALLED := $(VENV)/.book-installed
 BENCH_INSTALLED := $(VENV)/.bench-installed
-PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# Exact versions from constraints.txt (torch 2.13.0, the CPU build on local disk); pyproject.toml has ranges.
+CONSTRAINTS := constraints.txt
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS)
 
 .PHONY: book test bench bench-ptb gpu-check smoke cpu clean reproduce
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) -e '.[test]'
+	$(PIP) -e '.[test,sweep]'
 	touch $@
 
 $(BOOK_INSTALLED): $(INSTALLED)
-	$(PIP) -e '.[test,book]'
+	$(PIP) -e '.[test,sweep,book]'
 	touch $@
 
 $(BENCH_INSTALLED): $(INSTALLED)
-	$(PIP) -e '.[test,bench]'
+	$(PIP) -e '.[test,sweep,bench]'
 	touch $@
 
 # The book: each chapter executed with papermill (progress per chapter; a failure names the chapter
@@ -70,10 +72,13 @@ bench: $(BENCH_INSTALLED)
 bench-ptb: $(INSTALLED)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/ptb_step_time.py
 
-# One command for a GPU box (at most five minutes): both tasks' steps/s and tokens/s, the projected time of
-# one paper trial, and a few steps on the GPU against the same steps on the CPU.
-gpu-check: $(INSTALLED)
-	$(BIN)/python benchmarks/gpu_check.py
+# One command for a GPU box (at most 8 minutes), with the box's own Python and torch (no venv: installing
+# would replace its CUDA build): versions and precision, the host-sync audit, ms per step of both tasks, GPU
+# against CPU losses, a K = 100 PTB evaluation against its memory estimate, a run killed and resumed. Figures
+# in $(GPU_CHECK_OUT) (its table's last line names it); exit 0 passed, 1 a check failed, 5 no CUDA, 6 incomplete.
+GPU_CHECK_OUT ?= runs/gpu-check.json
+gpu-check:
+	PYTHONPATH=src $(PYTHON) benchmarks/gpu_check.py --out $(GPU_CHECK_OUT)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache book/_build

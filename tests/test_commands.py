@@ -144,3 +144,85 @@ def test_a_file_where_the_run_directory_goes_is_one_line_not_a_traceback(tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "FileExistsError" in err[0] and str(run_dir) in err[0], err
     assert run_dir.read_text() == "not a directory"  # nothing of the user's is lost
+
+
+# What a stock GPU image lacks (it has torch, numpy, scipy, matplotlib, pyyaml, tqdm): importing any of these
+# fails in the subprocesses below, as when they are not installed.
+ABSENT = ("optuna", "psycopg", "plotly", "ipywidgets", "IPython")
+BLOCKER = f"""
+import importlib.abc, sys
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {ABSENT!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Absent())
+"""
+
+
+def run_without_extras(tmp_path: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``python -m micmco ARGS`` (or ``python SCRIPT ARGS`` when the first is a .py file) where importing
+    Optuna, psycopg, plotly, ipywidgets or IPython fails (a sitecustomize on PYTHONPATH installs the hook)."""
+    hook = tmp_path / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(BLOCKER)
+    command = [sys.executable, *(args if args[0].endswith(".py") else ("-m", "micmco", *args))]
+    env = {**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{REPO / 'src'}", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)
+
+
+def test_the_package_requires_a_torch_range_and_make_pins_it_in_a_constraints_file():
+    """pyproject.toml pinned torch==2.13.0: installing micmco on a GPU box replaced its CUDA build of torch."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    torch_req = next(Requirement(r) for r in project["dependencies"] if Requirement(r).name == "torch")
+    assert torch_req.specifier.contains("2.11.0") and torch_req.specifier.contains("2.13.0")  # the GPU box; CI
+    assert not torch_req.specifier.contains("2.3.1")  # older than the APIs micmco calls
+    required = {Requirement(r).name for r in project["dependencies"]}
+    assert not required & {"optuna", "psycopg", "plotly"}  # only the sweep tool and the book need them
+    assert {Requirement(r).name for r in project["optional-dependencies"]["sweep"]} >= {"optuna", "psycopg"}
+    pins = [line for line in (REPO / "constraints.txt").read_text().splitlines() if not line.startswith("#")]
+    assert "torch==2.13.0" in pins
+    makefile = (REPO / "Makefile").read_text()
+    installs = [line for line in makefile.splitlines() if line.strip().startswith("$(PIP) ")]
+    assert installs and "PIP := $(BIN)/python -m pip install" in makefile and "-c $(CONSTRAINTS)" in makefile
+    assert "CONSTRAINTS := constraints.txt" in makefile
+    assert all("[test,sweep" in line for line in installs)  # make test and make reproduce need the sweep
+
+
+@pytest.mark.slow
+def test_train_and_check_run_with_python_dash_m_on_an_image_without_optuna_or_plotly(tmp_path):
+    """`PYTHONPATH=src python3 -m micmco ...` (a GPU box with no package index) had no __main__, and nothing
+    checked that training and `micmco check` stay clear of the sweep's and the book's packages."""
+    smoke = "params/synthetic/smoke/elbo-kl.yaml"
+    for args in (["check", smoke], ["train", smoke, "--quiet", "--output-dir", str(tmp_path / "runs")]):
+        done = run_without_extras(tmp_path, *args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stderr)
+    assert len(list((tmp_path / "runs").glob("*/result.json"))) == 1
+    done = run_without_extras(tmp_path, "benchmarks/gpu_check.py", "--help")
+    assert done.returncode == 0 and "--out" in done.stdout, done.stderr
+    done = run_without_extras(tmp_path, "sweep", "params/studies/cpu/dreg16-kl.yaml", "--workers", "1")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "micmco sweep needs optuna, which is not installed: pip install -e '.[sweep]'" in done.stderr
+
+
+@pytest.mark.slow
+def test_ptb_trains_and_checks_on_an_image_without_optuna_or_plotly(tmp_path, shared_dir):
+    ptb = ["params/ptb/smoke/ptb-dreg16-kl.yaml", "--set", "train.steps=4", "--set", "eval.split=valid"]
+    for args in (["check", *ptb], ["train", *ptb, "--quiet", "--output-dir", str(tmp_path / "runs")]):
+        done = run_without_extras(tmp_path, *args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stderr)
+    assert len(list((tmp_path / "runs").glob("*/result.json"))) == 1
+
+
+def test_make_gpu_check_runs_the_boxs_own_python_without_a_venv(tmp_path):
+    """`make gpu-check` built a venv first, installing torch 2.13.0 (a CPU build) over the GPU box's own."""
+    fake = tmp_path / "python3"
+    fake.write_text('#!/bin/sh\necho "PYTHONPATH=$PYTHONPATH $@"\n')
+    fake.chmod(0o755)
+    done = subprocess.run(
+        ["make", "-s", "gpu-check", f"PYTHON={fake}", "VENV=/nonexistent"], capture_output=True, text=True, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "PYTHONPATH=src benchmarks/gpu_check.py --out runs/gpu-check.json"

@@ -26,7 +26,7 @@ schema, one frontier and one sweep tool serve every task. One line per module:
 - ``testbed``: tractable models with exact expectations over K samples, for the tests and the book.
 - ``util``: exit codes, the source commit, signal handlers that respect ignored signals, atomic writes.
 - ``book``: what the book's chapters call: propositions, figures, claims, explorers, costs.
-- ``cli``: ``micmco train|check|sweep|pareto|table1``.
+- ``cli``: ``micmco train|check|sweep|pareto|table1`` (``python -m micmco`` too: ``__main__``).
 """
 
 __version__ = "0.1.0"

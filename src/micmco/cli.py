@@ -33,6 +33,9 @@ DELEGATED = {
     "table1": ("micmco.best_trials", "the paper's Table 1: the best validation results on Penn Treebank"),
 }
 
+# Packages of the optional extras (pyproject.toml) -> the extra: train, check and evaluation never import them.
+OPTIONAL = {"optuna": "sweep", "scipy": "sweep", "psycopg": "sweep", "plotly": "book", "ipywidgets": "book"}
+
 
 def main(argv: list[str] | None = None) -> int:
     try:
@@ -45,7 +48,15 @@ def _main(argv: list[str]) -> int:
     if argv and argv[0] in DELEGATED:
         import importlib
 
-        return importlib.import_module(DELEGATED[argv[0]][0]).cli_main(argv[1:])
+        try:
+            return importlib.import_module(DELEGATED[argv[0]][0]).cli_main(argv[1:])
+        except ModuleNotFoundError as error:  # an extra's package (the sweep's Optuna) on a stock image
+            extra = OPTIONAL.get((error.name or "").partition(".")[0])
+            if extra is None:
+                raise
+            return _fail(
+                f"micmco {argv[0]} needs {error.name}, which is not installed: pip install -e '.[{extra}]'", EXIT_FAILED
+            )
     parser = argparse.ArgumentParser(
         prog="micmco", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
