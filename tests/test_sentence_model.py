@@ -376,14 +376,14 @@ def test_pad_sentences_refuses_an_empty_sentence_or_batch():
         pad_sentences([torch.tensor([3, 0]), torch.tensor([], dtype=torch.long)])
     with pytest.raises(ValueError, match="sentences is empty"):
         pad_sentences([])
-    tokens, lengths = pad_sentences([torch.tensor([3, 0]), torch.tensor([0])])
+    tokens, lengths, *_ = pad_sentences([torch.tensor([3, 0]), torch.tensor([0])])
     assert tokens.tolist() == [[3, 0], [0, 0]] and lengths.tolist() == [2, 1]
 
 
 def test_encode_maps_unknown_words_to_unk_and_decode_refuses_unknown_ids(tmp_path):
     from micmco.tasks.ptb_data import Corpus
 
-    corpus = Corpus(tmp_path, 35, ("<eos>", "<unk>", "the", "cat"), {}, {}, {}, {})
+    corpus = Corpus(tmp_path, 35, ("<eos>", "<unk>", "the", "cat"), {}, {}, {}, {}, {})
     ids = corpus.encode("the dog cat <eos>")
     assert ids.dtype == torch.long and ids.tolist() == [2, 1, 3, 0]
     assert torch.equal(corpus.encode(["the", "cat"]), torch.tensor([2, 3]))
