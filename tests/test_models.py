@@ -221,3 +221,17 @@ def test_a_loaded_vqvae_knows_on_the_host_that_its_codebook_is_initialised():
     assert not resumed.initialized_on_host
     resumed.load_state_dict(trained.state_dict())
     assert resumed.initialized_on_host  # so a resumed run does not initialise its codebook again
+
+
+def test_gaussian_noise_is_float32_under_bfloat16_autocast():
+    """Autocast makes the posterior bfloat16; the noise (and so z) stays float32, not rounded to 8 bits."""
+    latent = GaussianLatent(3)
+    head = torch.nn.Linear(4, latent.posterior_size)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        posterior = latent.posterior(head(torch.randn(5, 4)))
+        assert posterior.mean.dtype == torch.bfloat16  # what autocast gives the sampler
+        z = latent.sample(posterior, 2, torch.Generator().manual_seed(0))
+    assert z.dtype == torch.float32
+    noise = torch.randn((2, 5, 3), generator=torch.Generator().manual_seed(0))  # the same draws, float32
+    expected = posterior.mean.float() + (0.5 * posterior.log_var).exp().float() * noise
+    torch.testing.assert_close(z, expected)

@@ -14,6 +14,7 @@ from torch.autograd.function import once_differentiable
 # V = 1000: fused/reference 1.30 at K = 1, 1.06 at K = 2, 0.95 at K = 4, 0.89 at K = 16).
 # On accelerators memory is fast and plentiful, so the reference path is always taken.
 CHUNK_BYTES = 2**19
+REDUCED = (torch.bfloat16, torch.float16)  # autocast's dtypes
 MIN_CHUNK_ROWS = 64
 SMALL_LOGITS_BYTES = 2**21
 
@@ -26,8 +27,22 @@ def symbol_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
     and gradients chunk by chunk.
     """
     K, B, V = logits.shape  # samples, batch, vocabulary
+    logits = logits.to(_softmax_dtype(logits))  # autocast's bfloat16 logits: gather and normalise in float32
     target = logits.gather(-1, x.expand(K, B).unsqueeze(-1)).squeeze(-1)
     return target - logits.logsumexp(-1)
+
+
+def target_logits(hidden: Tensor, weight: Tensor, bias: Tensor | None, x: Tensor) -> Tensor:
+    """(hidden · weight[x] + bias[x]) in float32 (float64 for float64 hidden). hidden [..., B, H], x [B] -> [..., B].
+
+    Under autocast the head's logits come out in bfloat16, rounded by up to 2^-9 of their size (0.03 nats
+    at 16), the size of the gaps between the paper's curves. The log-normaliser averages the roundings of
+    many logits; the target logit is one of them, so it is recomputed at full precision: a dot product per
+    row, H multiplications against the head's H·V.
+    """
+    dtype = _softmax_dtype(hidden)
+    logit = (hidden.to(dtype) * weight.index_select(0, x).to(dtype)).sum(-1)
+    return logit if bias is None else logit + bias.index_select(0, x).to(dtype)
 
 
 def decoder_log_likelihood(decoder: nn.Sequential, z: Tensor, x: Tensor) -> Tensor:
@@ -52,7 +67,10 @@ def linear_log_softmax_gather(hidden: Tensor, weight: Tensor, bias: Tensor | Non
     K, B, H = hidden.shape  # samples, batch, hidden size
     V = weight.shape[0]  # vocabulary
     if hidden.device.type != "cpu" or K * B * V * 4 <= SMALL_LOGITS_BYTES:
-        return symbol_log_likelihood(nn.functional.linear(hidden, weight, bias), x)
+        logits = nn.functional.linear(hidden, weight, bias)  # [K, B, V]
+        if logits.dtype in REDUCED:  # autocast: the target logit at full precision
+            return target_logits(hidden, weight, bias, x) - logits.float().logsumexp(-1)
+        return symbol_log_likelihood(logits, x)
     if bias is None:
         bias = weight.new_zeros(V)
     targets = x.expand(K, B).reshape(K * B)  # [K·B]: the symbol each row scores
@@ -89,7 +107,10 @@ class LinearLogSoftmaxGather(torch.autograd.Function):
             chunk = slice(start, start + rows)
             logits = torch.addmm(bias, hidden[chunk], weight.t()).to(dtype)  # [rows, V]
             log_normaliser[chunk] = logits.logsumexp(-1)
-            target_logit[chunk] = logits.gather(1, targets[chunk].unsqueeze(1)).squeeze(1)
+            if ctx.autocast[1]:  # the logits were rounded to autocast's dtype: the target's at full precision
+                target_logit[chunk] = target_logits(hidden[chunk], weight, bias, targets[chunk])
+            else:
+                target_logit[chunk] = logits.gather(1, targets[chunk].unsqueeze(1)).squeeze(1)
         ctx.save_for_backward(hidden, weight, bias, targets, log_normaliser)
         return target_logit - log_normaliser
 
