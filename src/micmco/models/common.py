@@ -12,8 +12,13 @@ from torch.autograd.function import once_differentiable
 # Logits up to SMALL_LOGITS_BYTES in all take the reference path: they fit in cache anyway,
 # and there the fused head's recomputation costs more than it saves (the head alone, B = 256,
 # V = 1000: fused/reference 1.30 at K = 1, 1.06 at K = 2, 0.95 at K = 4, 0.89 at K = 16).
-# On accelerators memory is fast and plentiful, so the reference path is always taken.
+# On accelerators memory is fast and plentiful, so the reference path is taken up to
+# ACCELERATOR_LOGITS_BYTES of logits (the paper's PTB DReG 16 step: 5.7 GB, fast unchunked), and
+# beyond it chunks of ACCELERATOR_CHUNK_BYTES, few and large, since each costs kernel launches (the
+# PTB DReG 64 step's 23 GB of logits, six copies of them unchunked, would not fit a 139 GiB GPU).
 CHUNK_BYTES = 2**19
+ACCELERATOR_LOGITS_BYTES = 2**34
+ACCELERATOR_CHUNK_BYTES = 2**30
 REDUCED = (torch.bfloat16, torch.float16)  # autocast's dtypes
 MIN_CHUNK_ROWS = 64
 SMALL_LOGITS_BYTES = 2**21
@@ -66,7 +71,7 @@ def linear_log_softmax_gather(hidden: Tensor, weight: Tensor, bias: Tensor | Non
     """ln softmax(hidden @ weight^T + bias)[x], chunked. hidden [K, B, H], weight [V, H], bias [V], x [B] -> [K, B]."""
     K, B, H = hidden.shape  # samples, batch, hidden size
     V = weight.shape[0]  # vocabulary
-    if hidden.device.type != "cpu" or K * B * V * 4 <= SMALL_LOGITS_BYTES:
+    if not head_chunk_rows(K * B, V, hidden.device.type):
         logits = nn.functional.linear(hidden, weight, bias)  # [K, B, V]
         if logits.dtype in REDUCED:  # autocast: the target logit at full precision
             return target_logits(hidden, weight, bias, x) - logits.float().logsumexp(-1)
@@ -80,8 +85,21 @@ def linear_log_softmax_gather(hidden: Tensor, weight: Tensor, bias: Tensor | Non
 
 
 def chunk_rows(vocab_size: int) -> int:
-    """Rows of logits per chunk: about CHUNK_BYTES of float32."""
+    """Rows of logits per chunk on the CPU: about CHUNK_BYTES of float32."""
     return max(MIN_CHUNK_ROWS, CHUNK_BYTES // (4 * vocab_size))
+
+
+def head_chunk_rows(rows: int, vocab_size: int, device_type: str) -> int:
+    """Rows per chunk of the fused head for ``rows`` rows of logits on a device of ``device_type``, or 0 when
+    the reference path (all logits at once) pays; micmco.memory estimates by the same rule."""
+    logit_bytes = rows * vocab_size * 4
+    if device_type == "cpu":
+        return 0 if logit_bytes <= SMALL_LOGITS_BYTES else chunk_rows(vocab_size)
+    return (
+        0
+        if logit_bytes <= ACCELERATOR_LOGITS_BYTES
+        else max(MIN_CHUNK_ROWS, ACCELERATOR_CHUNK_BYTES // (4 * vocab_size))
+    )
 
 
 class LinearLogSoftmaxGather(torch.autograd.Function):
@@ -102,7 +120,8 @@ class LinearLogSoftmaxGather(torch.autograd.Function):
         dtype = _softmax_dtype(hidden)
         log_normaliser = torch.empty(N, dtype=dtype, device=hidden.device)  # [N]
         target_logit = torch.empty(N, dtype=dtype, device=hidden.device)  # [N]
-        rows = chunk_rows(weight.shape[0])
+        # the rows per chunk of the device (also where the caller chose the fused head for small logits)
+        rows = ctx.rows = head_chunk_rows(N, weight.shape[0], hidden.device.type) or chunk_rows(weight.shape[0])
         for start in range(0, N, rows):
             chunk = slice(start, start + rows)
             logits = torch.addmm(bias, hidden[chunk], weight.t()).to(dtype)  # [rows, V]
@@ -124,7 +143,7 @@ class LinearLogSoftmaxGather(torch.autograd.Function):
         dtype = _softmax_dtype(hidden)
         grad_weight = torch.zeros_like(weight, dtype=dtype) if need_weight else None  # [V, H]
         grad_bias = torch.zeros_like(bias, dtype=dtype) if need_bias else None  # [V]
-        rows = chunk_rows(weight.shape[0])
+        rows = ctx.rows
         device_type, enabled, dtype = ctx.autocast
         with torch.autocast(device_type, dtype=dtype, enabled=enabled):
             for start in range(0, N, rows):

@@ -213,15 +213,18 @@ class PTBTask(Task):
 
     def estimate_memory(self, config: PTBRunConfig, device: torch.device | str = "cpu") -> MemoryEstimate:
         """The embeddings, the encoder's two LSTM directions, the posterior head, the decoder LSTM and
-        the softmax; a step's K·B·T decoder rows at the longest sentence (max_length)."""
+        the softmax; a step's K·B·T decoder rows, T the longest sentence of the split read: train's for a
+        training step (max_length, where sentences are truncated), the evaluated split's for evaluation
+        (the test split is not truncated: up to 78 tokens). Batch memory grows with the batch's longest
+        sentence; counting every row at it bounds the batch of the longest sentences."""
         V, E, H = config.data.vocab_size, config.model.embedding_size, config.model.hidden_size
         sizes = latent_sizes(config.model.latent, E)
         lstm = 4 * H * (E + H + 2)
         parameters = 2 * V * E + 2 * lstm + 2 * H * sizes.posterior_size + sizes.decoder_input + lstm + H * V + V
         draws = max(config.estimator.num_samples, config.estimator.mi_samples or 0)
-        T = config.data.max_length
-        eval_rows = config.eval.samples_per_pass * config.eval.batch_size * T
-        rows_per_draw = config.data.batch_size * T
+        lengths = load_corpus(config.data).lengths  # cached: the run reuses it
+        eval_rows = config.eval.samples_per_pass * config.eval.batch_size * int(lengths[self.split(config)].max())
+        rows_per_draw = config.data.batch_size * int(lengths["train"].max())
         # LSTM steps keep their gates for backward: about 3 H-sized tensors per row more than an MLP layer.
         return step_memory(
             parameters, config.estimator.base, draws, rows_per_draw, V, 3 * H, sizes.sample_floats, eval_rows, device
