@@ -241,6 +241,30 @@ def test_the_masked_recurrence_matches_autograd_through_lstm_cells():
     assert torch.autograd.gradcheck(lambda p, w: MaskedRecurrence.apply(p, w, mask), (projected, weight))
 
 
+def test_a_path_only_backward_skips_the_recurrent_weights_gradient(monkeypatch):
+    """DReG's path term takes the gradient with respect to the decoder's input alone (autograd.grad): the
+    recurrence then skips W_hh's gradient, the same input gradient as a full backward pass gives."""
+    torch.manual_seed(0)
+    lstm = StateDropoutLSTM(3, 4)
+    N, T = 6, 5  # rows, time
+    mask = dropout_mask((N, 4), 0.5, torch.empty(0), torch.Generator().manual_seed(0))
+    weight_gradients = []  # whether each backward pass of the recurrence made W_hh's gradient
+    backward = MaskedRecurrence.backward
+
+    def recording(ctx, grad):
+        grads = backward(ctx, grad)
+        weight_gradients.append(grads[1] is not None)
+        return grads
+
+    monkeypatch.setattr(MaskedRecurrence, "backward", staticmethod(recording))
+    inputs = torch.randn(N, T, 3, requires_grad=True)
+    (path,) = torch.autograd.grad(lstm(inputs, mask).square().sum(), inputs)
+    lstm(inputs, mask).square().sum().backward()
+    assert weight_gradients == [False, True]
+    assert torch.equal(path, inputs.grad)
+    assert lstm.lstm.weight_hh_l0.grad is not None
+
+
 # --- configuration and the L2 penalty ------------------------------------------------------------
 
 

@@ -137,7 +137,7 @@ class LinearLogSoftmaxGather(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_output: Tensor):
         hidden, weight, bias, targets, log_normaliser = ctx.saved_tensors
-        need_hidden, need_weight, need_bias = (_needed(ctx, i) for i in range(3))
+        need_hidden, need_weight, need_bias = (needed_input_grad(ctx, i) for i in range(3))
         N, H = hidden.shape  # rows, hidden size
         grad_hidden = torch.empty_like(hidden) if need_hidden else None  # [N, H]
         dtype = _softmax_dtype(hidden)
@@ -181,7 +181,7 @@ def _autocast_state(device: torch.device) -> tuple[str, bool, torch.dtype]:
     return device_type, enabled, dtype
 
 
-def _needed(ctx, index: int) -> bool:
+def needed_input_grad(ctx, index: int) -> bool:
     """Whether the running backward pass needs the gradient of input ``index``."""
     if not ctx.needs_input_grad[index]:
         return False
