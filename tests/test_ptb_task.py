@@ -260,3 +260,16 @@ def test_the_mask_seed_is_the_cpu_generators_first_draw_computed_on_the_host(see
 
     expected = torch.randint(2**62, (1,), generator=torch.Generator().manual_seed(seed)).item()
     assert first_cpu_draw(seed) == expected
+
+
+def test_the_sync_audit_names_host_reads_and_value_dependent_shapes_but_not_packed_batch_sizes():
+    from micmco.syncaudit import SyncAudit
+
+    x = torch.tensor([1.0, 0.0, 2.0])
+    with SyncAudit() as audit:
+        x.sum().item()
+        x[x > 0]
+        x.nonzero()
+        lstm = torch.nn.LSTM(2, 3, batch_first=True)  # packed input: nn.LSTM reads batch_sizes, a host tensor
+        lstm(torch.nn.utils.rnn.pack_padded_sequence(torch.randn(2, 4, 2), [4, 2], batch_first=True))
+    assert audit.syncs == ["aten._local_scalar_dense", "aten.index (boolean mask)", "aten.nonzero"]

@@ -4,8 +4,12 @@ On CUDA, ``torch.cuda.set_sync_debug_mode("error")`` names every synchronisation
 synchronises, so :class:`SyncAudit` records the aten operations that *would*: reading a tensor's value
 on the host (``item``, ``int``, ``bool``: ``_local_scalar_dense``), operations whose output shape
 depends on values (``nonzero``, ``masked_select``, indexing with a boolean mask) and copies to the CPU.
-A training step with none of them runs on a GPU without waiting (tests/test_ptb_task.py;
-``benchmarks/gpu_check.py`` audits real steps with :func:`audit_steps`).
+A training step with none of them runs on a GPU without waiting (tests/test_ptb_task.py, test_models.py).
+
+On a GPU (``benchmarks/gpu_check.py``): ``step = TrainingStep(config, "cuda")``, one warm-up step
+``step(0, step.data(0))`` (lazy initialisation may synchronise once), then the steps under
+``torch.cuda.set_sync_debug_mode("error")``, and ``audit_steps(step, 20, "cuda", first=1)`` to name the
+operations.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 __all__ = ["SyncAudit", "TrainingStep", "audit_steps"]
 
-_VALUE_READS = {"aten._local_scalar_dense", "aten.nonzero", "aten.masked_select", "aten.masked_scatter"}
+_VALUE_READS = {"aten._local_scalar_dense", "aten.nonzero", "aten.masked_select"}
 
 
 def _is_bool_tensor(value: Any) -> bool:
@@ -45,8 +49,12 @@ class SyncAudit(TorchDispatchMode):
             result = func(*args, **kwargs)
             self.host_storages.add(result[1].untyped_storage().data_ptr())
             return result
-        on_host = all(t.untyped_storage().data_ptr() in self.host_storages for t in tensors if t.device.type == "cpu")
-        if not any(t.device.type == self.device_type for t in tensors) or (tensors and on_host):
+        watched = [
+            t
+            for t in tensors
+            if t.device.type == self.device_type and t.untyped_storage().data_ptr() not in self.host_storages
+        ]
+        if not watched:
             return func(*args, **kwargs)
         if op in _VALUE_READS:
             self.syncs.append(op)
@@ -66,13 +74,13 @@ def _to_cpu(op: str, args, kwargs) -> bool:
     return destination.device.type == "cpu" and source.device.type != "cpu"
 
 
-def audit_steps(step: TrainingStep, steps: int, device_type: str = "cpu") -> list[str]:
-    """The synchronising operations of steps 0 to ``steps`` - 1, in order (on CPU tensors: those that would
+def audit_steps(step: TrainingStep, steps: int, device_type: str = "cpu", first: int = 0) -> list[str]:
+    """The synchronising operations of ``steps`` steps from step ``first``, in order (on CPU tensors: those that would
     synchronise on CUDA); the host's data loading is not audited. On a GPU, pass ``device_type="cuda"`` and
     also run the steps under ``torch.cuda.set_sync_debug_mode("warn")``: it sees the synchronisations inside
     kernels' host code too (a blocking copy, cuDNN's)."""
     audit = SyncAudit(device_type)
-    for t in range(steps):
+    for t in range(first, first + steps):
         batch = step.data(t)  # the loader's work, on the host
         with audit:
             step(t, batch)
