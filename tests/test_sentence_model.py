@@ -393,6 +393,22 @@ def test_bad_sentence_batches_are_errors_naming_the_argument(index):
         model.log_likelihood(sentences([5, 2, 7]), torch.zeros(2, 4, 3))
 
 
+def test_a_sentence_batch_carries_the_hosts_lengths_through_to_device_and_scores_as_its_pair():
+    from micmco.models.sentence import SentenceBatch
+    from micmco.trainer import to_device
+
+    pair = sentences([4, 7, 2, 7])
+    batch = to_device(SentenceBatch.of(*pair), torch.device("cpu"))
+    assert isinstance(batch, SentenceBatch) and batch.sorted_lengths == (7, 7, 4, 2)  # plain ints, on the host
+    assert batch.positions.tolist() == [b * 7 + t for b, n in enumerate([4, 7, 2, 7]) for t in range(n)]
+    model = make_model()
+    z = sample(model, pair, 3)
+    assert torch.equal(model.log_likelihood(batch, z), model.log_likelihood(pair, z))
+    bad = SentenceBatch((*batch[:4], (7, 7, 4)))
+    with pytest.raises(ValueError, match="sorted_lengths must be B = 4 lengths"):
+        model.posterior(bad)
+
+
 def test_pad_sentences_refuses_an_empty_sentence_or_batch():
     from micmco.tasks.ptb_data import pad_sentences
 
