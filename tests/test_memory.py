@@ -84,3 +84,34 @@ def test_on_an_accelerator_the_full_logits_count():
     config = load_config(SMOKE / "dreg16-renyi.yaml", ["data.vocab_size=10000", "data.batch_size=256"])
     cpu, cuda = estimate_memory(config, "cpu"), estimate_memory(config, "cuda")
     assert cuda.train_bytes - cpu.train_bytes > 6 * 16 * 256 * 10000 * 4 * 0.9  # DReG's six [K·B, V] copies
+
+
+PTB_PAPER = REPO / "params" / "ptb" / "paper" / "ptb-base-dreg.yaml"
+H200 = 139 * 2**30  # an H200's memory, as torch.cuda.mem_get_info gives it
+
+
+def test_the_paper_ptb_dreg_64_step_fits_a_139_gib_gpu(shared_dir, monkeypatch):
+    """Its 23 GB of logits, six copies held at once unchunked (177 GiB), go through the chunked head."""
+    monkeypatch.setenv("MICMCO_PTB", str(shared_dir / "data" / "ptb"))
+    config = load_config(PTB_PAPER, ["estimator.num_samples=64", "eval.split=test"])
+    assert estimate_memory(config, "cuda").peak_bytes <= H200
+    assert estimate_memory(config, "cpu").peak_bytes <= H200
+
+
+def test_ptb_evaluation_rows_count_the_evaluated_splits_longest_sentence(shared_dir, monkeypatch):
+    """The test split is not truncated to max_length (35): its longest sentence has 78 tokens."""
+    monkeypatch.setenv("MICMCO_PTB", str(shared_dir / "data" / "ptb"))
+    memory = {
+        split: estimate_memory(load_config(PTB_PAPER, [f"eval.split={split}"]), "cpu").eval_bytes
+        for split in ("valid", "test")
+    }
+    assert memory["test"] > 1.8 * memory["valid"]  # rows: 78 against 35 positions per sentence
+
+
+def test_the_head_chunks_on_an_accelerator_only_where_the_logits_are_huge():
+    from micmco.models.common import head_chunk_rows
+
+    V = 10000
+    assert head_chunk_rows(16 * 256 * 35, V, "cuda") == 0  # 5.7 GB: the fast reference head
+    assert 0 < head_chunk_rows(64 * 256 * 35, V, "cuda") < 64 * 256 * 35  # 23 GB: chunked
+    assert head_chunk_rows(64 * 256 * 35, V, "cpu") == head_chunk_rows(1000, V, "cpu") == 64  # the CPU's, as ever

@@ -1,6 +1,7 @@
 """Latent spaces, the synthetic models, the VQ-VAE baseline and evaluation."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -199,3 +200,38 @@ def test_vqvae_learns_to_use_its_codes_and_measures_the_fixed_rate():
     assert distortion < math.log(V) - 1.5, "the codes carry information about x"
     codes = {tuple(code) for code in model.quantize(model.encode(torch.arange(V))).tolist()}
     assert len(codes) >= 10
+
+
+def test_a_vqvae_training_step_has_no_host_device_synchronisation():
+    """The codebook's first-batch initialisation is decided on the host, not by reading a device flag."""
+    from micmco.experiment import load_config
+    from micmco.syncaudit import TrainingStep, audit_steps
+
+    config = load_config(Path(__file__).resolve().parents[1] / "params/synthetic/smoke/vqvae.yaml", [])
+    step = TrainingStep(config, optimise=False)
+    assert audit_steps(step, 3) == []
+    assert bool(step.model.initialized)  # the first step still initialised the codebook
+
+
+def test_a_loaded_vqvae_knows_on_the_host_that_its_codebook_is_initialised():
+    latent = CategoricalLatent(2, 3)
+    trained = VQVAE(5, latent, VQConfig(), hidden_size=4).train()
+    trained.loss(torch.tensor([0, 1, 2, 3]), torch.Generator().manual_seed(0))
+    resumed = VQVAE(5, latent, VQConfig(), hidden_size=4)
+    assert not resumed.initialized_on_host
+    resumed.load_state_dict(trained.state_dict())
+    assert resumed.initialized_on_host  # so a resumed run does not initialise its codebook again
+
+
+def test_gaussian_noise_is_float32_under_bfloat16_autocast():
+    """Autocast makes the posterior bfloat16; the noise (and so z) stays float32, not rounded to 8 bits."""
+    latent = GaussianLatent(3)
+    head = torch.nn.Linear(4, latent.posterior_size)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        posterior = latent.posterior(head(torch.randn(5, 4)))
+        assert posterior.mean.dtype == torch.bfloat16  # what autocast gives the sampler
+        z = latent.sample(posterior, 2, torch.Generator().manual_seed(0))
+    assert z.dtype == torch.float32
+    noise = torch.randn((2, 5, 3), generator=torch.Generator().manual_seed(0))  # the same draws, float32
+    expected = posterior.mean.float() + (0.5 * posterior.log_var).exp().float() * noise
+    torch.testing.assert_close(z, expected)

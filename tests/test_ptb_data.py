@@ -64,7 +64,7 @@ def whole(ptb):
 
 def rows(batches) -> list[tuple[int, ...]]:
     """The real part of every row of (tokens, lengths) batches."""
-    return [tuple(row[:length].tolist()) for tokens, lengths in batches for row, length in zip(tokens, lengths)]
+    return [tuple(row[:length].tolist()) for tokens, lengths, *_ in batches for row, length in zip(tokens, lengths)]
 
 
 @contextmanager
@@ -117,7 +117,7 @@ def test_evaluation_batches_cover_each_sentence_once(corpus, split):
     batches = list(evaluation_batches(corpus, split, 64))
     assert Counter(rows(batches)) == Counter(tuple(sentence.tolist()) for sentence in corpus.sentences[split])
     real = padded = 0
-    for tokens, lengths in batches:
+    for tokens, lengths, *_ in batches:
         B, T = tokens.shape  # sentences, time
         assert tokens.dtype == lengths.dtype == torch.long and B <= 64 and T == int(lengths.max())
         padding = torch.arange(T) >= lengths[:, None]  # [B, T]
@@ -125,7 +125,7 @@ def test_evaluation_batches_cover_each_sentence_once(corpus, split):
         real, padded = real + int(lengths.sum()), padded + B * T
     assert real == corpus.stats[split].kept_tokens  # padding never counts
     assert 1 - real / padded < 0.04  # length buckets: little padding
-    lengths = torch.cat([lengths for _, lengths in batches])
+    lengths = torch.cat([batch.lengths for batch in batches])
     assert bool((lengths[:-1] >= lengths[1:]).all())  # longest first
     again = list(evaluation_batches(corpus, split, 64))
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches, again))
@@ -134,7 +134,7 @@ def test_evaluation_batches_cover_each_sentence_once(corpus, split):
 def test_training_batches(ptb, tmp_path, corpus):
     config = PTBDataConfig(path=str(ptb), batch_size=64)
     data = TrainingSentences(corpus, config, seed=3)
-    tokens, lengths = data(5)
+    tokens, lengths, *_ = data(5)
     B, T = tokens.shape  # sentences, time
     assert B == 64 and T == int(lengths.max()) and T <= 35
     assert bool((tokens[torch.arange(T) >= lengths[:, None]] == corpus.eos_id).all())  # padding

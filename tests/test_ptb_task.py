@@ -225,3 +225,51 @@ def test_an_opted_in_run_says_its_data_are_unverified(tmp_path, capsys):
     assert unverified["data"]["sha256"]["train"] == hashlib.sha256((half / "ptb.train.txt").read_bytes()).hexdigest()
     assert verified["data"]["sha256"]["valid"] == EXPECTED["valid"][1]
     assert any("data.unverified" in warning for warning in unverified["warnings"]) and verified["warnings"] == []
+
+
+AUDITED = [
+    (base, kind)
+    for base in ("dreg", "vimco", "reinforce", "iwae")
+    for kind in ("gaussian", "categorical")
+    if not (kind == "categorical" and base in ("dreg", "iwae"))  # reparameterised estimators need Gaussian z
+]
+
+
+@pytest.mark.parametrize("base,kind", AUDITED)
+def test_a_ptb_training_step_has_no_host_device_synchronisation(base, kind):
+    """No operation of a step (forward and backward, state dropout, shared masks) reads a value on the host
+    or has a value-dependent shape: on CUDA each would make host and GPU take turns."""
+    from micmco.syncaudit import TrainingStep, audit_steps
+
+    latent = (
+        "{kind: gaussian, num_latents: 4}"
+        if kind == "gaussian"
+        else "{kind: categorical, num_latents: 2, num_categories: 3}"
+    )
+    config = load_config(
+        SMOKE / "ptb-vimco16-renyi-shared.yaml",
+        [f"estimator.base={base}", "estimator.num_samples=4", f"model.latent={latent}", "data.batch_size=4",
+         "model.masks=shared", "model.state_dropout=0.2", "objective={kind: none}"],
+    )  # fmt: skip
+    assert audit_steps(TrainingStep(config, optimise=False), 2) == []
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**32 - 1, 2**32, 2**62 + 12345, 2**63 - 1, 6_075_115_374_129_412_707])
+def test_the_mask_seed_is_the_cpu_generators_first_draw_computed_on_the_host(seed):
+    from micmco.tasks.ptb import first_cpu_draw
+
+    expected = torch.randint(2**62, (1,), generator=torch.Generator().manual_seed(seed)).item()
+    assert first_cpu_draw(seed) == expected
+
+
+def test_the_sync_audit_names_host_reads_and_value_dependent_shapes_but_not_packed_batch_sizes():
+    from micmco.syncaudit import SyncAudit
+
+    x = torch.tensor([1.0, 0.0, 2.0])
+    with SyncAudit() as audit:
+        x.sum().item()
+        x[x > 0]
+        x.nonzero()
+        lstm = torch.nn.LSTM(2, 3, batch_first=True)  # packed input: nn.LSTM reads batch_sizes, a host tensor
+        lstm(torch.nn.utils.rnn.pack_padded_sequence(torch.randn(2, 4, 2), [4, 2], batch_first=True))
+    assert audit.syncs == ["aten._local_scalar_dense", "aten.index (boolean mask)", "aten.nonzero"]

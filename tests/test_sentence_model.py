@@ -241,6 +241,30 @@ def test_the_masked_recurrence_matches_autograd_through_lstm_cells():
     assert torch.autograd.gradcheck(lambda p, w: MaskedRecurrence.apply(p, w, mask), (projected, weight))
 
 
+def test_a_path_only_backward_skips_the_recurrent_weights_gradient(monkeypatch):
+    """DReG's path term takes the gradient with respect to the decoder's input alone (autograd.grad): the
+    recurrence then skips W_hh's gradient, the same input gradient as a full backward pass gives."""
+    torch.manual_seed(0)
+    lstm = StateDropoutLSTM(3, 4)
+    N, T = 6, 5  # rows, time
+    mask = dropout_mask((N, 4), 0.5, torch.empty(0), torch.Generator().manual_seed(0))
+    weight_gradients = []  # whether each backward pass of the recurrence made W_hh's gradient
+    backward = MaskedRecurrence.backward
+
+    def recording(ctx, grad):
+        grads = backward(ctx, grad)
+        weight_gradients.append(grads[1] is not None)
+        return grads
+
+    monkeypatch.setattr(MaskedRecurrence, "backward", staticmethod(recording))
+    inputs = torch.randn(N, T, 3, requires_grad=True)
+    (path,) = torch.autograd.grad(lstm(inputs, mask).square().sum(), inputs)
+    lstm(inputs, mask).square().sum().backward()
+    assert weight_gradients == [False, True]
+    assert torch.equal(path, inputs.grad)
+    assert lstm.lstm.weight_hh_l0.grad is not None
+
+
 # --- configuration and the L2 penalty ------------------------------------------------------------
 
 
@@ -369,6 +393,22 @@ def test_bad_sentence_batches_are_errors_naming_the_argument(index):
         model.log_likelihood(sentences([5, 2, 7]), torch.zeros(2, 4, 3))
 
 
+def test_a_sentence_batch_carries_the_hosts_lengths_through_to_device_and_scores_as_its_pair():
+    from micmco.models.sentence import SentenceBatch
+    from micmco.trainer import to_device
+
+    pair = sentences([4, 7, 2, 7])
+    batch = to_device(SentenceBatch.of(*pair), torch.device("cpu"))
+    assert isinstance(batch, SentenceBatch) and batch.sorted_lengths == (7, 7, 4, 2)  # plain ints, on the host
+    assert batch.positions.tolist() == [b * 7 + t for b, n in enumerate([4, 7, 2, 7]) for t in range(n)]
+    model = make_model()
+    z = sample(model, pair, 3)
+    assert torch.equal(model.log_likelihood(batch, z), model.log_likelihood(pair, z))
+    bad = SentenceBatch((*batch[:4], (7, 7, 4)))
+    with pytest.raises(ValueError, match="sorted_lengths must be B = 4 lengths"):
+        model.posterior(bad)
+
+
 def test_pad_sentences_refuses_an_empty_sentence_or_batch():
     from micmco.tasks.ptb_data import pad_sentences
 
@@ -376,7 +416,7 @@ def test_pad_sentences_refuses_an_empty_sentence_or_batch():
         pad_sentences([torch.tensor([3, 0]), torch.tensor([], dtype=torch.long)])
     with pytest.raises(ValueError, match="sentences is empty"):
         pad_sentences([])
-    tokens, lengths = pad_sentences([torch.tensor([3, 0]), torch.tensor([0])])
+    tokens, lengths, *_ = pad_sentences([torch.tensor([3, 0]), torch.tensor([0])])
     assert tokens.tolist() == [[3, 0], [0, 0]] and lengths.tolist() == [2, 1]
 
 

@@ -91,9 +91,9 @@ class GaussianLatent:
         reparameterize: bool = True,
     ) -> Tensor:
         B, D = posterior.mean.shape  # batch, latent
-        noise = torch.randn(
-            (num_samples, B, D), generator=generator, device=posterior.mean.device, dtype=posterior.mean.dtype
-        )
+        # float32 noise (float64 for float64 posteriors), also where autocast made the posterior bfloat16
+        dtype = torch.promote_types(posterior.mean.dtype, torch.float32)
+        noise = torch.randn((num_samples, B, D), generator=generator, device=posterior.mean.device, dtype=dtype)
         z = posterior.mean + (0.5 * posterior.log_var).exp() * noise  # [K, B, D]
         return z if reparameterize else z.detach()
 

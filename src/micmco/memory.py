@@ -30,9 +30,9 @@ FLOAT = 4  # bytes per float32
 # multi-tensor update.
 STATE_COPIES = 6
 # Live [rows, V] float tensors per logit row at the peak of a training step when the logits
-# are materialised (on accelerators, and for small logits on the CPU): the logits, the
+# are materialised (small logits; on accelerators up to 16 GiB of them): the logits, the
 # softmax saved for backward, the gradient of the logits and a temporary of the log-softmax.
-# DReG keeps one more set alive (its decoder graph is retained for the path term). On the CPU
+# DReG keeps one more set alive (its decoder graph is retained for the path term). Beyond that
 # the fused head (models/common.py) holds one chunk of logits at a time instead.
 LOGIT_COPIES_TRAIN = 4
 LOGIT_COPIES_DREG = 6
@@ -118,11 +118,14 @@ def step_memory(
 
 
 def logit_floats(rows: int, vocab: int, copies: int, device: torch.device | str) -> int:
-    from .models.common import SMALL_LOGITS_BYTES, chunk_rows
+    """Floats of the live logits: all of them, or one chunk of the fused head and per-row normalisers,
+    as the head chooses (models.common.head_chunk_rows)."""
+    from .models.common import head_chunk_rows
 
-    if torch.device(device).type != "cpu" or rows * vocab * FLOAT <= SMALL_LOGITS_BYTES:
+    chunk = head_chunk_rows(rows, vocab, torch.device(device).type)
+    if not chunk:
         return copies * rows * vocab
-    return copies * min(rows, chunk_rows(vocab)) * vocab + 2 * rows  # one chunk; per-row normalisers
+    return copies * min(rows, chunk) * vocab + 2 * rows  # one chunk; per-row normalisers
 
 
 def available_memory(device: torch.device) -> int | None:

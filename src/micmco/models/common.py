@@ -12,8 +12,14 @@ from torch.autograd.function import once_differentiable
 # Logits up to SMALL_LOGITS_BYTES in all take the reference path: they fit in cache anyway,
 # and there the fused head's recomputation costs more than it saves (the head alone, B = 256,
 # V = 1000: fused/reference 1.30 at K = 1, 1.06 at K = 2, 0.95 at K = 4, 0.89 at K = 16).
-# On accelerators memory is fast and plentiful, so the reference path is always taken.
+# On accelerators memory is fast and plentiful, so the reference path is taken up to
+# ACCELERATOR_LOGITS_BYTES of logits (the paper's PTB DReG 16 step: 5.7 GB, fast unchunked), and
+# beyond it chunks of ACCELERATOR_CHUNK_BYTES, few and large, since each costs kernel launches (the
+# PTB DReG 64 step's 23 GB of logits, six copies of them unchunked, would not fit a 139 GiB GPU).
 CHUNK_BYTES = 2**19
+ACCELERATOR_LOGITS_BYTES = 2**34
+ACCELERATOR_CHUNK_BYTES = 2**30
+REDUCED = (torch.bfloat16, torch.float16)  # autocast's dtypes
 MIN_CHUNK_ROWS = 64
 SMALL_LOGITS_BYTES = 2**21
 
@@ -26,8 +32,22 @@ def symbol_log_likelihood(logits: Tensor, x: Tensor) -> Tensor:
     and gradients chunk by chunk.
     """
     K, B, V = logits.shape  # samples, batch, vocabulary
+    logits = logits.to(_softmax_dtype(logits))  # autocast's bfloat16 logits: gather and normalise in float32
     target = logits.gather(-1, x.expand(K, B).unsqueeze(-1)).squeeze(-1)
     return target - logits.logsumexp(-1)
+
+
+def target_logits(hidden: Tensor, weight: Tensor, bias: Tensor | None, x: Tensor) -> Tensor:
+    """(hidden · weight[x] + bias[x]) in float32 (float64 for float64 hidden). hidden [..., B, H], x [B] -> [..., B].
+
+    Under autocast the head's logits come out in bfloat16, rounded by up to 2^-9 of their size (0.03 nats
+    at 16), the size of the gaps between the paper's curves. The log-normaliser averages the roundings of
+    many logits; the target logit is one of them, so it is recomputed at full precision: a dot product per
+    row, H multiplications against the head's H·V.
+    """
+    dtype = _softmax_dtype(hidden)
+    logit = (hidden.to(dtype) * weight.index_select(0, x).to(dtype)).sum(-1)
+    return logit if bias is None else logit + bias.index_select(0, x).to(dtype)
 
 
 def decoder_log_likelihood(decoder: nn.Sequential, z: Tensor, x: Tensor) -> Tensor:
@@ -51,8 +71,11 @@ def linear_log_softmax_gather(hidden: Tensor, weight: Tensor, bias: Tensor | Non
     """ln softmax(hidden @ weight^T + bias)[x], chunked. hidden [K, B, H], weight [V, H], bias [V], x [B] -> [K, B]."""
     K, B, H = hidden.shape  # samples, batch, hidden size
     V = weight.shape[0]  # vocabulary
-    if hidden.device.type != "cpu" or K * B * V * 4 <= SMALL_LOGITS_BYTES:
-        return symbol_log_likelihood(nn.functional.linear(hidden, weight, bias), x)
+    if not head_chunk_rows(K * B, V, hidden.device.type):
+        logits = nn.functional.linear(hidden, weight, bias)  # [K, B, V]
+        if logits.dtype in REDUCED:  # autocast: the target logit at full precision
+            return target_logits(hidden, weight, bias, x) - logits.float().logsumexp(-1)
+        return symbol_log_likelihood(logits, x)
     if bias is None:
         bias = weight.new_zeros(V)
     targets = x.expand(K, B).reshape(K * B)  # [K·B]: the symbol each row scores
@@ -62,8 +85,21 @@ def linear_log_softmax_gather(hidden: Tensor, weight: Tensor, bias: Tensor | Non
 
 
 def chunk_rows(vocab_size: int) -> int:
-    """Rows of logits per chunk: about CHUNK_BYTES of float32."""
+    """Rows of logits per chunk on the CPU: about CHUNK_BYTES of float32."""
     return max(MIN_CHUNK_ROWS, CHUNK_BYTES // (4 * vocab_size))
+
+
+def head_chunk_rows(rows: int, vocab_size: int, device_type: str) -> int:
+    """Rows per chunk of the fused head for ``rows`` rows of logits on a device of ``device_type``, or 0 when
+    the reference path (all logits at once) pays; micmco.memory estimates by the same rule."""
+    logit_bytes = rows * vocab_size * 4
+    if device_type == "cpu":
+        return 0 if logit_bytes <= SMALL_LOGITS_BYTES else chunk_rows(vocab_size)
+    return (
+        0
+        if logit_bytes <= ACCELERATOR_LOGITS_BYTES
+        else max(MIN_CHUNK_ROWS, ACCELERATOR_CHUNK_BYTES // (4 * vocab_size))
+    )
 
 
 class LinearLogSoftmaxGather(torch.autograd.Function):
@@ -84,12 +120,16 @@ class LinearLogSoftmaxGather(torch.autograd.Function):
         dtype = _softmax_dtype(hidden)
         log_normaliser = torch.empty(N, dtype=dtype, device=hidden.device)  # [N]
         target_logit = torch.empty(N, dtype=dtype, device=hidden.device)  # [N]
-        rows = chunk_rows(weight.shape[0])
+        # the rows per chunk of the device (also where the caller chose the fused head for small logits)
+        rows = ctx.rows = head_chunk_rows(N, weight.shape[0], hidden.device.type) or chunk_rows(weight.shape[0])
         for start in range(0, N, rows):
             chunk = slice(start, start + rows)
             logits = torch.addmm(bias, hidden[chunk], weight.t()).to(dtype)  # [rows, V]
             log_normaliser[chunk] = logits.logsumexp(-1)
-            target_logit[chunk] = logits.gather(1, targets[chunk].unsqueeze(1)).squeeze(1)
+            if ctx.autocast[1]:  # the logits were rounded to autocast's dtype: the target's at full precision
+                target_logit[chunk] = target_logits(hidden[chunk], weight, bias, targets[chunk])
+            else:
+                target_logit[chunk] = logits.gather(1, targets[chunk].unsqueeze(1)).squeeze(1)
         ctx.save_for_backward(hidden, weight, bias, targets, log_normaliser)
         return target_logit - log_normaliser
 
@@ -97,13 +137,13 @@ class LinearLogSoftmaxGather(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_output: Tensor):
         hidden, weight, bias, targets, log_normaliser = ctx.saved_tensors
-        need_hidden, need_weight, need_bias = (_needed(ctx, i) for i in range(3))
+        need_hidden, need_weight, need_bias = (needed_input_grad(ctx, i) for i in range(3))
         N, H = hidden.shape  # rows, hidden size
         grad_hidden = torch.empty_like(hidden) if need_hidden else None  # [N, H]
         dtype = _softmax_dtype(hidden)
         grad_weight = torch.zeros_like(weight, dtype=dtype) if need_weight else None  # [V, H]
         grad_bias = torch.zeros_like(bias, dtype=dtype) if need_bias else None  # [V]
-        rows = chunk_rows(weight.shape[0])
+        rows = ctx.rows
         device_type, enabled, dtype = ctx.autocast
         with torch.autocast(device_type, dtype=dtype, enabled=enabled):
             for start in range(0, N, rows):
@@ -141,7 +181,7 @@ def _autocast_state(device: torch.device) -> tuple[str, bool, torch.dtype]:
     return device_type, enabled, dtype
 
 
-def _needed(ctx, index: int) -> bool:
+def needed_input_grad(ctx, index: int) -> bool:
     """Whether the running backward pass needs the gradient of input ``index``."""
     if not ctx.needs_input_grad[index]:
         return False

@@ -24,6 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from .common import needed_input_grad
+
 __all__ = ["StateDropoutLSTM", "MaskedRecurrence", "dropout_mask"]
 
 
@@ -62,12 +64,16 @@ class StateDropoutLSTM(nn.Module):
         # The input projections of all steps are one matrix product (autograd's); only the recurrence is sequential.
         projected = nn.functional.linear(inputs, lstm.weight_ih_l0, lstm.bias_ih_l0 + lstm.bias_hh_l0)  # [N, T, 4H]
         projected = projected.transpose(0, 1)  # [T, N, 4H]
-        return MaskedRecurrence.apply(projected, lstm.weight_hh_l0, state_mask).transpose(0, 1)  # [N, T, H]
+        # a view gives the weight a non-leaf node, of which backward can ask whether it will run (not in
+        # DReG's path-only pass, which needs the inputs' gradient alone)
+        weight = lstm.weight_hh_l0.view_as(lstm.weight_hh_l0)
+        return MaskedRecurrence.apply(projected, weight, state_mask).transpose(0, 1)  # [N, T, H]
 
 
 class MaskedRecurrence(torch.autograd.Function):
     """The LSTM recurrence given the input projections, h_{t-1} masked. projected [T, N, 4H], W_hh [4H, H],
     mask [N, H] or None -> h [T, N, H].
+    Backward computes W_hh's gradient only where the running backward pass uses it.
 
     gates_t = projected_t + (h_{t-1} ⊙ mask) W_hh^T; i, f, o = σ(.), g = tanh(.);
     c_t = f c_{t-1} + i g; h_t = o tanh(c_t); h_0 = c_0 = 0. Forward keeps the gate activations,
@@ -136,7 +142,7 @@ class MaskedRecurrence(torch.autograd.Function):
                 if mask is not None:
                     grad_h = grad_h * mask
             grad_weight = None
-            if ctx.needs_input_grad[1]:
+            if needed_input_grad(ctx, 1):
                 # Σ_t gates_t^T (h_{t-1} ⊙ mask): one product over all steps
                 grad_weight = (grad_gates.view(T * N, 4 * H).t() @ previous.view(T * N, H)).to(weight_dtype)
         return grad_gates.to(projected_dtype), grad_weight, None

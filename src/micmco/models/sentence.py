@@ -1,7 +1,9 @@
 """The sentence VAE of the language modelling experiments (paper §7.2.2), with the decoder regularisers of §7.2.5.
 
 A data point is a sentence: ``x = (tokens, lengths)``, tokens [B, T] long padded with ``eos_id``,
-lengths [B] the real positions including the final ``<eos>``. One set of latents per sentence.
+lengths [B] the real positions including the final ``<eos>``. One set of latents per sentence. The
+loaders give a :class:`SentenceBatch` instead, which adds what the host knows of the lengths, so
+that a step on a GPU never waits to read them back; a plain pair is made into one on entry.
 
 - Encoder: token embeddings -> a one-layer bidirectional LSTM run on the packed sentences, so the
   backward direction starts at each sentence's last real token; o = the average of the two
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import torch
 from torch import Tensor, nn
@@ -43,7 +46,7 @@ from .common import linear_log_softmax_gather
 from .recurrent import StateDropoutLSTM, dropout_mask
 from .synthetic import CategoricalEmbedding
 
-__all__ = ["SentenceModelConfig", "SentenceVAE", "MASKS", "check_sentences"]
+__all__ = ["SentenceModelConfig", "SentenceVAE", "SentenceBatch", "MASKS", "check_sentences"]
 
 MASKS = ("naive", "shared")
 DROPOUTS = ("input_dropout", "state_dropout", "output_dropout")
@@ -76,20 +79,65 @@ class SentenceModelConfig:
         return any(getattr(self, key) > 0 for key in DROPOUTS)
 
 
-def check_sentences(x: tuple[Tensor, Tensor], vocab_size: int) -> None:
-    """A ValueError naming the argument unless ``x`` is a batch of sentences (tokens [B, T], lengths [B]).
+class SentenceBatch(tuple):
+    """A batch of sentences with the host's view of its lengths: (tokens [B, T], lengths [B], positions [N],
+    order [B], sorted_lengths). A tuple, so the trainer's ``to_device`` moves its tensors and keeps
+    ``sorted_lengths``, plain ints, on the host: the model then never reads a tensor back (on a GPU that
+    would make every step wait for the device).
+
+    tokens: long, padded with ``<eos>``; lengths: long, the real positions of each sentence (``<eos>``
+    included); positions: the flat indices b·T' + t of the N real positions of tokens[:, :T'], T' the
+    longest length, row-major; order: the sentences longest first, as ``pack_padded_sequence`` sorts
+    them; sorted_lengths: the lengths in that order, a tuple of ints.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, items) -> SentenceBatch:
+        return super().__new__(cls, items)
+
+    tokens = property(itemgetter(0))
+    lengths = property(itemgetter(1))
+    positions = property(itemgetter(2))
+    order = property(itemgetter(3))
+    sorted_lengths = property(itemgetter(4))
+
+    @classmethod
+    def of(cls, tokens: Tensor, lengths: Tensor) -> SentenceBatch:
+        """The batch of a (tokens, lengths) pair, on their device; reads the lengths on the host (where they
+        are on a GPU, a synchronisation: the loaders make their batches on the CPU)."""
+        host = lengths.cpu()
+        sorted_lengths, order = torch.sort(host, descending=True)  # as pack_padded_sequence sorts
+        longest = int(sorted_lengths[0])
+        real = torch.arange(longest) < host.unsqueeze(1)  # [B, T']
+        positions = real.flatten().nonzero().squeeze(1)  # [N]
+        device = tokens.device
+        return cls((tokens, lengths, positions.to(device), order.to(device), tuple(sorted_lengths.tolist())))
+
+    @property
+    def longest(self) -> int:
+        """T': the longest sentence's length; positions beyond it are never read."""
+        return self.sorted_lengths[0]
+
+
+def check_sentences(x: tuple[Tensor, Tensor] | SentenceBatch, vocab_size: int) -> SentenceBatch:
+    """``x`` as a :class:`SentenceBatch`, or a ValueError naming the argument unless it is a batch of sentences
+    (tokens [B, T], lengths [B]).
 
     tokens: a 2-D long tensor with B >= 1 sentences of T >= 1 positions, ids in [0, vocab_size); lengths: a
     1-D long tensor of B lengths in [1, T] (``<eos>`` counts, so no sentence is empty). Shapes and dtypes
-    are checked always; the values only where the tensor is on the CPU, because reading a GPU tensor's
-    values would synchronise the training step with the host (``log_likelihood`` reads lengths.max() anyway).
+    are checked always; the lengths' values on the host's copy; the token ids of a pair where the tensor is
+    on the CPU (reading a GPU tensor's values would synchronise the step with the host), those of a
+    SentenceBatch never: the loaders make it from a corpus of the model's vocabulary, and a step reads
+    no tensor on the host (micmco.syncaudit checks).
     """
-    if not (isinstance(x, (tuple, list)) and len(x) == 2):
+    batch = isinstance(x, SentenceBatch)
+    if not (batch or (isinstance(x, (tuple, list)) and len(x) == 2)):
         got = f"a {type(x).__name__}" + (f" shaped {list(x.shape)}" if isinstance(x, Tensor) else "")
         raise ValueError(
             f"x must be a pair (tokens [B, T], lengths [B]) of sentences, got {got}; pad_sentences makes one"
         )
-    tokens, lengths = x
+    tokens, lengths = x[:2]
     for name, value, dims in (("tokens", tokens, "[B, T]"), ("lengths", lengths, "[B]")):
         if not isinstance(value, Tensor) or value.dim() != len(dims.split(",")) or value.dtype != torch.long:
             got = f"{value.dtype} {list(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
@@ -99,17 +147,22 @@ def check_sentences(x: tuple[Tensor, Tensor], vocab_size: int) -> None:
         raise ValueError(f"tokens is an empty batch (shape {[B, T]}); give at least one sentence of at least one token")
     if lengths.shape[0] != B:
         raise ValueError(f"lengths has {lengths.shape[0]} entries but tokens has {B} sentences; one length a sentence")
-    if lengths.device.type == "cpu":
+    if not batch:  # a hand-made pair: reads lengths on the host
         low, high = int(lengths.min()), int(lengths.max())
         if low < 1 or high > T:
             raise ValueError(
                 f"lengths must be in [1, {T}] (1 to the T = {T} positions of tokens; <eos> counts), got {low} to {high}"
             )
-    if tokens.device.type == "cpu":
+    elif len(x.sorted_lengths) != B or x.sorted_lengths[-1] < 1 or x.longest > T:
+        raise ValueError(
+            f"a SentenceBatch's sorted_lengths must be B = {B} lengths in [1, {T}]; SentenceBatch.of makes one"
+        )
+    if not batch and tokens.device.type == "cpu":
         low, high = int(tokens.min()), int(tokens.max())
         if low < 0 or high >= vocab_size:
             bad = high if high >= vocab_size else low
             raise ValueError(f"tokens must be ids in [0, {vocab_size}) (the vocabulary), got {bad}")
+    return x if batch else SentenceBatch.of(tokens, lengths)
 
 
 class SentenceVAE(nn.Module):
@@ -156,13 +209,16 @@ class SentenceVAE(nn.Module):
 
     # --- encoder ---------------------------------------------------------------------------------
 
-    def encode(self, x: tuple[Tensor, Tensor]) -> Tensor:
+    def encode(self, x: tuple[Tensor, Tensor] | SentenceBatch) -> Tensor:
         """o [B, H]: the mean of the forward LSTM's state at the last real token and the backward one's at the first."""
-        check_sentences(x, self.vocab_size)
-        tokens, lengths = x
-        embedded = self.encoder_embedding(tokens)  # [B, T, E]
-        # Packing runs each direction over the real tokens only (the lengths must be on the CPU for it).
-        packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        x = check_sentences(x, self.vocab_size)
+        embedded = self.encoder_embedding(x.tokens)  # [B, T, E]
+        # Packing runs each direction over the real tokens only. pack_padded_sequence(enforce_sorted=False)
+        # would sort the lengths on the host and copy the order to the device: the batch has both already.
+        packed = nn.utils.rnn.pack_padded_sequence(
+            embedded.index_select(0, x.order), x.sorted_lengths, batch_first=True, enforce_sorted=True
+        )
+        packed = nn.utils.rnn.PackedSequence(packed.data, packed.batch_sizes, x.order)  # restores the input order
         _, (last, _) = self.encoder_lstm(packed)  # last [2, B, H], in the input order
         return last.mean(0)
 
@@ -177,15 +233,15 @@ class SentenceVAE(nn.Module):
 
         Position t has read tokens < t and z and predicts token t. All K·B rows run as one batch.
         """
-        check_sentences(x, self.vocab_size)
-        tokens, lengths = x
+        x = check_sentences(x, self.vocab_size)
+        tokens = x.tokens
         if not isinstance(z, Tensor) or z.dim() < 2 or z.shape[1] != tokens.shape[0]:
             got = list(z.shape) if isinstance(z, Tensor) else type(z).__name__
             raise ValueError(
                 f"z must be latent samples shaped [K, B, ...] with B = {tokens.shape[0]} sentences, got {got}"
             )
         K, B = z.shape[:2]  # samples, sentences
-        T = int(lengths.max())  # time: positions beyond every sentence's end are never read
+        T = x.longest  # time: positions beyond every sentence's end are never read
         E, H = self.config.embedding_size, self.config.hidden_size  # embedding, hidden size
         start = tokens.new_full((B, 1), self.eos_id)
         previous = torch.cat([start, tokens[:, : T - 1]], 1)  # [B, T]: the token each position reads
@@ -206,20 +262,23 @@ class SentenceVAE(nn.Module):
             outputs = outputs * dropout_mask((G, B, T, H), config.output_dropout, outputs, self.noise)
         return outputs
 
-    def log_likelihood(self, x: tuple[Tensor, Tensor], z: Tensor) -> Tensor:
+    def log_likelihood(self, x: tuple[Tensor, Tensor] | SentenceBatch, z: Tensor) -> Tensor:
         """ln p(x|z) [K, B]: Σ over each sentence's real positions of ln p(token_t | tokens < t, z)."""
-        states = self.decoder_states(x, z)  # [K, B, T, H]; checks x and z
-        tokens, lengths = x
-        K, B, T, _ = states.shape  # samples, sentences, time, hidden size
-        real = torch.arange(T, device=tokens.device) < lengths.to(tokens.device).unsqueeze(1)  # [B, T]
-        # The head sees the N real positions only: padding costs no softmax and needs no masking afterwards.
+        x = check_sentences(x, self.vocab_size)
+        states = self.decoder_states(x, z)  # [K, B, T, H]; checks z
+        K, B, T, H = states.shape  # samples, sentences, time, hidden size
+        # The head sees the N real positions only (row-major in (b, t)): padding costs no softmax and needs
+        # no masking afterwards. The loader gave their indices, so no shape depends on a device's values.
+        positions = x.positions  # [N]
         per_token = linear_log_softmax_gather(
-            states[:, real], self.output.weight, self.output.bias, tokens[:, :T][real]
+            states.reshape(K, B * T, H).index_select(1, positions),
+            self.output.weight,
+            self.output.bias,
+            x.tokens[:, :T].reshape(B * T).index_select(0, positions),
         )  # [K, N]
-        # back to [K, B, T] with zeros at the padding (masked_scatter fills in row-major order, as
-        # states[:, real] took the rows), then a deterministic sum over time
-        placed = per_token.new_zeros(K, B, T).masked_scatter(real.expand(K, B, T), per_token)
-        return placed.sum(-1)
+        # back to [K, B, T] with zeros at the padding, then a deterministic sum over time
+        placed = per_token.new_zeros(K, B * T).index_copy(1, positions, per_token)
+        return placed.view(K, B, T).sum(-1)
 
     # --- regularisation --------------------------------------------------------------------------
 

@@ -51,6 +51,14 @@ class VQVAE(nn.Module):
         self.register_buffer("ema_count", torch.ones(L, C))
         self.register_buffer("ema_sum", torch.zeros(L, C, H))
         self.register_buffer("initialized", torch.tensor(False))
+        # The host's copy of ``initialized``: reading the buffer would make every step on a GPU wait for it.
+        # Set with it, and from it when a state dict (a checkpoint) is loaded.
+        self.initialized_on_host = False
+        self.register_load_state_dict_post_hook(VQVAE._read_initialized)
+
+    @staticmethod
+    def _read_initialized(module: VQVAE, incompatible_keys) -> None:
+        module.initialized_on_host = bool(module.initialized)
 
     def encode(self, x: Tensor) -> Tensor:
         """z_e [B, L, H]."""
@@ -78,7 +86,7 @@ class VQVAE(nn.Module):
 
     def loss(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         z_e = self.encode(x)  # [B, L, H]
-        if self.training and not self.initialized:
+        if self.training and not self.initialized_on_host:
             self._initialize_codebook(z_e.detach(), generator)
         z = self.quantize(z_e)  # [B, L]
         e = self.code_vectors(z)
@@ -101,11 +109,13 @@ class VQVAE(nn.Module):
         self.codebook.copy_(z_e.transpose(0, 1)[torch.arange(L, device=z_e.device).unsqueeze(-1), picks] + noise)
         self.ema_sum.copy_(self.codebook)
         self.initialized.fill_(True)
+        self.initialized_on_host = True
 
     @torch.no_grad()
     def _update_codebook(self, z_e: Tensor, z: Tensor) -> None:
         L, C, H = self.codebook.shape  # latents, categories, code size
-        onehot = torch.nn.functional.one_hot(z, C).to(z_e.dtype)  # [B, L, C]
+        # one-hot codes [B, L, C] (one_hot would check the codes' range on the host, on a CPU)
+        onehot = z_e.new_zeros(*z.shape, C).scatter_(-1, z.unsqueeze(-1), 1.0)
         counts = onehot.sum(0)  # [L, C]
         sums = torch.einsum("blc,blh->lch", onehot, z_e)
         decay = self.config.decay

@@ -30,7 +30,7 @@ from ..trainer import derive_seed
 from .base import Task, check_trained_by_estimator
 from .ptb_data import PTB_SPLITS, PTBDataConfig, TrainingSentences, evaluation_batches, load_corpus
 
-__all__ = ["PTBRunConfig", "PTBTask", "TASK", "REGULARISERS", "regulariser_of", "SentenceLoss"]
+__all__ = ["PTBRunConfig", "PTBTask", "TASK", "REGULARISERS", "regulariser_of", "SentenceLoss", "first_cpu_draw"]
 
 REGULARISERS = ("none", "dropout-naive", "dropout-shared", "l2")
 MI_SLACK = 1e-3  # nats per token: Û - Ŝ ≤ -Ŝ holds sentence by sentence, so per token too
@@ -74,16 +74,43 @@ class SentenceLoss:
 
     def __call__(self, model: SentenceVAE, x, generator: torch.Generator | None = None):
         device = x[0].device
-        # Step t's generator comes from (seed, "noise", t); the masks get their own, seeded from its first draw.
+        # Step t's generator is fresh, seeded from (seed, "noise", t); the masks get their own, seeded with the
+        # generator's first draw as a CPU generator makes it, computed on the host (on a GPU, reading the
+        # draw back would make every step wait). The draw itself is still taken, unread, so that the
+        # estimator's draws go on from the same place of the stream as ever.
         seed = self.seed
         if generator is not None:
-            seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device).item())
+            seed = first_cpu_draw(generator.initial_seed())
+            torch.randint(2**62, (1,), generator=generator, device=generator.device)
         model.noise = torch.Generator(device=device).manual_seed(seed)
         value, metrics = self.loss(model, x, generator)
         penalty = model.l2_penalty()
         if model.config.l2 > 0:
             metrics["l2_penalty"] = penalty.detach()
         return value + penalty, metrics
+
+
+def first_cpu_draw(seed: int) -> int:
+    """``torch.randint(2**62, (1,), generator=torch.Generator().manual_seed(seed))``'s value, on the host.
+
+    A CPU generator is a Mersenne twister (MT19937) seeded with the seed's low 32 bits; randint over a range
+    of 2**62 takes two 32-bit outputs, the first as the high word, modulo the range. Only the state words
+    that the first two outputs read (0 to 398) are made. tests/test_ptb_task.py checks it against torch.
+    """
+    state = [seed & 0xFFFFFFFF]
+    for i in range(1, 399):
+        previous = state[-1]
+        state.append((1812433253 * (previous ^ (previous >> 30)) + i) & 0xFFFFFFFF)
+    words = []
+    for k in (0, 1):
+        y = (state[k] & 0x80000000) | (state[k + 1] & 0x7FFFFFFF)  # the twist of word k
+        y = state[k + 397] ^ (y >> 1) ^ (0x9908B0DF if y & 1 else 0)
+        y ^= y >> 11  # tempering
+        y ^= (y << 7) & 0x9D2C5680
+        y ^= (y << 15) & 0xEFC60000
+        y ^= y >> 18
+        words.append(y)
+    return ((words[0] << 32) | words[1]) % 2**62
 
 
 REGULARISER_LABELS = {  # the regulariser column in a curve's label
@@ -140,8 +167,8 @@ class PTBTask(Task):
         return TrainingSentences(load_corpus(config.data), config.data, config.seed)
 
     def evaluation_batches(self, config: PTBRunConfig, split: str) -> Iterator[EvalBatch]:
-        for tokens, lengths in evaluation_batches(load_corpus(config.data), split, config.eval.batch_size):
-            yield EvalBatch((tokens, lengths), lengths.double())  # per token, <eos> included
+        for batch in evaluation_batches(load_corpus(config.data), split, config.eval.batch_size):
+            yield EvalBatch(batch, batch.lengths.double())  # per token, <eos> included
 
     def build_model(self, config: PTBRunConfig) -> nn.Module:
         corpus = load_corpus(config.data)
@@ -186,15 +213,18 @@ class PTBTask(Task):
 
     def estimate_memory(self, config: PTBRunConfig, device: torch.device | str = "cpu") -> MemoryEstimate:
         """The embeddings, the encoder's two LSTM directions, the posterior head, the decoder LSTM and
-        the softmax; a step's K·B·T decoder rows at the longest sentence (max_length)."""
+        the softmax; a step's K·B·T decoder rows, T the longest sentence of the split read: train's for a
+        training step (max_length, where sentences are truncated), the evaluated split's for evaluation
+        (the test split is not truncated: up to 78 tokens). Batch memory grows with the batch's longest
+        sentence; counting every row at it bounds the batch of the longest sentences."""
         V, E, H = config.data.vocab_size, config.model.embedding_size, config.model.hidden_size
         sizes = latent_sizes(config.model.latent, E)
         lstm = 4 * H * (E + H + 2)
         parameters = 2 * V * E + 2 * lstm + 2 * H * sizes.posterior_size + sizes.decoder_input + lstm + H * V + V
         draws = max(config.estimator.num_samples, config.estimator.mi_samples or 0)
-        T = config.data.max_length
-        eval_rows = config.eval.samples_per_pass * config.eval.batch_size * T
-        rows_per_draw = config.data.batch_size * T
+        lengths = load_corpus(config.data).lengths  # cached: the run reuses it
+        eval_rows = config.eval.samples_per_pass * config.eval.batch_size * int(lengths[self.split(config)].max())
+        rows_per_draw = config.data.batch_size * int(lengths["train"].max())
         # LSTM steps keep their gates for backward: about 3 H-sized tensors per row more than an MLP layer.
         return step_memory(
             parameters, config.estimator.base, draws, rows_per_draw, V, 3 * H, sizes.sample_floats, eval_rows, device

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from ..config import ConfigError, check, check_types
+from ..models.sentence import SentenceBatch  # re-exported: the loaders make them
 from ..trainer import step_generator
 
 __all__ = [
@@ -78,9 +79,6 @@ EXPECTED = {
 }
 
 FILES = "ptb.train.txt, ptb.valid.txt and ptb.test.txt"
-
-SentenceBatch = tuple[Tensor, Tensor]  # (tokens [B, T] long padded with <eos>, lengths [B] long): a plain tuple,
-# so micmco.trainer.to_device moves it
 
 
 @dataclass
@@ -294,7 +292,7 @@ def pad_sentences(sentences: Sequence[Tensor], pad_id: int = Corpus.eos_id) -> S
         raise ValueError(f"sentence {empty[0]} is empty (length 0); every sentence has at least its <eos>")
     lengths = torch.tensor([len(sentence) for sentence in sentences], dtype=torch.long)  # [B]
     tokens = torch.nn.utils.rnn.pad_sequence(list(sentences), batch_first=True, padding_value=pad_id)  # [B, T]
-    return tokens, lengths
+    return SentenceBatch.of(tokens, lengths)
 
 
 _CACHE: dict[tuple, Corpus] = {}
@@ -370,7 +368,7 @@ def take(corpus: Corpus, split: str, index: Tensor) -> SentenceBatch:
     """Sentences ``index`` [B] of a split as a batch padded to its longest one."""
     lengths = corpus.lengths[split][index]  # [B]
     tokens = corpus.padded[split][index, : int(lengths.max())]  # [B, T]
-    return tokens, lengths
+    return SentenceBatch.of(tokens, lengths)
 
 
 class TrainingSentences:
