@@ -96,6 +96,13 @@ def test_time_steps_moves_a_tuple_batch_to_the_device(shared_dir, monkeypatch):
     assert isinstance(batch, tuple) and all(isinstance(part, torch.Tensor) for part in batch) and to == device
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the test above records the move on a CPU)")
+def test_ptb_steps_are_timed_on_cuda(shared_dir):
+    from micmco import experiment
+
+    assert experiment.time_steps(load_config(PTB_SMOKE), torch.device("cuda"), steps=1) > 0
+
+
 def test_evaluation_moves_a_tuple_batch_to_the_device(shared_dir, monkeypatch):
     from micmco import evaluation
     from micmco.tasks import get_task

@@ -408,8 +408,8 @@ def test_training_runs_under_the_configured_numerics():
 # --- resuming: where Adam's state goes, and on which kind of device -----------------------------------------
 
 
-def _interrupted_checkpoint(tmp_path, at=20):
-    interrupted = make_trainer(tmp_path / "ckpt.pt")
+def _interrupted_checkpoint(tmp_path, at=20, **overrides):
+    interrupted = make_trainer(tmp_path / "ckpt.pt", **overrides)
     interrupted.callbacks.append(InterruptAt(at))
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit()
@@ -446,6 +446,21 @@ def test_a_resumed_run_keeps_adams_state_where_a_fresh_one_does_and_ends_bit_ide
         for key in ("step", "exp_avg", "exp_avg_sq"):
             assert state[key].device == fresh[key].device and state[key].dtype == fresh[key].dtype, key
             assert torch.equal(state[key], fresh[key]), key
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the CPU cases are the tests above)")
+def test_on_cuda_a_resumed_run_keeps_adams_step_counters_on_the_cpu_and_ends_bit_identical(tmp_path):
+    reference = make_trainer(device="cuda")
+    reference.fit()
+    path = _interrupted_checkpoint(tmp_path, device="cuda")
+    assert torch.load(path, weights_only=True)["device"] == "cuda"
+    loaded = make_trainer(path, device="cuda")
+    assert loaded.load_checkpoint()
+    for state in loaded.optimizer.state.values():
+        assert state["step"].device.type == "cpu" and state["exp_avg"].device.type == "cuda"
+    resumed = make_trainer(path, device="cuda")
+    resumed.fit()
+    assert_same_model(reference.model, resumed.model)
 
 
 def test_a_checkpoint_from_another_kind_of_device_is_refused_and_kept(tmp_path):

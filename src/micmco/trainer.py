@@ -3,7 +3,9 @@
 Reproducibility and resumption come from one rule: everything random at step t (the
 batch and the loss's sampling noise) is drawn from generators seeded by (seed, t). A
 checkpoint therefore needs only the step, the model and the optimizer, and a run resumed
-from any checkpoint ends exactly where an uninterrupted run with the same seed does.
+from any checkpoint ends exactly where an uninterrupted run with the same seed does, on the
+same kind of device (CPU and CUDA generators draw different numbers: a checkpoint records
+its kind, and another kind is refused).
 """
 
 from __future__ import annotations
