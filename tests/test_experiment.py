@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from micmco.cli import main
 from micmco.experiment import load_config, run
@@ -63,3 +64,75 @@ def test_the_summary_and_the_progress_bar_name_their_units(task, unit, data_poin
     text = summary(record)
     assert f"mutual information 0.0420 nats per {unit}" in text and f"KL(q||p) 0.0500 nats per {unit}" in text
     assert get_task(task).data_point == data_point
+
+
+# --- batches and tensors reach the run's device ------------------------------------------------------------
+
+
+PTB_SMOKE = REPO / "params" / "ptb" / "smoke" / "ptb-dreg16-kl.yaml"
+
+
+def _recording(module, monkeypatch):
+    """Record what ``module`` hands to ``to_device`` (then move it as the trainer does)."""
+    from micmco.trainer import to_device
+
+    moved = []
+    monkeypatch.setattr(
+        module, "to_device", lambda batch, device: (moved.append((batch, device)), to_device(batch, device))[1]
+    )
+    return moved
+
+
+def test_time_steps_moves_a_tuple_batch_to_the_device(shared_dir, monkeypatch):
+    """A PTB batch is a tuple (tokens, lengths): moved only when a Tensor, it stayed on the host and every PTB
+    config ended in a device mismatch on CUDA before training (micmco check, micmco train)."""
+    from micmco import experiment
+
+    moved = _recording(experiment, monkeypatch)
+    config = load_config(PTB_SMOKE)
+    device = torch.device("cpu")
+    assert experiment.time_steps(config, device, steps=1) > 0
+    ((batch, to),) = moved
+    assert isinstance(batch, tuple) and all(isinstance(part, torch.Tensor) for part in batch) and to == device
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the test above records the move on a CPU)")
+def test_ptb_steps_are_timed_on_cuda(shared_dir):
+    from micmco import experiment
+
+    assert experiment.time_steps(load_config(PTB_SMOKE), torch.device("cuda"), steps=1) > 0
+
+
+def test_evaluation_moves_a_tuple_batch_to_the_device(shared_dir, monkeypatch):
+    from micmco import evaluation
+    from micmco.tasks import get_task
+
+    moved = _recording(evaluation, monkeypatch)
+    config = load_config(PTB_SMOKE, ["eval.batch_size=8", "eval.num_samples=2"])
+    task = get_task("ptb")
+    batches = list(task.evaluation_batches(config, "valid"))[:2]
+    metrics = evaluation.evaluate(task.build_model(config), batches, config.eval)
+    assert math.isfinite(metrics["nll"]) and len(moved) == 2
+    assert all(isinstance(batch, tuple) and to == torch.device("cpu") for batch, to in moved)
+
+
+# --- what a result records of its arithmetic and its machine ------------------------------------------------
+
+
+def test_the_result_records_precision_numerics_device_and_versions(tmp_path):
+    path = REPO / "params" / "synthetic" / "smoke" / "elbo-kl.yaml"
+    overrides = [f"output_dir={tmp_path}", "train.progress=false", "train.steps=4", "train.log_every=2",
+                 "eval.num_samples=2", "train.precision=tf32"]  # fmt: skip
+    record = run(load_config(path, overrides), echo=lambda message: None)
+    assert json.loads(next(tmp_path.glob("*/result.json")).read_text()) == record
+    assert record["precision"] == "tf32" and record["config"]["train"]["precision"] == "tf32"
+    # the flags training and evaluation ran under: TF32 in both back ends; on a CPU, CPU kernels as they are
+    cuda = record["device_kind"] == "cuda"
+    assert record["numerics"] == {"matmul_tf32": True, "cudnn_tf32": True, "deterministic_algorithms": cuda,
+                                  "cudnn_deterministic": cuda}  # fmt: skip
+    assert record["device_kind"] == torch.device(record["device"].split()[0]).type
+    assert isinstance(record["device_name"], str) and record["device_name"]
+    assert record["torch_version"] == torch.__version__ and record["cuda_version"] == torch.version.cuda
+    expected_cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    assert record["cudnn_version"] == expected_cudnn
+    assert not torch.backends.cuda.matmul.allow_tf32  # the run left the global flags as they were

@@ -195,6 +195,18 @@ def _config_file(tmp_path, text, name="config.yaml"):
             lambda tmp: (SMOKE / "vimco16-renyi.yaml", ["--set", "estimator.num_samples=100000"]),
             ["this run needs", "estimator.num_samples"],
         ),
+        (
+            lambda tmp: (SMOKE.parent / "paper" / "dreg1-kl.yaml", ["--set", "train.precision=bfloat16"]),
+            ["train.precision", "refused for the paper profile", "not been measured on a GPU", "float32, tf32"],
+        ),
+        (
+            lambda tmp: (SMOKE.parent / "paper" / "dreg1-kl.yaml", ["--set", "train.mixed_precision=true"]),
+            ["train.precision", "refused for the paper profile"],
+        ),
+        (
+            lambda tmp: (SMOKE / "elbo-kl.yaml", ["--set", "train.precision=fp16"]),
+            ["train.precision", "valid choices: float32, tf32, bfloat16"],
+        ),
     ],
     ids=[
         "alpha-inf",
@@ -212,6 +224,9 @@ def _config_file(tmp_path, text, name="config.yaml"):
         "python-tag",
         "huge-vocabulary",
         "huge-K",
+        "paper-bfloat16",
+        "paper-mixed-precision",
+        "unknown-precision",
     ],
 )
 @pytest.mark.parametrize("command", ["train", "check"])
@@ -264,6 +279,19 @@ def test_a_broken_checkpoint_names_the_file_and_how_to_start_over(tmp_path, caps
     (run_dir / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
     code, _, err = _run_cli(capsys, "train", str(SMOKE / "elbo-kl.yaml"), "--quiet", "--output-dir", str(tmp_path))
     _assert_one_line_error(code, err, str(run_dir / "checkpoint.pt"), "to start the run over")
+
+
+def test_a_checkpoint_from_another_kind_of_device_is_one_line_and_exit_2(tmp_path, capsys):
+    args = ["train", str(SMOKE / "elbo-kl.yaml"), "--quiet", "--output-dir", str(tmp_path), "--set", "train.steps=4"]
+    assert _run_cli(capsys, *args)[0] == 0
+    (run_dir,) = tmp_path.iterdir()
+    (run_dir / "result.json").unlink()  # as if stopped before the end
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    checkpoint["device"] = "cuda"  # written where train.device: auto picked a GPU
+    torch.save(checkpoint, run_dir / "checkpoint.pt")
+    code, _, err = _run_cli(capsys, *args)
+    _assert_one_line_error(code, err, str(run_dir / "checkpoint.pt"), "written on cuda and this run is on cpu")
+    assert not (run_dir / "result.json").exists()
 
 
 def test_yaml_is_read_with_a_safe_loader_only(tmp_path, monkeypatch):

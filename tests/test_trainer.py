@@ -14,7 +14,17 @@ import pytest
 import torch
 from torch import nn
 
-from micmco.trainer import CheckpointError, Diverged, Trainer, TrainerConfig, derive_seed, resolve_device
+from micmco.config import ConfigError
+from micmco.trainer import (
+    CheckpointError,
+    Diverged,
+    Trainer,
+    TrainerConfig,
+    derive_seed,
+    numerics,
+    numerics_settings,
+    resolve_device,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "params" / "synthetic" / "smoke"
@@ -49,9 +59,8 @@ def regression_data(step):
 def make_trainer(checkpoint=None, steps=60, **overrides):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
-    config = TrainerConfig(steps=steps, learning_rate=0.01, checkpoint_every=20, log_every=10, progress=False)
-    for key, value in overrides.items():
-        setattr(config, key, value)
+    settings = {"steps": steps, "learning_rate": 0.01, "checkpoint_every": 20, "log_every": 10, "progress": False}
+    config = TrainerConfig(**{**settings, **overrides})  # checked as a config file's would be
     return Trainer(model, regression_loss, regression_data, config, seed=3, checkpoint_path=checkpoint, fingerprint="f")
 
 
@@ -325,10 +334,162 @@ def test_optimizer_is_the_papers_adam():
     assert group["betas"] == (0.0, 0.999) and group["eps"] == 1e-8 and group["lr"] == 0.01
 
 
-def test_mixed_precision_runs_on_cpu():
-    trainer = make_trainer(steps=20, mixed_precision=True)
+@pytest.mark.parametrize("setting", [{"mixed_precision": True}, {"precision": "bfloat16"}])
+def test_bfloat16_runs_on_cpu_under_either_spelling(setting):
+    trainer = make_trainer(steps=20, **setting)
+    assert trainer.config.precision == "bfloat16" and trainer.config.mixed_precision  # the alias agrees
+    seen = []
+    loss = trainer.loss
+    trainer.loss = lambda model, batch, g: (seen.append(torch.is_autocast_enabled("cpu")), loss(model, batch, g))[1]
     state = trainer.fit()
+    assert all(seen) and len(seen) == 20  # every forward pass under autocast
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in state.history)
+
+
+def test_precision_choices_and_the_deprecated_alias():
+    assert TrainerConfig().precision == "float32" and not TrainerConfig().mixed_precision
+    assert TrainerConfig(precision="tf32").mixed_precision is False
+    with pytest.raises(ConfigError, match="precision: unknown value 'fp16'; valid choices: float32, tf32, bfloat16"):
+        TrainerConfig(precision="fp16")
+    with pytest.raises(ConfigError, match="mixed_precision: true means precision bfloat16, which contradicts"):
+        TrainerConfig(precision="tf32", mixed_precision=True)
+
+
+# (matmul TF32, cuDNN TF32) each precision sets on both back ends
+TF32 = {"float32": (False, False), "tf32": (True, True), "bfloat16": (False, False)}
+
+
+def _global_numerics():
+    return (
+        torch.get_float32_matmul_precision(),
+        numerics_settings(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+        torch.utils.deterministic.fill_uninitialized_memory,
+        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    )
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])  # the flags exist (and are read) without CUDA too
+@pytest.mark.parametrize("precision", list(TF32))
+@pytest.mark.parametrize("start", [(False, True), (True, False)], ids=["torch-defaults", "inverted"])
+def test_numerics_sets_both_back_ends_and_restores_the_global_flags(monkeypatch, device, precision, start):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = start
+    try:
+        outside = _global_numerics()
+        with numerics(precision, torch.device(device)):
+            inside = numerics_settings()
+            workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+        assert (inside["matmul_tf32"], inside["cudnn_tf32"]) == TF32[precision]
+        cuda = device == "cuda"  # deterministic kernels on CUDA; CPU kernels are left as they are
+        assert inside["deterministic_algorithms"] == inside["cudnn_deterministic"] == cuda
+        assert workspace == (":4096:8" if cuda else None)
+        assert _global_numerics() == outside
+        with pytest.raises(RuntimeError, match="inside"), numerics(precision, torch.device(device)):
+            raise RuntimeError("inside")  # restored on the way out of a failure too
+        assert _global_numerics() == outside
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def test_training_runs_under_the_configured_numerics():
+    trainer = make_trainer(steps=2, precision="tf32")
+    seen = []
+    loss = trainer.loss
+    trainer.loss = lambda model, batch, g: (seen.append(numerics_settings()), loss(model, batch, g))[1]
+    outside = numerics_settings()
+    trainer.fit()
+    assert [(s["matmul_tf32"], s["cudnn_tf32"]) for s in seen] == [(True, True)] * 2
+    assert numerics_settings() == outside
+
+
+# --- resuming: where Adam's state goes, and on which kind of device -----------------------------------------
+
+
+def _interrupted_checkpoint(tmp_path, at=20, **overrides):
+    interrupted = make_trainer(tmp_path / "ckpt.pt", **overrides)
+    interrupted.callbacks.append(InterruptAt(at))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit()
+    return tmp_path / "ckpt.pt"
+
+
+@pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")  # meta weights hold no values
+def test_adam_step_counters_stay_on_the_cpu_when_resuming_onto_another_device(tmp_path):
+    """As a fresh Adam keeps them (foreach, not capturable): counters on a GPU cost synchronisations every step.
+    The 'meta' device stands in for a GPU: the moments must follow the parameters there, the counters not."""
+    path = _interrupted_checkpoint(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    payload["device"] = "meta"
+    torch.save(payload, path)
+    trainer = make_trainer(path)
+    trainer.model.to("meta")  # new parameters (meta and CPU tensors are not interchangeable): a new Adam for them
+    trainer.optimizer = torch.optim.Adam(trainer.model.parameters(), **trainer.optimizer.defaults)
+    trainer.device = torch.device("meta")
+    assert trainer.load_checkpoint()
+    states = list(trainer.optimizer.state.values())
+    assert len(states) == len(list(trainer.model.parameters()))
+    for state in states:
+        assert state["step"].device.type == "cpu" and float(state["step"]) == 20
+        assert state["exp_avg"].device.type == state["exp_avg_sq"].device.type == "meta"
+
+
+def test_a_resumed_run_keeps_adams_state_where_a_fresh_one_does_and_ends_bit_identical(tmp_path):
+    reference = make_trainer()
+    reference.fit()
+    resumed = make_trainer(_interrupted_checkpoint(tmp_path))
+    resumed.fit()
+    assert_same_model(reference.model, resumed.model)
+    for fresh, state in zip(reference.optimizer.state.values(), resumed.optimizer.state.values()):
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert state[key].device == fresh[key].device and state[key].dtype == fresh[key].dtype, key
+            assert torch.equal(state[key], fresh[key]), key
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the CPU cases are the tests above)")
+def test_on_cuda_a_resumed_run_keeps_adams_step_counters_on_the_cpu_and_ends_bit_identical(tmp_path):
+    reference = make_trainer(device="cuda")
+    reference.fit()
+    path = _interrupted_checkpoint(tmp_path, device="cuda")
+    assert torch.load(path, weights_only=True)["device"] == "cuda"
+    loaded = make_trainer(path, device="cuda")
+    assert loaded.load_checkpoint()
+    for state in loaded.optimizer.state.values():
+        assert state["step"].device.type == "cpu" and state["exp_avg"].device.type == "cuda"
+    resumed = make_trainer(path, device="cuda")
+    resumed.fit()
+    assert_same_model(reference.model, resumed.model)
+
+
+def test_a_checkpoint_from_another_kind_of_device_is_refused_and_kept(tmp_path):
+    path = _interrupted_checkpoint(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    assert payload["device"] == "cpu"
+    payload["device"] = "cuda"
+    torch.save(payload, path)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError) as error:
+        make_trainer(path).fit()
+    message = str(error.value)
+    assert "\n" not in message and str(path) in message
+    assert "written on cuda and this run is on cpu" in message
+    assert "resume it on a cuda device" in message and "delete the checkpoint to start over on cpu" in message
+    assert path.read_bytes() == before
+
+
+def test_a_checkpoint_from_before_the_device_field_resumes_as_a_cpu_one(tmp_path):
+    reference = make_trainer()
+    reference_state = reference.fit()
+    path = _interrupted_checkpoint(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    del payload["device"]
+    torch.save(payload, path)
+    resumed = make_trainer(path)
+    state = resumed.fit()
+    assert state.resumed_from == [20] and state.history == reference_state.history
+    assert_same_model(reference.model, resumed.model)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

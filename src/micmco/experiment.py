@@ -5,7 +5,8 @@ config → task (:mod:`micmco.tasks`) → data and model → loss → trainer �
 A run lives in ``<output_dir>/<name>-<fingerprint>/``: the resolved ``config.yaml``, the
 training ``checkpoint.pt`` (resumed when the same config is run again), a ``lock`` file held
 by the process training it, and, once finished, ``result.json`` with the status
-(``complete`` or ``diverged``), config, metrics, seed, versions, device, threads and wall time.
+(``complete`` or ``diverged``), config, metrics, seed, versions (micmco, torch, CUDA, cuDNN, Python),
+device, threads, precision (and the float32 and determinism flags it set) and wall time.
 
 Everything that can be checked before work is checked by :func:`preflight` (the config, the
 device, the task's data, the memory a step needs, the output directory), so a bad input ends
@@ -37,7 +38,16 @@ from .evaluation import evaluate
 from .memory import MemoryEstimate, available_memory, format_bytes
 from .runconfig import RunConfig, fingerprint, load_config, run_directory
 from .tasks import Task, get_task
-from .trainer import Diverged, Trainer, resolve_device
+from .trainer import (
+    Diverged,
+    Trainer,
+    device_record,
+    numerics,
+    numerics_settings,
+    resolve_device,
+    step_generator,
+    to_device,
+)
 from .util import git_commit, write_atomically
 
 __all__ = [
@@ -135,18 +145,19 @@ GPU_PROFILES = ("paper",)  # profiles sized for an accelerator
 
 def time_steps(config: RunConfig, device: torch.device, steps: int = 2) -> float:
     """Seconds per training step of ``config`` on ``device``, timed over ``steps`` forward and backward
-    passes (after one warm-up) of a fresh copy of the model: the run itself is not touched."""
-    from .trainer import step_generator
-
+    passes (after one warm-up) of a fresh copy of the model, in the run's precision: the run itself is not
+    touched."""
     task = task_of(config)
-    with torch.random.fork_rng(devices=[]), torch_threads(config.train.threads or 1):
+    precision = config.train.precision
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+    with torch.random.fork_rng(devices=[]), torch_threads(config.train.threads or 1), numerics(precision, device):
         model, loss = task.build_model(config).to(device), task.build_loss(config)
-        batch = task.training_data(config)(0)
-        batch = batch.to(device) if isinstance(batch, torch.Tensor) else batch
+        batch = to_device(task.training_data(config)(0), device)
         timings = []
         for step in range(steps + 1):
             started = time.perf_counter()
-            value, _ = loss(model, batch, step_generator(config.seed, "noise", step, device))
+            with autocast:
+                value, _ = loss(model, batch, step_generator(config.seed, "noise", step, device))
             value.backward()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -294,7 +305,8 @@ def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, thr
         started = time.perf_counter()
         split = task.split(config)
         batches = task.evaluation_batches(config, split)
-        metrics = evaluate(trainer.model, batches, config.eval, seed=config.seed, progress=config.train.progress)
+        with numerics(config.train.precision, trainer.device):
+            metrics = evaluate(trainer.model, batches, config.eval, seed=config.seed, progress=config.train.progress)
         record["evaluation"] = {"split": split, "unit": task.unit, "units": metrics.pop("units")}
         reference = task.reference_nll(config)
         if reference is not None:
@@ -305,6 +317,8 @@ def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, thr
         if reason:
             record["status"] = "diverged"
             record["divergence"] = {"reason": reason, "step": state.step, "last_finite_metrics": state.history[-1]}
+    with numerics(config.train.precision, trainer.device):
+        applied = numerics_settings()  # the flags training and evaluation ran under
     record.update(
         {
             "config": to_dict(config),
@@ -316,10 +330,12 @@ def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, thr
             "eval_wall_time_s": time.perf_counter() - started if metrics is not None else 0.0,
             "device": _describe_device(trainer.device, threads),
             "threads": threads,
+            "precision": config.train.precision,
+            "numerics": applied,
+            **device_record(trainer.device),  # device_kind, device_name, torch, CUDA and cuDNN versions
             "memory_estimate_bytes": checks.memory.peak_bytes,
             "micmco_version": __version__,
             "git_commit": git_commit(),
-            "torch_version": torch.__version__,
             "python_version": platform.python_version(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

@@ -3,7 +3,9 @@
 Reproducibility and resumption come from one rule: everything random at step t (the
 batch and the loss's sampling noise) is drawn from generators seeded by (seed, t). A
 checkpoint therefore needs only the step, the model and the optimizer, and a run resumed
-from any checkpoint ends exactly where an uninterrupted run with the same seed does.
+from any checkpoint ends exactly where an uninterrupted run with the same seed does, on the
+same kind of device (CPU and CUDA generators draw different numbers: a checkpoint records
+its kind, and another kind is refused).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import math
 import os
 import pickle
+import platform
 import re
 import threading
 import time
@@ -26,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .config import check, check_types
+from .config import check, check_choice, check_types
 from .util import install_handlers, restore_handlers
 
 __all__ = [
@@ -39,6 +42,10 @@ __all__ = [
     "step_generator",
     "resolve_device",
     "to_device",
+    "PRECISIONS",
+    "numerics",
+    "numerics_settings",
+    "device_record",
 ]
 
 Loss = Callable[[nn.Module, Any, torch.Generator], tuple[Tensor, dict[str, Tensor]]]
@@ -54,7 +61,10 @@ class TrainerConfig:
     adam_eps: float = 1e-8
     device: str = "auto"  # auto (cuda when available, else cpu), cpu, cuda or cuda:N
     threads: int | None = None  # CPU threads for torch; None = 1 (these models are small: workers, not threads, scale)
-    mixed_precision: bool = False  # bfloat16 autocast for the forward pass
+    # float32 (full float32 on both CUDA back ends), tf32 (TensorFloat-32 in cuBLAS and cuDNN) or bfloat16
+    # (autocast of the forward pass); applied by :func:`numerics` for the run
+    precision: str = "float32"
+    mixed_precision: bool = False  # deprecated alias: true means precision bfloat16 (kept in agreement with it)
     checkpoint_every: int = 1000  # steps between checkpoints; 0 = only when interrupted and at the end
     log_every: int = 100  # steps between logged metric averages
     progress: bool = True  # show a progress bar
@@ -74,6 +84,21 @@ class TrainerConfig:
         check(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
         check(self.log_every >= 1, "log_every", f"must be >= 1, got {self.log_every}")
         check(self.threads is None or self.threads >= 1, "threads", f"must be >= 1, got {self.threads}")
+        check_choice(self.precision, PRECISIONS, "precision")
+        # mixed_precision (in every recorded run's identity) and precision always agree: either spelling of a
+        # bfloat16 run gives the same config, and one whose identity lists mixed_precision only keeps its hash
+        if self.mixed_precision and self.precision == "float32":
+            self.precision = "bfloat16"
+        check(
+            self.mixed_precision in (False, self.precision == "bfloat16"),
+            "mixed_precision",
+            f"true means precision bfloat16, which contradicts precision {self.precision!r}; "
+            "drop mixed_precision (deprecated) and keep precision",
+        )
+        self.mixed_precision = self.precision == "bfloat16"
+
+
+PRECISIONS = ("float32", "tf32", "bfloat16")  # TrainerConfig.precision's choices
 
 
 _STREAMS = {"init": 0, "data": 1, "noise": 2, "eval": 3}
@@ -110,6 +135,89 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} requested but CUDA is not available here; use device: auto or cpu")
     return device
+
+
+# cuBLAS is deterministic on one stream only with a fixed workspace: torch's deterministic mode checks this
+# variable at each cuBLAS call and cuBLAS sizes its workspace from it when its first handle is made
+CUBLAS_WORKSPACE = ("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def numerics_settings() -> dict[str, bool]:
+    """The global float32 and determinism flags now in force (what a result records of its arithmetic)."""
+    return {
+        "matmul_tf32": torch.backends.cuda.matmul.allow_tf32,  # cuBLAS: linear layers, the state-dropout LSTM
+        "cudnn_tf32": torch.backends.cudnn.allow_tf32,  # cuDNN: the fused LSTM
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+    }
+
+
+@contextlib.contextmanager
+def numerics(precision: str, device: torch.device | str = "cpu") -> Iterator[None]:
+    """The float32 arithmetic of ``precision`` on both CUDA back ends, and deterministic kernels on CUDA,
+    while the block runs; the previous global settings are restored afterwards.
+
+    float32 and bfloat16 turn TF32 off in cuBLAS and in cuDNN (PyTorch's defaults differ: cuDNN in TF32,
+    cuBLAS not, so the fused LSTM and the state-dropout recurrence would compute different numbers); tf32
+    turns it on in both (bfloat16 is autocast, applied by the trainer around the forward pass). On CUDA,
+    every run gets deterministic kernels, since every run promises bit-identical resumption: an op with no
+    deterministic CUDA kernel warns rather than ending the run (``warn_only``), and uninitialised memory is
+    not filled (a debugging aid that costs a kernel per allocation). CPU kernels are deterministic already
+    and are left as they are, so CPU numbers do not depend on this.
+    """
+    check_choice(precision, PRECISIONS, "precision")
+    tf32 = precision == "tf32"
+    cuda = torch.device(device).type == "cuda"
+    backends = torch.backends
+    matmul_tf32, cudnn_tf32 = backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32
+    deterministic = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    cudnn_flags = (backends.cudnn.deterministic, backends.cudnn.benchmark)
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    workspace = os.environ.get(CUBLAS_WORKSPACE[0])
+    try:
+        # set (and restore) only what differs, through one API (PyTorch refuses to read flags set through a
+        # mix of allow_tf32 and its newer fp32_precision): an unchanged flag is then left exactly as it was
+        if matmul_tf32 != tf32:
+            backends.cuda.matmul.allow_tf32 = tf32
+        if cudnn_tf32 != tf32:
+            backends.cudnn.allow_tf32 = tf32
+        if cuda:
+            if workspace is None:
+                os.environ[CUBLAS_WORKSPACE[0]] = CUBLAS_WORKSPACE[1]
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            backends.cudnn.deterministic, backends.cudnn.benchmark = True, False
+            torch.utils.deterministic.fill_uninitialized_memory = False
+        yield
+    finally:
+        if backends.cuda.matmul.allow_tf32 != matmul_tf32:
+            backends.cuda.matmul.allow_tf32 = matmul_tf32
+        if backends.cudnn.allow_tf32 != cudnn_tf32:
+            backends.cudnn.allow_tf32 = cudnn_tf32
+        if cuda:
+            torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+            backends.cudnn.deterministic, backends.cudnn.benchmark = cudnn_flags
+            torch.utils.deterministic.fill_uninitialized_memory = fill
+            if workspace is None:
+                os.environ.pop(CUBLAS_WORKSPACE[0], None)
+
+
+def device_record(device: torch.device) -> dict[str, Any]:
+    """What a result records of where it ran: the device kind and name, and the torch, CUDA and cuDNN versions
+    (CUDA and cuDNN: those torch was built with; None for a build without them)."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+    return {
+        "device_kind": device.type,
+        "device_name": name,
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda,
+        "cudnn_version": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+    }
 
 
 @dataclass
@@ -177,6 +285,7 @@ class Trainer:
         payload = {
             "format": CHECKPOINT_FORMAT,
             "fingerprint": self.fingerprint,
+            "device": self.device.type,  # CPU and CUDA generators draw different noise: resumed on the same kind only
             "state": dict(self.state.__dict__),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -188,16 +297,27 @@ class Trainer:
     def load_checkpoint(self) -> bool:
         """Restore from the checkpoint if there is one; True if restored.
 
-        The file is read with ``weights_only=True``: a checkpoint from someone else cannot run code.
+        The file is read with ``weights_only=True``: a checkpoint from someone else cannot run code. It is
+        read onto the CPU: the optimizer moves its moment estimates to the parameters' device and keeps
+        Adam's step counters on the CPU, as a fresh Adam does (counters on a GPU cost synchronisations in
+        every step). A checkpoint written on another kind of device is refused: the run would continue
+        with another noise stream, no longer the run its fingerprint names.
         """
         path = self.checkpoint_path
         if path is None or not path.exists():
             return False
-        payload = read_checkpoint(path, self.device)
+        payload = read_checkpoint(path)
         if payload.get("fingerprint") != self.fingerprint:
             raise CheckpointError(
                 f"checkpoint {path} belongs to a different configuration; "
                 "use another output directory or delete the checkpoint to start over"
+            )
+        saved_on = payload.get("device", "cpu")  # checkpoints from before the field: nothing had run on a GPU
+        if saved_on != self.device.type:
+            raise CheckpointError(
+                f"checkpoint {path} was written on {saved_on} and this run is on {self.device.type}, whose random "
+                f"numbers differ, so it would not continue the same run; resume it on a {saved_on} device, or "
+                f"delete the checkpoint to start over on {self.device.type}"
             )
         try:
             self.model.load_state_dict(payload["model"])
@@ -228,7 +348,7 @@ class Trainer:
         if self.load_checkpoint():
             self.state.resumed_from.append(self.state.step)
         self.model.train()
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.mixed_precision)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.precision == "bfloat16")
         bar = tqdm(
             total=config.steps,
             initial=self.state.step,
@@ -241,7 +361,7 @@ class Trainer:
         started = time.perf_counter()
         self._stop_requested = False
         try:
-            with self._signals_deferred_to_step_boundaries():
+            with self._signals_deferred_to_step_boundaries(), numerics(config.precision, self.device):
                 while self.state.step < config.steps:
                     if self._stop_requested:
                         self._checkpoint(started, sums, count)
@@ -348,13 +468,13 @@ class Trainer:
 CHECKPOINT_FORMAT = 2  # 1: pickled with weights_only=False (refused: it could run code)
 
 
-def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``); a clear CheckpointError for anything unusable."""
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``) onto the CPU; a clear CheckpointError for anything unusable."""
     start_over = f"delete {path} (or its run directory) to start the run over"
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty; {start_over}")
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
         if unsafe is None:
