@@ -665,6 +665,11 @@ def table(results: dict) -> str:
 MEANINGS = {EXIT_PASSED: "all passed", EXIT_FAILED: "a check failed", EXIT_INCOMPLETE: "incomplete (skipped or cut)"}
 
 
+def write_results(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1, default=str) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs/gpu-check.json", help="the JSON file of figures")
@@ -691,9 +696,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"gpu-check: {name} ...", file=sys.stderr, flush=True)
             results["sections"][name] = run_section(name, plan, Path(scratch) / name)
+            write_results(args.out, results)  # after every section: a check killed from outside keeps its figures
     results["exit_code"] = exit_code(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    write_results(args.out, results)
     print(table(results))
     return results["exit_code"]
 
