@@ -16,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
-from micmco.naming import parse_paper_file_name  # noqa: E402
+from micmco.naming import parse_paper_file_name, ptb_curve_id  # noqa: E402
 
 # The README of data/paper-frontiers/ptb: which figure uses which file (stems without the latent prefix).
 FIGURES = {
@@ -83,25 +83,7 @@ def figures_of(stem: str) -> list[int]:
 
 
 def curve_id(stem: str) -> str:
-    """ptb-<estimator><K>-<objective><K'>[-valid[-shared|-l2]][-batchN|-bs16][-hiddenN][-steps80k|-t16]."""
-    named = parse_paper_file_name(stem)
-    s = named.setting
-    name = {"reinforce": "vimco"}.get(s.estimator, s.estimator) + str(s.k)
-    objective = {"power": "alpha"}.get(s.objective, s.objective) + (str(s.k_mi) if s.k_mi != s.k else "")
-    parts = ["ptb", name, objective]
-    if named.split == "valid":
-        parts += ["valid"] + {"dropout-naive": [], "dropout-shared": ["shared"], "l2": ["l2"]}[named.regulariser]
-    if named.batch_size == 4096:
-        parts.append("bs16")
-    elif named.batch_size != 256:
-        parts.append(f"batch{named.batch_size}")
-    if named.hidden_size != 128:
-        parts.append(f"hidden{named.hidden_size}")
-    if named.steps == 640_000:
-        parts.append("t16")
-    elif named.steps != 40_000:
-        parts.append(f"steps{named.steps // 1000}k")
-    return "-".join(parts)
+    return ptb_curve_id(stem)
 
 
 def overrides(stem: str, profile: str) -> tuple[str, list[str], str, list[str]]:
@@ -196,8 +178,10 @@ def study_text(stem: str, profile: str) -> str:
         "set:  # this curve's setting on the base config",
         *[f'  - "{item}"' for item in sets],
         "parameters:  # tuned, with the ranges of Appendix C, Table 2",
-        *[f"  {name}: {CPU_LEARNING_RATE if (profile, name) == ('cpu', 'learning_rate') else RANGES[name]}"
-          for name in tuned],
+        *[
+            f"  {name}: {CPU_LEARNING_RATE if (profile, name) == ('cpu', 'learning_rate') else RANGES[name]}"
+            for name in tuned
+        ],
     ]
     return "\n".join(lines) + "\n"
 

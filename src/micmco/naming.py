@@ -18,6 +18,7 @@ from .gradients import BaseEstimator
 from .objectives import ObjectiveKind
 
 __all__ = [
+    "ptb_curve_id",
     "ESTIMATORS",
     "OBJECTIVES",
     "ESTIMATOR_NAMES",
@@ -120,6 +121,31 @@ def paper_file_name(curve_id: str) -> str:
         estimator = "vimco"  # the paper's files call REINFORCE 1 "vimco1"
     name = PAPER_TOKENS.get(estimator, estimator) + ("" if estimator == "elbo" else k)
     return f"{latents}-bs256-hs128-t40-{name}-{PAPER_TOKENS[match['objective']]}{match['k_mi']}.tsv"
+
+
+def ptb_curve_id(stem: str) -> str:
+    """The study (curve) of one of the paper's PTB trial files, named as params/studies/<profile>/:
+    ptb-<estimator><K>-<objective><K'>[-valid[-shared|-l2]][-batchN|-bs16][-hiddenN][-steps80k|-t16]."""
+    named = parse_paper_file_name(stem)
+    if named is None:
+        raise ValueError(f"{stem!r} is not a paper trial file's name (e.g. l40x0-bs256-hs128-t40-dreg16-kl)")
+    s = named.setting
+    name = {"reinforce": "vimco"}.get(s.estimator, s.estimator) + str(s.k)
+    objective = {"power": "alpha"}.get(s.objective, s.objective) + (str(s.k_mi) if s.k_mi != s.k else "")
+    parts = ["ptb", name, objective]
+    if named.split == "valid":
+        parts += ["valid"] + {"dropout-naive": [], "dropout-shared": ["shared"], "l2": ["l2"]}[named.regulariser]
+    if named.batch_size == 4096:
+        parts.append("bs16")
+    elif named.batch_size != 256:
+        parts.append(f"batch{named.batch_size}")
+    if named.hidden_size != 128:
+        parts.append(f"hidden{named.hidden_size}")
+    if named.steps == 640_000:
+        parts.append("t16")
+    elif named.steps != 40_000:
+        parts.append(f"steps{named.steps // 1000}k")
+    return "-".join(parts)
 
 
 @dataclass(frozen=True)

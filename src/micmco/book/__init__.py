@@ -9,6 +9,7 @@ module a chapter needs, e.g. ``from micmco.book import common, propositions``.
 - :mod:`~micmco.book.widgets`: what the two explorers share (plotly menus and page script, live ipywidgets).
 - :mod:`~micmco.book.explorer`: §4, the λ/α/K explorer.
 - :mod:`~micmco.book.figures`: §7.1 and Appendices A, B.3, the synthetic figures from committed results.
+- :mod:`~micmco.book.language`: §7.2, the Penn Treebank figures (8, 9, 10, 12) from committed results, per token.
 - :mod:`~micmco.book.claims`: §7-§8, the paper's claims decided on both sides, the curves' orderings pair by pair.
 - :mod:`~micmco.book.costs`: Appendix C, Table 2, the profiles and the measured cost of our trials.
 - :mod:`~micmco.book.frontier_explorer`: §7, the frontier explorer.
