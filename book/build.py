@@ -348,6 +348,12 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("-p sets parameters of the chapters named with --chapter; name at least one")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    from micmco.util import import_deferring_signals
+
+    # A Ctrl-C inside these imports can be caught as an ImportError by a package probing an optional
+    # dependency, and the build then ran on: defer it, and stop once they are done.
+    if import_deferring_signals(("jupytext", "nbformat", "papermill", "jupyter_client")):
+        raise KeyboardInterrupt
     started = time.perf_counter()
     out = args.out.resolve()
     if (out / "source").exists() and not args.chapter:
