@@ -1,4 +1,5 @@
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,12 @@ SHARED = REPO.parent / "shared"  # the project's shared data, beside the checkou
 
 # The test models are tiny: one thread is faster than two, and leaves a core for subprocess tests.
 torch.set_num_threads(1)
+
+# A suite started in the background of a script (`cmd &`, nohup) begins with SIGINT ignored, and every
+# subprocess inherits that: the tests of Ctrl-C would then see it swallowed. Catching it here (Python's
+# own handler) resets it to the default in the children, as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
