@@ -11,7 +11,8 @@ import pytest
 
 from micmco import pareto
 from micmco.frontier_plot import plot_frontiers
-from micmco.pareto import ParetoError, cli_main, lowest_nll, pareto_frontier, read_curves, read_paper_trials
+from micmco.pareto import ParetoError, lowest_nll, pareto_frontier, read_curves, read_paper_trials
+from micmco.pareto_cli import cli_main
 
 matplotlib.use("Agg")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from micmco import best_trials, pareto
+from micmco import best_trials, pareto, pareto_cli
 from micmco.best_trials import TABLE1_COLUMNS, format_table1, table1
 from micmco.frontier_plot import curve_styles, plot_frontiers
 from micmco.pareto import ParetoError, paper_counterparts, read_curves, read_inputs
@@ -144,7 +144,7 @@ def test_a_folder_skips_tables_whose_first_trial_is_still_running(tmp_path, caps
     (only_empty / "c.tsv").write_text(format_table([], "ptb"))
     with pytest.raises(ParetoError, match="a folder with no table with complete trials"):
         read_inputs([only_empty])
-    assert pareto.cli_main([str(tmp_path), "--plot", str(tmp_path / "p.png"), "--no-frontiers"]) == 0
+    assert pareto_cli.cli_main([str(tmp_path), "--plot", str(tmp_path / "p.png"), "--no-frontiers"]) == 0
     assert (tmp_path / "p.png").stat().st_size > 0
 
 
@@ -152,11 +152,11 @@ def test_tables_of_two_tasks_get_a_summary_each_and_no_shared_plot(tmp_path, cap
     write_ptb_table(tmp_path / "ptb.tsv", ptb_row(0, 0.2, 4.5, split="train", regulariser="none"))
     synthetic = ptb_row(0, 4.0, 5.4, task="synthetic", vocab_size=200)
     (tmp_path / "synthetic.tsv").write_text(format_table([synthetic], "synthetic"))
-    assert pareto.cli_main([str(tmp_path), "--no-frontiers"]) == 0
+    assert pareto_cli.cli_main([str(tmp_path), "--no-frontiers"]) == 0
     out = capsys.readouterr().out
     assert "each curve's ln V) >= m (synthetic)" in out and "(nats per token) >= m (ptb)" in out
     plot = tmp_path / "p.png"
-    assert pareto.cli_main([str(tmp_path), "--plot", str(plot)]) == 2
+    assert pareto_cli.cli_main([str(tmp_path), "--plot", str(plot)]) == 2
     assert "cannot share one plot" in capsys.readouterr().err and not plot.exists()
 
 
@@ -275,7 +275,7 @@ def test_worse_than_uniform_points_are_kept_and_named(tmp_path, capsys):
     (curve,) = read_curves([path])
     assert curve.uniform_nll == pytest.approx(math.log(2000))
     assert curve.nll[pareto.worse_than_uniform(curve)].tolist() == [9.201229]  # trial 6 is not on the frontier
-    assert pareto.cli_main([str(path)]) == 0
+    assert pareto_cli.cli_main([str(path)]) == 0
     out = capsys.readouterr().out
     assert "1 frontier point worse than the uniform model (NLL > ln V = 7.60 nats per token)" in out
     assert "worse than uniform" in out[: out.index("Lowest")]  # the frontier's row says so too
@@ -287,10 +287,10 @@ def test_worse_than_uniform_points_are_kept_and_named(tmp_path, capsys):
 def test_paper_folder_of_another_task_is_an_error_or_a_warning(tmp_path, capsys):
     ptb = write_ptb_table(tmp_path / "ptb.tsv", ptb_row(0, 0.2, 4.5, split="train", regulariser="none"))
     synthetic_dir = PAPER_PTB.parent / "synthetic"
-    assert pareto.cli_main([str(ptb), "--paper", str(synthetic_dir), "--no-frontiers"]) == 2
+    assert pareto_cli.cli_main([str(ptb), "--paper", str(synthetic_dir), "--no-frontiers"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and str(synthetic_dir) in error and "ptb" in error and "synthetic" in error
-    assert pareto.cli_main([str(ptb), "--paper", str(PAPER_PTB), "--no-frontiers"]) == 0
+    assert pareto_cli.cli_main([str(ptb), "--paper", str(PAPER_PTB), "--no-frontiers"]) == 0
     assert "paper, train, V = 10000" in capsys.readouterr().out
 
 
@@ -301,7 +301,7 @@ def test_mixed_folder_normalised_with_the_synthetic_paper_and_a_plot(tmp_path, c
     write_ptb_table(tmp_path / "cpu-ptb-dreg16-kl.tsv", ptb_row(0, 0.2, 4.5, split="train", regulariser="none"))
     plot = tmp_path / "f.png"
     argv = [str(tmp_path), "--normalised", "--paper", str(root / "data/paper-frontiers/synthetic"), "--plot", str(plot)]
-    assert pareto.cli_main(argv) == 0
+    assert pareto_cli.cli_main(argv) == 0
     captured = capsys.readouterr()
     assert plot.stat().st_size > 0
     assert "(synthetic)" in captured.out and "(ptb)" in captured.out  # a summary per task

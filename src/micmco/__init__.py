@@ -18,7 +18,8 @@ schema, one frontier and one sweep tool serve every task. One line per module:
 - ``experiment``: the run hub: preflight, lock, train, evaluate, plausibility, the result record.
 - ``results``: the results-table schema (common columns + the task's), its rows and strict reading.
 - ``naming``: estimator and objective names, curve ids, the paper's curve labels and trial-file names.
-- ``pareto``: frontiers of latent usage against NLL, ours and the paper's; summaries, ``micmco pareto``.
+- ``pareto``: frontiers of latent usage against NLL, ours and the paper's; summaries.
+- ``pareto_cli``: ``micmco pareto``, its command line.
 - ``frontier_plot``: the frontiers drawn in the paper's style (normalised, or per token for text).
 - ``best_trials``: the best trial of curves, and the paper's Table 1 (``micmco table1``).
 - ``study``: study files: a base config, tuned parameters (Table 2), grid points, a trial budget.

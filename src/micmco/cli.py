@@ -29,7 +29,7 @@ from .util import (
 # Subcommands with parsers of their own, in their modules (imported only when used).
 DELEGATED = {
     "sweep": ("micmco.sweep", "run a study: a grid or a tuned set of trials (Optuna), resumable; exports results/"),
-    "pareto": ("micmco.pareto", "Pareto frontiers of results tables and of the paper's trials; summaries, plots"),
+    "pareto": ("micmco.pareto_cli", "Pareto frontiers of results tables and of the paper's trials; summaries, plots"),
     "table1": ("micmco.best_trials", "the paper's Table 1: the best validation results on Penn Treebank"),
 }
 
