@@ -71,27 +71,46 @@ def paper_frontiers_dir() -> Path:
     return repo_path("data/paper-frontiers/synthetic")
 
 
-def load_curve(curve_id: str, profile: str = "cpu", results_dir: Path | None = None) -> CurveResults:
-    """Our committed trials of a curve (results/<profile>/<profile>-<curve>.tsv) and the paper's."""
-    from ..pareto import curves_of, read_paper_trials
+@dataclass(frozen=True)
+class OurTrials:
+    """What one committed results table of ours holds for a figure."""
+
+    curve: Any  # micmco.pareto.Curve of its (largest) setting; None without complete trials
+    rows: int  # finished trials: complete + diverged + failed
+    complete: int
+    wall_s: float  # the sum of wall_s
+    table: str  # the table's path, relative to the repository where it is inside
+
+
+def read_our_trials(curve_id: str, profile: str = "cpu", results_dir: Path | None = None) -> OurTrials:
+    """results/<profile>/<profile>-<curve>.tsv, if it exists (both tasks' figures read theirs here)."""
+    from ..pareto import curves_of
     from ..results import read_rows
 
     results_dir = results_dir or repo_path("results") / profile
     table = Path(results_dir) / f"{profile}-{curve_id}.tsv"
-    paper = read_paper_trials(paper_frontiers_dir() / paper_file_name(curve_id)).normalised()
     ours, rows = None, []
     if table.exists():
         rows = read_rows(table)
         curves = curves_of(rows, table)
         if curves:  # one setting per study; the largest if a table mixes several
-            ours = max(curves, key=lambda c: len(c.mi)).normalised()
-    complete = sum(row.status == "complete" for row in rows)
-    wall_s = sum(row.wall_s for row in rows)
+            ours = max(curves, key=lambda c: len(c.mi))
     try:
         shown = table.relative_to(repo_path("results").parent)
     except ValueError:
         shown = table
-    return CurveResults(curve_id, ours, paper, len(rows), complete, wall_s, str(shown))
+    complete = sum(row.status == "complete" for row in rows)
+    return OurTrials(ours, len(rows), complete, sum(row.wall_s for row in rows), str(shown))
+
+
+def load_curve(curve_id: str, profile: str = "cpu", results_dir: Path | None = None) -> CurveResults:
+    """Our committed trials of a curve (results/<profile>/<profile>-<curve>.tsv) and the paper's, normalised."""
+    from ..pareto import read_paper_trials
+
+    paper = read_paper_trials(paper_frontiers_dir() / paper_file_name(curve_id)).normalised()
+    ours = read_our_trials(curve_id, profile, results_dir)
+    curve = None if ours.curve is None else ours.curve.normalised()
+    return CurveResults(curve_id, curve, paper, ours.rows, ours.complete, ours.wall_s, ours.table)
 
 
 @dataclass
@@ -123,7 +142,8 @@ def load_figure(number: int, profile: str = "cpu", results_dir: Path | None = No
 
 
 def lowest_excess(curve, min_usage: float) -> float:
-    """The lowest excess NLL among trials with usage / ln V >= ``min_usage`` (NaN: none reach it)."""
+    """The lowest NLL (excess NLL on normalised curves) among trials with usage >= ``min_usage`` (NaN: none
+    reach it, or no curve)."""
     from ..pareto import lowest_nll
 
     return math.nan if curve is None else lowest_nll(curve, min_usage)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..naming import ptb_curve_id
 from .common import markdown_table, repo_path
+from .figures import MIN_TRIALS, lowest_excess, read_our_trials
 
 # The curves of the figures our cpu profile sweeps (§7.2.4, §7.2.5), by paper figure number. With one sample
 # KL and Rényi are one objective, so the K = 1 curves are the KL studies (Figure 12 reuses Figure 10's: with
@@ -32,7 +33,6 @@ PTB_FIGURES: dict[int, tuple[str, tuple[str, ...]]] = {
          ("ptb-dreg1-kl-valid", "ptb-vimco1-kl-valid", "ptb-dreg16-kl-valid-shared",
           "ptb-dreg16-renyi-valid-shared", "ptb-vimco16-kl-valid-shared", "ptb-vimco16-renyi-valid-shared")),
 }  # fmt: skip
-MIN_TRIALS = 8  # a curve with fewer complete trials is flagged with its count
 
 
 def paper_files(directory: Path | None = None) -> dict[str, Path]:
@@ -64,27 +64,14 @@ class PTBCurve:
 
 def load_ptb_curve(curve_id: str, profile: str = "cpu", results_dir: Path | None = None) -> PTBCurve:
     """Our committed trials of a PTB curve (results/<profile>/<profile>-<curve>.tsv) and the paper's."""
-    from ..pareto import curves_of, read_paper_trials
-    from ..results import read_rows
+    from ..pareto import read_paper_trials
 
     files = paper_files()
     if curve_id not in files:
         raise ValueError(f"no paper trials for {curve_id!r}; the PTB curves are: {', '.join(sorted(files))}")
-    results_dir = Path(results_dir or repo_path("results") / profile)
-    table = results_dir / f"{profile}-{curve_id}.tsv"
-    ours, rows = None, []
-    if table.exists():
-        rows = read_rows(table)
-        curves = curves_of(rows, table)
-        if curves:  # one setting per study; the largest if a table mixes several
-            ours = max(curves, key=lambda c: len(c.mi))
-    complete = sum(row.status == "complete" for row in rows)
-    try:
-        shown = str(table.relative_to(repo_path("results").parent))
-    except ValueError:
-        shown = str(table)
+    ours = read_our_trials(curve_id, profile, results_dir)
     paper = read_paper_trials(files[curve_id])
-    return PTBCurve(curve_id, ours, paper, len(rows), complete, sum(row.wall_s for row in rows), shown)
+    return PTBCurve(curve_id, ours.curve, paper, ours.rows, ours.complete, ours.wall_s, ours.table)
 
 
 @dataclass
@@ -111,11 +98,7 @@ def load_ptb_figure(number: int, profile: str = "cpu", results_dir: Path | None 
     return PTBFigure(number, title, profile, [load_ptb_curve(c, profile, results_dir) for c in curve_ids])
 
 
-def lowest(curve, min_usage: float) -> float:
-    """The lowest NLL per token among trials with usage >= ``min_usage`` nats per token (NaN: none reach it)."""
-    from ..pareto import lowest_nll
-
-    return math.nan if curve is None else lowest_nll(curve, min_usage)
+lowest = lowest_excess  # per token here: the same lowest NLL at usage >= m, on curves that are not normalised
 
 
 def ptb_figure_table(figure: PTBFigure, min_usages: list[float]) -> str:
