@@ -282,7 +282,9 @@ def test_an_unusable_micmco_ptb_is_an_error_not_passed_over(ptb, tmp_path, monke
 
 
 def test_a_data_path_naming_a_file_says_so(ptb):
-    with one_line_error("data.path", f"{ptb / 'ptb.train.txt'} is a file; give the folder of ptb.train.txt"):
+    with one_line_error(
+        "data.path", f"{(ptb / 'ptb.train.txt').resolve()} is a file; give the folder of ptb.train.txt"
+    ):
         load_corpus(PTBDataConfig(path=str(ptb / "ptb.train.txt")))
 
 
