@@ -45,9 +45,12 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 def test_toc_mirrors_the_paper():
     files = build.toc_files()
     chapters = [f for f in files if f.startswith("chapters/")]
-    assert [c.split("/")[1][:2] for c in chapters if not c.endswith("explorer")] == [f"0{i}" for i in range(1, 9)]
-    assert "appendices/testbed" in files
-    assert {"appendices/vqvae", "appendices/power", "appendices/optimisation"} <= set(files)  # A, B.3, C
+    numbers = [c.split("/")[1][:2] for c in chapters if not c.endswith("explorer")]
+    assert numbers == [f"0{i}" for i in range(1, 8)] + ["07", "08"]  # §7.1 and §7.2 are two chapters of §7
+    assert "chapters/07_language_modelling" in files and "appendices/testbed" in files
+    assert {"appendices/vqvae", "appendices/power", "appendices/language_modelling", "appendices/optimisation"} <= set(
+        files
+    )  # A, B.3 (synthetic), B (PTB), C
     for name in files:
         assert (BOOK / f"{name}.md").exists(), name
 
@@ -550,8 +553,8 @@ def test_every_synthetic_curve_has_a_study_per_profile_and_a_paper_file():
     studies = figures.figure_studies(4, "cpu")
     assert [Path(s).stem for s in studies[:2]] == ["dreg1-kl", "dreg1-renyi"]  # cheapest first (one draw a step)
     assert len(studies) == 8 and all(s.startswith("params/studies/cpu/") for s in studies)
-    with pytest.raises(ValueError, match="no synthetic figure 8"):
-        figures.figure_studies(8, "cpu")
+    with pytest.raises(ValueError, match="no figure 1 among"):
+        figures.figure_studies(1, "cpu")
 
 
 def test_make_reproduce_lists_a_figures_studies_and_rejects_unknown_ones():
@@ -567,7 +570,11 @@ def test_make_reproduce_lists_a_figures_studies_and_rejects_unknown_ones():
                                      "params/studies/cpu/dreg16-renyi.yaml"]  # fmt: skip
     code, studies, _ = run("studies", "paper", "")  # make reproduce without FIGURE: every curve
     assert code == 0 and len(studies) == 35
-    assert run("studies", "cpu", "8")[0] == 2 and "no synthetic figure 8" in run("studies", "cpu", "8")[2]
+    assert run("studies", "cpu", "1")[0] == 2 and "no figure 1 among" in run("studies", "cpu", "1")[2]
+    code, studies, _ = run("studies", "cpu", "8")  # a PTB figure: its cpu studies, cheapest first
+    assert code == 0 and studies[0] == "params/studies/cpu/ptb-dreg1-kl.yaml"
+    code, _, error = run("studies", "cpu", "11")  # no cpu studies: the paper profile's command instead
+    assert code == 2 and "make reproduce PROFILE=paper FIGURE=11" in error
     assert run("studies", "gpu")[0] == 2 and run("figures")[0] == 2
 
 

@@ -320,30 +320,3 @@ def test_labels_compare_steps_and_batches_within_a_task_only(tmp_path):
     assert {c.label for c in curves} == {"DReG 1, KL"} and {c.task for c in curves} == {"synthetic", "ptb"}
     for label in pareto.distinct_labels(curves):
         assert "×" not in label, label
-
-
-def test_the_ptb_figures_curves_have_studies_and_paper_files_and_load_per_token(tmp_path):
-    """§7.2's data layer: every curve of Figures 8, 9, 10 and 12 is a cpu study with a paper file; a curve
-    with a table reads per token beside the paper's, one without says so."""
-    from micmco.book import language
-
-    root = Path(__file__).resolve().parents[1]
-    files = language.paper_files()
-    for number, (_, curves) in language.PTB_FIGURES.items():
-        for curve in curves:
-            assert curve in files and (root / "params/studies/cpu" / f"{curve}.yaml").exists(), (number, curve)
-    write_ptb_table(tmp_path / "cpu-ptb-dreg16-kl.tsv", *[
-        ptb_row(t, mi, nll, split="train", regulariser="none") for t, (mi, nll) in enumerate([(0.1, 1.0), (0.9, 1.5)])
-    ])  # fmt: skip
-    figure = language.load_ptb_figure(8, "cpu", tmp_path)
-    dreg1, dreg16, renyi = figure.curves
-    assert dreg16.ours is not None and dreg16.complete == 2 and dreg16.too_few and dreg1.ours is None
-    assert language.lowest(dreg16.ours, 0.5) == 1.5 and language.lowest(dreg16.ours, 0.95) != 1.5
-    table = language.ptb_figure_table(figure, [0.5])
-    assert "| DReG 16, KL | 2/2 (too few) |" in table and "1.500 / " in table and "no results / " in table
-    assert language.missing_commands(figure) == [
-        "micmco sweep params/studies/cpu/ptb-dreg1-kl.yaml --workers 2",
-        "micmco sweep params/studies/cpu/ptb-dreg16-renyi.yaml --workers 2",
-    ]
-    with pytest.raises(ValueError, match="choose one of"):
-        language.load_ptb_figure(11)

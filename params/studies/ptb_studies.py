@@ -16,70 +16,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
+from micmco.book.registry import PTB_FIGURE_FILES, expand_braces  # noqa: E402
 from micmco.naming import parse_paper_file_name, ptb_curve_id  # noqa: E402
 
-# The README of data/paper-frontiers/ptb: which figure uses which file (stems without the latent prefix).
-FIGURES = {
-    8: "bs256-hs128-t40-dreg{1,16,64}-{kl,renyi}", 9: "bs256-hs128-t40-vimco{1,16,64}-{kl,renyi}",
-    10: "bs256-hs128-t40-{dreg1-kl,vimco1-kl,dreg16-kl,dreg16-renyi,vimco16-kl,vimco16-renyi}-valid",
-    11: "bs256-hs128-t40-{dreg1-kl,vimco1-kl,dreg16-kl,dreg16-renyi,vimco16-kl,vimco16-renyi}-valid-l2",
-    12: "bs256-hs128-t40-{dreg1-kl-valid,vimco1-kl-valid,dreg16-kl-valid-nsd,dreg16-renyi-valid-nsd,"
-        "vimco16-kl-valid-nsd,vimco16-renyi-valid-nsd}",
-    13: "{bs256-hs128-t40-vimco1-kl,bs256-hs128-t40-vimco1-renyi,bs256-hs128-t40x16-vimco1-kl,"
-        "bs256-hs128-t40x16-vimco1-renyi,bs4096-hs128-t40-vimco1-kl,bs4096-hs128-t40-vimco1-renyi,"
-        "bs256-hs128-t40-vimco16-kl,bs256-hs128-t40-vimco16-renyi}",
-    14: "{bs256-hs128-t40-vimco1-kl-valid,bs256-hs128-t40-vimco1-renyi-valid,bs256-hs128-t40x16-vimco1-kl-valid,"
-        "bs256-hs128-t40x16-vimco1-renyi-valid,bs4096-hs128-t40-vimco1-kl-valid,bs4096-hs128-t40-vimco1-renyi-valid,"
-        "bs256-hs128-t40-vimco16-kl-valid-nsd,bs256-hs128-t40-vimco16-renyi-valid-nsd}",
-    16: "{bs64,bs256,bs1024}-hs128-t40-{dreg1-kl,dreg16-kl,dreg16-renyi}",
-    17: "bs256-hs128-{t40,t80}-{dreg1-kl,dreg16-kl,dreg16-renyi}",
-    18: "bs256-hs256-{t40,t80}-{dreg1-kl,dreg16-kl,dreg16-renyi}",
-    19: "{bs64,bs256,bs1024}-hs128-t40-{vimco1-kl,vimco16-kl,vimco16-renyi}",
-    20: "bs256-hs128-{t40,t80}-{vimco1-kl,vimco16-kl,vimco16-renyi}",
-    21: "bs256-hs256-{t40,t80}-{vimco1-kl,vimco16-kl,vimco16-renyi}",
-    22: "bs256-hs128-t40-{dreg1-kl,dreg1-renyi,dreg1-kl16,dreg1-renyi16,dreg16-kl1,dreg16-renyi1,dreg16-kl,"
-        "dreg16-renyi}",
-    23: "bs256-hs128-t40-{vimco1-kl,vimco1-renyi,vimco1-kl16,vimco1-renyi16,vimco16-kl1,vimco16-renyi1,vimco16-kl,"
-        "vimco16-renyi}",
-    24: "{bs256-hs128-t40-dreg1-kl,bs256-hs128-t40-dreg1-renyi,bs256-hs128-t40x16-dreg1-kl,"
-        "bs256-hs128-t40x16-dreg1-renyi,bs4096-hs128-t40-dreg1-kl,bs4096-hs128-t40-dreg1-renyi,bs256-hs128-t40-dreg16-kl,bs256-hs128-t40-dreg16-renyi}",
-    25: "{bs256-hs128-t40-dreg1-kl-valid,bs256-hs128-t40-dreg1-renyi-valid,bs256-hs128-t40x16-dreg1-kl-valid,"
-        "bs256-hs128-t40x16-dreg1-renyi-valid,bs4096-hs128-t40-dreg1-kl-valid,bs4096-hs128-t40-dreg1-renyi-valid,"
-        "bs256-hs128-t40-dreg16-kl-valid-nsd,bs256-hs128-t40-dreg16-renyi-valid-nsd}",
-    28: "bs256-hs128-t40-dreg16-{kl,renyi,alpha}", 29: "bs256-hs128-t40-vimco16-{kl,renyi,alpha}",
-}  # fmt: skip
+# Which figure uses which file: the book's registry (the README of data/paper-frontiers/ptb, as brace patterns).
+FIGURES = {number: pattern for number, (_, pattern) in PTB_FIGURE_FILES.items()}
 CPU_FIGURES = (8, 9, 10, 12)
 # The cpu profile's learning rates: 1000-1500 steps (not the paper's 40k) need larger steps than Table 2's
 # 1e-4 to 1e-2; a calibration at learning rate 0.01 reached the paper's regime (the base configs).
 CPU_LEARNING_RATE = "{low: 1.0e-3, high: 2.0e-2, scale: log}  # cpu profile: 1000-1500 steps, not 40k"
 
 
-def expand(pattern: str) -> list[str]:
-    """Brace expansion, as the README writes the files of a figure."""
-    start = pattern.find("{")
-    if start < 0:
-        return [pattern]
-    depth, end = 0, start
-    for end in range(start, len(pattern)):
-        depth += {"{": 1, "}": -1}.get(pattern[end], 0)
-        if depth == 0:
-            break
-    options, depth, current = [], 0, ""
-    for char in pattern[start + 1 : end]:
-        if char == "," and depth == 0:
-            options.append(current)
-            current = ""
-            continue
-        depth += {"{": 1, "}": -1}.get(char, 0)
-        current += char
-    options.append(current)
-    return [head + tail for option in options for head in expand(pattern[:start] + option) for tail in
-            expand(pattern[end + 1 :])]  # fmt: skip
-
-
 def figures_of(stem: str) -> list[int]:
     short = stem.split("-", 1)[1] if stem.startswith("l") else stem
-    return [number for number, pattern in FIGURES.items() if short in expand(pattern)]
+    return [number for number, pattern in FIGURES.items() if short in expand_braces(pattern)]
 
 
 def curve_id(stem: str) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "Setting",
     "parse_curve_id",
     "curve_label",
+    "same_curve_but_objective",
     "curve_draws",
     "paper_file_name",
     "PaperFile",
@@ -48,6 +49,13 @@ OBJECTIVE_NAMES = {"none": "no MI term", "kl": "KL", "renyi": "Rényi", "power":
 CURVE_ID = re.compile(
     r"^(?P<estimator>elbo|iwae|dreg|reinforce|vimco)(?P<k>\d*)-(?P<objective>kl|renyi|power)(?P<k_mi>\d*)$"
 )
+# The PTB curves (ptb_curve_id): ptb-dreg16-kl, ptb-vimco1-kl-valid, ptb-dreg16-renyi-valid-shared,
+# ptb-vimco1-kl-t16, ptb-dreg1-kl-batch64, ptb-dreg16-kl-hidden256-steps80k (vimco1 is REINFORCE 1).
+PTB_CURVE_ID = re.compile(
+    r"^ptb-(?P<estimator>elbo|iwae|dreg|reinforce|vimco)(?P<k>\d*)-(?P<objective>kl|renyi|power|alpha)(?P<k_mi>\d*)"
+    r"(?P<valid>-valid(?:-shared|-l2)?)?(?P<variant>(?:-(?:bs16|t16|batch\d+|hidden\d+|steps\d+k))*)$"
+)
+PTB_VARIANTS = {"bs16": "bs×16", "t16": "T×16"}  # §7.2.6's compute-matched single-sample baselines
 # l40x0-bs256-hs128-t40-dreg16-kl1.tsv, l8x10-...-t40x16-vimco1-renyi.tsv, bs256-hs128-t40-vq-vae.tsv
 # The PTB files add the regularisation of validation runs: -valid (naive dropout), -valid-nsd (shared
 # dropout masks), -valid-l2 (an L2 penalty); training-fit files have none.
@@ -91,16 +99,44 @@ def parse_curve_id(curve_id: str) -> Setting:
     """The setting of a curve id (see the module docstring); ValueError naming the pattern otherwise."""
     if curve_id == "vqvae":
         return Setting("vqvae", 1, 1, "none")
-    match = CURVE_ID.match(curve_id)
+    match = CURVE_ID.match(curve_id) or PTB_CURVE_ID.match(curve_id)
     if match is None:
-        raise ValueError(f"unknown curve {curve_id!r}; curves are named like dreg16-kl, vimco1-renyi16, vqvae")
+        raise ValueError(f"unknown curve {curve_id!r}; curves are named like dreg16-kl, vimco1-renyi16, vqvae, "
+                         "ptb-dreg16-kl-valid-shared")  # fmt: skip
     k = int(match["k"] or 1)
-    return Setting(match["estimator"], k, int(match["k_mi"] or k), match["objective"])
+    k_mi = int(match["k_mi"] or k)
+    estimator = match["estimator"]
+    if curve_id.startswith("ptb-") and estimator == "vimco" and k == k_mi == 1:
+        estimator = "reinforce"  # the paper's PTB "VIMCO 1" (ptb_curve_id keeps its file's name)
+    objective = {"alpha": "power"}.get(match["objective"], match["objective"])
+    return Setting(estimator, k, k_mi, objective)
 
 
 def curve_label(curve_id: str) -> str:
-    """The paper's name of a curve: "DReG 16/1, KL", "REINFORCE 1, Rényi", "VQ-VAE"."""
-    return parse_curve_id(curve_id).label
+    """The paper's name of a curve: "DReG 16/1, KL", "REINFORCE 1, Rényi", "VQ-VAE"; a PTB curve adds what
+    sets it apart in the appendix figures: "REINFORCE 1, KL, T×16", "DReG 16, KL, batch 64, H = 256, 80k steps"
+    (its split and regulariser are its figure's, named there)."""
+    label = parse_curve_id(curve_id).label
+    match = PTB_CURVE_ID.match(curve_id)
+    if match is None or not match["variant"]:
+        return label
+    names = []
+    for part in match["variant"].strip("-").split("-"):
+        if part in PTB_VARIANTS:
+            names.append(PTB_VARIANTS[part])
+        elif part.startswith("batch"):
+            names.append(f"batch {part[5:]}")
+        elif part.startswith("hidden"):
+            names.append(f"H = {part[6:]}")
+        else:
+            names.append(f"{part[5:]} steps")
+    return ", ".join([label, *names])
+
+
+def same_curve_but_objective(curve_a: str, curve_b: str) -> bool:
+    """Whether two curve ids differ in their objective only (``ptb-vimco1-kl-t16`` and ``ptb-vimco1-renyi-t16``)."""
+    pattern = re.compile(r"-(kl|renyi|power|alpha)(?=\d*(-|$))")
+    return pattern.sub("-*", curve_a, count=1) == pattern.sub("-*", curve_b, count=1)
 
 
 def curve_draws(curve_id: str) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from .figures import SYNTHETIC_FIGURES, figure_studies
+from .figures import figure_studies
+from .registry import all_figures
 
 
 def main(argv: list[str]) -> int:
@@ -16,7 +17,8 @@ def main(argv: list[str]) -> int:
     try:
         text = argv[2] if len(argv) == 3 else ""
         if text and not text.isdigit():
-            raise ValueError(f"FIGURE={text} is not a figure number; choose one of {sorted(SYNTHETIC_FIGURES)}")
+            numbers = sorted(n for figures in all_figures().values() for n in figures)
+            raise ValueError(f"FIGURE={text} is not a figure number; choose one of {numbers}")
         figure = int(text) if text else None
         print(" ".join(figure_studies(figure, argv[1])))
     except ValueError as error:

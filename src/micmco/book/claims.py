@@ -13,15 +13,16 @@ from typing import Any
 from .common import markdown_table, wrap_lines
 from .figures import (
     MIN_TRIALS,
-    SYNTHETIC_FIGURES,
     CurveResults,
     FigureResults,
+    figure_studies,
     load_curve,
     lowest_excess,
     reproduce_command,
     same_objective,
     synthetic_curve_ids,
 )
+from .registry import figure_curves
 
 # (claim in the paper's words, figure, the curves that should be lower, the curves they should beat)
 SYNTHETIC_CLAIMS: tuple[tuple[str, int, tuple[str, ...], tuple[str, ...]], ...] = (
@@ -50,7 +51,45 @@ SYNTHETIC_CLAIMS: tuple[tuple[str, int, tuple[str, ...], tuple[str, ...]], ...] 
     ("the power objective beats KL with VIMCO 16", 27, ("vimco16-power",), ("vimco16-kl",)),
     ("the power objective lags Rényi with VIMCO 16", 27, ("vimco16-renyi",), ("vimco16-power",)),
 )  # fmt: skip
-CLAIMS = {"synthetic": SYNTHETIC_CLAIMS}  # the claims of each task's figures
+# §7.2's and §8's claims about language modelling, per token. A fifth element, where present, overrides what
+# is expected ("tie": the two sides within the tolerance), the usage m (nats per token) and the tolerance.
+ON_PAR = {"expect": "tie", "tolerance": 0.01}  # "on par": within 0.01 nats per token, 1% of perplexity
+PTB_CLAIMS: tuple[tuple, ...] = (
+    ("DReG 16 with Rényi beats DReG 1 in training fit at high usage", 8, ("ptb-dreg16-renyi",),
+     ("ptb-dreg1-kl", "ptb-dreg1-renyi")),
+    ("VIMCO 16 beats REINFORCE 1 markedly in training fit", 9, ("ptb-vimco16-kl", "ptb-vimco16-renyi"),
+     ("ptb-vimco1-kl", "ptb-vimco1-renyi")),
+    ("naive dropout removes DReG 16's gain: DReG 1 matches or beats it in validation", 10, ("ptb-dreg1-kl-valid",),
+     ("ptb-dreg16-kl-valid", "ptb-dreg16-renyi-valid")),
+    ("L2 instead of dropout keeps DReG 16's training-fit gain over DReG 1 in validation", 11,
+     ("ptb-dreg16-kl-valid-l2", "ptb-dreg16-renyi-valid-l2"), ("ptb-dreg1-kl-valid-l2",)),
+    ("shared masks restore DReG 16's gain over DReG 1 in validation", 12,
+     ("ptb-dreg16-kl-valid-shared", "ptb-dreg16-renyi-valid-shared"), ("ptb-dreg1-kl-valid",)),
+    ("shared masks restore VIMCO 16's gain over REINFORCE 1 in validation", 12,
+     ("ptb-vimco16-kl-valid-shared", "ptb-vimco16-renyi-valid-shared"), ("ptb-vimco1-kl-valid",)),
+    ("with shared masks, discrete (VIMCO 16) and continuous (DReG 16) latents are on par up to usage 0.5 per token",
+     12, ("ptb-vimco16-kl-valid-shared", "ptb-vimco16-renyi-valid-shared"),
+     ("ptb-dreg16-kl-valid-shared", "ptb-dreg16-renyi-valid-shared"), {**ON_PAR, "min_usage": 0.5}),
+    ("compute-matched REINFORCE 1 (T×16, bs×16) loses to VIMCO 16 in training fit at higher usage", 13,
+     ("ptb-vimco16-kl", "ptb-vimco16-renyi"),
+     ("ptb-vimco1-kl-t16", "ptb-vimco1-renyi-t16", "ptb-vimco1-kl-bs16", "ptb-vimco1-renyi-bs16"), {"min_usage": 0.8}),
+    ("compute-matched REINFORCE 1 (T×16, bs×16) does not close the gap to VIMCO 16 in validation", 14,
+     ("ptb-vimco16-kl-valid-shared", "ptb-vimco16-renyi-valid-shared"),
+     ("ptb-vimco1-kl-valid-t16", "ptb-vimco1-renyi-valid-t16", "ptb-vimco1-kl-valid-bs16",
+      "ptb-vimco1-renyi-valid-bs16")),
+    ("compute-matched DReG 1 (T×16, bs×16) loses to DReG 16 in training fit at higher usage", 24,
+     ("ptb-dreg16-kl", "ptb-dreg16-renyi"),
+     ("ptb-dreg1-kl-t16", "ptb-dreg1-renyi-t16", "ptb-dreg1-kl-bs16", "ptb-dreg1-renyi-bs16"), {"min_usage": 0.8}),
+    ("compute-matched DReG 1 (T×16, bs×16) does not close the gap to DReG 16 in validation", 25,
+     ("ptb-dreg16-kl-valid-shared", "ptb-dreg16-renyi-valid-shared"),
+     ("ptb-dreg1-kl-valid-t16", "ptb-dreg1-renyi-valid-t16", "ptb-dreg1-kl-valid-bs16", "ptb-dreg1-renyi-valid-bs16")),
+    ("latents barely improve the best perplexity: the best 16-sample curve is on par with REINFORCE 1 (whose "
+     "best trial uses almost no latent information), at any usage", 12,
+     ("ptb-dreg16-kl-valid-shared", "ptb-dreg16-renyi-valid-shared", "ptb-vimco16-kl-valid-shared",
+      "ptb-vimco16-renyi-valid-shared"), ("ptb-vimco1-kl-valid",),
+     {"expect": "tie", "tolerance": 0.02, "min_usage": 0.0}),
+)  # fmt: skip
+CLAIMS = {"synthetic": SYNTHETIC_CLAIMS, "ptb": PTB_CLAIMS}  # the claims of each task's figures
 
 
 def _best(curves: dict[str, CurveResults], ids: tuple[str, ...], source: str, min_usage: float) -> tuple[float, int]:
@@ -79,37 +118,54 @@ def _cell(value: float) -> str:
 
 def check_claims(
     min_usage: float, profile: str = "cpu", figures: tuple[int, ...] | None = None, tolerance: float = 0.005,
-    results_dir: Path | None = None,
+    results_dir: Path | None = None, task: str = "synthetic",
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Each claim of the paper about the synthetic figures, decided on the paper's trials and on ours:
-    the lowest excess NLL at usage / ln V >= m of the curves that should be lower against the others
-    ("holds", "fails", "tie" within ``tolerance`` nats, "neither reaches m", "no results yet")."""
-    ids = {i for claim in SYNTHETIC_CLAIMS for i in (*claim[2], *claim[3])}
+    """Each claim of the paper about a task's figures (:data:`CLAIMS`), decided on the paper's trials and on
+    ours: the lowest NLL at usage >= m (synthetic: excess NLL at usage / ln V >= m; PTB: per token) of the
+    curves that should be lower against the others ("holds", "fails", "tie" within ``tolerance`` nats,
+    "neither reaches m", "no results yet"). A claim may set its own m, tolerance and expected verdict;
+    ``supported``: both sides give the expected one."""
+    if task not in CLAIMS:
+        raise ValueError(f"no claims for task {task!r}; choose one of {', '.join(CLAIMS)}")
+    ids = {i for claim in CLAIMS[task] for i in (*claim[2], *claim[3])}
     curves = {i: load_curve(i, profile, results_dir) for i in sorted(ids)}
     rows = []
-    for text, figure, better, worse in SYNTHETIC_CLAIMS:
+    for text, figure, better, worse, *options in CLAIMS[task]:
         if figures is not None and figure not in figures:
             continue
-        row = {"claim": text, "figure": figure}
+        option = {"expect": "holds", "min_usage": min_usage, "tolerance": tolerance, **(options[0] if options else {})}
+        row = {"claim": text, "figure": figure, **option}
         for source in ("paper", "ours"):
-            low, have_low = _best(curves, better, source, min_usage)
-            high, have_high = _best(curves, worse, source, min_usage)
-            row[source] = _verdict(low, high, have_low > 0 and have_high > 0, tolerance)
+            low, have_low = _best(curves, better, source, option["min_usage"])
+            high, have_high = _best(curves, worse, source, option["min_usage"])
+            row[source] = _verdict(low, high, have_low > 0 and have_high > 0, option["tolerance"])
             partial = have_low < len(better) or have_high < len(worse)
             row[f"{source}_values"] = f"{_cell(low)} vs {_cell(high)}" + (
                 f"; partial: {have_low + have_high} of {len(better) + len(worse)} curves" if partial else ""
             )
-        row["supported"] = row["ours"] == row["paper"] == "holds"
+        row["supported"] = row["ours"] == row["paper"] == option["expect"]
         rows.append(row)
     return rows
 
 
-def claims_table(rows: list[dict[str, Any]], min_usage: float) -> str:
-    """Markdown: claim, figure, the paper's and our verdicts with the two lowest excess NLLs each."""
+def claims_table(rows: list[dict[str, Any]], min_usage: float, task: str = "synthetic") -> str:
+    """Markdown: claim, figure, the paper's and our verdicts with the two lowest NLLs each (for claims whose
+    expected verdict is not "holds", or whose m is not ``min_usage``, the claim says so)."""
+    unit = "per token" if task == "ptb" else "ln V"
+    value = "NLL per token" if task == "ptb" else "excess NLL"
+
+    def claim(r: dict[str, Any]) -> str:
+        extra = []
+        if r.get("expect", "holds") != "holds":
+            extra.append(f"expected: {r['expect']} within {r['tolerance']:g} nats")
+        if r.get("min_usage", min_usage) != min_usage:
+            extra.append(f"at usage ≥ {r['min_usage']:g}")
+        return r["claim"] + (f" ({'; '.join(extra)})" if extra else "")
+
     return markdown_table(
         [
             [
-                r["claim"],
+                claim(r),
                 f"Figure {r['figure']}",
                 f"{r['paper']} ({r['paper_values']})",
                 f"{r['ours']} ({r['ours_values']})",
@@ -119,7 +175,7 @@ def claims_table(rows: list[dict[str, Any]], min_usage: float) -> str:
         [
             "the paper's claim",
             "figure",
-            f"paper: verdict (excess NLL at usage ≥ {min_usage:g} ln V)",
+            f"paper: verdict ({value} at usage ≥ {min_usage:g} {unit})",
             "ours (cpu profile)",
         ],  # fmt: skip
     )
@@ -130,7 +186,7 @@ def claims_summary(rows: list[dict[str, Any]]) -> list[str]:
     counts: dict[str, list[str]] = {}
     for r in rows:
         counts.setdefault(r["ours"], []).append(r["claim"])
-    paper_holds = sum(r["paper"] == "holds" for r in rows)
+    paper_holds = sum(r["paper"] == r.get("expect", "holds") for r in rows)
     lines = [f"{len(rows)} claims; on the paper's own trials {paper_holds} hold at this m."]
     for verdict in ("holds", "fails", "tie", "neither reaches m", "no results yet"):
         if verdict in counts:
@@ -311,8 +367,12 @@ def figure_facts(figure: FigureResults, min_usages: list[float], tolerance: floa
             lines.append(f"  {c.label}: {c.rows} trials run, none complete (all diverged or failed)")
     for m in min_usages:
         lines += compare_ordering(figure, m, tolerance).lines()
-    lines.append(f"Re-run here: make reproduce PROFILE={figure.profile} FIGURE={figure.number}; "
-                 f"at the paper's settings on a GPU: {reproduce_command(figure.number)}")  # fmt: skip
+    try:
+        figure_studies(figure.number, figure.profile)
+        here = f"Re-run here: {reproduce_command(figure.number, figure.profile)}"
+    except ValueError:
+        here = f"No {figure.profile} studies"
+    lines.append(f"{here}; at the paper's settings on a GPU: {reproduce_command(figure.number)}")
     return wrap_lines(lines)
 
 
@@ -348,10 +408,10 @@ def compare_pairs(
     """Every pair of curves that share a figure of ``figures`` (each pair once, :func:`compare_curves`),
     leaving out the KL and Rényi curves of one estimator with K′ = 1 (one objective: their order is
     tuning noise)."""
-    curves = {c: load_curve(c, profile, results_dir) for f in figures for c in SYNTHETIC_FIGURES[f][1]}
+    curves = {c: load_curve(c, profile, results_dir) for f in figures for c in figure_curves(f)[1]}
     seen, out = set(), []
     for f in figures:
-        for pair in compare_curves([curves[c] for c in SYNTHETIC_FIGURES[f][1]], min_usage):
+        for pair in compare_curves([curves[c] for c in figure_curves(f)[1]], min_usage):
             key = frozenset((pair.better.curve_id, pair.worse.curve_id))
             if key not in seen and not pair.equivalent:
                 seen.add(key)

@@ -1,42 +1,27 @@
-"""§7.1, Appendices A and B.3: the synthetic figures, drawn from the committed sweep results.
+"""§7 and the appendices: the paper's experiment figures, drawn from the committed sweep results.
 
-Every curve of Figures 2-7, 15, 26 and 27 is one study, params/studies/<profile>/<curve>.yaml, whose
-sweep exports results/<profile>/<profile>-<curve>.tsv; the paper's own trials of the same curve are
-data/paper-frontiers/synthetic/<paper file>.tsv. Nothing is trained here: these functions read
+Every curve of a figure (:mod:`micmco.book.registry`) is one study, params/studies/<profile>/<curve>.yaml,
+whose sweep exports results/<profile>/<profile>-<curve>.tsv; the paper's own trials of the same curve are a
+file of data/paper-frontiers/{synthetic,ptb}/. The synthetic figures are drawn on normalised axes (usage /
+ln V against NLL - ln V: vocabularies differ, the optimum is known); the Penn Treebank figures per token,
+never normalised (text has no known optimal NLL, and our cpu vocabulary is not the paper's, so the two
+sides are compared by their orderings, not their values). Nothing is trained here: these functions read
 the committed tables, and a curve without a table is reported as missing, with the command.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..naming import curve_draws, curve_label, paper_file_name, parse_curve_id
+from ..naming import curve_draws, curve_label, paper_file_name, parse_curve_id, same_curve_but_objective
 from .common import markdown_table, repo_path
+from .registry import SYNTHETIC_FIGURES, figure_curves, figure_task
 
-SYNTHETIC_FIGURES: dict[int, tuple[str, tuple[str, ...]]] = {
-    2: ("ELBO and IWAE with K samples", ("elbo-kl", "elbo-renyi", "iwae1-kl", "iwae1-renyi", "iwae16-kl",
-                                          "iwae16-renyi", "iwae64-kl", "iwae64-renyi")),
-    3: ("ELBO and DReG with K samples", ("elbo-kl", "elbo-renyi", "dreg1-kl", "dreg1-renyi", "dreg16-kl",
-                                          "dreg16-renyi", "dreg64-kl", "dreg64-renyi")),
-    4: ("DReG with asymmetric samples (K for ln p(x) / K′ for the divergence)",
-        ("dreg1-kl", "dreg1-renyi", "dreg16-kl1", "dreg16-renyi1", "dreg1-kl16", "dreg1-renyi16", "dreg16-kl",
-         "dreg16-renyi")),
-    5: ("REINFORCE with K samples", ("reinforce1-kl", "reinforce1-renyi", "reinforce16-kl", "reinforce16-renyi",
-                                      "reinforce64-kl", "reinforce64-renyi")),
-    6: ("VIMCO with K samples (VIMCO 1 is REINFORCE 1)", ("reinforce1-kl", "reinforce1-renyi", "vimco16-kl",
-                                                          "vimco16-renyi", "vimco64-kl", "vimco64-renyi")),
-    7: ("VIMCO with asymmetric samples", ("reinforce1-kl", "reinforce1-renyi", "vimco16-kl1", "vimco16-renyi1",
-                                          "vimco1-kl16", "vimco1-renyi16", "vimco16-kl", "vimco16-renyi")),
-    15: ("the VQ-VAE against VIMCO and REINFORCE", ("vqvae", "reinforce1-renyi", "vimco16-kl", "vimco16-renyi")),
-    26: ("the power objective with DReG 16", ("dreg16-power", "dreg16-kl", "dreg16-renyi")),
-    27: ("the power objective with VIMCO 16", ("vimco16-power", "vimco16-kl", "vimco16-renyi")),
-}  # fmt: skip
-# The figures and claims of each task, by paper figure number (claims: micmco.book.claims.CLAIMS).
-FIGURES = {"synthetic": SYNTHETIC_FIGURES}
 MIN_TRIALS = 8  # a curve with fewer complete trials is drawn dotted and flagged with its count
 
 
@@ -47,10 +32,11 @@ def synthetic_curve_ids() -> list[str]:
 
 @dataclass
 class CurveResults:
-    """One curve of a figure: our trials (if any) beside the paper's, both normalised."""
+    """One curve of a figure: our trials (if any) beside the paper's, both normalised (synthetic) or both
+    per token (PTB)."""
 
     curve_id: str
-    ours: Any  # micmco.pareto.Curve, normalised (usage / ln V, NLL - ln V); None without complete trials
+    ours: Any  # micmco.pareto.Curve (synthetic: normalised, usage / ln V and NLL - ln V); None without trials
     paper: Any  # the paper's Curve, normalised
     rows: int  # our finished trials: complete + diverged + failed
     complete: int
@@ -65,10 +51,22 @@ class CurveResults:
     def too_few(self) -> bool:
         return 0 < self.complete < MIN_TRIALS
 
+    @property
+    def task(self) -> str:
+        return "ptb" if self.curve_id.startswith("ptb-") else "synthetic"
 
-def paper_frontiers_dir() -> Path:
-    """The paper's trial files, vendored in the repository (a copy of shared/data/paper-frontiers)."""
-    return repo_path("data/paper-frontiers/synthetic")
+
+def paper_frontiers_dir(task: str = "synthetic") -> Path:
+    """The paper's trial files of a task, vendored in the repository (a copy of shared/data/paper-frontiers)."""
+    return repo_path(f"data/paper-frontiers/{task}")
+
+
+def ptb_paper_files(directory: Path | None = None) -> dict[str, Path]:
+    """The paper's PTB trial files by curve id (``ptb-dreg16-kl`` -> its ``l40x0-...-dreg16-kl.tsv``)."""
+    from ..naming import ptb_curve_id
+
+    directory = Path(directory or paper_frontiers_dir("ptb"))
+    return {ptb_curve_id(path.stem): path for path in sorted(directory.glob("*.tsv"))}
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ class OurTrials:
 
 def read_our_trials(curve_id: str, profile: str = "cpu", results_dir: Path | None = None) -> OurTrials:
     """results/<profile>/<profile>-<curve>.tsv, if it exists (both tasks' figures read theirs here)."""
-    from ..pareto import curves_of
+    from ..pareto import NoCompleteTrials, curves_of
     from ..results import read_rows
 
     results_dir = results_dir or repo_path("results") / profile
@@ -92,7 +90,10 @@ def read_our_trials(curve_id: str, profile: str = "cpu", results_dir: Path | Non
     ours, rows = None, []
     if table.exists():
         rows = read_rows(table)
-        curves = curves_of(rows, table)
+        try:
+            curves = curves_of(rows, table)
+        except NoCompleteTrials:  # a study under way: its table has no complete trial yet
+            curves = []
         if curves:  # one setting per study; the largest if a table mixes several
             ours = max(curves, key=lambda c: len(c.mi))
     try:
@@ -104,11 +105,18 @@ def read_our_trials(curve_id: str, profile: str = "cpu", results_dir: Path | Non
 
 
 def load_curve(curve_id: str, profile: str = "cpu", results_dir: Path | None = None) -> CurveResults:
-    """Our committed trials of a curve (results/<profile>/<profile>-<curve>.tsv) and the paper's, normalised."""
+    """Our committed trials of a curve (results/<profile>/<profile>-<curve>.tsv) and the paper's: normalised
+    for the synthetic task, per token for PTB curves (``ptb-...``)."""
     from ..pareto import read_paper_trials
 
-    paper = read_paper_trials(paper_frontiers_dir() / paper_file_name(curve_id)).normalised()
     ours = read_our_trials(curve_id, profile, results_dir)
+    if curve_id.startswith("ptb-"):
+        files = ptb_paper_files()
+        if curve_id not in files:
+            raise ValueError(f"no paper trials for {curve_id!r}; the PTB curves are: {', '.join(sorted(files))}")
+        paper = read_paper_trials(files[curve_id])
+        return CurveResults(curve_id, ours.curve, paper, ours.rows, ours.complete, ours.wall_s, ours.table)
+    paper = read_paper_trials(paper_frontiers_dir() / paper_file_name(curve_id)).normalised()
     curve = None if ours.curve is None else ours.curve.normalised()
     return CurveResults(curve_id, curve, paper, ours.rows, ours.complete, ours.wall_s, ours.table)
 
@@ -132,12 +140,20 @@ class FigureResults:
     def missing(self) -> list[CurveResults]:
         return [c for c in self.curves if c.ours is None]
 
+    @property
+    def task(self) -> str:
+        return self.curves[0].task
+
+    @property
+    def split(self) -> str:
+        """The split of its NLL: "train" (training fit, and every synthetic figure) or "valid"."""
+        return "valid" if any("-valid" in c.curve_id for c in self.curves) else "train"
+
 
 def load_figure(number: int, profile: str = "cpu", results_dir: Path | None = None) -> FigureResults:
-    """Figure ``number`` of the paper (2-7, 15, 26, 27): each of its curves, ours and the paper's."""
-    if number not in SYNTHETIC_FIGURES:
-        raise ValueError(f"no synthetic figure {number}; choose one of {sorted(SYNTHETIC_FIGURES)}")
-    title, curve_ids = SYNTHETIC_FIGURES[number]
+    """Figure ``number`` of the paper (synthetic: 2-7, 15, 26, 27; PTB: 8-14, 16-25, 28, 29): each of its
+    curves, ours and the paper's."""
+    title, curve_ids = figure_curves(number)
     return FigureResults(number, title, profile, [load_curve(c, profile, results_dir) for c in curve_ids])
 
 
@@ -150,8 +166,39 @@ def lowest_excess(curve, min_usage: float) -> float:
 
 
 def _colour_key(curve_id: str) -> str:
-    setting = parse_curve_id(curve_id)  # one colour per estimator, K and K′: its objectives share it
+    """One colour per estimator, K and K′ (and PTB variant: T×16, batch, H): a curve's objectives share it."""
+    if curve_id.startswith("ptb-"):
+        return re.sub(r"-(kl|renyi|power|alpha)(?=\d*(-|$))", "-*", curve_id, count=1)
+    setting = parse_curve_id(curve_id)
     return f"{setting.estimator}{setting.k}/{setting.k_mi}"
+
+
+def _name_without_objective(curve_id: str) -> str:
+    """ "DReG 16/1, KL" -> "DReG 16/1"; "REINFORCE 1, KL, T×16" -> "REINFORCE 1, T×16"."""
+    name, *rest = curve_label(curve_id).split(", ")
+    return ", ".join([name, *rest[1:]])
+
+
+def _panels_of(figure: FigureResults) -> dict[str, list[CurveResults]]:
+    """Objective -> the curves its panel draws. A single-sample curve (K = K′ = 1) whose figure has it with
+    one of KL and Rényi only (the PTB figures: one objective at K = 1) is drawn in both of their panels."""
+    panels: dict[str, list[CurveResults]] = {}
+    for c in figure.curves:
+        if c.curve_id != "vqvae":
+            panels.setdefault(parse_curve_id(c.curve_id).objective, [])
+    for c in figure.curves:
+        if c.curve_id == "vqvae":
+            for curves in panels.values():
+                curves.append(c)
+            continue
+        setting = parse_curve_id(c.curve_id)
+        panels[setting.objective].append(c)
+        twins = [o for o in figure.curves if o is not c and same_objective(o.curve_id, c.curve_id)]
+        if setting.k == setting.k_mi == 1 and not twins and setting.objective in ("kl", "renyi"):
+            other = {"kl": "renyi", "renyi": "kl"}[setting.objective]
+            if other in panels:
+                panels[other].append(c)
+    return panels
 
 
 def _settings_text(curves: list[CurveResults]) -> str:
@@ -172,17 +219,18 @@ def figure_style() -> dict[str, Any]:
 
 
 def plot_figure(figure: FigureResults):
-    """Figure N as in the paper, on the normalised axes, at the page's width: one panel per objective (two
-    a row), our frontiers solid with all our trials as dots (dotted when fewer than MIN_TRIALS trials), the
-    paper's dashed and lighter; one legend below the panels (trial counts are in the figure's table)."""
+    """Figure N as in the paper, at the page's width: one panel per objective (two a row), our frontiers
+    solid with all our trials as dots (dotted when fewer than MIN_TRIALS trials), the paper's dashed and
+    lighter; one legend below the panels (trial counts are in the figure's table). Synthetic figures on the
+    normalised axes, PTB figures per token."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    objectives = list(dict.fromkeys(parse_curve_id(c.curve_id).objective for c in figure.curves
-                                    if c.curve_id != "vqvae"))  # fmt: skip
+    panels = _panels_of(figure)
+    per_token = figure.task == "ptb"
     names = {"kl": "KL objective", "renyi": "Rényi objective", "power": "power objective"}
-    columns = min(2, len(objectives))
-    rows = math.ceil(len(objectives) / columns)
+    columns = min(2, len(panels))
+    rows = math.ceil(len(panels) / columns)
     with plt.rc_context(figure_style()):
         fig, axes = plt.subplots(rows, columns, figsize=(8.0, 3.6 * rows + 1.0), sharey=True, squeeze=False)
         palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -191,60 +239,94 @@ def plot_figure(figure: FigureResults):
         for c in figure.curves:
             key = _colour_key(c.curve_id)
             colours.setdefault(key, palette[len(colours) % len(palette)])
-            names_of.setdefault(key, c.label.split(",")[0])
-        tops = []
+            names_of.setdefault(key, _name_without_objective(c.curve_id))
+        fronts, rights = [], []
         flat = list(axes.flat)
-        for ax, objective in zip(flat, objectives):
-            for c in figure.curves:
-                if c.curve_id != "vqvae" and parse_curve_id(c.curve_id).objective != objective:
-                    continue
+        for ax, (objective, curves) in zip(flat, panels.items()):
+            for c in curves:
                 colour = colours[_colour_key(c.curve_id)]
                 front = c.paper.frontier()
                 ax.plot(c.paper.mi[front], c.paper.nll[front], "--", color=colour, alpha=0.55, lw=1.3)
-                tops.append(float(c.paper.nll[front].max()))
+                fronts.append(c.paper.nll[front])
+                rights.append(float(c.paper.mi.max()))
                 if c.ours is None:
                     continue
                 front = c.ours.frontier()
                 ax.plot(c.ours.mi, c.ours.nll, ".", color=colour, alpha=0.3, ms=4)
                 ax.plot(c.ours.mi[front], c.ours.nll[front], ":" if c.too_few else "-", marker="o", color=colour,
                         ms=4, lw=1.6)  # fmt: skip
-                tops.append(float(c.ours.nll[front].max()))
-            ax.axhline(0.0, color="0.6", lw=0.8)
-            ax.set(xlim=(0, 1.05), xlabel="latent usage: MI / ln V", title=names[objective])
-        for ax in flat[len(objectives) :]:
+                fronts.append(c.ours.nll[front])
+                rights.append(float(c.ours.mi.max()))
+            if per_token:
+                ax.set(xlabel="latent usage (nats per token)", title=names[objective])
+            else:
+                ax.axhline(0.0, color="0.6", lw=0.8)
+                ax.set(xlim=(0, 1.05), xlabel="latent usage: MI / ln V", title=names[objective])
+        for ax in flat[len(panels) :]:
             ax.set_visible(False)
-        top = min(max(tops, default=0.25), 0.3)  # the paper's axes span 0.25 nats of excess NLL
-        flat[0].set_ylim(-0.01, top * 1.05 + 0.01)
+        if per_token:  # the frontiers' range: a diverged trial's dot must not squash them
+            low = min((float(f.min()) for f in fronts), default=0.0)
+            high = max((float(f.max()) for f in fronts), default=1.0)
+            pad = 0.05 * max(high - low, 0.1)
+            flat[0].set_ylim(low - pad, high + pad)
+            for ax in flat:
+                ax.set_xlim(0, max(rights, default=1.0) * 1.05)
+        else:
+            top = min(max((float(f.max()) for f in fronts), default=0.25), 0.3)  # the paper's span 0.25 nats
+            flat[0].set_ylim(-0.01, top * 1.05 + 0.01)
+        ylabel = f"{'validation' if figure.split == 'valid' else 'training'} NLL (nats per token)"
         for row in axes:
-            row[0].set_ylabel("excess NLL: NLL − ln V")
+            row[0].set_ylabel(ylabel if per_token else "excess NLL: NLL − ln V")
         handles = [Line2D([], [], color=colour, lw=2, label=names_of[key]) for key, colour in colours.items()]
         handles += [
             Line2D([], [], color="0.3", marker="o", ms=4, label="ours: frontier (dots: every trial)"),
             Line2D([], [], color="0.3", ls="--", alpha=0.6, label="the paper's frontier"),
         ]
-        fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, 0.0))
+        ncol = 3 if per_token else 4
+        fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0))
         fig.suptitle(f"{figure.name}: {figure.title}\n(ours: {figure.profile} profile, "
                      f"{_settings_text(figure.curves)})")  # fmt: skip
-        legend_rows = math.ceil(len(handles) / 4)
+        legend_rows = math.ceil(len(handles) / ncol)
         fig.tight_layout(rect=(0, 0.06 * legend_rows / rows + 0.02, 1, 1))
     return fig
 
 
 def figure_table(figure: FigureResults, min_usages: list[float]) -> str:
-    """Markdown: per curve, our trial count and compute, then the lowest excess NLL at usage / ln V >= m,
-    ours and the paper's ("–": no trial reaches that usage; "no results": no table yet)."""
-    headers = ["curve", "our trials (complete/run)", "compute (s)"]
+    """Markdown: per curve, our trial count and compute, then the lowest NLL at usage >= m, ours and the
+    paper's ("–": no trial reaches that usage; "no results": no table yet): excess NLL at usage / ln V >= m
+    on the synthetic task (4 decimals), NLL per token at usage >= m nats per token on PTB (3 decimals)."""
+    per_token = figure.task == "ptb"
+    headers = ["curve", "our trials (complete/run)", "compute (min)" if per_token else "compute (s)"]
     headers += [f"m = {m:g}: ours / paper" for m in min_usages]
+    digits = 3 if per_token else 4
     rows = []
     for c in figure.curves:
-        row = [c.label, f"{c.complete}/{c.rows}" + (" (too few)" if c.too_few else ""), f"{c.wall_s:.0f}"]
+        compute = f"{c.wall_s / 60:.0f}" if per_token else f"{c.wall_s:.0f}"
+        row = [c.label, f"{c.complete}/{c.rows}" + (" (too few)" if c.too_few else ""), compute]
+        absent = _why_absent(c, figure)
         for m in min_usages:
             ours = lowest_excess(c.ours, m)
             paper = lowest_excess(c.paper, m)
-            row.append(("no results" if c.ours is None else ("–" if math.isnan(ours) else f"{ours:.4f}"))
-                       + " / " + ("–" if math.isnan(paper) else f"{paper:.4f}"))  # fmt: skip
+            row.append((absent if c.ours is None else ("–" if math.isnan(ours) else f"{ours:.{digits}f}"))
+                       + " / " + ("–" if math.isnan(paper) else f"{paper:.{digits}f}"))  # fmt: skip
         rows.append(row)
     return markdown_table(rows, headers)
+
+
+def has_study(curve_id: str, profile: str) -> bool:
+    """Whether params/studies/<profile>/<curve>.yaml exists (the cpu profile sweeps some PTB curves only)."""
+    try:
+        return (repo_path(f"params/studies/{profile}") / f"{curve_id}.yaml").exists()
+    except FileNotFoundError:
+        return False
+
+
+def _why_absent(curve: CurveResults, figure: FigureResults) -> str:
+    """What a table says for a curve of ours without results: its KL twin stands for it (K = 1 on PTB, one
+    objective, so the cpu profile runs one study), it has no study in this profile, or it has not run."""
+    if any(o.ours is not None and same_objective(o.curve_id, curve.curve_id) for o in figure.curves):
+        return "see KL (one objective)"
+    return "no results" if has_study(curve.curve_id, figure.profile) else f"no {figure.profile} study"
 
 
 def same_objective(curve_a: str, curve_b: str) -> bool:
@@ -253,7 +335,7 @@ def same_objective(curve_a: str, curve_b: str) -> bool:
     is tuning noise."""
     a, b = parse_curve_id(curve_a), parse_curve_id(curve_b)
     same_setting = a.estimator == b.estimator != "vqvae" and a.k == b.k and a.k_mi == b.k_mi == 1
-    return same_setting and {a.objective, b.objective} <= {"kl", "renyi"}
+    return same_setting and {a.objective, b.objective} <= {"kl", "renyi"} and same_curve_but_objective(curve_a, curve_b)
 
 
 def reproduce_command(figure: int | None = None, profile: str = "paper") -> str:
@@ -262,19 +344,21 @@ def reproduce_command(figure: int | None = None, profile: str = "paper") -> str:
 
 
 def figure_studies(figure: int | None, profile: str) -> list[str]:
-    """The study files behind a figure (all synthetic figures when None), cheapest first (by the draws
-    max(K, K') a step takes), for ``make reproduce``."""
+    """The study files behind a figure of either task (all synthetic figures when None), cheapest first (by
+    the draws max(K, K') a step takes), for ``make reproduce``. The cpu profile has studies for some PTB
+    curves only (those of Figures 8, 9, 10 and 12, and the K = 64 ones): the others are left out, and a
+    figure without any is an error naming the paper profile's command."""
     if profile not in ("cpu", "paper"):
-        raise ValueError(f"no synthetic studies for profile {profile!r}; choose cpu or paper")
-    curves = synthetic_curve_ids() if figure is None else list(load_figure_ids(figure))
-    return [f"params/studies/{profile}/{curve}.yaml" for curve in sorted(curves, key=curve_draws)]
-
-
-def load_figure_ids(figure: int) -> tuple[str, ...]:
-    """The curves of a synthetic figure, in its order (an error naming the figures for another number)."""
-    if figure not in SYNTHETIC_FIGURES:
-        raise ValueError(f"no synthetic figure {figure}; choose one of {sorted(SYNTHETIC_FIGURES)}")
-    return SYNTHETIC_FIGURES[figure][1]
+        raise ValueError(f"no studies for profile {profile!r}; choose cpu or paper")
+    curves = synthetic_curve_ids() if figure is None else list(figure_curves(figure)[1])
+    studies = [f"params/studies/{profile}/{curve}.yaml" for curve in sorted(curves, key=curve_draws)]
+    if figure is not None and figure_task(figure) == "ptb":
+        folder = repo_path(f"params/studies/{profile}")
+        studies = [study for study in studies if (folder / Path(study).name).exists()]
+        if not studies:
+            raise ValueError(f"no {profile} studies for Figure {figure}; at the paper's settings on a GPU: "
+                             f"{reproduce_command(figure)}")  # fmt: skip
+    return studies
 
 
 def result_tables(
@@ -306,7 +390,7 @@ def compute_summary(
 
 
 def show_figure(number: int, profile: str, min_usages: list[float], tolerance: float = 0.005) -> FigureResults:
-    """A figure's section body: the plot, the table of lowest excess NLL, the computed reading, the cost."""
+    """A figure's section body: the plot, the table of lowest NLL at usage >= m, the orderings, the cost."""
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
 
@@ -314,16 +398,23 @@ def show_figure(number: int, profile: str, min_usages: list[float], tolerance: f
 
     figure = load_figure(number, profile)
     if not any(c.ours is not None for c in figure.curves):
-        display(Markdown(
-            f"**No results yet for {figure.name}.** Run `make reproduce PROFILE={profile} FIGURE={number}` "
-            f"(or `{reproduce_command(number)}` on a GPU box), then `make book`. The paper's curves alone:"
-        ))  # fmt: skip
+        try:
+            here = f"Run `{reproduce_command(number, profile)}` here (or `{reproduce_command(number)}` on a GPU box)"
+            figure_studies(number, profile)
+        except ValueError:  # a PTB figure without cpu studies
+            here = f"Its studies run at the paper's settings: `{reproduce_command(number)}` on a GPU box"
+        display(Markdown(f"**No results yet for {figure.name}.** {here}, then `make book`. The paper's curves alone:"))
     fig = plot_figure(figure)
     display(fig)
     plt.close(fig)
+    if figure.task == "ptb":
+        what = (f"Lowest {'validation' if figure.split == 'valid' else 'training'} NLL per token among trials "
+                "with latent usage ≥ m nats per token")  # fmt: skip
+    else:
+        what = "Lowest excess NLL (nats over ln V) among trials with latent usage ≥ m · ln V"
     display(Markdown(
-        f"Lowest excess NLL (nats over ln V) among trials with latent usage ≥ m · ln V, ours and the paper's; "
-        f"trial counts and compute (sum of `wall_s`) are ours:\n\n{figure_table(figure, min_usages)}"
+        f"{what}, ours and the paper's; trial counts and compute (sum of `wall_s`) are ours:\n\n"
+        f"{figure_table(figure, min_usages)}"
     ))  # fmt: skip
     display(Markdown(
         "The curves' order, pair by pair, at each threshold m (pairs the paper separates by less than "

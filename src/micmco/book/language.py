@@ -1,123 +1,106 @@
-"""§7.2: the Penn Treebank figures, from the committed sweep results beside the paper's own trials.
+"""§7.2 and Appendix B: what the Penn Treebank chapter adds to the figures of :mod:`micmco.book.figures`:
+the profiles our PTB results come from, set against the paper's, and Table 1 side by side.
 
-Every curve is a study, params/studies/<profile>/ptb-*.yaml, whose sweep exports
-results/<profile>/<profile>-<curve>.tsv; the paper's trials of the same curve are the file of
-data/paper-frontiers/ptb/ whose name maps to that curve (:func:`micmco.naming.ptb_curve_id`). The axes
-are per token and never normalised: text has no known optimal NLL, and our cpu profile's vocabulary
-(2000) is not the paper's (10000), so the two sides are compared by their orderings, not their values.
-Nothing is trained here; a curve without a table is reported as missing, with its command.
+The figures themselves (8-14, 16-25, 28, 29) are drawn, tabulated and compared by the same code as the
+synthetic ones (:func:`micmco.book.figures.show_figure`, :mod:`micmco.book.claims`), per token.
+Nothing is trained here.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ..naming import ptb_curve_id
 from .common import markdown_table, repo_path
-from .figures import MIN_TRIALS, lowest_excess, read_our_trials
+from .figures import compute_summary, load_figure
+from .registry import ptb_figures
 
-# The curves of the figures our cpu profile sweeps (§7.2.4, §7.2.5), by paper figure number. With one sample
-# KL and Rényi are one objective, so the K = 1 curves are the KL studies (Figure 12 reuses Figure 10's: with
-# one sample the naive and shared masks coincide).
-PTB_FIGURES: dict[int, tuple[str, tuple[str, ...]]] = {
-    8: ("DReG with K samples, training fit", ("ptb-dreg1-kl", "ptb-dreg16-kl", "ptb-dreg16-renyi")),
-    9: ("VIMCO with K samples, training fit (VIMCO 1 is REINFORCE 1)",
-        ("ptb-vimco1-kl", "ptb-vimco16-kl", "ptb-vimco16-renyi")),
-    10: ("validation fit with dropout, naive masks",
-         ("ptb-dreg1-kl-valid", "ptb-vimco1-kl-valid", "ptb-dreg16-kl-valid", "ptb-dreg16-renyi-valid",
-          "ptb-vimco16-kl-valid", "ptb-vimco16-renyi-valid")),
-    12: ("validation fit with dropout, shared masks",
-         ("ptb-dreg1-kl-valid", "ptb-vimco1-kl-valid", "ptb-dreg16-kl-valid-shared",
-          "ptb-dreg16-renyi-valid-shared", "ptb-vimco16-kl-valid-shared", "ptb-vimco16-renyi-valid-shared")),
-}  # fmt: skip
+# The base configs behind the PTB curves: ours (cpu: training fit, validation) and the paper's.
+PROFILE_CONFIGS = {
+    "cpu, training fit (Figures 8, 9)": "params/ptb/cpu/ptb-trial-dreg16-kl.yaml",
+    "cpu, validation (Figures 10, 12)": "params/ptb/cpu/ptb-valid-dreg16-kl.yaml",
+    "paper (every PTB figure)": "params/ptb/paper/ptb-base-dreg.yaml",
+}
+TRAINING_SENTENCES = 42_068  # PTB's training split (Mikolov's), the paper's whole training set
 
 
-def paper_files(directory: Path | None = None) -> dict[str, Path]:
-    """The paper's PTB trial files by curve id (``ptb-dreg16-kl`` -> its ``l40x0-...-dreg16-kl.tsv``)."""
-    directory = Path(directory or repo_path("data/paper-frontiers/ptb"))
-    return {ptb_curve_id(path.stem): path for path in sorted(directory.glob("*.tsv"))}
+def profile_table() -> str:
+    """Markdown: what each PTB profile trains, read from its base config (so the chapter cannot drift from
+    the configs): sentences, passes over them, steps and batch, vocabulary, sizes, evaluation, tuning."""
+    from ..runconfig import load_config
 
-
-@dataclass
-class PTBCurve:
-    """One curve of a PTB figure: our trials (if any) beside the paper's, both per token."""
-
-    curve_id: str
-    ours: Any  # micmco.pareto.Curve (per token); None without complete trials
-    paper: Any  # the paper's Curve (per token, V = 10000)
-    rows: int  # our finished trials: complete + diverged + failed
-    complete: int
-    wall_s: float  # the sum of wall_s over our finished trials
-    table: str  # results/<profile>/<profile>-<curve>.tsv, relative to the repository
-
-    @property
-    def label(self) -> str:
-        return self.paper.label
-
-    @property
-    def too_few(self) -> bool:
-        return 0 < self.complete < MIN_TRIALS
-
-
-def load_ptb_curve(curve_id: str, profile: str = "cpu", results_dir: Path | None = None) -> PTBCurve:
-    """Our committed trials of a PTB curve (results/<profile>/<profile>-<curve>.tsv) and the paper's."""
-    from ..pareto import read_paper_trials
-
-    files = paper_files()
-    if curve_id not in files:
-        raise ValueError(f"no paper trials for {curve_id!r}; the PTB curves are: {', '.join(sorted(files))}")
-    ours = read_our_trials(curve_id, profile, results_dir)
-    paper = read_paper_trials(files[curve_id])
-    return PTBCurve(curve_id, ours.curve, paper, ours.rows, ours.complete, ours.wall_s, ours.table)
-
-
-@dataclass
-class PTBFigure:
-    number: int
-    title: str
-    profile: str
-    curves: list[PTBCurve]
-
-    @property
-    def name(self) -> str:
-        return f"Figure {self.number}"
-
-    @property
-    def wall_s(self) -> float:
-        return sum(c.wall_s for c in self.curves)
-
-
-def load_ptb_figure(number: int, profile: str = "cpu", results_dir: Path | None = None) -> PTBFigure:
-    """Figure ``number`` of §7.2 (8, 9, 10, 12): each of its curves, ours and the paper's."""
-    if number not in PTB_FIGURES:
-        raise ValueError(f"no PTB figure {number} in the cpu studies; choose one of {sorted(PTB_FIGURES)}")
-    title, curve_ids = PTB_FIGURES[number]
-    return PTBFigure(number, title, profile, [load_ptb_curve(c, profile, results_dir) for c in curve_ids])
-
-
-lowest = lowest_excess  # per token here: the same lowest NLL at usage >= m, on curves that are not normalised
-
-
-def ptb_figure_table(figure: PTBFigure, min_usages: list[float]) -> str:
-    """Markdown: per curve, our trial count and compute, then the lowest NLL per token at usage >= m nats per
-    token, ours and the paper's ("–": no trial reaches m; "no results": no table yet)."""
-    headers = ["curve", "our trials (complete/run)", "compute (min)"]
-    headers += [f"m = {m:g}: ours / paper" for m in min_usages]
     rows = []
-    for c in figure.curves:
-        row = [c.label, f"{c.complete}/{c.rows}" + (" (too few)" if c.too_few else ""), f"{c.wall_s / 60:.0f}"]
-        for m in min_usages:
-            ours, paper = lowest(c.ours, m), lowest(c.paper, m)
-            mine = "no results" if c.ours is None else ("–" if math.isnan(ours) else f"{ours:.3f}")
-            row.append(f"{mine} / " + ("–" if math.isnan(paper) else f"{paper:.3f}"))
-        rows.append(row)
+    for name, path in PROFILE_CONFIGS.items():
+        config = load_config(repo_path(path))
+        sentences = config.data.train_sentences or TRAINING_SENTENCES
+        passes = config.train.steps * config.data.batch_size / sentences
+        rows.append([
+            name, f"{sentences:,}", f"{config.train.steps:,} × {config.data.batch_size}", f"{passes:.0f}",
+            f"{config.data.vocab_size:,}", f"{config.model.embedding_size} / {config.model.hidden_size}",
+            f"K = {config.eval.num_samples}, {config.eval.split}", f"`{path}`",
+        ])  # fmt: skip
+    headers = ["profile", "training sentences", "steps × batch", "passes", "vocabulary", "embedding / hidden",
+               "evaluation", "base config"]  # fmt: skip
     return markdown_table(rows, headers)
 
 
-def missing_commands(figure: PTBFigure) -> list[str]:
-    """The sweep command of each curve without results."""
-    return [f"micmco sweep params/studies/{figure.profile}/{c.curve_id}.yaml --workers 2"
-            for c in figure.curves if c.ours is None]  # fmt: skip
+def ptb_summary(profile: str = "cpu", results_dir: Path | None = None) -> str:
+    """One line: the PTB tables of results/<profile>/, their finished trials and compute."""
+    tables, trials, seconds = compute_summary(profile, results_dir, task="ptb")
+    return (f"results/{profile}/, Penn Treebank task: {tables} tables, {trials} finished trials, "
+            f"{seconds / 3600:.1f} h of compute (sum of wall_s)")  # fmt: skip
+
+
+def appendix_figures(section: str) -> list[int]:
+    """The PTB figures of Appendix B's sections: B.1 robustness, B.2 asymmetric samples, B.3 power."""
+    sections = {"B.1": [16, 17, 18, 19, 20, 21, 24, 25], "B.2": [22, 23], "B.3": [28, 29]}
+    if section not in sections:
+        raise ValueError(f"no appendix section {section!r}; choose one of {', '.join(sections)}")
+    return [n for n in sections[section] if n in ptb_figures()]
+
+
+def table1_side_by_side(profile: str = "cpu", results_dir: Path | None = None) -> str:
+    """Markdown: the paper's Table 1 (from its own trials) and ours beside it: per column (DReG and VIMCO
+    with 1 and 16 samples, KL and Rényi), the best validation perplexity, NLL and per-token KL, and the
+    trials behind it. The two sides' vocabularies differ, so their perplexities are not comparable."""
+    from ..best_trials import TABLE1_COLUMNS, table1
+
+    figure = load_figure(12, profile, results_dir)
+    paper = table1([c.paper for c in figure.curves])
+    ours = table1([c.ours for c in figure.curves if c.ours is not None])
+    vocab = {"paper": "V = 10000"}
+    mine = sorted({c.ours.setting_label.split(",")[0] for c in figure.curves if c.ours is not None})
+    vocab["ours"] = ", ".join(mine) or "no results"
+    headers = ["", *[" ".join(column.heading) for column in TABLE1_COLUMNS]]
+
+    def cells(table, value) -> list[str]:
+        return ["–" if table[column] is None else value(table[column]) for column in TABLE1_COLUMNS]
+
+    rows = []
+    for side, table in (("paper", paper), ("ours", ours)):
+        rows += [
+            [f"{side}: perplexity ({vocab[side]})", *cells(table, lambda b: f"{b.perplexity:.1f}")],
+            [f"{side}: NLL per token", *cells(table, lambda b: f"{b.nll:.3f}")],
+            [f"{side}: per-token KL", *cells(table, lambda b: f"{b.mi:.3f}")],
+            [f"{side}: trials", *cells(table, lambda b: str(b.trials))],
+        ]
+    return markdown_table(rows, headers)
+
+
+def table1_order(profile: str = "cpu", results_dir: Path | None = None) -> str:
+    """The columns of Table 1 sorted by best validation NLL, on each side, and whether the orders agree
+    over the columns both sides have."""
+    from ..best_trials import TABLE1_COLUMNS, table1
+
+    figure = load_figure(12, profile, results_dir)
+    sides = {
+        "paper": table1([c.paper for c in figure.curves]),
+        "ours": table1([c.ours for c in figure.curves if c.ours is not None]),
+    }
+    both = [c for c in TABLE1_COLUMNS if sides["paper"][c] is not None and sides["ours"][c] is not None]
+    if len(both) < 2:
+        return f"Table 1: {len(both)} column(s) filled on both sides; no order to compare yet."
+    orders = {side: sorted(both, key=lambda c: table[c].nll) for side, table in sides.items()}
+    text = {side: " < ".join(" ".join(c.heading) for c in order) for side, order in orders.items()}
+    same = orders["paper"] == orders["ours"]
+    return (f"Table 1 by best validation NLL, over the {len(both)} columns both sides have: paper {text['paper']}; "
+            f"ours {text['ours']} ({'the same order' if same else 'a different order'}).")  # fmt: skip
