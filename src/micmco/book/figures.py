@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,23 +241,21 @@ def plot_figure(figure: FigureResults):
             key = _colour_key(c.curve_id)
             colours.setdefault(key, palette[len(colours) % len(palette)])
             names_of.setdefault(key, _name_without_objective(c.curve_id))
-        fronts, rights = [], []
+        fronts = []  # (usage, NLL) of every frontier drawn
         flat = list(axes.flat)
         for ax, (objective, curves) in zip(flat, panels.items()):
             for c in curves:
                 colour = colours[_colour_key(c.curve_id)]
                 front = c.paper.frontier()
                 ax.plot(c.paper.mi[front], c.paper.nll[front], "--", color=colour, alpha=0.55, lw=1.3)
-                fronts.append(c.paper.nll[front])
-                rights.append(float(c.paper.mi.max()))
+                fronts.append((c.paper.mi[front], c.paper.nll[front]))
                 if c.ours is None:
                     continue
                 front = c.ours.frontier()
                 ax.plot(c.ours.mi, c.ours.nll, ".", color=colour, alpha=0.3, ms=4)
                 ax.plot(c.ours.mi[front], c.ours.nll[front], ":" if c.too_few else "-", marker="o", color=colour,
                         ms=4, lw=1.6)  # fmt: skip
-                fronts.append(c.ours.nll[front])
-                rights.append(float(c.ours.mi.max()))
+                fronts.append((c.ours.mi[front], c.ours.nll[front]))
             if per_token:
                 ax.set(xlabel="latent usage (nats per token)", title=names[objective])
             else:
@@ -264,15 +263,21 @@ def plot_figure(figure: FigureResults):
                 ax.set(xlim=(0, 1.05), xlabel="latent usage: MI / ln V", title=names[objective])
         for ax in flat[len(panels) :]:
             ax.set_visible(False)
-        if per_token:  # the frontiers' range: a diverged trial's dot must not squash them
-            low = min((float(f.min()) for f in fronts), default=0.0)
-            high = max((float(f.max()) for f in fronts), default=1.0)
+        if per_token:  # the thesis's axes: usage up to 2 nats per token (Gaussian) or the discrete cap
+            right = (
+                2.0
+                if any(parse_curve_id(c.curve_id).estimator in ("dreg", "iwae", "elbo") for c in figure.curves)
+                else 0.95
+            )
+            inside = [nll[mi <= right] for mi, nll in fronts if (mi <= right).any()]
+            low = min((float(f.min()) for f in inside), default=0.0)
+            high = max((float(f.max()) for f in inside), default=1.0)
             pad = 0.05 * max(high - low, 0.1)
             flat[0].set_ylim(low - pad, high + pad)
             for ax in flat:
-                ax.set_xlim(0, max(rights, default=1.0) * 1.05)
+                ax.set_xlim(0, right)
         else:
-            top = min(max((float(f.max()) for f in fronts), default=0.25), 0.3)  # the paper's span 0.25 nats
+            top = min(max((float(nll.max()) for _, nll in fronts), default=0.25), 0.3)  # the paper's: 0.25 nats
             flat[0].set_ylim(-0.01, top * 1.05 + 0.01)
         ylabel = f"{'validation' if figure.split == 'valid' else 'training'} NLL (nats per token)"
         for row in axes:
@@ -284,8 +289,8 @@ def plot_figure(figure: FigureResults):
         ]
         ncol = 3 if per_token else 4
         fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0))
-        fig.suptitle(f"{figure.name}: {figure.title}\n(ours: {figure.profile} profile, "
-                     f"{_settings_text(figure.curves)})")  # fmt: skip
+        settings = textwrap.fill(f"(ours: {figure.profile} profile, {_settings_text(figure.curves)})", 90)
+        fig.suptitle(f"{figure.name}: {figure.title}\n{settings}")
         legend_rows = math.ceil(len(handles) / ncol)
         fig.tight_layout(rect=(0, 0.06 * legend_rows / rows + 0.02, 1, 1))
     return fig
