@@ -704,6 +704,19 @@ def test_totals_and_costs_count_one_task_each(tmp_path):
     assert [row[:5] for row in rows] == [["synthetic", "dreg", 16, 2500, 2], ["ptb", "dreg", 16, 1500, 1]]
 
 
+def test_appendix_c_reads_the_gpu_step_times_that_gpu_check_wrote(tmp_path):
+    import json
+
+    from micmco.book import costs
+
+    report = {"sections": {"versions": {"device_name": "NVIDIA H200"},
+                           "step_time": {"ms_per_step": {"ptb K=16 state dropout tf32": 47.0}}}}  # fmt: skip
+    (tmp_path / "gpu-check-h200-2026-12-04.json").write_text(json.dumps(report))
+    (tmp_path / "bf16-h200-2026-12-04.json").write_text("{}")  # another benchmark's file: not read
+    assert costs.gpu_step_costs(tmp_path) == [["NVIDIA H200", "ptb", "K=16", "state dropout tf32", 47.0, 31.0 + 1 / 3]]
+    assert costs.gpu_step_costs()[0][:4] == ["NVIDIA H200", "synthetic", "K=1", "float32"]  # the committed check
+
+
 def test_synthetic_figures_fill_the_page_with_one_legend_outside_the_axes():
     """The two-panel figures rendered ~450 px a panel with legends in a few-pixel font over the curves."""
     import matplotlib

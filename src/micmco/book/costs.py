@@ -57,3 +57,20 @@ def trial_costs(profile: str = "cpu", results_dir: Path | None = None) -> list[l
     return [[task, estimator, draws, steps, len(v), sum(v) / len(v), sum(v) / 60]
             for (task, estimator, draws, steps), v in sorted(groups.items(), key=lambda item: (
                 item[0][0] != "synthetic", item[0]))]  # fmt: skip
+
+
+def gpu_step_costs(directory: Path | None = None) -> list[list[Any]]:
+    """What `make gpu-check` measured on a lent GPU (results/gpu-checks/gpu-check-*.json): per file, task,
+    K (DReG) and precision, milliseconds per training step at the paper's sizes, and minutes for 40k steps."""
+    import json
+
+    directory = Path(directory or repo_path("results/gpu-checks"))
+    rows = []
+    for path in sorted(directory.glob("gpu-check-*.json")):
+        report = json.loads(path.read_text())
+        sections = report.get("sections", {})
+        device = sections.get("versions", {}).get("device_name") or path.stem.split("-")[2].upper()
+        for setting, ms in sections.get("step_time", {}).get("ms_per_step", {}).items():
+            task, k, *rest = setting.split(" ")
+            rows.append([device, task, k, " ".join(rest), ms, ms * 40_000 / 60_000])
+    return rows
