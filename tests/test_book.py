@@ -580,21 +580,21 @@ def test_make_reproduce_lists_a_figures_studies_and_rejects_unknown_ones():
 
 def test_a_figure_without_results_says_so_and_orderings_are_compared_pairwise(tmp_path):
     from micmco import naming
-    from micmco.book import claims, figures
+    from micmco.book import claims, figures, orderings
 
     empty = figures.load_figure(26, results_dir=tmp_path)
     assert len(empty.missing) == 3 and empty.wall_s == 0
     assert "no results" in figures.figure_table(empty, [0.5])
-    assert claims.compare_ordering(empty, 0.5).reproduced is None
+    assert orderings.compare_ordering(empty, 0.5).reproduced is None
     # ours in the paper's order at usage >= 0.5 ln V, then reversed
-    paper = {c.curve_id: figures.lowest_excess(c.paper, 0.5) for c in empty.curves}
+    paper = {c.curve_id: orderings.lowest_excess(c.paper, 0.5) for c in empty.curves}
     ranked = sorted(paper, key=paper.get)
     for order, expect in ((ranked, True), (ranked[::-1], False)):
         for rank, curve in enumerate(order):
             write_results(tmp_path, curve, [(0.6, 0.01 + 0.05 * rank), (0.2, 0.001)] + [(0.3, 0.5)] * 6)
         figure = figures.load_figure(26, results_dir=tmp_path)
         assert [c.complete for c in figure.curves] == [8, 8, 8] and figure.wall_s == 240
-        comparison = claims.compare_ordering(figure, 0.5, tolerance=0.0)
+        comparison = orderings.compare_ordering(figure, 0.5, tolerance=0.0)
         assert comparison.reproduced is expect and comparison.pairs == 3
         assert comparison.ours_best == naming.curve_label(order[0])
     # too few trials are flagged with their count; a curve that never reaches m is listed
@@ -605,10 +605,10 @@ def test_a_figure_without_results_says_so_and_orderings_are_compared_pairwise(tm
 
 
 def test_agreement_is_binned_by_the_papers_margin_and_strong_reversals_are_named(tmp_path):
-    from micmco.book import claims, figures
+    from micmco.book import claims, figures, orderings
 
     empty = figures.load_figure(27, results_dir=tmp_path)
-    paper = {c.curve_id: figures.lowest_excess(c.paper, 0.5) for c in empty.curves}
+    paper = {c.curve_id: orderings.lowest_excess(c.paper, 0.5) for c in empty.curves}
     ranked = sorted(paper, key=paper.get)  # VIMCO 16: KL, Rényi, power (0.0002, 0.0015, 0.0109)
     assert claims.compare_pairs(0.5, figures=(27,), results_dir=tmp_path) == []  # no results: no pairs
     for order, same in ((ranked, 1), (ranked[::-1], 0)):
@@ -616,11 +616,11 @@ def test_agreement_is_binned_by_the_papers_margin_and_strong_reversals_are_named
             write_results(tmp_path, curve, [(0.6, 0.01 + 0.05 * rank)] * 8)
         pairs = claims.compare_pairs(0.5, figures=(27,), results_dir=tmp_path)
         assert len(pairs) == 3 and all(p.margin > 0 for p in pairs)
-        rows = claims.agreement_by_margin(pairs, bins=(0.005, 0.02))
+        rows = orderings.agreement_by_margin(pairs, bins=(0.005, 0.02))
         # KL ~ Rényi are 0.0013 apart in the paper; each against power about 0.01
         assert [r[:3] for r in rows] == [["0 to 0.005 nats", 1, same], ["0.005 to 0.02 nats", 2, 2 * same],
                                          ["0.02 nats or more", 0, 0]]  # fmt: skip
-        reversals = "\n".join(claims.strong_reversals(pairs, min_margin=0.005))
+        reversals = "\n".join(orderings.strong_reversals(pairs, min_margin=0.005))
         if same:
             assert reversals.startswith("none")
         else:
@@ -643,15 +643,15 @@ def test_slope_statement_counts_rising_flat_and_unreached_curves_on_both_sides(t
 def test_vqvae_rows_without_k_are_read(tmp_path):
     import math
 
-    from micmco.book import figures
+    from micmco.book import figures, orderings
 
     write_results(tmp_path, "dreg16-kl", [(0.5, 0.1), (1.2, 0.3)])  # then make it a VQ-VAE table: no K, objective none
     text = (tmp_path / "cpu-dreg16-kl.tsv").read_text().replace("\tdreg\t16\t16\tkl\t", "\tvqvae\t\t\tnone\t")
     (tmp_path / "cpu-vqvae.tsv").write_text(text)
     curve = figures.load_curve("vqvae", results_dir=tmp_path)
     assert curve.complete == 2 and curve.ours is not None
-    assert figures.lowest_excess(curve.ours, 1.0) == pytest.approx(0.3)
-    assert math.isnan(figures.lowest_excess(curve.ours, 1.3))
+    assert orderings.lowest_excess(curve.ours, 1.0) == pytest.approx(0.3)
+    assert math.isnan(orderings.lowest_excess(curve.ours, 1.3))
 
 
 def test_claims_are_decided_on_both_sides(tmp_path):

@@ -8,7 +8,7 @@ import matplotlib
 import pytest
 
 from micmco import naming
-from micmco.book import claims, figures, language, registry
+from micmco.book import claims, figures, language, orderings, registry
 from micmco.results import format_table
 
 matplotlib.use("Agg")
@@ -59,9 +59,9 @@ def test_ptb_curve_ids_parse_and_name_what_sets_them_apart():
     assert naming.curve_label("ptb-dreg16-renyi-hidden256-steps80k") == "DReG 16, Rényi, H = 256, 80k steps"
     assert naming.curve_label("ptb-dreg16-alpha") == "DReG 16, power"
     assert naming.curve_label("vimco1-kl16") == "VIMCO 1/16, KL"  # synthetic names unchanged
-    assert figures.same_objective("ptb-vimco1-kl-t16", "ptb-vimco1-renyi-t16")
-    assert not figures.same_objective("ptb-vimco1-kl", "ptb-vimco1-renyi-t16")  # 16 times longer: another curve
-    assert not figures.same_objective("ptb-vimco16-kl", "ptb-vimco16-renyi")
+    assert orderings.same_objective("ptb-vimco1-kl-t16", "ptb-vimco1-renyi-t16")
+    assert not orderings.same_objective("ptb-vimco1-kl", "ptb-vimco1-renyi-t16")  # 16 times longer: another curve
+    assert not orderings.same_objective("ptb-vimco16-kl", "ptb-vimco16-renyi")
     with pytest.raises(ValueError, match="ptb-dreg16-kl-valid-shared"):
         naming.parse_curve_id("ptb-dreg16-kl-valid-masks")
 
@@ -74,12 +74,12 @@ def test_a_ptb_figure_reads_per_token_and_says_why_a_curve_has_no_results(tmp_pa
     assert figure.task == "ptb" and figure.split == "train"
     dreg1 = figure.curves[0]
     assert dreg1.ours.mi.tolist() == [0.1, 0.9] and dreg1.ours.nll.tolist() == [1.5, 2.0]  # not normalised
-    assert figures.lowest_excess(dreg1.paper, 0.5) == pytest.approx(2.4973, abs=1e-4)  # the paper's, per token
+    assert orderings.lowest_excess(dreg1.paper, 0.5) == pytest.approx(2.4973, abs=1e-4)  # the paper's, per token
     table = figures.figure_table(figure, [0.5])
     assert "| DReG 1, KL | 2/2 (too few) | 2 | 2.000 / 2.497 |" in table
     assert "| DReG 1, Rényi | 0/0 | 0 | see KL (one objective) / " in table
     assert "| DReG 16, KL | 0/0 | 0 | no results / " in table  # a cpu study that has not run
-    ordering = claims.compare_ordering(figure, 0.5)
+    ordering = orderings.compare_ordering(figure, 0.5)
     assert ordering.agree == [("DReG 16, Rényi", "DReG 1, KL")] and not ordering.disagree
     assert ("DReG 1, KL" in ordering.compared) and "DReG 1, Rényi" not in ordering.compared
     figure11 = figures.load_figure(11, "cpu", tmp_path)

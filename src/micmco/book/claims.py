@@ -1,27 +1,16 @@
-"""§7-§8 and the appendices: the paper's claims about the synthetic figures, each decided on the
-paper's trials and on ours, and the orderings of the curves, compared pair by pair (within each
-figure, and across the figures by how far apart the paper has two curves)."""
+"""§7-§8 and the appendices: the paper's claims about its figures (both tasks), each decided on the paper's
+trials and on ours, and the pairs of curves compared across the figures (:mod:`micmco.book.orderings` compares
+them within one)."""
 
 from __future__ import annotations
 
-import itertools
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .common import markdown_table, wrap_lines
-from .figures import (
-    MIN_TRIALS,
-    CurveResults,
-    FigureResults,
-    figure_studies,
-    load_curve,
-    lowest_excess,
-    reproduce_command,
-    same_objective,
-    synthetic_curve_ids,
-)
+from .figures import CurveResults, FigureResults, figure_notes, load_curve, synthetic_curve_ids
+from .orderings import PairComparison, compare_curves, compare_ordering, lowest_excess
 from .registry import figure_curves
 
 # (claim in the paper's words, figure, the curves that should be lower, the curves they should beat)
@@ -230,175 +219,13 @@ def slope_statement(
     return "\n".join(wrap_lines([text]))
 
 
-# --- the curves' orderings, pair by pair ----------------------------------------------------------------
-
-MARGIN_BINS = (0.005, 0.02, 0.1)  # nats: edges of the paper's margins between two curves
-
-
-@dataclass
-class PairComparison:
-    """Two curves of one figure, both reaching usage / ln V >= m on both sides; ``better`` is the
-    lower in the paper (the first of the two when the paper has them equal)."""
-
-    better: CurveResults
-    worse: CurveResults
-    paper: tuple[float, float]  # lowest excess NLL, better then worse
-    ours: tuple[float, float]
-
-    @property
-    def margin(self) -> float:
-        return self.paper[1] - self.paper[0]
-
-    @property
-    def same_order(self) -> bool:
-        return self.ours[0] <= self.ours[1]
-
-    @property
-    def equivalent(self) -> bool:
-        """The KL and Rényi curves of one estimator with K′ = 1 (:func:`~micmco.book.figures.same_objective`):
-        one objective, so their order is tuning noise, not an ordering to compare."""
-        return same_objective(self.better.curve_id, self.worse.curve_id)
-
-
-def compare_curves(curves: list[CurveResults], min_usage: float) -> list[PairComparison]:
-    """Pairwise: every two of ``curves`` (in their order) that both we and the paper have at usage / ln V
-    >= m, each with the lowest excess NLL of both sides; ``same_order`` says whether ours has the same one
-    lower. What both the reading of one figure and the comparison across figures are made of."""
-    values = [(c, lowest_excess(c.paper, min_usage), lowest_excess(c.ours, min_usage)) for c in curves]
-    values = [(c, paper, ours) for c, paper, ours in values if not (math.isnan(paper) or math.isnan(ours))]
-    pairs = []
-    for (a, paper_a, ours_a), (b, paper_b, ours_b) in itertools.combinations(values, 2):
-        if paper_a <= paper_b:
-            pairs.append(PairComparison(a, b, (paper_a, paper_b), (ours_a, ours_b)))
-        else:
-            pairs.append(PairComparison(b, a, (paper_b, paper_a), (ours_b, ours_a)))
-    return pairs
-
-
-@dataclass
-class OrderingComparison:
-    """Whether our runs order the curves of a figure as the paper's do at usage / ln V >= m."""
-
-    figure: int
-    min_usage: float
-    agree: list[tuple[str, str]]  # (better, worse) in both
-    disagree: list[tuple[str, str]]  # (paper's better, paper's worse) that ours reverse
-    ties: list[tuple[str, str]]  # not compared: closer than the tolerance in the paper, or the same objective
-    # (the KL and Rényi curves of an estimator with K′ = 1: one objective)
-    paper_best: str
-    ours_best: str
-    compared: list[str]  # curves with values in both
-    unreached: list[str]  # curves of ours with trials but none at usage >= m
-    missing: list[str]  # curves without results
-    tolerance: float = 0.005  # nats of excess NLL
-
-    @property
-    def pairs(self) -> int:
-        return len(self.agree) + len(self.disagree)
-
-    @property
-    def reproduced(self) -> bool | None:
-        """True when every compared pair is ordered as in the paper; None when fewer than two curves compare."""
-        return None if len(self.compared) < 2 else not self.disagree
-
-    def lines(self) -> list[str]:
-        head = f"Figure {self.figure}, usage / ln V >= {self.min_usage:g}:"
-        out = []
-        if len(self.compared) < 2:
-            out.append(
-                f"{head} fewer than two curves have results there ({len(self.compared)}); no ordering to compare"
-            )
-        else:
-            out.append(
-                f"{head} {len(self.agree)} of {self.pairs} pairs of curves ordered as in the paper; "
-                f"best: ours {self.ours_best}, the paper's {self.paper_best} (among the {len(self.compared)} compared)"
-            )
-            for better, worse in self.disagree:
-                out.append(f"  reversed: the paper has {better} below {worse}, ours the opposite")
-            if self.ties:
-                out.append(
-                    f"  not compared (within {self.tolerance:g} nats in the paper, or KL vs Rényi with K′ = 1): "
-                    + "; ".join(f"{a} ~ {b}" for a, b in self.ties)
-                )
-        if self.unreached:
-            out.append(f"  ours reach no usage >= {self.min_usage:g}: {'; '.join(self.unreached)}")
-        if self.missing:
-            out.append(f"  no results yet: {'; '.join(self.missing)}")
-        return out
-
-
-def compare_ordering(figure: FigureResults, min_usage: float, tolerance: float = 0.005) -> OrderingComparison:
-    """Pairwise (:func:`compare_curves`): for each two curves that both we and the paper have at usage /
-    ln V >= m, is the one with the lower excess NLL the same? Pairs the paper separates by less than
-    ``tolerance`` nats are ties, not compared."""
-    values = {}
-    unreached, missing = [], []
-    for c in figure.curves:
-        ours, paper = lowest_excess(c.ours, min_usage), lowest_excess(c.paper, min_usage)
-        if c.ours is None:
-            missing.append(c.label)
-        elif math.isnan(ours):
-            unreached.append(c.label)
-        elif not math.isnan(paper):
-            values[c.label] = (ours, paper)
-    agree, disagree, ties = [], [], []
-    for pair in compare_curves(figure.curves, min_usage):
-        names = (pair.better.label, pair.worse.label)
-        if pair.margin < tolerance or pair.equivalent:
-            ties.append(names)
-        else:
-            (agree if pair.same_order else disagree).append(names)
-    best = lambda index: min(values, key=lambda k: values[k][index]) if values else "-"  # noqa: E731
-    return OrderingComparison(figure.number, min_usage, agree, disagree, ties, best(1), best(0), list(values),
-                              unreached, missing, tolerance)  # fmt: skip
-
-
 def figure_facts(figure: FigureResults, min_usages: list[float], tolerance: float = 0.005) -> list[str]:
-    """The reading of a figure, computed: trials, compute, and the ordering at each m."""
-    done = [c for c in figure.curves if c.ours is not None]
-    lines = [
-        f"{figure.name}: {len(done)} of {len(figure.curves)} curves have results "
-        f"({sum(c.complete for c in figure.curves)} complete trials, {figure.wall_s / 60:.1f} min of compute)"
-    ]
-    for c in figure.curves:
-        if c.too_few:
-            lines.append(f"  {c.label}: only {c.complete} complete trials (fewer than {MIN_TRIALS}): a rough frontier")
-        if c.rows and not c.complete:
-            lines.append(f"  {c.label}: {c.rows} trials run, none complete (all diverged or failed)")
+    """The reading of a figure, computed: trials, compute, the ordering at each m, and the commands."""
+    notes = figure_notes(figure)
+    lines = notes[:-1]
     for m in min_usages:
         lines += compare_ordering(figure, m, tolerance).lines()
-    try:
-        figure_studies(figure.number, figure.profile)
-        here = f"Re-run here: {reproduce_command(figure.number, figure.profile)}"
-    except ValueError:
-        here = f"No {figure.profile} studies"
-    lines.append(f"{here}; at the paper's settings on a GPU: {reproduce_command(figure.number)}")
-    return wrap_lines(lines)
-
-
-def figure_notes(figure: FigureResults) -> list[str]:
-    """What a figure's table does not show: its totals, curves with too few or no complete trials, and the
-    commands that re-run it."""
-    return figure_facts(figure, [], 0.0)
-
-
-def ordering_table(figure: FigureResults, min_usages: list[float], tolerance: float = 0.005) -> str:
-    """Markdown: one row per threshold m, the pairwise ordering of the figure's curves, ours against the
-    paper's (:func:`compare_ordering`)."""
-    rows = []
-    for m in min_usages:
-        c = compare_ordering(figure, m, tolerance)
-        if len(c.compared) < 2:
-            none = f"fewer than two curves ({len(c.compared)})"
-            rows.append([f"{m:g}", none, "–", "–", "–", "–", "; ".join(c.unreached) or "none"])
-            continue
-        reversed_pairs = "; ".join(f"paper: {b} < {w}" for b, w in c.disagree) or "none"
-        ties = "; ".join(f"{a} ~ {b}" for a, b in c.ties) or "none"
-        rows.append([f"{m:g}", f"{len(c.agree)} of {c.pairs}", c.ours_best, c.paper_best, reversed_pairs, ties,
-                     "; ".join(c.unreached) or "none"])  # fmt: skip
-    headers = ["m", "pairs ordered as in the paper", "lowest: ours", "lowest: paper", "reversed",
-               f"not compared (within {tolerance:g} nats, or one objective)", "ours reach no usage ≥ m"]  # fmt: skip
-    return markdown_table(rows, headers)
+    return wrap_lines(lines + notes[-1:])
 
 
 def compare_pairs(
@@ -417,31 +244,3 @@ def compare_pairs(
                 seen.add(key)
                 out.append(pair)
     return out
-
-
-def agreement_by_margin(pairs: list[PairComparison], bins: tuple[float, ...] = MARGIN_BINS) -> list[list[Any]]:
-    """Where we agree with the paper, by how far apart the paper has two curves. Rows: [the paper's
-    margin, pairs, ordered as in the paper, share]; the first bin (below the figure readings'
-    tolerance) holds what they count as ties."""
-    edges = [0.0, *bins, math.inf]
-    rows = []
-    for low, high in itertools.pairwise(edges):
-        inside = [p for p in pairs if low <= p.margin < high]
-        same = sum(p.same_order for p in inside)
-        span = f"{low:g} to {high:g} nats" if math.isfinite(high) else f"{low:g} nats or more"
-        rows.append([span, len(inside), same, f"{same / len(inside):.0%}" if inside else "-"])
-    return rows
-
-
-def strong_reversals(pairs: list[PairComparison], min_margin: float = MARGIN_BINS[-1]) -> list[str]:
-    """The pairs the paper separates by at least ``min_margin`` nats that we order the other way,
-    with the numbers and our trial counts behind them."""
-    lines = []
-    for p in sorted(pairs, key=lambda p: -p.margin):
-        if p.margin >= min_margin and not p.same_order:
-            lines.append(
-                f"{p.better.label} below {p.worse.label}: paper {p.paper[0]:.3f} vs {p.paper[1]:.3f}, "
-                f"ours {p.ours[0]:.3f} vs {p.ours[1]:.3f} ({p.better.complete} and {p.worse.complete} trials)"
-            )
-    none = f"none: every pair the paper separates by {min_margin:g} nats or more is ordered as there"
-    return wrap_lines(lines or [none])

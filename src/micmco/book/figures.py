@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..naming import curve_draws, curve_label, paper_file_name, parse_curve_id, same_curve_but_objective
-from .common import markdown_table, repo_path
+from ..naming import curve_draws, curve_label, paper_file_name, parse_curve_id
+from .common import markdown_table, repo_path, wrap_lines
+from .orderings import lowest_excess, ordering_table, same_objective
 from .registry import SYNTHETIC_FIGURES, figure_curves, figure_task
 
 MIN_TRIALS = 8  # a curve with fewer complete trials is drawn dotted and flagged with its count
@@ -156,14 +157,6 @@ def load_figure(number: int, profile: str = "cpu", results_dir: Path | None = No
     curves, ours and the paper's."""
     title, curve_ids = figure_curves(number)
     return FigureResults(number, title, profile, [load_curve(c, profile, results_dir) for c in curve_ids])
-
-
-def lowest_excess(curve, min_usage: float) -> float:
-    """The lowest NLL (excess NLL on normalised curves) among trials with usage >= ``min_usage`` (NaN: none
-    reach it, or no curve)."""
-    from ..pareto import lowest_nll
-
-    return math.nan if curve is None else lowest_nll(curve, min_usage)
 
 
 def _colour_key(curve_id: str) -> str:
@@ -334,15 +327,6 @@ def _why_absent(curve: CurveResults, figure: FigureResults) -> str:
     return "no results" if has_study(curve.curve_id, figure.profile) else f"no {figure.profile} study"
 
 
-def same_objective(curve_a: str, curve_b: str) -> bool:
-    """The KL and Rényi curves of one estimator whose divergence term has one sample (K′ = 1): the same
-    objective, since V̂_α¹ = Û¹ = ln p(x|z₁) (Props. 4-5, and eq. 11's grouping for K > 1), so their order
-    is tuning noise."""
-    a, b = parse_curve_id(curve_a), parse_curve_id(curve_b)
-    same_setting = a.estimator == b.estimator != "vqvae" and a.k == b.k and a.k_mi == b.k_mi == 1
-    return same_setting and {a.objective, b.objective} <= {"kl", "renyi"} and same_curve_but_objective(curve_a, curve_b)
-
-
 def reproduce_command(figure: int | None = None, profile: str = "paper") -> str:
     """The one command that re-runs a figure's studies (on a GPU box at the paper profile)."""
     return f"make reproduce PROFILE={profile}" + (f" FIGURE={figure}" if figure is not None else "")
@@ -394,12 +378,32 @@ def compute_summary(
     return tables, trials, seconds
 
 
+def figure_notes(figure: FigureResults) -> list[str]:
+    """What a figure's table does not show: its totals, curves with too few or no complete trials, and the
+    commands that re-run it (the last line)."""
+    done = [c for c in figure.curves if c.ours is not None]
+    lines = [
+        f"{figure.name}: {len(done)} of {len(figure.curves)} curves have results "
+        f"({sum(c.complete for c in figure.curves)} complete trials, {figure.wall_s / 60:.1f} min of compute)"
+    ]
+    for c in figure.curves:
+        if c.too_few:
+            lines.append(f"  {c.label}: only {c.complete} complete trials (fewer than {MIN_TRIALS}): a rough frontier")
+        if c.rows and not c.complete:
+            lines.append(f"  {c.label}: {c.rows} trials run, none complete (all diverged or failed)")
+    try:
+        figure_studies(figure.number, figure.profile)
+        here = f"Re-run here: {reproduce_command(figure.number, figure.profile)}"
+    except ValueError:
+        here = f"No {figure.profile} studies"
+    lines.append(f"{here}; at the paper's settings on a GPU: {reproduce_command(figure.number)}")
+    return wrap_lines(lines)
+
+
 def show_figure(number: int, profile: str, min_usages: list[float], tolerance: float = 0.005) -> FigureResults:
     """A figure's section body: the plot, the table of lowest NLL at usage >= m, the orderings, the cost."""
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
-
-    from .claims import figure_notes, ordering_table  # the reading compares curves: claims builds on this module
 
     figure = load_figure(number, profile)
     if not any(c.ours is not None for c in figure.curves):
