@@ -125,6 +125,21 @@ def redirect_stderr_fd(path: Path):
             os.close(saved)
 
 
+COLAB_SETUP = BOOK / "colab_setup.ipy"  # the one cell that sets up a kernel without micmco (Colab)
+
+
+def with_colab_setup(notebook):
+    """The chapter with the Colab setup cell (book/colab_setup.ipy) right after its parameters cell: written once,
+    in every executed notebook, which is what Colab opens (Binder and a clone run the MyST source, with micmco
+    installed). Hidden in the HTML; run where micmco is installed, it does nothing."""
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(COLAB_SETUP.read_text().rstrip("\n"), metadata={"tags": ["remove-cell"]})
+    tagged = [i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", [])]
+    notebook.cells.insert(tagged[0] + 1 if tagged else 0, cell)
+    return notebook
+
+
 def execute_notebook(notebook, target: Path, parameters: dict, cwd: Path, label: str) -> None:
     """Execute a jupytext notebook with papermill into ``target``; a failure exits naming ``label`` and the cell."""
     import jupytext
@@ -133,7 +148,7 @@ def execute_notebook(notebook, target: Path, parameters: dict, cwd: Path, label:
 
     source = target.with_name(f".{target.stem}.unexecuted.ipynb")
     kernel_log = target.with_name(f".{target.stem}.kernel.log")
-    jupytext.write(notebook, source, fmt="ipynb")
+    jupytext.write(with_colab_setup(notebook), source, fmt="ipynb")
     try:
         with redirect_stderr_fd(kernel_log):  # the kernel's own chatter; shown if the chapter fails
             papermill.execute_notebook(
@@ -225,7 +240,7 @@ def stage_sources(out: Path) -> Path:
     notebooks = {c.relative_to(BOOK).with_suffix("") for c in notebook_chapters()}
     for path in BOOK.rglob("*"):
         relative = path.relative_to(BOOK)
-        if path.is_dir() or relative.parts[0] in ("_build", "__pycache__") or relative.name == "build.py":
+        if path.is_dir() or relative.parts[0] in ("_build", "__pycache__") or path in (Path(__file__), COLAB_SETUP):
             continue
         if path.suffix == ".md" and relative.with_suffix("") in notebooks:
             if not (source / relative).with_suffix(".ipynb").exists():

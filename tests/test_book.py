@@ -112,17 +112,19 @@ def test_build_overrides_a_chapters_parameters_with_one_line_errors(tmp_path):
 
 def test_every_chapter_sets_itself_up_on_colab_inside_a_clone():
     """A pip-only install has no params/, results/ nor data/, which the chapters read: on a kernel
-    without micmco, the first code cell clones the repository, installs from it and works inside it,
-    also after a kernel restart. One cell, the same in every chapter, so a fix reaches them all."""
+    without micmco, the first code cell after the parameters clones the repository, installs from it and
+    works inside it, also after a kernel restart. One file (book/colab_setup.ipy), no copy in any chapter:
+    the build puts it into every executed notebook, which is what Colab opens."""
     from IPython.core.inputtransformer2 import TransformerManager
 
-    setups = set()
     for chapter in build.notebook_chapters():
-        cells = [c for c in jupytext.read(chapter).cells if c.cell_type == "code" and "find_spec" in c.source]
-        assert len(cells) == 1, chapter.name
-        setups.add(cells[0].source)
-    assert len(setups) == 1
-    code = TransformerManager().transform_cell(setups.pop())
+        assert "find_spec" not in chapter.read_text(), f"{chapter.name} keeps its own copy of the setup cell"
+        notebook = build.with_colab_setup(jupytext.read(chapter))
+        setups = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and "find_spec" in c.source]
+        parameters = [i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", [])]
+        assert setups == [parameters[0] + 1], chapter.name
+        assert notebook.cells[setups[0]].metadata["tags"] == ["remove-cell"]
+    code = TransformerManager().transform_cell(build.COLAB_SETUP.read_text())
     ast.parse(code)  # the IPython escapes are valid inside the if blocks
     assert "system('git clone" in code and "run_line_magic('pip', 'install --quiet \"./micmco[book]\"')" in code
     assert code.rstrip().endswith("run_line_magic('cd', 'micmco')")
@@ -142,7 +144,7 @@ def test_the_repository_is_one_setting_and_unset_means_no_buttons_and_no_clone(t
     assert staged["html"]["use_repository_button"] is False and "repository" not in staged
     text = (BOOK / "_config.yml").read_text()
     assert build.staged_config(text, "https://github.com/someone/micmco") == text
-    notebook = jupytext.read(BOOK / "chapters" / "06_beta_vae.md")
+    notebook = build.with_colab_setup(jupytext.read(BOOK / "chapters" / "06_beta_vae.md"))
     path = tmp_path / "chapter.ipynb"
     nbformat.write(notebook, path)
     build.write_repository(path, "https://github.com/someone/micmco")
