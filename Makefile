@@ -15,7 +15,7 @@ BENCH_INSTALLED := $(VENV)/.bench-installed
 CONSTRAINTS := constraints.txt
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS)
 
-.PHONY: book test bench bench-ptb gpu-check smoke cpu clean reproduce
+.PHONY: book test test-fast bench bench-ptb gpu-check smoke cpu clean reproduce
 
 $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ cpu: $(INSTALLED)
 # The whole suite; tests/test_book.py builds the smoke book once and checks it (nbval, Chromium).
 test: $(BOOK_INSTALLED)
 	$(BIN)/python -m pytest
+
+# Everyday work: the suite without the slow end-to-end runs and the tests of the built book (minutes).
+test-fast: $(BOOK_INSTALLED)
+	$(BIN)/python -m pytest -q -m "not slow and not book"
 
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python benchmarks/step_time.py

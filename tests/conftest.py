@@ -27,3 +27,11 @@ def shared_dir() -> Path:
             pytest.fail(f"{SHARED} is missing, but CI always provides it")
         pytest.skip(f"needs the project's shared data at {SHARED}, which this checkout does not have")
     return SHARED
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that need the built book (it executes every chapter, minutes) are marked ``book``, so that
+    ``make test-fast`` (``-m "not slow and not book"``) leaves them out."""
+    for item in items:
+        if "built_book" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.book)
