@@ -12,6 +12,6 @@ module a chapter needs, e.g. ``from micmco.book import common, propositions``.
 - :mod:`~micmco.book.language`: §7.2, the Penn Treebank figures (8, 9, 10, 12) from committed results, per token.
 - :mod:`~micmco.book.claims`: §7-§8, the paper's claims decided on both sides, the curves' orderings pair by pair.
 - :mod:`~micmco.book.costs`: Appendix C, Table 2, the profiles and the measured cost of our trials.
-- :mod:`~micmco.book.frontier_explorer`: §7, the frontier explorer.
+- :mod:`~micmco.book.frontier_explorer`: §7, the frontier explorer (synthetic and Penn Treebank curves).
 - :mod:`~micmco.book.__main__`: ``python -m micmco.book studies PROFILE [FIGURE]``, for ``make reproduce``.
 """
