@@ -86,14 +86,14 @@ def frontier_choices(profile: str = "cpu") -> dict[str, FrontierChoice]:
         if split == naive and samples == "1":  # one sample, one mask: Figure 12 draws the naive runs
             ptb.setdefault((shared, estimator, samples, objective), curve_id)
     for (split, estimator, samples, objective), curve_id in list(ptb.items()):
-        if samples == "1" and objective == "KL":  # one objective: Figures 10-12 draw the KL run in both panels
+        if samples == "1" and objective == "KL":  # one objective: without a Rényi run, Figure 11 draws KL in both
             ptb.setdefault((split, estimator, samples, "Rényi"), curve_id)
     for (split, *menus), paper_id in ptb.items():
         ours_id = our_study(paper_id, profile)
         notes = ["one objective; our KL study"] if ours_id != paper_id else []
         if menus[2] == "Rényi" and "-kl" in paper_id:
-            figure = min(n for n, (_, curves) in ptb_figures().items() if paper_id in curves)
-            notes.append(f"one objective; the KL curves, as Figure {figure} draws them")
+            figure = min((n for n, (_, curves) in ptb_figures().items() if paper_id in curves), default=None)
+            notes.append("one objective; the KL curves" + (f", as Figure {figure} draws them" if figure else ""))
         if split == shared and "-shared" not in paper_id:
             notes.append("one sample, one mask: the naive-mask runs, as in Figure 12")
         prefix = "K = 1: " if parse_curve_id(paper_id).k == 1 else "K′ = 1: "
@@ -129,11 +129,11 @@ def frontier_explorer_data(profile: str = "cpu", min_usage: float = 0.8, ptb_min
     ``ptb_min_usage`` nats per token on PTB), the axes; our frontiers of each task and split in grey."""
     curves, background = {}, {}
     for key, choice in frontier_choices(profile).items():
-        task, split = key.split("|")[:2]
+        task, split, estimator, samples, objective = key.split("|")
         paper = load_curve(choice.paper_id, profile)
         ours = paper if choice.ours_id == choice.paper_id else load_curve(choice.ours_id, profile)
         m = min_usage if task == "synthetic" else ptb_min_usage
-        estimator, samples, objective = key.split("|")[2:]  # on PTB the choice's name: K = 1 borrows KL curves
+        # on PTB the choice's own name: a K = 1 Rényi choice may draw KL curves
         label = curve_label(choice.paper_id) if task == "synthetic" else f"{estimator} {samples}, {objective}"
         entry = {
             "label": label, "task": task, "split": split, "note": choice.note, "curve": choice.paper_id,
