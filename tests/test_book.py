@@ -12,6 +12,7 @@ import functools
 import http.server
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -429,39 +430,81 @@ def test_explorer_slider_redraws_the_figure_in_the_static_book(built_book, brows
         browser.save_screenshot(str(Path(os.environ["MICMCO_SCREENSHOTS"]) / "explorer-after-moving-sliders.png"))
 
 
-def test_frontier_explorer_menu_redraws_the_figure_in_the_static_book(built_book, browser, book_url):
-    """Pick another estimator in the static frontier explorer: the caption and the drawn curve change."""
+FRONTIER_STATE = (
+    "var g = document.getElementById('micmco-frontiers'); var n = g.data.length;"
+    "return [g.layout.title.text, g.layout.xaxis.title.text, g.layout.yaxis.title.text,"
+    " JSON.stringify(g.data.slice(n - 3).map(function(t) { return [t.x, t.y]; }))];"
+)
+
+
+def choose_frontier_menu(browser, menu: int, option: str) -> list[str]:
+    """Pick ``option`` on the static frontier explorer's menu number ``menu`` (task, split and regulariser,
+    estimator, K, objective): the caption, the axes' titles and the chosen curve's points after the redraw."""
     from selenium.webdriver.common.by import By
 
-    browser.get(book_url + "chapters/07_frontier_explorer.html")
-    time.sleep(1)
-    figure = browser.find_element(By.ID, "micmco-frontiers")
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", figure)
-    state = (
-        "var g = document.getElementById('micmco-frontiers'); var n = g.data.length;"
-        "return [g.layout.title.text, JSON.stringify(g.data.slice(n - 3).map(function(t) { return [t.x, t.y]; }))];"
-    )
-    title, data = browser.execute_script(state)
-    assert title.startswith("VIMCO 16, Rényi")
     headers = browser.find_elements(By.CSS_SELECTOR, "#micmco-frontiers .updatemenu-header")
-    assert len(headers) == 3  # estimator, K, objective
-    headers[0].click()  # open the estimator menu
+    assert len(headers) == 5  # task, split and regulariser, estimator, K, objective
+    headers[menu].click()  # open the menu
     time.sleep(0.3)
     options = browser.find_elements(By.CSS_SELECTOR, "#micmco-frontiers .updatemenu-dropdown-button")
-    choice = next(option for option in options if option.text == "REINFORCE")
-    choice.click()
+    next(choice for choice in options if choice.text == option).click()
     time.sleep(0.5)
-    moved_title, moved_data = browser.execute_script(state)
-    assert moved_title.startswith("REINFORCE 16, Rényi"), moved_title
-    assert moved_data != data  # the paper's frontier of REINFORCE 16 differs from VIMCO 16's
+    return browser.execute_script(FRONTIER_STATE)
+
+
+def check_frontier_menus_redraw(browser) -> None:
+    """From the default start (synthetic, VIMCO 16 Rényi): another estimator, then Penn Treebank (per-token
+    axes, 3 decimals, a choice the paper has no curve for named with its task), then a validation split and
+    back to the synthetic task; each redraws the caption and the chosen curve, without console errors."""
+    title, x_title, y_title, data = browser.execute_script(FRONTIER_STATE)
+    assert title.startswith("VIMCO 16, Rényi") and "ln V" in title and x_title == "latent usage: MI / ln V"
+    title, _, _, moved = choose_frontier_menu(browser, 2, "REINFORCE")
+    assert title.startswith("REINFORCE 16, Rényi"), title
+    assert moved != data  # the paper's frontier of REINFORCE 16 differs from VIMCO 16's
+    title, x_title, y_title, _ = choose_frontier_menu(browser, 0, "Penn Treebank")
+    assert title == "REINFORCE 16 Rényi, training fit: not a curve of the paper's Penn Treebank figures", title
+    assert (x_title, y_title) == ("latent usage (nats per token)", "training NLL (nats per token)")
+    title, _, _, ptb = choose_frontier_menu(browser, 2, "VIMCO")
+    assert title.startswith("VIMCO 16, Rényi — Penn Treebank, training fit"), title
+    assert "nats per token" in title and re.search(r"paper \d+\.\d{3}$", title), title
+    assert ptb != data  # per token: the paper's PTB frontier, not the synthetic one
+    title, _, y_title, valid = choose_frontier_menu(browser, 1, "validation, shared dropout masks")
+    assert "Penn Treebank, validation, shared dropout masks" in title and y_title == "validation NLL (nats per token)"
+    assert valid != ptb
+    title, x_title, _, back = choose_frontier_menu(browser, 0, "synthetic")
+    assert title.startswith("VIMCO 16, Rényi — ours") and x_title == "latent usage: MI / ln V" and back == data
     errors = [
         e["message"]
         for e in browser.get_log("browser")
         if e["level"] == "SEVERE" and not any(known in e["message"] for known in KNOWN_CONSOLE_ERRORS)
     ]
     assert not errors
+
+
+def test_frontier_explorer_menu_redraws_the_figure_in_the_static_book(built_book, browser, book_url):
+    """Pick another estimator, the task and the split in the static frontier explorer: the caption, the axes
+    and the drawn curve change."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(book_url + "chapters/07_frontier_explorer.html")
+    time.sleep(1)
+    figure = browser.find_element(By.ID, "micmco-frontiers")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", figure)
+    check_frontier_menus_redraw(browser)
     if os.environ.get("MICMCO_SCREENSHOTS"):
         browser.save_screenshot(str(Path(os.environ["MICMCO_SCREENSHOTS"]) / "frontier-explorer-after-menu.png"))
+
+
+def test_frontier_explorer_static_html_redraws_its_menus_in_a_browser(browser, tmp_path):
+    """The same choices on the explorer's HTML alone (no book build): plotly.js is embedded, so a file works."""
+    from micmco.book import frontier_explorer
+
+    data = frontier_explorer.frontier_explorer_data("cpu", 0.8, 0.5)
+    page = tmp_path / "frontier-explorer.html"
+    page.write_text(f"<html><body>{frontier_explorer.static_frontier_explorer_html(data)}</body></html>")
+    browser.get(page.as_uri())
+    time.sleep(1)
+    check_frontier_menus_redraw(browser)
 
 
 def test_static_explorer_embeds_plotly_so_it_works_offline():
@@ -477,7 +520,6 @@ def test_static_explorer_embeds_plotly_so_it_works_offline():
 def test_launch_buttons_open_files_that_exist(built_book):
     """Binder opens the MyST source in the repository; Colab the executed notebook published on gh-pages.
     While book/_config.yml names no repository, no page has a launch button."""
-    import re
 
     page = (built_book / "html" / "chapters" / "02_posterior_collapse.html").read_text()
     if not build.repository_url():
@@ -502,7 +544,6 @@ RESULT_HEADER = (
 def write_results(directory: Path, curve_id: str, points: list[tuple[float, float]], status: str = "complete"):
     """A results table like the sweep's export: (usage / ln V, excess NLL) points at V = 200."""
     import math
-    import re
 
     match = re.match(r"^([a-z]+)(\d*)-(kl|renyi|power)(\d*)$", curve_id)
     estimator, k, objective, k_mi = match.group(1), match.group(2) or "1", match.group(3), match.group(4)
@@ -678,17 +719,69 @@ def test_frontier_explorer_menus_redraw_live_and_static_html_works_offline():
     matplotlib.use("Agg")
     from micmco.book import frontier_explorer
 
-    data = frontier_explorer.frontier_explorer_data("cpu", 0.8)
-    assert len(data["curves"]) == 35
+    data = frontier_explorer.frontier_explorer_data("cpu", 0.8, 0.5)
+    entries = data["curves"].values()
+    assert sum(entry["task"] == "synthetic" for entry in entries) == 35
+    ptb = {entry["curve"] for entry in entries if entry["task"] == "Penn Treebank"}
+    assert ptb == set(frontier_explorer.ptb_main_curve_ids()) and len(ptb) == 40  # the main setting's, no variants
+    assert {"ptb-dreg16-kl1", "ptb-vimco1-renyi16", "ptb-dreg16-alpha", "ptb-vimco16-kl-valid-l2"} <= ptb
+    assert not any(suffix in curve for curve in ptb for suffix in ("-batch", "-hidden", "-steps", "-t16", "-bs16"))
     explorer = frontier_explorer.FrontierExplorer(data, "VIMCO|16|Rényi")
-    before = [list(line.get_ydata()) for line in explorer.ax.lines]
+    assert explorer.controls["split"].disabled  # one split on the synthetic task
+
+    def drawn() -> list[list[float]]:
+        return [list(line.get_ydata()) for line in explorer.ax.lines]
+
+    before = drawn()
     explorer.controls["estimator"].value = "REINFORCE"  # the observer calls update()
-    assert explorer.shown == "REINFORCE|16|Rényi"
-    assert [list(line.get_ydata()) for line in explorer.ax.lines] != before
+    assert explorer.shown == "synthetic|training fit|REINFORCE|16|Rényi"
+    assert drawn() != before
     explorer.controls["estimator"].value = "ELBO"  # there is no ELBO 16
-    assert "not a curve" in explorer.ax.get_title()
+    assert explorer.ax.get_title() == "ELBO 16 Rényi: not a curve of the paper's synthetic figures"
+    explorer.controls["estimator"].value = "VIMCO"
+    synthetic, synthetic_title = drawn(), explorer.ax.get_title()
+    assert re.search(r"ln V: ours \d\.\d{4}, paper \d\.\d{4}$", synthetic_title), synthetic_title
+    # the task menu: Penn Treebank's curve per token, never normalised, its caption with 3 decimals
+    explorer.controls["task"].value = "Penn Treebank"
+    assert explorer.shown == "Penn Treebank|training fit|VIMCO|16|Rényi" and not explorer.controls["split"].disabled
+    assert explorer.ax.get_xlabel() == "latent usage (nats per token)"
+    assert explorer.ax.get_ylabel() == "training NLL (nats per token)"
+    title = explorer.ax.get_title()
+    assert title.startswith("VIMCO 16, Rényi — Penn Treebank, training fit") and drawn() != synthetic
+    assert re.search(r"≥ 0\.5 nats per token: ours \d\.\d{3}, paper \d\.\d{3}$", title), title
+    # the split and regulariser menu
+    training = drawn()
+    explorer.controls["split"].value = "validation, shared dropout masks"
+    assert explorer.ax.get_ylabel() == "validation NLL (nats per token)"
+    assert "Penn Treebank, validation, shared dropout masks" in explorer.ax.get_title() and drawn() != training
+    explorer.controls["split"].value = "validation, L2"
+    explorer.controls["samples"].value = "1/16"  # the paper ran the asymmetric curves for the training fit only
+    assert explorer.ax.get_title() == (
+        "VIMCO 1/16 Rényi, validation, L2: not a curve of the paper's Penn Treebank figures"
+    )
+    explorer.controls["split"].value = "training fit"
+    assert explorer.ax.get_title().startswith("VIMCO 1/16, Rényi — Penn Treebank, training fit")
+    # K = 1: one objective, so a Rényi choice shows our KL study and says so
+    explorer.controls["estimator"].value = "REINFORCE"
+    explorer.controls["samples"].value = "1"
+    renyi, renyi_title = drawn(), explorer.ax.get_title()
+    assert "K = 1: one objective; our KL study" in renyi_title
+    explorer.controls["objective"].value = "KL"
+    kl = data["curves"]["Penn Treebank|training fit|REINFORCE|1|KL"]
+    assert kl["ours"]["x"] and "our KL study" not in explorer.ax.get_title()
+    assert renyi[-1] == drawn()[-1] == kl["ours"]["y"]  # our frontier: the KL study's, for both choices
+    explorer.controls["task"].value = "synthetic"
+    assert explorer.controls["split"].disabled and explorer.shown == "synthetic|training fit|REINFORCE|1|KL"
     html = frontier_explorer.static_frontier_explorer_html(data)
     assert "plotly_buttonclicked" in html and '<script src="http' not in html
+    ptb_html = frontier_explorer.static_frontier_explorer_html(
+        data, start="DReG|16|KL", task="Penn Treebank", split="validation, L2"
+    )
+    assert ptb_html != html and "nats per token" in ptb_html
+    with pytest.raises(ValueError, match="task 'PTB' is not a choice"):
+        frontier_explorer.FrontierExplorer(data, "VIMCO|16|Rényi", task="PTB")
+    with pytest.raises(ValueError, match="estimator|K|objective"):
+        frontier_explorer.FrontierExplorer(data, "VIMCO 16 Rényi")
 
 
 def test_totals_and_costs_count_one_task_each(tmp_path):

@@ -15,6 +15,6 @@ module a chapter needs, e.g. ``from micmco.book import common, propositions``.
 - :mod:`~micmco.book.language`: §7.2, the PTB profiles set against the paper's, Table 1 side by side.
 - :mod:`~micmco.book.claims`: §7-§8, the paper's claims (both tasks) decided on both sides, pairs across figures.
 - :mod:`~micmco.book.costs`: Appendix C, Table 2, the profiles and the measured cost of our trials.
-- :mod:`~micmco.book.frontier_explorer`: §7, the frontier explorer.
+- :mod:`~micmco.book.frontier_explorer`: §7, the frontier explorer (synthetic and Penn Treebank curves).
 - :mod:`~micmco.book.__main__`: ``python -m micmco.book studies PROFILE [FIGURE]``, for ``make reproduce``.
 """
