@@ -13,7 +13,7 @@ import time
 import torch
 
 from micmco.experiment import load_config, run, task_of
-from micmco.trainer import numerics, to_device
+from micmco.runtime import numerics, to_device
 
 out = os.environ.get("OUT", "runs/bf16")
 res = {}

@@ -207,7 +207,7 @@ def train_steps(config, device: str, steps: int, on_step: Callable[[int], None] 
     import torch
 
     from micmco.experiment import task_of
-    from micmco.trainer import step_generator, to_device
+    from micmco.runtime import step_generator, to_device
 
     task, target = task_of(config), torch.device(device)
     model, loss = task.build_model(config).to(target), task.build_loss(config)

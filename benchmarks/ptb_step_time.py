@@ -42,7 +42,7 @@ def config_for(args, samples: int, state_dropout: float = 0.0):
 def step_timer(config):
     """A function running one training step (loss, backward, Adam) on a fixed batch; returns its seconds."""
     from micmco.experiment import build_loss, build_model, task_of
-    from micmco.trainer import step_generator
+    from micmco.runtime import step_generator
 
     task = task_of(config)
     model, loss = build_model(config), build_loss(config)

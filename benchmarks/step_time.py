@@ -41,7 +41,7 @@ from micmco.models import SingleSymbolVAE
 from micmco.models.common import symbol_log_likelihood
 from micmco.models.synthetic import CategoricalEmbedding
 from micmco.objectives import Objective, ObjectiveKind
-from micmco.trainer import resolve_device
+from micmco.runtime import resolve_device
 
 OBJECTIVES = {
     "none": (ObjectiveKind.NONE, 0.0, 1.0),

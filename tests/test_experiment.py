@@ -74,7 +74,7 @@ PTB_SMOKE = REPO / "params" / "ptb" / "smoke" / "ptb-dreg16-kl.yaml"
 
 def _recording(module, monkeypatch):
     """Record what ``module`` hands to ``to_device`` (then move it as the trainer does)."""
-    from micmco.trainer import to_device
+    from micmco.runtime import to_device
 
     moved = []
     monkeypatch.setattr(

@@ -1,6 +1,6 @@
 """micmco: Mutual Information Constraints for Monte-Carlo Objectives (Melis, György, Blunsom).
 
-The generic core (estimators, objectives, gradients, latents, trainer, config) knows nothing of
+The generic core (estimators, objectives, gradients, latents, runtime, trainer, config) knows nothing of
 any task; a task module owns its data, model, evaluation and units; one run hub, one results
 schema, one frontier and one sweep tool serve every task. One line per module:
 
@@ -9,6 +9,7 @@ schema, one frontier and one sweep tool serve every task. One line per module:
 - ``objectives``: the KL, Rényi and power mutual-information objectives with K and K′ (§5, eqs. 11-18).
 - ``gradients``: one surrogate per base estimator (ELBO, IWAE, STL, DReG, REINFORCE, VIMCO) and objective.
 - ``latents``: Gaussian and categorical latent spaces: sampling, log densities, KL to the prior.
+- ``runtime``: how a step is seeded (streams by seed, stream and step) and where tensors live; the numerics.
 - ``trainer``: Adam over a loss and a data stream; checkpoints, signals at step boundaries, divergence.
 - ``evaluation``: NLL by IWAE and latent usage Û − Ŝ (K = 100) over a split, per unit (symbol, token).
 - ``memory``: peak-memory arithmetic from a task's sizes, and the memory a device has.

@@ -37,17 +37,9 @@ from .config import ConfigError, to_dict
 from .evaluation import evaluate
 from .memory import MemoryEstimate, available_memory, format_bytes
 from .runconfig import RunConfig, fingerprint, load_config, run_directory
+from .runtime import device_record, numerics, numerics_settings, resolve_device, step_generator, to_device
 from .tasks import Task, get_task
-from .trainer import (
-    Diverged,
-    Trainer,
-    device_record,
-    numerics,
-    numerics_settings,
-    resolve_device,
-    step_generator,
-    to_device,
-)
+from .trainer import Diverged, Trainer
 from .util import git_commit, write_atomically
 
 __all__ = [
