@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from micmco.cli import main
-from micmco.experiment import load_config, run
+from micmco.experiment import run
+from micmco.runconfig import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = sorted((REPO / "params" / "synthetic" / "smoke").glob("*.yaml"))

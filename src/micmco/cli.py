@@ -88,16 +88,8 @@ def _main(argv: list[str]) -> int:
 
     if import_deferring_signals(("torch", "micmco.experiment")):  # torch: after arg errors
         return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
-    from .experiment import (
-        GPU_PROFILES,
-        RunLocked,
-        fingerprint,
-        load_config,
-        preflight,
-        projection,
-        run,
-        run_directory,
-    )
+    from .experiment import GPU_PROFILES, RunLocked, preflight, projection, run
+    from .runconfig import fingerprint, load_config, run_directory
     from .trainer import CheckpointError
 
     overrides = list(args.overrides)

@@ -95,13 +95,14 @@ class TrainingStep:
     ``optimise``, Adam."""
 
     def __init__(self, config, device: torch.device | str = "cpu", optimise: bool = True):
-        from .experiment import build_loss, build_model, task_of  # here: the audit itself needs no task
+        from .tasks import get_task  # here: the audit itself needs no task
 
+        task = get_task(config.task)
         self.device = torch.device(device)
         self.seed, self.optimise = config.seed, optimise
-        self.data = task_of(config).training_data(config)
-        self.model = build_model(config).to(self.device).train()
-        self.loss = build_loss(config)
+        self.data = task.training_data(config)
+        self.model = task.build_model(config).to(self.device).train()
+        self.loss = task.build_loss(config)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.learning_rate)
 
     def __call__(self, t: int, batch: Any) -> None:
