@@ -13,8 +13,9 @@ schema, one frontier and one sweep tool serve every task. One line per module:
 - ``trainer``: Adam over a loss and a data stream; checkpoints, signals at step boundaries, divergence.
 - ``evaluation``: NLL by IWAE and latent usage Û − Ŝ (K = 100) over a split, per unit (symbol, token).
 - ``memory``: peak-memory arithmetic from a task's sizes, and the memory a device has.
-- ``runconfig``: the run config (shared sections + the task's data and model), fingerprints, run directories.
-- ``tasks``: the task registry; ``tasks.base`` the interface; ``tasks.synthetic`` the §7.1 task.
+- ``runconfig``: a run config read from YAML into its task's dataclass tree; identity, fingerprint, run directory.
+- ``tasks``: the task registry; ``tasks.base`` the interface and the run config every task extends (``RunConfig``);
+  ``tasks.synthetic`` the §7.1 task, ``tasks.ptb`` the §7.2 one.
 - ``models``: the single-symbol VAE, the VQ-VAE and the fused softmax head they share.
 - ``experiment``: the run hub: preflight, lock, train, evaluate, plausibility, the result record.
 - ``results``: the results-table schema (common columns + the task's), its rows and strict reading.

@@ -35,9 +35,10 @@ from . import __version__
 from .config import ConfigError, to_dict
 from .evaluation import evaluate
 from .memory import MemoryEstimate, available_memory, format_bytes
-from .runconfig import RunConfig, run_directory
+from .runconfig import run_directory
 from .runtime import device_record, numerics, numerics_settings, resolve_device, step_generator, to_device
 from .tasks import get_task
+from .tasks.base import RunConfig
 from .trainer import Diverged, Trainer
 from .util import git_commit, write_atomically
 
