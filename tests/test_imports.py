@@ -1,7 +1,9 @@
 """No import circles in the package: each module's imports point one way, so a module can be read, tested and
 imported on its own. Every import counts, module-level or inside a function (a function-level import that
-avoids a circle at import time is still a circle in the design), relative or absolute. Dynamic imports
-(importlib with a computed name: the task registry, the delegated subcommands) are not seen."""
+avoids a circle at import time is still a circle in the design), relative or absolute, and so does a module
+named by a string for importlib: in a module-level assignment (the task registry, the delegated subcommands)
+or in the arguments of an importing call. (A string naming a module elsewhere, as ``python -m micmco.cli``
+does for a subprocess, imports nothing.)"""
 
 from __future__ import annotations
 
@@ -32,11 +34,25 @@ def _owner(name: str, known: dict[str, Path]) -> str | None:
     return name or None
 
 
+IMPORTING = {"import_module", "__import__", "import_deferring_signals"}  # calls that import the modules named
+
+
+def _names(nodes: list[ast.AST], known: dict[str, Path]) -> set[str]:
+    """The package modules named by string constants within ``nodes``."""
+    return {
+        node.value
+        for root in nodes
+        for node in ast.walk(root)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in known
+    }
+
+
 def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     """The package modules that module ``name`` imports anywhere in its file."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     targets = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -47,6 +63,11 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
                 source = node.module or ""
             # `from pkg import sub` imports the submodule when there is one, else a name from pkg
             targets.update(f"{source}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in IMPORTING:
+            targets.update(_names(node.args, known))
+    for statement in tree.body:
+        if isinstance(statement, (ast.Assign, ast.AnnAssign)) and statement.value is not None:
+            targets.update(_names([statement.value], known))  # a registry of modules imported by name
     owners = {_owner(target, known) for target in targets if target.split(".")[0] == PACKAGE}
     return {owner for owner in owners if owner and owner != name}
 
@@ -118,6 +139,9 @@ def test_the_graph_sees_relative_absolute_and_function_level_imports():
     assert "micmco.models.common" in graph["micmco.memory"]  # inside a function
     assert "micmco.sweep.cli" in graph["micmco.sweep"]  # `from .cli import main` in a function of a package
     assert "micmco" in graph["micmco.cli"]  # `from . import __version__`: the package itself
+    assert "micmco.tasks.ptb" in graph["micmco.tasks"]  # the registry's module names, imported by importlib
+    assert "micmco.experiment" in graph["micmco.cli"]  # import_deferring_signals(("torch", "micmco.experiment"))
+    assert "micmco.cli" not in graph["micmco.sweep.worker"]  # `python -m micmco.cli`: a subprocess, no import
 
 
 def test_there_are_no_import_circles():
