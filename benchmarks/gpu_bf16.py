@@ -12,15 +12,17 @@ import time
 
 import torch
 
-from micmco.experiment import load_config, run, task_of
-from micmco.trainer import numerics, to_device
+from micmco.experiment import run
+from micmco.runconfig import load_config
+from micmco.runtime import numerics, to_device
+from micmco.tasks import get_task
 
 out = os.environ.get("OUT", "runs/bf16")
 res = {}
 base = "params/ptb/paper/ptb-base-dreg.yaml"
 common = ["profile=custom", "train.checkpoint_every=0", "train.progress=false", "eval.split=valid"]
 cfg = load_config(base, common + ["train.steps=300", f"output_dir={out}/runs"])
-task = task_of(cfg)
+task = get_task(cfg.task)
 dev = torch.device("cuda")
 model = task.build_model(cfg).to(dev)
 loss = task.build_loss(cfg)

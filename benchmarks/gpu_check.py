@@ -206,10 +206,10 @@ def train_steps(config, device: str, steps: int, on_step: Callable[[int], None] 
     (tensors on ``device``: reading them would synchronise)."""
     import torch
 
-    from micmco.experiment import task_of
-    from micmco.trainer import step_generator, to_device
+    from micmco.runtime import step_generator, to_device
+    from micmco.tasks import get_task
 
-    task, target = task_of(config), torch.device(device)
+    task, target = get_task(config.task), torch.device(device)
     model, loss = task.build_model(config).to(target), task.build_loss(config)
     train = config.train
     optimizer = torch.optim.Adam(
@@ -300,10 +300,10 @@ def syncs_of_training(config, steps: int) -> list[dict]:
     with the step and the source line that asked for it."""
     import torch
 
-    from micmco.experiment import task_of
+    from micmco.tasks import get_task
     from micmco.trainer import Trainer
 
-    task, current = task_of(config), {"step": -1}
+    task, current = get_task(config.task), {"step": -1}
     stream = task.training_data(config)
 
     def data(step):
@@ -494,17 +494,17 @@ def evaluation(plan: Plan, out: dict) -> None:
     import torch
 
     from micmco.evaluation import evaluate
-    from micmco.experiment import estimate_memory, task_of
+    from micmco.tasks import get_task
 
     if (reason := ptb_missing()) is not None:
         raise Skip(reason)
     config = load(PTB, *plan.ptb, "eval.split=valid", "eval.num_samples=100")
-    task, device = task_of(config), torch.device(plan.device)
+    task, device = get_task(config.task), torch.device(plan.device)
     model = task.build_model(config).to(device)
     batches = task.evaluation_batches(config, "valid")
     if plan.eval_batches:
         batches = itertools.islice(batches, plan.eval_batches)
-    estimate = estimate_memory(config, device).eval_bytes
+    estimate = task.estimate_memory(config, device).eval_bytes
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()

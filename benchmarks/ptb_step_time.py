@@ -29,7 +29,7 @@ BASE = REPO / "params/ptb/cpu/ptb-trial-dreg16-kl.yaml"
 
 
 def config_for(args, samples: int, state_dropout: float = 0.0):
-    from micmco.experiment import load_config
+    from micmco.runconfig import load_config
 
     overrides = [
         f"data.vocab_size={args.vocab}", f"data.batch_size={args.batch}", f"model.hidden_size={args.hidden}",
@@ -41,11 +41,11 @@ def config_for(args, samples: int, state_dropout: float = 0.0):
 
 def step_timer(config):
     """A function running one training step (loss, backward, Adam) on a fixed batch; returns its seconds."""
-    from micmco.experiment import build_loss, build_model, task_of
-    from micmco.trainer import step_generator
+    from micmco.runtime import step_generator
+    from micmco.tasks import get_task
 
-    task = task_of(config)
-    model, loss = build_model(config), build_loss(config)
+    task = get_task(config.task)
+    model, loss = task.build_model(config), task.build_loss(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     batch = task.training_data(config)(0)
 
@@ -109,8 +109,9 @@ def status(field):
 before = status("VmRSS:")
 open("/proc/self/clear_refs", "w").write("5")
 step(); step()
-from micmco.experiment import estimate_memory
-print(json.dumps({"measured": status("VmHWM:") - before, "estimate": estimate_memory(config).train_bytes}))
+from micmco.tasks import get_task
+estimate = get_task(config.task).estimate_memory(config).train_bytes
+print(json.dumps({"measured": status("VmHWM:") - before, "estimate": estimate}))
 """
 
 
@@ -135,12 +136,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     from micmco.config import ConfigError
-    from micmco.experiment import task_of
+    from micmco.tasks import get_task
     from micmco.util import EXIT_INPUT
 
     try:  # the PTB files (and the sizes asked for) before any timing: one line, not a traceback
         config = config_for(args, 1)
-        task_of(config).check_data(config)
+        get_task(config.task).check_data(config)
     except ConfigError as error:
         print(f"ptb_step_time: {error}", file=sys.stderr)
         sys.exit(EXIT_INPUT)

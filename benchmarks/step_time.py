@@ -34,14 +34,15 @@ from pathlib import Path
 
 import torch
 
-from micmco.experiment import load_config, run
+from micmco.experiment import run
 from micmco.gradients import VariationalLoss
 from micmco.latents import CategoricalLatent, GaussianLatent
 from micmco.models import SingleSymbolVAE
 from micmco.models.common import symbol_log_likelihood
 from micmco.models.synthetic import CategoricalEmbedding
 from micmco.objectives import Objective, ObjectiveKind
-from micmco.trainer import resolve_device
+from micmco.runconfig import load_config
+from micmco.runtime import resolve_device
 
 OBJECTIVES = {
     "none": (ObjectiveKind.NONE, 0.0, 1.0),

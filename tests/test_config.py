@@ -8,11 +8,11 @@ import yaml
 from micmco.cli import main
 from micmco.config import ConfigError, apply_overrides, from_dict
 from micmco.evaluation import EvalConfig
-from micmco.experiment import fingerprint, load_config
 from micmco.gradients import EstimatorConfig
 from micmco.latents import LatentConfig
 from micmco.models import SentenceModelConfig
 from micmco.objectives import Objective, ObjectiveConfig, ObjectiveKind
+from micmco.runconfig import fingerprint, load_config
 from micmco.tasks.synthetic import SyntheticRunConfig
 from micmco.trainer import TrainerConfig
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from micmco.cli import main
-from micmco.experiment import load_config, run
+from micmco.experiment import run
+from micmco.runconfig import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = sorted((REPO / "params" / "synthetic" / "smoke").glob("*.yaml"))
@@ -74,7 +75,7 @@ PTB_SMOKE = REPO / "params" / "ptb" / "smoke" / "ptb-dreg16-kl.yaml"
 
 def _recording(module, monkeypatch):
     """Record what ``module`` hands to ``to_device`` (then move it as the trainer does)."""
-    from micmco.trainer import to_device
+    from micmco.runtime import to_device
 
     moved = []
     monkeypatch.setattr(

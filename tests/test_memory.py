@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from micmco.experiment import estimate_memory, load_config
+from micmco.runconfig import load_config
+from micmco.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "params" / "synthetic" / "smoke"
@@ -20,14 +21,15 @@ import json, sys
 import torch
 from micmco.tasks.synthetic import UniformSymbols
 from micmco.evaluation import evaluate
-from micmco.experiment import build_loss, build_model, load_config
-from micmco.experiment import estimate_memory
+from micmco.runconfig import load_config
+from micmco.tasks import get_task
 from micmco.trainer import Trainer
 
 torch.set_num_threads(1)
 phase, path, overrides = sys.argv[1], sys.argv[2], sys.argv[3:]
 config = load_config(path, overrides + ["train.progress=false", "train.steps=3"])
-model, data = build_model(config), UniformSymbols(config.data, 0)
+task = get_task(config.task)
+model, data = task.build_model(config), UniformSymbols(config.data, 0)
 def status(field):
     for line in open("/proc/self/status"):
         if line.startswith(field):
@@ -36,11 +38,11 @@ before = status("VmRSS:")
 with open("/proc/self/clear_refs", "w") as handle:
     handle.write("5")  # resets VmHWM to the current RSS
 if phase == "train":
-    Trainer(model, build_loss(config), data, config.train, 0).fit()
+    Trainer(model, task.build_loss(config), data, config.train, 0).fit()
 else:
     evaluate(model, data.evaluation_set()[: 2 * config.eval.batch_size], config.eval)
 peak = status("VmHWM:")
-estimate = estimate_memory(config, "cpu")
+estimate = task.estimate_memory(config, "cpu")
 estimated = estimate.train_bytes if phase == "train" else estimate.eval_bytes
 print(json.dumps({"measured": peak - before, "estimate": estimated}))
 """
@@ -74,15 +76,17 @@ def test_the_estimate_covers_the_measured_peak_without_wild_overestimates(phase,
 
 
 def test_impossible_configs_are_estimated_far_beyond_any_machine():
+    task = get_task("synthetic")
     huge_vocab = load_config(SMOKE / "elbo-kl.yaml", ["data.vocab_size=100000000"])
-    assert estimate_memory(huge_vocab).train_bytes > 100 * 2**30  # 25.6 GB per table, several copies
+    assert task.estimate_memory(huge_vocab).train_bytes > 100 * 2**30  # 25.6 GB per table, several copies
     many_samples = load_config(SMOKE / "vimco16-renyi.yaml", ["estimator.num_samples=100000"])
-    assert estimate_memory(many_samples).train_bytes > 100 * 2**30
+    assert task.estimate_memory(many_samples).train_bytes > 100 * 2**30
 
 
 def test_on_an_accelerator_the_full_logits_count():
     config = load_config(SMOKE / "dreg16-renyi.yaml", ["data.vocab_size=10000", "data.batch_size=256"])
-    cpu, cuda = estimate_memory(config, "cpu"), estimate_memory(config, "cuda")
+    task = get_task(config.task)
+    cpu, cuda = task.estimate_memory(config, "cpu"), task.estimate_memory(config, "cuda")
     assert cuda.train_bytes - cpu.train_bytes > 6 * 16 * 256 * 10000 * 4 * 0.9  # DReG's six [K·B, V] copies
 
 
@@ -94,15 +98,16 @@ def test_the_paper_ptb_dreg_64_step_fits_a_139_gib_gpu(shared_dir, monkeypatch):
     """Its 23 GB of logits, six copies held at once unchunked (177 GiB), go through the chunked head."""
     monkeypatch.setenv("MICMCO_PTB", str(shared_dir / "data" / "ptb"))
     config = load_config(PTB_PAPER, ["estimator.num_samples=64", "eval.split=test"])
-    assert estimate_memory(config, "cuda").peak_bytes <= H200
-    assert estimate_memory(config, "cpu").peak_bytes <= H200
+    task = get_task(config.task)
+    assert task.estimate_memory(config, "cuda").peak_bytes <= H200
+    assert task.estimate_memory(config, "cpu").peak_bytes <= H200
 
 
 def test_ptb_evaluation_rows_count_the_evaluated_splits_longest_sentence(shared_dir, monkeypatch):
     """The test split is not truncated to max_length (35): its longest sentence has 78 tokens."""
     monkeypatch.setenv("MICMCO_PTB", str(shared_dir / "data" / "ptb"))
     memory = {
-        split: estimate_memory(load_config(PTB_PAPER, [f"eval.split={split}"]), "cpu").eval_bytes
+        split: get_task("ptb").estimate_memory(load_config(PTB_PAPER, [f"eval.split={split}"]), "cpu").eval_bytes
         for split in ("valid", "test")
     }
     assert memory["test"] > 1.8 * memory["valid"]  # rows: 78 against 35 positions per sentence

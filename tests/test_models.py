@@ -204,7 +204,7 @@ def test_vqvae_learns_to_use_its_codes_and_measures_the_fixed_rate():
 
 def test_a_vqvae_training_step_has_no_host_device_synchronisation():
     """The codebook's first-batch initialisation is decided on the host, not by reading a device flag."""
-    from micmco.experiment import load_config
+    from micmco.runconfig import load_config
     from micmco.syncaudit import TrainingStep, audit_steps
 
     config = load_config(Path(__file__).resolve().parents[1] / "params/synthetic/smoke/vqvae.yaml", [])

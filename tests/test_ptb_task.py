@@ -12,9 +12,11 @@ import torch
 
 from micmco.cli import main
 from micmco.config import ConfigError
-from micmco.experiment import build_loss, build_model, load_config, run, task_of
+from micmco.experiment import run
 from micmco.pareto import ParetoError, read_curves, read_paper_trials
 from micmco.results import format_table, read_rows, result_row
+from micmco.runconfig import load_config
+from micmco.tasks import get_task
 from micmco.tasks.ptb_data import EXPECTED
 from micmco.trainer import Trainer
 
@@ -57,12 +59,12 @@ def test_a_smoke_run_trains_and_evaluates_per_token(tmp_path):
 
 def test_an_interrupted_run_with_dropout_resumes_bit_for_bit(tmp_path):
     config = load_config(SMOKE / "ptb-vimco16-renyi-shared.yaml", ["train.steps=12", "train.progress=false"])
-    task = task_of(config)
+    task = get_task(config.task)
 
     def trainer(steps, path):
         config.train.steps = steps
-        return Trainer(build_model(config), build_loss(config), task.training_data(config), config.train, config.seed,
-                       checkpoint_path=path, fingerprint="x")  # fmt: skip
+        return Trainer(task.build_model(config), task.build_loss(config), task.training_data(config), config.train,
+                       config.seed, checkpoint_path=path, fingerprint="x")  # fmt: skip
 
     straight = trainer(12, tmp_path / "a.pt")
     straight.fit()

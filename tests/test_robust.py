@@ -15,11 +15,11 @@ import torch
 from micmco import gradients
 from micmco.cli import main
 from micmco.config import ConfigError
-from micmco.experiment import fingerprint, load_config, run_directory
 from micmco.gradients import BaseEstimator, VariationalLoss, surrogate_objective
 from micmco.latents import CategoricalLatent, GaussianLatent
 from micmco.models import SingleSymbolVAE
 from micmco.objectives import Objective, ObjectiveKind, objective_value
+from micmco.runconfig import fingerprint, load_config, run_directory
 from micmco.tasks.synthetic import plausibility
 from micmco.util import EXIT_DIVERGED, EXIT_INPUT, EXIT_RUNNING
 

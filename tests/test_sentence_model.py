@@ -395,7 +395,7 @@ def test_bad_sentence_batches_are_errors_naming_the_argument(index):
 
 def test_a_sentence_batch_carries_the_hosts_lengths_through_to_device_and_scores_as_its_pair():
     from micmco.models.sentence import SentenceBatch
-    from micmco.trainer import to_device
+    from micmco.runtime import to_device
 
     pair = sentences([4, 7, 2, 7])
     batch = to_device(SentenceBatch.of(*pair), torch.device("cpu"))

@@ -15,16 +15,8 @@ import torch
 from torch import nn
 
 from micmco.config import ConfigError
-from micmco.trainer import (
-    CheckpointError,
-    Diverged,
-    Trainer,
-    TrainerConfig,
-    derive_seed,
-    numerics,
-    numerics_settings,
-    resolve_device,
-)
+from micmco.runtime import derive_seed, numerics, numerics_settings, resolve_device
+from micmco.trainer import CheckpointError, Diverged, Trainer, TrainerConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "params" / "synthetic" / "smoke"

@@ -1,6 +1,6 @@
 """micmco: Mutual Information Constraints for Monte-Carlo Objectives (Melis, György, Blunsom).
 
-The generic core (estimators, objectives, gradients, latents, trainer, config) knows nothing of
+The generic core (estimators, objectives, gradients, latents, runtime, trainer, config) knows nothing of
 any task; a task module owns its data, model, evaluation and units; one run hub, one results
 schema, one frontier and one sweep tool serve every task. One line per module:
 
@@ -9,11 +9,13 @@ schema, one frontier and one sweep tool serve every task. One line per module:
 - ``objectives``: the KL, Rényi and power mutual-information objectives with K and K′ (§5, eqs. 11-18).
 - ``gradients``: one surrogate per base estimator (ELBO, IWAE, STL, DReG, REINFORCE, VIMCO) and objective.
 - ``latents``: Gaussian and categorical latent spaces: sampling, log densities, KL to the prior.
+- ``runtime``: how a step is seeded (streams by seed, stream and step) and where tensors live; the numerics.
 - ``trainer``: Adam over a loss and a data stream; checkpoints, signals at step boundaries, divergence.
 - ``evaluation``: NLL by IWAE and latent usage Û − Ŝ (K = 100) over a split, per unit (symbol, token).
 - ``memory``: peak-memory arithmetic from a task's sizes, and the memory a device has.
-- ``runconfig``: the run config (shared sections + the task's data and model), fingerprints, run directories.
-- ``tasks``: the task registry; ``tasks.base`` the interface; ``tasks.synthetic`` the §7.1 task.
+- ``runconfig``: a run config read from YAML into its task's dataclass tree; identity, fingerprint, run directory.
+- ``tasks``: the task registry; ``tasks.base`` the interface and the run config every task extends (``RunConfig``);
+  ``tasks.synthetic`` the §7.1 task, ``tasks.ptb`` the §7.2 one.
 - ``models``: the single-symbol VAE, the VQ-VAE and the fused softmax head they share.
 - ``experiment``: the run hub: preflight, lock, train, evaluate, plausibility, the result record.
 - ``results``: the results-table schema (common columns + the task's), its rows and strict reading.

@@ -46,17 +46,29 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     if argv and argv[0] in DELEGATED:
-        import importlib
+        return _delegate(argv[0], argv[1:])
+    args = _parser().parse_args(argv)
+    if import_deferring_signals(("torch", "micmco.experiment")):  # torch: after arg errors
+        return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
+    return COMMANDS[args.command](args)
 
-        try:
-            return importlib.import_module(DELEGATED[argv[0]][0]).cli_main(argv[1:])
-        except ModuleNotFoundError as error:  # an extra's package (the sweep's Optuna) on a stock image
-            extra = OPTIONAL.get((error.name or "").partition(".")[0])
-            if extra is None:
-                raise
-            return _fail(
-                f"micmco {argv[0]} needs {error.name}, which is not installed: pip install -e '.[{extra}]'", EXIT_FAILED
-            )
+
+def _delegate(command: str, argv: list[str]) -> int:
+    """``micmco sweep|pareto|table1``: the module's own command line."""
+    import importlib
+
+    try:
+        return importlib.import_module(DELEGATED[command][0]).cli_main(argv)
+    except ModuleNotFoundError as error:  # an extra's package (the sweep's Optuna) on a stock image
+        extra = OPTIONAL.get((error.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        return _fail(
+            f"micmco {command} needs {error.name}, which is not installed: pip install -e '.[{extra}]'", EXIT_FAILED
+        )
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="micmco", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -82,23 +94,15 @@ def _main(argv: list[str]) -> int:
         )
     for name, (_, help_text) in DELEGATED.items():
         commands.add_parser(name, help=help_text, add_help=False)  # listed here; parsed by its module
-    train = commands.choices["train"]
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    commands.choices["train"].add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
 
-    if import_deferring_signals(("torch", "micmco.experiment")):  # torch: after arg errors
-        return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
-    from .experiment import (
-        GPU_PROFILES,
-        RunLocked,
-        fingerprint,
-        load_config,
-        preflight,
-        projection,
-        run,
-        run_directory,
-    )
-    from .trainer import CheckpointError
+
+def _prepare(args: argparse.Namespace, create_output_dir: bool):
+    """The run config of the command line, checked before work (:func:`micmco.experiment.preflight`): (config,
+    preflight, run directory, whether the run has finished). Raises ConfigError."""
+    from .experiment import preflight
+    from .runconfig import load_config, run_directory
 
     overrides = list(args.overrides)
     if args.output_dir:
@@ -107,26 +111,45 @@ def _main(argv: list[str]) -> int:
         overrides.append(f"train.threads={args.threads}")
     if getattr(args, "quiet", False):
         overrides.append("train.progress=false")
+    config = load_config(args.config, overrides)
+    checks = preflight(config, create_output_dir=create_output_dir)
+    run_dir = run_directory(config)
+    return config, checks, run_dir, (run_dir / "result.json").exists()
+
+
+def check(args: argparse.Namespace) -> int:
+    """``micmco check``: the config and its data checked, the memory estimated and two steps timed; writes nothing."""
+    from .experiment import projection
+    from .runconfig import fingerprint
 
     try:  # everything before work, the data included, so that "valid" is said of checked data only
-        config = load_config(args.config, overrides)
-        checks = preflight(config, create_output_dir=args.command == "train")  # train: it is made next anyway
-        run_dir = run_directory(config)
-        finished = (run_dir / "result.json").exists()
-        if args.command == "check":
-            print(f"{args.config}: valid ({config.profile} profile, fingerprint {fingerprint(config)})")
-            print(f"  {checks.describe()}")
-            for note in checks.notes:
-                print(f"micmco: note: {note}", file=sys.stderr)
-            if finished:
-                record = json.loads((run_dir / "result.json").read_text())
-                print(f"  already finished: {_outcome(record)}; result: {run_dir / 'result.json'}")
-                return EXIT_OK
-            line, warning = projection(config, checks.device, _steps_done(run_dir))
-            print(f"  {line}")
-            if warning:
-                print(f"micmco: warning: {warning}", file=sys.stderr)
+        config, checks, run_dir, finished = _prepare(args, create_output_dir=False)
+        print(f"{args.config}: valid ({config.profile} profile, fingerprint {fingerprint(config)})")
+        print(f"  {checks.describe()}")
+        for note in checks.notes:
+            print(f"micmco: note: {note}", file=sys.stderr)
+        if finished:
+            record = json.loads((run_dir / "result.json").read_text())
+            print(f"  already finished: {_outcome(record)}; result: {run_dir / 'result.json'}")
             return EXIT_OK
+        line, warning = projection(config, checks.device, _steps_done(run_dir))
+        print(f"  {line}")
+        if warning:
+            print(f"micmco: warning: {warning}", file=sys.stderr)
+        return EXIT_OK
+    except ConfigError as error:
+        return _fail(f"invalid config {args.config}: {error}", EXIT_INPUT)
+    except KeyboardInterrupt:
+        return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
+
+
+def train(args: argparse.Namespace) -> int:
+    """``micmco train``: the run trained (or resumed) and evaluated, its result record written."""
+    from .experiment import GPU_PROFILES, RunLocked, projection, run
+    from .trainer import CheckpointError
+
+    try:  # everything before work, as for check
+        config, checks, run_dir, finished = _prepare(args, create_output_dir=True)  # train: it is made next anyway
         gpu_profile_on_cpu = config.profile in GPU_PROFILES and checks.device.type == "cpu"
         quiet = getattr(args, "quiet", False)
         if not finished and (gpu_profile_on_cpu or not quiet):
@@ -168,6 +191,9 @@ def _main(argv: list[str]) -> int:
     print(_outcome(record))
     print(f"result: {result}")
     return EXIT_OK
+
+
+COMMANDS = {"train": train, "check": check}  # the commands parsed here; DELEGATED's parse their own
 
 
 def _steps_done(run_dir: Path) -> int:

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .config import check, check_types
 from .estimators import logmeanexp, snis
-from .trainer import step_generator, to_device
+from .runtime import step_generator, to_device
 
 __all__ = ["EvalConfig", "EvalBatch", "evaluate", "tensor_batches"]
 

@@ -30,43 +30,19 @@ from typing import Any
 
 import torch
 import yaml
-from torch import nn
 
 from . import __version__
 from .config import ConfigError, to_dict
 from .evaluation import evaluate
 from .memory import MemoryEstimate, available_memory, format_bytes
-from .runconfig import RunConfig, fingerprint, load_config, run_directory
-from .tasks import Task, get_task
-from .trainer import (
-    Diverged,
-    Trainer,
-    device_record,
-    numerics,
-    numerics_settings,
-    resolve_device,
-    step_generator,
-    to_device,
-)
+from .runconfig import run_directory
+from .runtime import device_record, numerics, numerics_settings, resolve_device, step_generator, to_device
+from .tasks import get_task
+from .tasks.base import RunConfig
+from .trainer import Diverged, Trainer
 from .util import git_commit, write_atomically
 
-__all__ = [
-    "RunConfig",
-    "RunLocked",
-    "Preflight",
-    "load_config",
-    "preflight",
-    "task_of",
-    "estimate_memory",
-    "build_model",
-    "build_loss",
-    "run",
-    "run_directory",
-    "fingerprint",
-    "summary",
-    "time_steps",
-    "projection",
-]
+__all__ = ["RunLocked", "Preflight", "preflight", "run", "summary", "time_steps", "projection", "GPU_PROFILES"]
 
 
 @dataclass(frozen=True)
@@ -87,10 +63,10 @@ def preflight(config: RunConfig, create_output_dir: bool = False) -> Preflight:
         device = resolve_device(config.train.device)
     except RuntimeError as error:
         raise ConfigError("train.device", str(error)) from None
-    task = task_of(config)
+    task = get_task(config.task)
     task.split(config)  # a ConfigError naming eval.split and the task's splits
     notes = tuple(task.check_data(config))  # missing, unreadable or wrong data: before any run directory exists
-    memory = estimate_memory(config, device)
+    memory = task.estimate_memory(config, device)
     available = available_memory(device)
     if available is not None and memory.peak_bytes > available:
         raise ConfigError(
@@ -121,25 +97,6 @@ def _check_output_dir(path: Path, create: bool) -> None:
         raise ConfigError("output_dir", f"cannot create or write {path}: {existing} is not writable")
 
 
-def task_of(config: RunConfig) -> Task:
-    return get_task(config.task)
-
-
-def estimate_memory(config: RunConfig, device: torch.device | str = "cpu") -> MemoryEstimate:
-    """Peak tensor memory of the run's training step and evaluation batch on ``device`` (its task counts)."""
-    return task_of(config).estimate_memory(config, device)
-
-
-def build_model(config: RunConfig) -> nn.Module:
-    """The model of the run's task, initialised from the run's seed without touching the global RNG."""
-    return task_of(config).build_model(config)
-
-
-def build_loss(config: RunConfig):
-    """The trainer's loss of the run's task and estimator."""
-    return task_of(config).build_loss(config)
-
-
 GPU_PROFILES = ("paper",)  # profiles sized for an accelerator
 
 
@@ -147,7 +104,7 @@ def time_steps(config: RunConfig, device: torch.device, steps: int = 2) -> float
     """Seconds per training step of ``config`` on ``device``, timed over ``steps`` forward and backward
     passes (after one warm-up) of a fresh copy of the model, in the run's precision: the run itself is not
     touched."""
-    task = task_of(config)
+    task = get_task(config.task)
     precision = config.train.precision
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
     with torch.random.fork_rng(devices=[]), torch_threads(config.train.threads or 1), numerics(precision, device):
@@ -267,7 +224,7 @@ def _finished(run_dir: Path, echo) -> dict[str, Any]:
 def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, threads: int, echo) -> dict[str, Any]:
     config_hash = run_dir.name.rsplit("-", 1)[-1]
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    task = task_of(config)
+    task = get_task(config.task)
     floor, floor_reason = task.loss_floor(config)
     trainer = Trainer(
         task.build_model(config),

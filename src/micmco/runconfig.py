@@ -1,9 +1,10 @@
-"""The config of one run: the sections every task shares, and the task's own data and model sections.
+"""A run config read from YAML, and what its run is called.
 
 A run config names its task (``task: synthetic``; the default, so configs written before tasks
-existed still load). The task's module (:mod:`micmco.tasks`) defines a :class:`RunConfig`
-subclass whose ``data`` and ``model`` sections are the task's dataclasses, so a YAML file maps
-onto exactly one dataclass tree and unknown keys are errors as everywhere else.
+existed still load). The task's module (:mod:`micmco.tasks`) defines a subclass of
+:class:`micmco.tasks.base.RunConfig` (the sections every task shares) whose ``data`` and ``model``
+sections are the task's dataclasses, so a YAML file maps onto exactly one dataclass tree and unknown
+keys are errors as everywhere else.
 
 The identity of a run (:func:`identity`: everything that affects its results) gives its
 fingerprint, hence its run directory, and a study's definition hash. Keys added after results
@@ -16,19 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, apply_overrides, check, check_choice, check_types, from_dict, read_yaml_file, to_dict
-from .evaluation import EvalConfig
-from .gradients import EstimatorConfig
-from .objectives import ObjectiveConfig
-from .trainer import TrainerConfig
+from .config import ConfigError, apply_overrides, from_dict, read_yaml_file, to_dict
+from .tasks import get_task
+from .tasks.base import RunConfig
 
 __all__ = [
-    "RunConfig",
-    "PROFILES",
     "load_config",
     "config_from_dict",
     "identity",
@@ -37,7 +33,6 @@ __all__ = [
     "run_directory",
 ]
 
-PROFILES = ("smoke", "cpu", "paper", "custom")
 # (dotted key, the value all runs recorded before the key existed): left out of the identity at that value.
 # train.precision has two: a run recorded before it had float32, or bfloat16 where its train.mixed_precision
 # (kept, and always in agreement with precision: TrainerConfig) says so; tf32 is new and enters the identity.
@@ -52,43 +47,8 @@ LEGACY_DEFAULTS: tuple[tuple[str, Any], ...] = (
 NOT_IDENTITY = ("output_dir", "train.progress", "train.threads", "data.path", "eval.sample_chunk")
 
 
-@dataclass
-class RunConfig:
-    """The sections every task shares; a task's subclass types ``data`` and ``model``."""
-
-    name: str  # run name; results go to <output_dir>/<name>-<fingerprint>/
-    task: str = "synthetic"  # the task module that owns data, model, loss and evaluation (micmco.tasks)
-    profile: str = "custom"  # smoke (CI, seconds), cpu (laptop, minutes), paper (the paper's settings, GPU) or custom
-    reproduces: str = ""  # the paper figure or table this run contributes to
-    cost: str = ""  # rough wall time on the profile's hardware
-    seed: int = 0  # seeds the initialisation, the data stream and all sampling
-    data: Any = None  # the task's data section
-    model: Any = None  # the task's model section
-    estimator: EstimatorConfig | None = None  # gradient estimator (models trained by an estimator only)
-    objective: ObjectiveConfig | None = None  # training objective (models trained by an estimator only)
-    train: TrainerConfig = field(default_factory=TrainerConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    output_dir: str = "runs"  # where run directories are created
-
-    def __post_init__(self) -> None:
-        check_types(self)
-        check_choice(self.profile, PROFILES, "profile")
-        check(0 <= self.seed < 2**63, "seed", f"must be in [0, 2^63), got {self.seed}")
-        check(
-            bool(self.name) and "/" not in self.name, "name", f"must be a non-empty name without '/', got {self.name!r}"
-        )
-        check(
-            not (self.profile == "paper" and self.train.precision == "bfloat16"),
-            "train.precision",
-            "bfloat16 is refused for the paper profile: its NLL difference from float32 has not been measured on a "
-            "GPU, and the paper's curves differ by hundredths of a nat; valid choices here: float32, tf32",
-        )
-
-
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
     """The run config of a mapping: its ``task`` picks the dataclass tree; ConfigError names the bad key."""
-    from .tasks import get_task
-
     task = get_task(data.get("task", "synthetic"))
     return from_dict(task.config_class, data)
 
@@ -105,8 +65,6 @@ def identity(config: RunConfig) -> dict[str, Any]:
     """Everything that affects the results, as plain data (see the module docstring): the config, and
     what its task's data add when the config does not pin them (:meth:`micmco.tasks.base.Task.data_identity`:
     then the data are read, and a ConfigError says when they cannot be)."""
-    from .tasks import get_task
-
     data = drop_legacy_defaults(to_dict(config))
     for key in NOT_IDENTITY:
         _pop(data, key)

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from .runtime import step_generator, to_device
+
 __all__ = ["SyncAudit", "TrainingStep", "audit_steps"]
 
 _VALUE_READS = {"aten._local_scalar_dense", "aten.nonzero", "aten.masked_select"}
@@ -89,22 +91,21 @@ def audit_steps(step: TrainingStep, steps: int, device_type: str = "cpu", first:
 
 class TrainingStep:
     """The trainer's step t of a run config on ``device`` without logging: ``step(t, step.data(t))`` moves
-    batch t with the trainer's ``to_device``, gives the loss step t's noise generator, runs backward and, if
+    batch t with ``to_device`` as the trainer does, gives the loss step t's noise generator, runs backward and, if
     ``optimise``, Adam."""
 
     def __init__(self, config, device: torch.device | str = "cpu", optimise: bool = True):
-        from .experiment import build_loss, build_model, task_of  # here: the audit itself needs no task
+        from .tasks import get_task  # here: the audit itself needs no task
 
+        task = get_task(config.task)
         self.device = torch.device(device)
         self.seed, self.optimise = config.seed, optimise
-        self.data = task_of(config).training_data(config)
-        self.model = build_model(config).to(self.device).train()
-        self.loss = build_loss(config)
+        self.data = task.training_data(config)
+        self.model = task.build_model(config).to(self.device).train()
+        self.loss = task.build_loss(config)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.learning_rate)
 
     def __call__(self, t: int, batch: Any) -> None:
-        from .trainer import step_generator, to_device
-
         batch = to_device(batch, self.device)
         value, _ = self.loss(self.model, batch, step_generator(self.seed, "noise", t, self.device))
         self.optimizer.zero_grad(set_to_none=True)

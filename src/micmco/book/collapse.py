@@ -26,7 +26,8 @@ def train_collapse_demo(
     the public API (:func:`micmco.experiment.run`). Returns the result records, in the order of
     ``lambdas``; a run that did not complete (a diverged one) is an error naming its λ.
     """
-    from ..experiment import load_config, run
+    from ..experiment import run
+    from ..runconfig import load_config
 
     records = []
     with tempfile.TemporaryDirectory(prefix="micmco-book-") as output_dir:

@@ -27,7 +27,7 @@ def table2_rows() -> list[list[Any]]:
 
 def profiles_rows() -> list[list[Any]]:
     """The run sizes of the cpu and paper profiles of one curve (DReG 16, KL) and their studies."""
-    from ..experiment import load_config
+    from ..runconfig import load_config
     from ..study import load_study
 
     root = repo_path("params").parent

@@ -52,7 +52,8 @@ def check_study(study, runs_dir: Path) -> Preflight:
     data, output directory), on the trials at both ends of the tuned ranges: ConfigError (nothing run,
     nothing recorded) if one would be refused. Returns the checks of the largest trial (integer parameters,
     e.g. latent sizes, at the top of their ranges)."""
-    from ..experiment import load_config, preflight
+    from ..experiment import preflight
+    from ..runconfig import load_config
 
     output = [f"output_dir={Path(runs_dir) / study.name}"]
     low = {p.name: p.low for p in study.parameters}

@@ -131,7 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def gpu_profile_warning(sweep, trials_left: int) -> str | None:
     """Before any work: a study whose profile is sized for a GPU, on a CPU, with the projected time of its
     trials from two timed steps of its base config (None otherwise)."""
-    from ..experiment import GPU_PROFILES, load_config, projection, resolve_device
+    from ..experiment import GPU_PROFILES, projection
+    from ..runconfig import load_config
+    from ..runtime import resolve_device
 
     study = sweep.study
     if study.config.profile not in GPU_PROFILES or trials_left == 0:

@@ -25,9 +25,8 @@ from ..evaluation import EvalBatch
 from ..latents import make_latent
 from ..memory import MemoryEstimate, latent_sizes, step_memory
 from ..models.sentence import SentenceModelConfig, SentenceVAE
-from ..runconfig import RunConfig
-from ..trainer import derive_seed
-from .base import Task, check_trained_by_estimator
+from ..runtime import derive_seed
+from .base import RunConfig, Task, check_trained_by_estimator
 from .ptb_data import PTB_SPLITS, PTBDataConfig, TrainingSentences, evaluation_batches, load_corpus
 
 __all__ = ["PTBRunConfig", "PTBTask", "TASK", "REGULARISERS", "regulariser_of", "SentenceLoss", "first_cpu_draw"]

@@ -43,7 +43,7 @@ from torch import Tensor
 
 from ..config import ConfigError, check, check_types
 from ..models.sentence import SentenceBatch  # re-exported: the loaders make them
-from ..trainer import step_generator
+from ..runtime import step_generator
 
 __all__ = [
     "PTBDataConfig",

@@ -22,9 +22,8 @@ from ..evaluation import EvalBatch, tensor_batches
 from ..latents import make_latent
 from ..memory import MemoryEstimate, latent_sizes, step_memory
 from ..models import VQVAE, SingleSymbolVAE, SyntheticModelConfig
-from ..runconfig import RunConfig
-from ..trainer import derive_seed, step_generator
-from .base import Task, check_trained_by_estimator
+from ..runtime import derive_seed, step_generator
+from .base import RunConfig, Task, check_trained_by_estimator
 
 __all__ = ["SyntheticDataConfig", "SyntheticRunConfig", "UniformSymbols", "SyntheticTask", "TASK", "PAPER_VOCABULARY"]
 
