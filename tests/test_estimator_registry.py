@@ -1,13 +1,17 @@
-"""The estimator registry (micmco.gradients.BASE_ESTIMATORS): the built-in entries, and curve ids read through it."""
+"""The estimator registry (micmco.gradients.BASE_ESTIMATORS): the built-in entries, curve ids read through it, and
+a throwaway estimator that is one function and one entry."""
 
 import re
 from pathlib import Path
 
 import pytest
 
+import micmco.gradients as gradients
 from micmco import naming
 from micmco.book.registry import SYNTHETIC_FIGURES, ptb_figures
-from micmco.gradients import BASE_ESTIMATORS, BaseEstimator, estimator_spec
+from micmco.config import ConfigError
+from micmco.experiment import estimate_memory, load_config, run
+from micmco.gradients import BASE_ESTIMATORS, BaseEstimator, EstimatorSpec, estimator_spec, register_estimator
 from micmco.naming import Setting
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,3 +119,42 @@ def test_stl_has_curve_ids_and_unknown_estimators_none():
             naming.parse_curve_id(curve_id)
     assert naming.estimator_names() == ("elbo", "iwae", "stl", "dreg", "reinforce", "vimco", "vqvae")
     assert [naming.estimator_label(name) for name in ("dreg", "reinforce", "vqvae")] == ["DReG", "REINFORCE", "VQ-VAE"]
+
+
+# --- a throwaway estimator is one function and one registry entry --------------------------------------------
+
+
+def toy(objective, latent, posterior, log_likelihood, generator=None):
+    """A throwaway estimator: IWAE's surrogate under another name."""
+    return gradients.iwae(objective, latent, posterior, log_likelihood, generator)
+
+
+@pytest.fixture
+def toy_estimator():
+    """Registers "toy" for one test, and removes it afterwards."""
+    spec = register_estimator(EstimatorSpec("toy", toy, "Toy", reparameterised=True))
+    yield spec
+    del BASE_ESTIMATORS[spec.name]
+
+
+def test_a_registered_estimator_trains_through_the_normal_path_and_has_curve_ids(toy_estimator, tmp_path):
+    smoke = REPO / "params" / "synthetic" / "smoke" / "dreg16-renyi.yaml"
+    tiny = [f"output_dir={tmp_path}", "estimator.num_samples=2", "train.steps=4", "train.log_every=2",
+            "train.checkpoint_every=2", "train.progress=false", "eval.num_samples=2"]  # fmt: skip
+    records = {base: run(load_config(smoke, [f"estimator.base={base}", *tiny]), echo=lambda message: None)
+               for base in ("toy", "iwae")}  # fmt: skip
+    assert records["toy"]["status"] == "complete" and records["toy"]["config"]["estimator"]["base"] == "toy"
+    assert records["toy"]["metrics"] == records["iwae"]["metrics"]  # the same surrogate: the same numbers
+    assert records["toy"]["train_history"] == records["iwae"]["train_history"]
+    # the rest of the package knows it too: curve ids and labels, config checks, memory estimates
+    assert naming.parse_curve_id("toy16-kl1") == Setting("toy", 16, 1, "kl")
+    assert naming.curve_label("ptb-toy4-renyi-valid") == "Toy 4, Rényi"
+    with pytest.raises(ConfigError, match="toy needs reparameterised samples"):
+        load_config(smoke, ["estimator.base=toy", "model.latent.kind=categorical", "model.latent.num_categories=10"])
+    assert estimate_memory(load_config(smoke, ["estimator.base=toy"])).train_bytes > 0
+
+
+def test_estimator_names_must_fit_curve_ids(toy_estimator):
+    for name in ("toy", "dreg", "vqvae", "toy2", "Toy", "my-toy"):
+        with pytest.raises(ValueError, match="estimator name"):
+            register_estimator(EstimatorSpec(name, toy, "Toy", reparameterised=True))
