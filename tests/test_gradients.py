@@ -14,7 +14,7 @@ import torch
 
 import micmco.gradients as gradients
 from micmco.config import ConfigError
-from micmco.gradients import EstimatorConfig, check_combination
+from micmco.gradients import BASE_ESTIMATORS, EstimatorConfig, check_combination
 from micmco.objectives import Objective, ObjectiveConfig, ObjectiveKind
 from micmco.testbed import DiscreteToy, GaussianToy, z_scores
 
@@ -30,19 +30,21 @@ OBJECTIVES = {
     "power-2": (ObjectiveKind.POWER, 0.0, 2.0),
     "power-0.7": (ObjectiveKind.POWER, 0.0, 0.7),
 }
-SAMPLE_COUNTS = {
-    "elbo": [(1, 1)],
-    "stl": [(1, 1)],
-    "iwae": [(1, 1), (3, 3), (3, 1), (1, 3)],
-    "dreg": [(1, 1), (3, 3), (3, 1), (1, 3)],
-    "reinforce": [(1, 1), (3, 3), (3, 1), (1, 3)],
-    "vimco": [(2, 2), (3, 3), (3, 1), (1, 3)],
-}
-CONTINUOUS = ("elbo", "stl", "iwae", "dreg")
+CONTINUOUS = tuple(name for name, spec in BASE_ESTIMATORS.items() if spec.reparameterised)
+SCORE_FUNCTION = tuple(name for name, spec in BASE_ESTIMATORS.items() if not spec.reparameterised)
+
+
+def sample_counts(spec):
+    """(K, K') pairs to test: one sample where that is all it takes, or all the exact reference covers (the
+    ELBO's K-sample average is another objective); else 1 and 3 samples each way, at least min_samples."""
+    if spec.max_samples == 1 or spec.analytic_divergence:
+        return [(1, 1)]
+    return [(spec.min_samples, spec.min_samples), (3, 3), (3, 1), (1, 3)]
 
 
 def cases():
-    for base, counts in SAMPLE_COUNTS.items():
+    for base, spec in BASE_ESTIMATORS.items():
+        counts = sample_counts(spec)
         for objective in OBJECTIVES:
             for K, K_mi in counts:
                 if K != K_mi and not objective.startswith(("kl", "renyi")):
@@ -79,7 +81,7 @@ def test_gradient_estimator_is_unbiased(base, objective, K, K_mi):
 
 @pytest.mark.parametrize("objective", ["kl", "renyi-3", "power-2"])
 def test_score_function_estimators_are_unbiased_for_gaussian_latents_too(objective):
-    for base in ("reinforce", "vimco"):
+    for base in SCORE_FUNCTION:
         assert_unbiased(GaussianToy(dim=1), base, make_objective(objective, 3, 3), draws=100_000)
 
 
@@ -213,10 +215,10 @@ def test_elbo_surrogate_is_the_beta_vae_sample_by_sample(objective):
     "base, K, K_mi, objective, latent, key, message",
     [
         ("vimco", 1, None, "kl", "categorical", "estimator.num_samples", "use reinforce"),
-        ("dreg", 16, None, "kl", "categorical", "estimator.base", "use vimco"),
-        ("stl", 1, None, "kl", "categorical", "estimator.base", "use vimco"),
-        ("iwae", 16, None, "kl", "categorical", "estimator.base", "use vimco"),
-        ("elbo", 1, None, "kl", "categorical", "estimator.base", "use vimco"),
+        ("dreg", 16, None, "kl", "categorical", "estimator.base", "use reinforce or vimco"),
+        ("stl", 1, None, "kl", "categorical", "estimator.base", "use reinforce or vimco"),
+        ("iwae", 16, None, "kl", "categorical", "estimator.base", "use reinforce or vimco"),
+        ("elbo", 1, None, "kl", "categorical", "estimator.base", "use reinforce or vimco"),
         ("stl", 16, None, "kl", "gaussian", "estimator.base", "use dreg"),
         ("stl", 1, 4, "kl", "gaussian", "estimator.base", "use dreg"),
         ("elbo", 1, 4, "kl", "gaussian", "estimator.mi_samples", "analytic"),
@@ -229,6 +231,30 @@ def test_invalid_combinations_are_rejected_with_advice(base, K, K_mi, objective,
     with pytest.raises(ConfigError, match=message) as error:
         check_combination(EstimatorConfig(base, K, K_mi), ObjectiveConfig(objective, **params), latent)
     assert error.value.key == key
+
+
+@pytest.mark.parametrize("base", BASE_ESTIMATORS)
+def test_each_estimator_is_checked_by_its_registry_entry(base):
+    """The latents and sample counts an estimator takes are its EstimatorSpec's."""
+    spec = BASE_ESTIMATORS[base]
+    K = spec.max_samples or max(spec.min_samples, 4)
+    kl = ObjectiveConfig("kl", 0.5)
+    check_combination(EstimatorConfig(base, K), kl, "gaussian")
+    rejected = []
+    if spec.reparameterised:
+        rejected.append((EstimatorConfig(base, K), "categorical", "estimator.base"))
+    else:
+        check_combination(EstimatorConfig(base, K), kl, "categorical")
+    if spec.min_samples > 1:
+        rejected.append((EstimatorConfig(base, spec.min_samples - 1), "gaussian", "estimator.num_samples"))
+    if spec.max_samples is not None:
+        rejected.append((EstimatorConfig(base, spec.max_samples + 1), "gaussian", "estimator.base"))
+    if spec.analytic_divergence:
+        rejected.append((EstimatorConfig(base, K, K + 1), "gaussian", "estimator.mi_samples"))
+    for config, latent, key in rejected:
+        with pytest.raises(ConfigError) as error:
+            check_combination(config, kl, latent)
+        assert error.value.key == key
 
 
 def test_valid_combinations_pass():
@@ -244,7 +270,8 @@ def test_an_objective_built_in_python_has_k_prime_equal_to_k_like_a_config(kind,
     """Objective(kind, num_samples=K) is K/K, as the run configs are: valid with every estimator that takes K samples
     (K' = 1 by default made the objectives without a divergence term invalid with K > 1)."""
     objective = Objective(kind, num_samples=4, **params)
-    for base in ("iwae", "dreg", "vimco", "reinforce"):
-        gradients.VariationalLoss(base, objective)
+    for base, spec in BASE_ESTIMATORS.items():
+        if spec.max_samples is None or spec.max_samples >= 4:
+            gradients.VariationalLoss(base, objective)
     config = EstimatorConfig("dreg", 4)
     assert Objective.from_config(ObjectiveConfig(kind, **params), config.num_samples, config.mi_samples) == objective

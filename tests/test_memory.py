@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from micmco.gradients import BASE_ESTIMATORS
+from micmco.memory import StepCopies
 from micmco.runconfig import load_config
 from micmco.tasks import get_task
 
@@ -120,3 +122,17 @@ def test_the_head_chunks_on_an_accelerator_only_where_the_logits_are_huge():
     assert head_chunk_rows(16 * 256 * 35, V, "cuda") == 0  # 5.7 GB: the fast reference head
     assert 0 < head_chunk_rows(64 * 256 * 35, V, "cuda") < 64 * 256 * 35  # 23 GB: chunked
     assert head_chunk_rows(64 * 256 * 35, V, "cpu") == head_chunk_rows(1000, V, "cpu") == 64  # the CPU's, as ever
+
+
+@pytest.mark.parametrize("base", BASE_ESTIMATORS)
+def test_each_estimator_is_estimated_by_what_its_registry_entry_keeps_alive(base):
+    """The per-estimator part of the estimate is its EstimatorSpec.memory: more copies, more bytes."""
+    spec = BASE_ESTIMATORS[base]
+    K = spec.max_samples or max(spec.min_samples, 16)
+    config = load_config(SMOKE / "dreg16-renyi.yaml", [f"estimator.base={base}", f"estimator.num_samples={K}"])
+    plain = next(name for name, other in BASE_ESTIMATORS.items() if other.memory == StepCopies())  # elbo
+    baseline = load_config(SMOKE / "dreg16-renyi.yaml", [f"estimator.base={plain}", f"estimator.num_samples={K}"])
+    task = get_task("synthetic")
+    estimate, plain_estimate = task.estimate_memory(config).train_bytes, task.estimate_memory(baseline).train_bytes
+    assert (estimate > plain_estimate) == (spec.memory != StepCopies())
+    assert estimate >= plain_estimate

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
 from micmco.book.registry import PTB_FIGURE_FILES, expand_braces  # noqa: E402
+from micmco.gradients import estimator_spec  # noqa: E402
 from micmco.naming import parse_paper_file_name, ptb_curve_id  # noqa: E402
 
 # Which figure uses which file: the book's registry (the README of data/paper-frontiers/ptb, as brace patterns).
@@ -40,7 +41,7 @@ def overrides(stem: str, profile: str) -> tuple[str, list[str], str, list[str]]:
     """(base config, `set` overrides, baseline, tuned parameter names) of a paper file's curve."""
     named = parse_paper_file_name(stem)
     s = named.setting
-    family = "dreg" if s.estimator in ("dreg", "iwae", "elbo") else "vimco"
+    family = "dreg" if estimator_spec(s.estimator).reparameterised else "vimco"  # Gaussian or categorical base
     base = f"params/ptb/paper/ptb-base-{family}.yaml"
     if profile == "cpu":  # training fit and validation have profiles of their own (the base configs say why)
         size = "valid" if named.split == "valid" else "trial"

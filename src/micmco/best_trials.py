@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .gradients import BASE_ESTIMATORS
 from .pareto import PAPER_MAIN_SETTINGS, Curve, ParetoError, read_inputs, read_paper_folder
 
 __all__ = ["Best", "best_trial", "TABLE1_COLUMNS", "table1", "table1_curves", "format_table1", "cli_main"]
@@ -61,7 +62,7 @@ def best_trial(curves: Sequence[Curve]) -> Best | None:
 class Column:
     """One column of Table 1."""
 
-    family: str  # "DReG" (Gaussian latents) or "VIMCO" (categorical)
+    family: str  # an EstimatorSpec.table1_family: "DReG" (Gaussian latents) or "VIMCO" (categorical)
     k: int
     objective: str | None  # "kl" or "renyi"; None: both (one sample)
 
@@ -70,7 +71,8 @@ class Column:
         return f"{self.family} {self.k}", {"kl": "K", "renyi": "R", None: "K/R"}[self.objective]
 
     def takes(self, curve: Curve) -> bool:
-        family = {"dreg": "DReG", "vimco": "VIMCO", "reinforce": "VIMCO"}.get(curve.estimator)
+        spec = BASE_ESTIMATORS.get(curve.estimator)  # None for the VQ-VAE
+        family = spec.table1_family if spec else None
         objective_ok = (
             curve.objective in ("kl", "renyi") if self.objective is None else curve.objective == self.objective
         )

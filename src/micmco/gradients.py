@@ -17,6 +17,18 @@ decoder θ and the encoder φ) is the estimator's, so a trainer just maximises
 θ-gradients are always the autodiff gradient of the objective with the samples fixed.
 The φ-gradient derivations are in the docstrings below; tests/test_gradients.py checks
 every pair (base × objective) for unbiasedness against exact gradients.
+
+The registry: everything the package knows about a base estimator is its :class:`EstimatorSpec`
+in ``BASE_ESTIMATORS`` (name -> spec, in the order of :class:`BaseEstimator`): its surrogate
+function, the paper's label, its latents (reparameterised or score function), the K it takes,
+the memory a training step keeps alive and its Table 1 family. Configs (``estimator.base``),
+the config checks, curve ids (:mod:`micmco.naming`), memory estimates and Table 1 read it. A new
+estimator is one surrogate function and one call::
+
+    register_estimator(EstimatorSpec("mine", mine, "Mine", reparameterised=True))
+
+after which ``estimator.base: mine`` trains and ``mine16-kl`` is a curve id (tests/test_estimator_registry.py
+does that with a copy of IWAE).
 """
 
 from __future__ import annotations
@@ -29,19 +41,22 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .config import ConfigError, check, check_choice, check_types, parse_enum
+from .config import ConfigError, check, check_choice, check_types
 from .estimators import logmeanexp, power_log_weights, snis
+from .memory import StepCopies
 from .objectives import Objective, ObjectiveConfig, ObjectiveKind, parse_kind
 
 __all__ = [
     "BaseEstimator",
+    "EstimatorSpec",
+    "BASE_ESTIMATORS",
+    "register_estimator",
+    "estimator_spec",
     "EstimatorConfig",
     "Surrogate",
     "check_combination",
     "check_estimator",
-    "parse_base",
     "surrogate_objective",
-    "ESTIMATORS",
     "VariationalLoss",
 ]
 
@@ -49,6 +64,8 @@ LogLikelihood = Callable[[Tensor], Tensor]  # z [K, B, ...] -> ln p(x|z) [K, B]
 
 
 class BaseEstimator(str, Enum):
+    """The names of the built-in estimators (``BASE_ESTIMATORS`` may hold more: :func:`register_estimator`)."""
+
     ELBO = "elbo"
     IWAE = "iwae"
     STL = "stl"
@@ -57,25 +74,17 @@ class BaseEstimator(str, Enum):
     VIMCO = "vimco"
 
 
-REPARAMETERISED = (BaseEstimator.ELBO, BaseEstimator.IWAE, BaseEstimator.STL, BaseEstimator.DREG)
-
-
 @dataclass
 class EstimatorConfig:
-    base: str = "iwae"  # elbo, iwae, stl, dreg (gaussian latents) or reinforce, vimco (any latents)
+    base: str = "iwae"  # a name in BASE_ESTIMATORS: elbo, iwae, stl, dreg (gaussian latents), reinforce, vimco (any)
     num_samples: int = 1  # K: samples from q(z|x) for the ln p(x) term
     mi_samples: int | None = None  # K': the first K' of the same draws estimate the divergence; None = K
 
     def __post_init__(self) -> None:
         check_types(self)
-        check_choice(self.base, [b.value for b in BaseEstimator], "base")
+        check_choice(self.base, BASE_ESTIMATORS, "base")
         check(self.num_samples >= 1, "num_samples", f"must be >= 1, got {self.num_samples}")
         check(self.mi_samples is None or self.mi_samples >= 1, "mi_samples", f"must be >= 1, got {self.mi_samples}")
-
-
-def parse_base(base: BaseEstimator | str) -> BaseEstimator:
-    """The BaseEstimator for an enum member or its string value; a ValueError naming the choices otherwise."""
-    return parse_enum(BaseEstimator, base, "base estimator")
 
 
 def check_combination(estimator: EstimatorConfig, objective: ObjectiveConfig, latent_kind: str) -> None:
@@ -100,7 +109,7 @@ def check_estimator(
 
     ``reparameterized`` says whether the latent space has reparameterised samples (None: not known yet).
     """
-    base, kind = parse_base(base), parse_kind(kind)
+    spec, kind = estimator_spec(base), parse_kind(kind)
     K, K_mi = num_samples, mi_samples
     if kind in (ObjectiveKind.NONE, ObjectiveKind.POWER) and K_mi != K:
         raise ConfigError(
@@ -108,35 +117,37 @@ def check_estimator(
             f"the {kind.value} objective has no separate divergence term; remove mi_samples "
             "or use objective kind kl or renyi",
         )
-    if base in REPARAMETERISED and reparameterized is False:
+    if spec.reparameterised and reparameterized is False:
+        score_function = [s for s in BASE_ESTIMATORS.values() if not s.reparameterised]
+        choices = " or ".join(
+            s.name + (f" (K >= {s.min_samples})" if s.min_samples > 1 else "") for s in score_function
+        )
         raise ConfigError(
             "estimator.base",
-            f"{base.value} needs reparameterised samples, which {latent_name} latents do not have; "
-            "use vimco (K >= 2) or reinforce",
+            f"{spec.name} needs reparameterised samples, which {latent_name} latents do not have; use {choices}",
         )
-    if base is BaseEstimator.STL and (K, K_mi) != (1, 1):
+    if spec.max_samples is not None and max(K, K_mi) > spec.max_samples:
+        most = "one sample" if spec.max_samples == 1 else f"at most {spec.max_samples} samples"
         raise ConfigError(
             "estimator.base",
-            f"stl is unbiased only with one sample (K = K' = 1, got {K}/{K_mi}); "
-            "use dreg, its unbiased multi-sample generalisation",
+            f"{spec.name} is unbiased only with {most} (K, K' <= {spec.max_samples}, got {K}/{K_mi}); " + spec.advice,
         )
-    if base is BaseEstimator.ELBO and K_mi != K:
+    if spec.analytic_divergence and K_mi != K:
         raise ConfigError(
             "estimator.mi_samples",
-            "elbo uses the analytic KL(q || p) as its divergence term, which takes no samples; remove mi_samples",
+            f"{spec.name} uses the analytic KL(q || p) as its divergence term, which takes no samples; "
+            "remove mi_samples",
         )
-    if base is BaseEstimator.VIMCO and max(K, K_mi) < 2:
+    if max(K, K_mi) < spec.min_samples:
         raise ConfigError(
-            "estimator.num_samples",
-            "vimco needs at least 2 samples (the baseline of sample i averages the others); "
-            "use reinforce for a single sample",
+            "estimator.num_samples", f"{spec.name} needs at least {spec.min_samples} samples; " + spec.advice
         )
 
 
-def _check_with_latent(base: BaseEstimator, objective: Objective, latent) -> None:
+def _check_with_latent(spec: EstimatorSpec, objective: Objective, latent) -> None:
     reparameterized = getattr(latent, "reparameterized", None)
     name = type(latent).__name__.removesuffix("Latent").lower() or "these"
-    check_estimator(base, objective.kind, objective.num_samples, objective.mi_samples, reparameterized, name)
+    check_estimator(spec.name, objective.kind, objective.num_samples, objective.mi_samples, reparameterized, name)
 
 
 class Surrogate(NamedTuple):
@@ -158,9 +169,9 @@ def surrogate_objective(
     ``latent`` is a latent space (:mod:`micmco.latents`), ``posterior`` its q(z|x) for the
     batch, and ``log_likelihood`` maps samples z [K, B, ...] to ln p(x|z) [K, B].
     """
-    base = parse_base(base)
-    _check_with_latent(base, objective, latent)
-    return ESTIMATORS[base](objective, latent, posterior, log_likelihood, generator)
+    spec = estimator_spec(base)
+    _check_with_latent(spec, objective, latent)
+    return spec.surrogate(objective, latent, posterior, log_likelihood, generator)
 
 
 def _monitor(log_w: Tensor, log_lik: Tensor, num_samples: int) -> tuple[Tensor, Tensor]:
@@ -317,14 +328,80 @@ def leave_one_out_baselines(objective: Objective, log_w: Tensor, log_lik: Tensor
     return objective(replaced(log_w), replaced(log_lik)).view(M, B)
 
 
-ESTIMATORS = {
-    BaseEstimator.ELBO: elbo,
-    BaseEstimator.IWAE: iwae,
-    BaseEstimator.STL: stl,
-    BaseEstimator.DREG: dreg,
-    BaseEstimator.REINFORCE: reinforce,
-    BaseEstimator.VIMCO: vimco,
-}
+# --- the registry ------------------------------------------------------------------------------
+
+SurrogateFunction = Callable[..., Surrogate]  # (objective, latent, posterior, log_likelihood, generator) -> Surrogate
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """One base estimator, all the package knows of it: an entry of ``BASE_ESTIMATORS``."""
+
+    name: str  # estimator.base in configs and the estimator of curve ids (dreg16-kl): lowercase letters
+    surrogate: SurrogateFunction  # the estimator itself, as elbo ... vimco above
+    label: str  # as the paper writes it: "DReG"; curve labels and figures use it
+    reparameterised: bool  # differentiates through z, so Gaussian latents only; False: score function, any latents
+    min_samples: int = 1  # the least max(K, K') it takes (VIMCO: 2, its baseline of sample i averages the others)
+    max_samples: int | None = None  # the most K and K' at which it is unbiased (STL: 1); None: no limit
+    advice: str = ""  # what to use instead when K or K' is out of its range, for the config error
+    analytic_divergence: bool = False  # its divergence term is the analytic KL(q || p) (ELBO): K' must equal K
+    memory: StepCopies = StepCopies()  # the tensors a training step keeps alive (memory.step_memory)
+    table1_family: str | None = None  # the Table 1 columns its curves fill ("DReG", "VIMCO"); None: none
+
+
+BASE_ESTIMATORS: dict[str, EstimatorSpec] = {}  # name -> spec: every estimator a config may name
+
+
+def register_estimator(spec: EstimatorSpec) -> EstimatorSpec:
+    """Add ``spec`` to ``BASE_ESTIMATORS``: from then on configs, curve ids and memory estimates know it."""
+    if not spec.name.isascii() or not spec.name.isalpha() or not spec.name.islower():
+        raise ValueError(f"estimator name {spec.name!r}: lowercase letters only (a curve id's K follows it)")
+    if spec.name in BASE_ESTIMATORS or spec.name == "vqvae":  # the VQ-VAE's curves are named vqvae too
+        raise ValueError(f"estimator name {spec.name!r} is taken")
+    BASE_ESTIMATORS[spec.name] = spec
+    return spec
+
+
+def estimator_spec(base: BaseEstimator | str) -> EstimatorSpec:
+    """The registered spec of an estimator name (or BaseEstimator); a ValueError naming the choices otherwise."""
+    spec = BASE_ESTIMATORS.get(base.value if isinstance(base, BaseEstimator) else base)
+    if spec is None:
+        raise ValueError(f"unknown base estimator {base!r}; valid choices: {', '.join(BASE_ESTIMATORS)}")
+    return spec
+
+
+register_estimator(EstimatorSpec("elbo", elbo, "ELBO", reparameterised=True, analytic_divergence=True))
+register_estimator(EstimatorSpec("iwae", iwae, "IWAE", reparameterised=True))
+register_estimator(
+    EstimatorSpec(
+        "stl",
+        stl,
+        "STL",
+        reparameterised=True,
+        max_samples=1,
+        advice="use dreg, its unbiased multi-sample generalisation",
+    )
+)
+register_estimator(  # DReG retains the decoder graph for its path term: more logits, and two backward passes
+    EstimatorSpec(
+        "dreg", dreg, "DReG", reparameterised=True, memory=StepCopies(logits=6, hidden=16), table1_family="DReG"
+    )
+)
+register_estimator(  # in Table 1's VIMCO columns: the paper's VIMCO 1 is REINFORCE 1 (one sample has no baseline)
+    EstimatorSpec("reinforce", reinforce, "REINFORCE", reparameterised=False, table1_family="VIMCO")
+)
+register_estimator(
+    EstimatorSpec(
+        "vimco",
+        vimco,
+        "VIMCO",
+        reparameterised=False,
+        min_samples=2,
+        advice="its baseline of sample i averages the others, so use reinforce for a single sample",
+        memory=StepCopies(baselines=10),  # the leave-one-out objectives: [K, K, B] tensors through the objective
+        table1_family="VIMCO",
+    )
+)
 
 
 class VariationalLoss:
@@ -339,7 +416,7 @@ class VariationalLoss:
     def __init__(self, base: BaseEstimator | str, objective: Objective):
         if not isinstance(objective, Objective):
             raise TypeError(f"objective must be a micmco.objectives.Objective, got {type(objective).__name__}")
-        self.base = parse_base(base)
+        self.base = estimator_spec(base).name
         self.objective = objective
         check_estimator(self.base, objective.kind, objective.num_samples, objective.mi_samples)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 __all__ = [
+    "StepCopies",
     "MemoryEstimate",
     "LatentSizes",
     "latent_sizes",
@@ -29,22 +30,25 @@ FLOAT = 4  # bytes per float32
 # Per parameter: the weights, their gradients, Adam's two moments and the temporaries of its
 # multi-tensor update.
 STATE_COPIES = 6
-# Live [rows, V] float tensors per logit row at the peak of a training step when the logits
-# are materialised (small logits; on accelerators up to 16 GiB of them): the logits, the
-# softmax saved for backward, the gradient of the logits and a temporary of the log-softmax.
-# DReG keeps one more set alive (its decoder graph is retained for the path term). Beyond that
-# the fused head (models/common.py) holds one chunk of logits at a time instead.
-LOGIT_COPIES_TRAIN = 4
-LOGIT_COPIES_DREG = 6
 LOGIT_COPIES_EVAL = 3  # no_grad: the logits, the exp of the logsumexp and the gathered result
-HIDDEN_COPIES = 8  # [rows, H] activations and their gradients through the decoder's layers
-HIDDEN_COPIES_DREG = 16  # DReG runs two backward passes through the retained decoder graph
-BASELINE_COPIES_VIMCO = 10  # VIMCO's leave-one-out objectives: [K, K, B] tensors through the objective
 RUNTIME_OVERHEAD = 64 * 2**20  # allocator arenas, autograd engine and kernel workspaces (measured)
 ALLOCATOR_SLACK = 1.25  # fragmentation and small tensors
 # What a process needs besides its tensors (interpreter, torch, the allocator's arenas): only
 # the tensor estimate is compared with the memory available; this is reported beside it.
 PROCESS_BASE = 400 * 2**20
+
+
+@dataclass(frozen=True)
+class StepCopies:
+    """The live tensors per decoder row at the peak of a training step: what its estimator sets
+    (``gradients.EstimatorSpec.memory``); the defaults are a plain backward pass's (and the VQ-VAE's)."""
+
+    # [rows, V] logits when materialised (small logits; on accelerators up to 16 GiB of them): the logits,
+    # the softmax saved for backward, their gradient and a log-softmax temporary. Beyond that the fused head
+    # (models/common.py) holds one chunk of logits at a time instead.
+    logits: int = 4
+    hidden: int = 8  # [rows, H] activations and their gradients through the decoder's layers
+    baselines: int = 0  # [K, K, B] tensors per data point: leave-one-out objectives through the objective
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ def latent_sizes(latent, hidden_size: int, vqvae: bool = False) -> LatentSizes:
 
 def step_memory(
     parameters: int,
-    base: str,
+    copies: StepCopies,
     draws: int,
     batch_size: int,
     vocab_size: int,
@@ -96,18 +100,15 @@ def step_memory(
     eval_rows: int,
     device: torch.device | str = "cpu",
 ) -> MemoryEstimate:
-    """Peak tensor memory of a training step (``draws`` samples of ``batch_size`` decoder rows, trained
-    with estimator ``base``: "dreg", "vimco", ..., or "vqvae") and of an evaluation batch of ``eval_rows``
-    decoder rows, for a model with ``parameters`` parameters and a softmax over ``vocab_size``."""
+    """Peak tensor memory of a training step (``draws`` samples of ``batch_size`` decoder rows, keeping
+    ``copies`` alive: its estimator's, ``gradients.estimator_spec(base).memory``, or ``StepCopies()`` for a
+    model that trains its own loss) and of an evaluation batch of ``eval_rows`` decoder rows, for a model
+    with ``parameters`` parameters and a softmax over ``vocab_size``."""
     V, H, B = vocab_size, hidden_size, batch_size
     state = STATE_COPIES * parameters
     rows = draws * B
-    logit_copies, hidden_copies = (
-        (LOGIT_COPIES_DREG, HIDDEN_COPIES_DREG) if base == "dreg" else (LOGIT_COPIES_TRAIN, HIDDEN_COPIES)
-    )
-    activations = logit_floats(rows, V, logit_copies, device) + hidden_copies * rows * H + rows * sample_floats
-    if base == "vimco":
-        activations += BASELINE_COPIES_VIMCO * draws * draws * B
+    activations = logit_floats(rows, V, copies.logits, device) + copies.hidden * rows * H + rows * sample_floats
+    activations += copies.baselines * draws * draws * B
     train_bytes = int(ALLOCATOR_SLACK * (state + activations) * FLOAT) + RUNTIME_OVERHEAD
 
     eval_activations = (

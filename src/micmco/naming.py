@@ -7,6 +7,10 @@ ln p(x), K′ = 1 for the divergence), ``vimco1-renyi16`` VIMCO 1/16, ``elbo-pow
 power objective, ``vqvae`` the VQ-VAE. The paper's trial files encode the same settings in their
 names (``l40x0-bs256-hs128-t40-dreg16-kl1.tsv``); the paper calls REINFORCE 1 "vimco1", the ELBO
 "vae" and the power objective "alpha".
+
+The estimators are the registry's (:data:`micmco.gradients.BASE_ESTIMATORS`), read when a name is
+parsed: an estimator registered at any time has curve ids (``<name><K>-<objective>``) and a label.
+The paper's own file names keep the paper's vocabulary (``PAPER_NAME``).
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .gradients import BaseEstimator
+from .gradients import BASE_ESTIMATORS, estimator_spec
 from .objectives import ObjectiveKind
 
 __all__ = [
     "ptb_curve_id",
-    "ESTIMATORS",
+    "estimator_names",
+    "estimator_label",
     "OBJECTIVES",
-    "ESTIMATOR_NAMES",
     "OBJECTIVE_NAMES",
     "Setting",
     "parse_curve_id",
@@ -33,26 +37,15 @@ __all__ = [
     "parse_paper_file_name",
 ]
 
-ESTIMATORS = (*(member.value for member in BaseEstimator), "vqvae")  # the VQ-VAE trains its own loss
 OBJECTIVES = tuple(member.value for member in ObjectiveKind)
-ESTIMATOR_NAMES = {
-    "elbo": "ELBO",
-    "iwae": "IWAE",
-    "stl": "STL",
-    "dreg": "DReG",
-    "reinforce": "REINFORCE",
-    "vimco": "VIMCO",
-    "vqvae": "VQ-VAE",
-}
 OBJECTIVE_NAMES = {"none": "no MI term", "kl": "KL", "renyi": "Rényi", "power": "power"}
 
-CURVE_ID = re.compile(
-    r"^(?P<estimator>elbo|iwae|dreg|reinforce|vimco)(?P<k>\d*)-(?P<objective>kl|renyi|power)(?P<k_mi>\d*)$"
-)
+# The estimator of a curve id is any lowercase word here; parse_curve_id accepts the registered ones only.
+CURVE_ID = re.compile(r"^(?P<estimator>[a-z]+)(?P<k>\d*)-(?P<objective>kl|renyi|power)(?P<k_mi>\d*)$")
 # The PTB curves (ptb_curve_id): ptb-dreg16-kl, ptb-vimco1-kl-valid, ptb-dreg16-renyi-valid-shared,
 # ptb-vimco1-kl-t16, ptb-dreg1-kl-batch64, ptb-dreg16-kl-hidden256-steps80k (vimco1 is REINFORCE 1).
 PTB_CURVE_ID = re.compile(
-    r"^ptb-(?P<estimator>elbo|iwae|dreg|reinforce|vimco)(?P<k>\d*)-(?P<objective>kl|renyi|power|alpha)(?P<k_mi>\d*)"
+    r"^ptb-(?P<estimator>[a-z]+)(?P<k>\d*)-(?P<objective>kl|renyi|power|alpha)(?P<k_mi>\d*)"
     r"(?P<valid>-valid(?:-shared|-l2)?)?(?P<variant>(?:-(?:bs16|t16|batch\d+|hidden\d+|steps\d+k))*)$"
 )
 PTB_VARIANTS = {"bs16": "bs×16", "t16": "T×16"}  # §7.2.6's compute-matched single-sample baselines
@@ -70,11 +63,27 @@ PAPER_OBJECTIVES = {"kl": "kl", "renyi": "renyi", "alpha": "power"}
 PAPER_TOKENS = {"elbo": "vae", "kl": "kl", "renyi": "renyi", "power": "alpha"}  # ours -> the paper's
 
 
+def estimator_names() -> tuple[str, ...]:
+    """The estimators a curve or a results row may name: the registered ones and vqvae (which trains its own loss)."""
+    return (*BASE_ESTIMATORS, "vqvae")
+
+
+def estimator_label(estimator: str) -> str:
+    """The paper's name of an estimator: "DReG", "REINFORCE", "VQ-VAE"."""
+    return "VQ-VAE" if estimator == "vqvae" else estimator_spec(estimator).label
+
+
+def _curve_match(pattern: re.Pattern, curve_id: str) -> re.Match | None:
+    """``pattern``'s match of a curve id whose estimator is registered; None otherwise."""
+    match = pattern.match(curve_id)
+    return match if match is not None and match["estimator"] in BASE_ESTIMATORS else None
+
+
 @dataclass(frozen=True)
 class Setting:
     """What makes a curve: the base estimator, K, K′ and the objective."""
 
-    estimator: str  # one of ESTIMATORS
+    estimator: str  # one of estimator_names()
     k: int  # samples of the ln p(x) term
     k_mi: int  # samples of the divergence term (K′)
     objective: str  # one of OBJECTIVES
@@ -84,7 +93,7 @@ class Setting:
         """The paper's name: "DReG 16, Rényi", "VIMCO 16/1, KL", "REINFORCE 1, KL", "ELBO, KL", "VQ-VAE"."""
         if self.estimator == "vqvae":
             return "VQ-VAE"
-        name = ESTIMATOR_NAMES[self.estimator]
+        name = estimator_label(self.estimator)
         if self.estimator != "elbo":
             name += f" {self.k}" if self.k_mi == self.k else f" {self.k}/{self.k_mi}"
         return f"{name}, {OBJECTIVE_NAMES[self.objective]}"
@@ -99,7 +108,7 @@ def parse_curve_id(curve_id: str) -> Setting:
     """The setting of a curve id (see the module docstring); ValueError naming the pattern otherwise."""
     if curve_id == "vqvae":
         return Setting("vqvae", 1, 1, "none")
-    match = CURVE_ID.match(curve_id) or PTB_CURVE_ID.match(curve_id)
+    match = _curve_match(CURVE_ID, curve_id) or _curve_match(PTB_CURVE_ID, curve_id)
     if match is None:
         raise ValueError(f"unknown curve {curve_id!r}; curves are named like dreg16-kl, vimco1-renyi16, vqvae, "
                          "ptb-dreg16-kl-valid-shared")  # fmt: skip
@@ -148,11 +157,11 @@ def paper_file_name(curve_id: str) -> str:
     """The paper's trial file of a curve: ``dreg16-kl1`` -> ``l40x0-bs256-hs128-t40-dreg16-kl1.tsv``."""
     if curve_id == "vqvae":
         return "bs256-hs128-t40-vq-vae.tsv"
-    match = CURVE_ID.match(curve_id)
+    match = _curve_match(CURVE_ID, curve_id)
     if match is None:
         raise ValueError(f"unknown curve {curve_id!r}; curves are named like dreg16-kl, vimco1-renyi16, vqvae")
     estimator, k = match["estimator"], match["k"]
-    latents = "l40x0" if estimator in ("elbo", "iwae", "dreg") else "l8x10"
+    latents = "l40x0" if estimator_spec(estimator).reparameterised else "l8x10"  # the paper's Gaussian or categorical
     if estimator == "reinforce" and k == "1":
         estimator = "vimco"  # the paper's files call REINFORCE 1 "vimco1"
     name = PAPER_TOKENS.get(estimator, estimator) + ("" if estimator == "elbo" else k)

@@ -91,7 +91,7 @@ class Curve:
 
     source: str  # "paper" or "ours"
     path: Path
-    estimator: str  # one of micmco.naming.ESTIMATORS
+    estimator: str  # one of micmco.naming.estimator_names()
     k: int  # samples of the ln p(x) term (1 for the VQ-VAE)
     k_mi: int  # samples of the mutual-information term
     objective: str  # one of micmco.naming.OBJECTIVES

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .naming import ESTIMATORS, OBJECTIVES
+from .naming import OBJECTIVES, estimator_names
 
 __all__ = [
     "STATUSES",
@@ -214,7 +214,7 @@ def read_rows(path: str | Path) -> list[Row]:
         if absent:
             raise TableError(f"{path}: missing column(s) {', '.join(absent)} of the {task.name} task")
         status = choice(raw, "status", STATUSES, path, line)
-        estimator = choice(raw, "estimator", ESTIMATORS, path, line)
+        estimator = choice(raw, "estimator", estimator_names(), path, line)
         objective = choice(raw, "objective", OBJECTIVES, path, line) if raw["objective"] else "none"
         if estimator == "vqvae":  # trains its own loss: no samples, like the paper's vq-vae file (K = 1)
             k = k_mi = 1

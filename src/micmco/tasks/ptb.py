@@ -22,6 +22,7 @@ from torch import nn
 
 from ..config import check, check_choice
 from ..evaluation import EvalBatch
+from ..gradients import estimator_spec
 from ..latents import make_latent
 from ..memory import MemoryEstimate, latent_sizes, step_memory
 from ..models.sentence import SentenceModelConfig, SentenceVAE
@@ -224,10 +225,9 @@ class PTBTask(Task):
         lengths = load_corpus(config.data).lengths  # cached: the run reuses it
         eval_rows = config.eval.samples_per_pass * config.eval.batch_size * int(lengths[self.split(config)].max())
         rows_per_draw = config.data.batch_size * int(lengths["train"].max())
+        copies = estimator_spec(config.estimator.base).memory
         # LSTM steps keep their gates for backward: about 3 H-sized tensors per row more than an MLP layer.
-        return step_memory(
-            parameters, config.estimator.base, draws, rows_per_draw, V, 3 * H, sizes.sample_floats, eval_rows, device
-        )
+        return step_memory(parameters, copies, draws, rows_per_draw, V, 3 * H, sizes.sample_floats, eval_rows, device)
 
 
 TASK = PTBTask()

@@ -19,8 +19,9 @@ from torch import Tensor, nn
 
 from ..config import ConfigError, check, check_choice, check_types
 from ..evaluation import EvalBatch, tensor_batches
+from ..gradients import estimator_spec
 from ..latents import make_latent
-from ..memory import MemoryEstimate, latent_sizes, step_memory
+from ..memory import MemoryEstimate, StepCopies, latent_sizes, step_memory
 from ..models import VQVAE, SingleSymbolVAE, SyntheticModelConfig
 from ..runtime import derive_seed, step_generator
 from .base import RunConfig, Task, check_trained_by_estimator
@@ -159,11 +160,11 @@ class SyntheticTask(Task):
         sizes = latent_sizes(config.model.latent, H, vqvae)
         encoder = V * H + 2 * (H * H + H) + H * sizes.posterior_size + sizes.posterior_size
         decoder = sizes.decoder_input + 2 * (H * H + H) + H * V + V
-        base = "vqvae" if vqvae else config.estimator.base
+        copies = StepCopies() if vqvae else estimator_spec(config.estimator.base).memory  # the VQ-VAE: a plain step
         draws = 1 if vqvae else max(config.estimator.num_samples, config.estimator.mi_samples or 0)
         eval_rows = config.eval.samples_per_pass * min(config.eval.batch_size, V)
         return step_memory(
-            encoder + decoder, base, draws, config.data.batch_size, V, H, sizes.sample_floats, eval_rows, device
+            encoder + decoder, copies, draws, config.data.batch_size, V, H, sizes.sample_floats, eval_rows, device
         )
 
 
