@@ -27,7 +27,10 @@ def test_make_reproduce_with_a_figure_that_is_not_a_number_says_which_are():
         [sys.executable, "-m", "micmco.book", "studies", "cpu", "two"], capture_output=True, text=True, cwd=REPO
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "FIGURE=two is not a figure number; choose one of [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16" in done.stderr
+    assert (
+        "FIGURE=two is not a figure number; choose one of [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16"
+        in done.stderr
+    )
 
 
 def test_building_a_chapter_that_does_not_exist_lists_the_chapters(tmp_path):
