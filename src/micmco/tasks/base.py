@@ -21,7 +21,16 @@ from ..memory import MemoryEstimate
 from ..objectives import Objective
 from ..runconfig import RunConfig
 
-__all__ = ["Task", "check_trained_by_estimator", "useless_nll", "USELESS_FACTOR", "DISCRETE_LOSS_FLOOR"]
+__all__ = [
+    "Task",
+    "check_trained_by_estimator",
+    "plausibility",
+    "useless_nll",
+    "USELESS_FACTOR",
+    "DISCRETE_LOSS_FLOOR",
+    "NLL_SLACK",
+    "MI_SLACK",
+]
 
 # The divergence rule (with the trainer's non-finite and rising-loss checks):
 # - a model whose evaluated NLL is more than USELESS_FACTOR times the uniform model's (ln V) is useless:
@@ -36,6 +45,13 @@ USELESS_FACTOR = 10.0
 DISCRETE_LOSS_FLOOR = -1.0
 DISCRETE_LOSS_REASON = "for discrete data ln p(x|z) <= 0, so no objective can average above 0 nats"
 
+# Tolerances of the plausibility checks, in nats per unit. The NLL estimate is an upper bound of the model's
+# NLL in expectation, itself at least the data entropy (where known); averaged over a whole split its noise is
+# far below NLL_SLACK. Û^K ≤ 0 for discrete data, so Û - Ŝ ≤ -Ŝ holds exactly, data point by data point (so per
+# unit too): the MI estimate never exceeds the NLL estimate beyond rounding.
+NLL_SLACK = 0.1
+MI_SLACK = 1e-3
+
 
 def useless_nll(nll: float, uniform_nll: float) -> str | None:
     """The reason an NLL is useless (above USELESS_FACTOR times the uniform model's), or None."""
@@ -45,6 +61,33 @@ def useless_nll(nll: float, uniform_nll: float) -> str | None:
             "the model is useless (a runaway objective or optimisation)"
         )
     return None
+
+
+def plausibility(
+    metrics: dict[str, float], uniform_nll: float, reference_nll: float | None = None, unit: str = ""
+) -> tuple[str | None, list[str]]:
+    """(the reason evaluation metrics are impossible or useless, or None; warnings), the rule of every task:
+    finite metrics; an NLL at most USELESS_FACTOR times the uniform model's ln V; an NLL not below the data
+    entropy (``reference_nll``, where known); an MI estimate not above the NLL estimate. ``unit``: "symbol"."""
+    bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+    if bad:
+        return f"non-finite evaluation metrics: {', '.join(bad)}", []
+    nll, mi = metrics["nll"], metrics["mutual_information"]
+    per = f" per {unit}" if unit else ""
+    reason = useless_nll(nll, uniform_nll)
+    if reason:
+        return reason, []
+    if reference_nll is not None and nll < reference_nll - NLL_SLACK:
+        return f"NLL {nll:.4f} is below the data entropy {reference_nll:.4f}: impossible, the estimate broke down", []
+    if mi > nll + MI_SLACK:
+        return f"mutual information {mi:.4f} exceeds the NLL {nll:.4f}{per}: impossible, the estimate broke down", []
+    warnings = []
+    if reference_nll is not None and mi > reference_nll + NLL_SLACK:
+        warnings.append(
+            f"mutual information {mi:.3f} exceeds the data entropy ln V = {reference_nll:.3f}: possible only because "
+            f"the model is far from the data (NLL gap {nll - reference_nll:+.3f}); it is not a latent usage of p_D"
+        )
+    return None, warnings
 
 
 class Task:
@@ -126,12 +169,9 @@ class Task:
         return None
 
     def plausibility(self, metrics: dict[str, float], config: RunConfig) -> tuple[str | None, list[str]]:
-        """(the reason the evaluation metrics are impossible or useless, or None; warnings). The rule every
-        task shares: finite metrics, and an NLL at most USELESS_FACTOR times the uniform model's ln V."""
-        bad = [name for name, value in metrics.items() if not math.isfinite(value)]
-        if bad:
-            return f"non-finite evaluation metrics: {', '.join(bad)}", []
-        return useless_nll(metrics["nll"], self.uniform_nll(config)), []
+        """(the reason the evaluation metrics are impossible or useless, or None; warnings): :func:`plausibility`
+        with this task's uniform NLL, reference NLL and unit."""
+        return plausibility(metrics, self.uniform_nll(config), self.reference_nll(config), self.unit)
 
     def loss_floor(self, config: RunConfig) -> tuple[float, str]:
         """The training loss no sane run goes below, and why (see DISCRETE_LOSS_FLOOR)."""

@@ -28,12 +28,6 @@ from .base import Task, check_trained_by_estimator
 
 __all__ = ["SyntheticDataConfig", "SyntheticRunConfig", "UniformSymbols", "SyntheticTask", "TASK", "PAPER_VOCABULARY"]
 
-# Tolerances of the plausibility checks, in nats. The NLL estimate is an upper bound of the
-# model's NLL in expectation, itself at least the data entropy; averaged over the whole
-# vocabulary its noise is far below NLL_SLACK. Û^K ≤ 0 for discrete data, so Û - Ŝ ≤ -Ŝ
-# holds exactly, sample by sample: the MI estimate can never exceed the NLL estimate.
-NLL_SLACK = 0.1
-MI_SLACK = 1e-3
 SPLITS = ("valid", "train")  # both are the whole vocabulary: p_D is known exactly
 PAPER_VOCABULARY = 10000  # the paper's V (§7.1.1): its trial files in data/paper-frontiers/synthetic
 
@@ -142,12 +136,6 @@ class SyntheticTask(Task):
     def uniform_from_row(self, row: dict[str, str]) -> float:
         return self.reference_from_row(row)
 
-    def plausibility(self, metrics: dict[str, float], config: SyntheticRunConfig) -> tuple[str | None, list[str]]:
-        reason, warnings = super().plausibility(metrics, config)
-        if reason:
-            return reason, warnings
-        return plausibility(metrics, self.reference_nll(config))
-
     def describe_metrics(self, metrics: dict[str, float]) -> str:
         gap = metrics["nll"] - metrics["optimal_nll"]
         return f"NLL {metrics['nll']:.4f} (optimum ln V = {metrics['optimal_nll']:.4f}, gap {gap:+.4f})"
@@ -166,25 +154,6 @@ class SyntheticTask(Task):
         return step_memory(
             encoder + decoder, base, draws, config.data.batch_size, V, H, sizes.sample_floats, eval_rows, device
         )
-
-
-def plausibility(metrics: dict[str, float], data_entropy: float) -> tuple[str | None, list[str]]:
-    """(reason the metrics are impossible or None, warnings) for evaluation metrics on data of entropy H."""
-    nll, mi = metrics["nll"], metrics["mutual_information"]
-    bad = [name for name, value in metrics.items() if not math.isfinite(value)]
-    if bad:
-        return f"non-finite evaluation metrics: {', '.join(bad)}", []
-    if nll < data_entropy - NLL_SLACK:
-        return f"NLL {nll:.4f} is below the data entropy {data_entropy:.4f}: impossible, the estimate broke down", []
-    if mi > nll + MI_SLACK:
-        return f"mutual information {mi:.4f} exceeds the NLL {nll:.4f}: impossible, the estimate broke down", []
-    warnings = []
-    if mi > data_entropy + NLL_SLACK:
-        warnings.append(
-            f"mutual information {mi:.3f} exceeds the data entropy ln V = {data_entropy:.3f}: possible only because "
-            f"the model is far from the data (NLL gap {nll - data_entropy:+.3f}); it is not a latent usage of p_D"
-        )
-    return None, warnings
 
 
 TASK = SyntheticTask()
