@@ -30,6 +30,7 @@ __all__ = [
     "DISCRETE_LOSS_FLOOR",
     "NLL_SLACK",
     "MI_SLACK",
+    "OBJECTIVE_RANGES",
 ]
 
 # The divergence rule (with the trainer's non-finite and rising-loss checks):
@@ -51,6 +52,14 @@ DISCRETE_LOSS_REASON = "for discrete data ln p(x|z) <= 0, so no objective can av
 # unit too): the MI estimate never exceeds the NLL estimate beyond rounding.
 NLL_SLACK = 0.1
 MI_SLACK = 1e-3
+
+# Appendix C, Table 2, the rows every task trained by an estimator shares (the optimiser's and the
+# objective's): name -> (run-config key, low, high, scale). A task adds its model's (Task.tuned_ranges).
+OBJECTIVE_RANGES: dict[str, tuple[str, float, float, str]] = {
+    "learning_rate": ("train.learning_rate", 1e-4, 1e-2, "log"),
+    "lam": ("objective.lam", -0.05, 0.9999, "linear"),
+    "alpha": ("objective.alpha", 0.86, 16.0, "log"),
+}
 
 
 def useless_nll(nll: float, uniform_nll: float) -> str | None:
@@ -101,6 +110,8 @@ class Task:
     result_columns: tuple[str, ...] = ()  # this task's columns of a results table, after the common ones
     curve_columns: tuple[str, ...] = ()  # of those, the ones that set a curve apart (besides the common setting)
     memory_hint: str = ""  # the config keys that reduce a run's memory, for the preflight message
+    # Table 2's ranges of the parameters its studies tune by name (micmco.study): name -> (key, low, high, scale)
+    tuned_ranges: dict[str, tuple[str, float, float, str]] = OBJECTIVE_RANGES
 
     # --- data, model, loss ---------------------------------------------------------------------
 
@@ -183,6 +194,17 @@ class Task:
 
     def estimate_memory(self, config: RunConfig, device: torch.device | str = "cpu") -> MemoryEstimate:
         raise NotImplementedError
+
+    # --- studies and the paper's trials ----------------------------------------------------------
+
+    def default_parameters(self, config: RunConfig) -> list[str]:
+        """The parameters a study of ``config`` tunes when its file names none (keys of :attr:`tuned_ranges`):
+        the learning rate, and λ and α where the objective has them."""
+        kind = config.objective.kind if config.objective is not None else "none"
+        names = ["learning_rate"]
+        names += ["lam"] if kind in ("kl", "renyi") else []
+        names += ["alpha"] if kind in ("renyi", "power") else []
+        return names
 
 
 def check_trained_by_estimator(config: RunConfig, trained_by_estimator: bool, latent_kind: str, why: str) -> None:

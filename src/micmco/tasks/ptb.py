@@ -27,7 +27,7 @@ from ..memory import MemoryEstimate, latent_sizes, step_memory
 from ..models.sentence import SentenceModelConfig, SentenceVAE
 from ..runconfig import RunConfig
 from ..trainer import derive_seed
-from .base import Task, check_trained_by_estimator
+from .base import OBJECTIVE_RANGES, Task, check_trained_by_estimator
 from .ptb_data import PTB_SPLITS, PTBDataConfig, TrainingSentences, evaluation_batches, load_corpus
 
 __all__ = ["PTBRunConfig", "PTBTask", "TASK", "REGULARISERS", "regulariser_of", "SentenceLoss", "first_cpu_draw"]
@@ -130,6 +130,14 @@ class PTBTask(Task):
         "vocab_size", "hidden_size", "regulariser", "input_dropout", "state_dropout", "output_dropout", "l2",
     )  # fmt: skip
     curve_columns = ("vocab_size", "hidden_size", "regulariser")
+    tuned_ranges = {
+        **OBJECTIVE_RANGES,
+        # Table 2's validation runs (§7.2.5): the three dropout rates, or an L2 penalty instead
+        "input_dropout": ("model.input_dropout", 0.0, 0.9, "linear"),
+        "state_dropout": ("model.state_dropout", 0.0, 0.8, "linear"),
+        "output_dropout": ("model.output_dropout", 0.0, 0.95, "linear"),
+        "l2": ("model.l2", 5e-6, 1e-3, "log"),
+    }
     memory_hint = (
         "reduce data.batch_size, data.max_length, data.vocab_size, model.hidden_size, estimator.num_samples "
         "or eval.batch_size, or set eval.sample_chunk"
@@ -219,6 +227,12 @@ class PTBTask(Task):
         return step_memory(
             parameters, config.estimator.base, draws, rows_per_draw, V, 3 * H, sizes.sample_floats, eval_rows, device
         )
+
+    def default_parameters(self, config: PTBRunConfig) -> list[str]:
+        """The objective's, and the regulariser's rates where the base config has one."""
+        names = super().default_parameters(config)
+        names += ["input_dropout", "state_dropout", "output_dropout"] if config.model.dropout else []
+        return names + (["l2"] if config.model.l2 > 0 else [])
 
 
 TASK = PTBTask()
