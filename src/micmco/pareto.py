@@ -29,7 +29,7 @@ import numpy as np
 
 from .naming import Setting, parse_paper_file_name
 from .results import Row, TableError, parse_number, read_rows, read_table
-from .tasks import get_task
+from .tasks import DEFAULT_TASK, get_task
 from .tasks.synthetic import PAPER_VOCABULARY
 
 __all__ = [
@@ -102,11 +102,12 @@ class Curve:
     hyperparameters: dict[str, np.ndarray] = field(default_factory=dict)  # learning_rate, lam, alpha, ... [trials]
     latents: str = ""  # "40 gaussian", "8x10 categorical" where known
     normalised_view: bool = False
-    task: str = "synthetic"  # the task the trials ran on (micmco.tasks)
+    task: str = DEFAULT_TASK  # the task the trials ran on (micmco.tasks)
     split: str = "valid"  # the split their metrics were evaluated on
     task_values: dict[str, str] = field(default_factory=dict)  # the task's curve columns, e.g. {"vocab_size": "200"}
-    reference_nll: float | None = None  # the optimal NLL (ln V for the synthetic task); None where unknown
+    reference_nll: float | None = None  # the optimal NLL (ln V where the data entropy is known); None where unknown
     uniform_nll: float | None = None  # the uniform model's NLL (ln V); None where unknown
+    setting_label: str = ""  # the task's settings of the curve in a few characters, e.g. "V = 200"
 
     @property
     def setting(self) -> tuple:
@@ -117,11 +118,6 @@ class Curve:
     def label(self) -> str:
         """The paper's name of the curve: "DReG 16, Rényi", "VIMCO 16/1, KL", "REINFORCE 1, KL", "ELBO, KL"."""
         return Setting(*self.setting).label
-
-    @property
-    def setting_label(self) -> str:
-        """The task's settings of the curve in a few characters, e.g. "V = 200"."""
-        return get_task(self.task).setting_label(self.task_values)
 
     @property
     def description(self) -> str:
@@ -242,6 +238,7 @@ def curves_of(rows: Sequence[Row], path: Path) -> list[Curve]:
                 task_values=dict(task_values),
                 reference_nll=trials[0].reference_nll,
                 uniform_nll=trials[0].uniform_nll,
+                setting_label=trials[0].setting_label,
             )
         )
     return curves
@@ -297,12 +294,20 @@ def read_paper_trials(path: str | Path) -> Curve:
                     "regulariser": named.regulariser,
                 },
                 reference_nll=None,
+                setting_label=get_task("ptb").setting_label(
+                    {
+                        "vocab_size": str(PAPER_VOCABULARY),
+                        "hidden_size": str(named.hidden_size),
+                        "regulariser": named.regulariser,
+                    }
+                ),
             )  # fmt: skip
             if ptb
             else dict(
                 task="synthetic",
                 task_values={"vocab_size": str(PAPER_VOCABULARY)},
                 reference_nll=math.log(PAPER_VOCABULARY),
+                setting_label=get_task("synthetic").setting_label({"vocab_size": str(PAPER_VOCABULARY)}),
             )
         ),
     )

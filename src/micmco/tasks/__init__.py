@@ -15,13 +15,15 @@ A new task is a module here with a ``TASK`` object (a :class:`micmco.tasks.base.
 from __future__ import annotations
 
 import importlib
+import math
 
 from ..config import ConfigError
 from .base import Task
 
-__all__ = ["TASKS", "Task", "get_task"]
+__all__ = ["TASKS", "DEFAULT_TASK", "Task", "get_task", "legacy_reader_values"]
 
 TASKS = {"synthetic": "micmco.tasks.synthetic", "ptb": "micmco.tasks.ptb"}  # task name -> its module
+DEFAULT_TASK = "synthetic"  # the task of configs, results rows and paper folders that name none (older than tasks)
 
 
 def get_task(name: str) -> Task:
@@ -29,3 +31,30 @@ def get_task(name: str) -> Task:
     if not isinstance(name, str) or name not in TASKS:
         raise ConfigError("task", f"unknown task {name!r}; valid choices: {', '.join(TASKS)}")
     return importlib.import_module(TASKS[name]).TASK
+
+
+# --- LEGACY: results rows older than their reader columns ---------------------------------------------
+# Rows carry what readers need (micmco.results.READER_COLUMNS: the reference NLL, the uniform NLL, the
+# setting label); every table committed before they did, and every row an older sweep stored in its
+# journal (an export writes rows as stored), lacks them. Those rows are of these two tasks only, whose
+# vocabulary column gives both NLLs: task -> whether ln V is also its reference NLL (the data entropy).
+# A task added since writes the columns into every row and never appears here.
+LEGACY_READER_TASKS = {"synthetic": True, "ptb": False}
+
+
+def legacy_reader_values(row: dict[str, str]) -> dict[str, str]:
+    """The one path for rows written before rows carried their reader columns: those columns (as text,
+    exactly as a new row writes them) from the row's own; a ValueError naming what is wrong otherwise."""
+    name = row.get("task") or DEFAULT_TASK
+    if name not in LEGACY_READER_TASKS:
+        raise ValueError(f"a {name} row needs the columns reference_nll, uniform_nll and setting_label")
+    task = get_task(name)
+    try:
+        ln_v = math.log(int(row["vocab_size"]))
+    except (KeyError, ValueError):
+        raise ValueError(f"a {name} results row needs an integer vocab_size, got {row.get('vocab_size')!r}") from None
+    return {
+        "reference_nll": repr(ln_v) if LEGACY_READER_TASKS[name] else "",
+        "uniform_nll": repr(ln_v),
+        "setting_label": task.setting_label({column: row[column] for column in task.curve_columns}),
+    }

@@ -168,16 +168,9 @@ class Task:
         return {}
 
     def setting_label(self, values: dict[str, str]) -> str:
-        """A short label of this task's curve columns for figure legends, e.g. "V = 200"."""
+        """A short label of this task's curve columns for figure legends, e.g. "V = 200". Written into each
+        results row (its ``setting_label`` column), so readers never ask the task."""
         return ", ".join(f"{key} {value}" for key, value in values.items())
-
-    def reference_from_row(self, row: dict[str, str]) -> float | None:
-        """The reference NLL of a results row (its config as recorded in the row)."""
-        return None
-
-    def uniform_from_row(self, row: dict[str, str]) -> float | None:
-        """The uniform model's NLL (ln V) for a results row, where its columns tell it."""
-        return None
 
     def plausibility(self, metrics: dict[str, float], config: RunConfig) -> tuple[str | None, list[str]]:
         """(the reason the evaluation metrics are impossible or useless, or None; warnings): :func:`plausibility`

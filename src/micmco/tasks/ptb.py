@@ -203,9 +203,6 @@ class PTBTask(Task):
         regulariser = REGULARISER_LABELS.get(values["regulariser"], values["regulariser"])
         return f"V = {values['vocab_size']}, H = {values['hidden_size']}, {regulariser}"
 
-    def uniform_from_row(self, row: dict[str, str]) -> float:
-        return math.log(int(row["vocab_size"]))
-
     def describe_metrics(self, metrics: dict[str, float]) -> str:
         return f"NLL {metrics['nll']:.4f} nats per token (perplexity {math.exp(min(metrics['nll'], 700)):.1f})"
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..config import ConfigError, check, check_choice, check_types
+from ..config import check, check_choice, check_types
 from ..evaluation import EvalBatch, tensor_batches
 from ..latents import make_latent
 from ..memory import MemoryEstimate, latent_sizes, step_memory
@@ -126,15 +126,6 @@ class SyntheticTask(Task):
 
     def setting_label(self, values: dict[str, str]) -> str:
         return f"V = {values['vocab_size']}"
-
-    def reference_from_row(self, row: dict[str, str]) -> float:
-        try:
-            return math.log(int(row["vocab_size"]))
-        except (KeyError, ValueError):
-            raise ConfigError("vocab_size", f"a synthetic results row needs an integer vocab_size, got {row}") from None
-
-    def uniform_from_row(self, row: dict[str, str]) -> float:
-        return self.reference_from_row(row)
 
     def describe_metrics(self, metrics: dict[str, float]) -> str:
         gap = metrics["nll"] - metrics["optimal_nll"]
