@@ -1,7 +1,9 @@
 """Tasks: what a run learns from. A task module owns its data (with named splits), its model
 construction and loss, its evaluation batches and their units, its reference NLL where one
-exists, its extra result columns, its memory estimate and its plausibility checks; the run hub
-(:mod:`micmco.experiment`), the trainer, the sweep tool and the frontier code are shared.
+exists, its extra result columns and the label of its settings, its memory estimate, the ranges
+its studies tune (Appendix C, Table 2), and how the paper's trial files of it read; the run hub
+(:mod:`micmco.experiment`), the trainer, the plausibility rule (:mod:`micmco.tasks.base`), the
+sweep tool and the frontier code are shared, and none of them names a task.
 
 A run config's ``task:`` names one (like big_vision's configs name a model module):
 
@@ -16,11 +18,12 @@ from __future__ import annotations
 
 import importlib
 import math
+from pathlib import Path
 
 from ..config import ConfigError
 from .base import Task
 
-__all__ = ["TASKS", "DEFAULT_TASK", "Task", "get_task", "legacy_reader_values"]
+__all__ = ["TASKS", "DEFAULT_TASK", "Task", "get_task", "task_of_paper_folder", "legacy_reader_values"]
 
 TASKS = {"synthetic": "micmco.tasks.synthetic", "ptb": "micmco.tasks.ptb"}  # task name -> its module
 DEFAULT_TASK = "synthetic"  # the task of configs, results rows and paper folders that name none (older than tasks)
@@ -31,6 +34,17 @@ def get_task(name: str) -> Task:
     if not isinstance(name, str) or name not in TASKS:
         raise ConfigError("task", f"unknown task {name!r}; valid choices: {', '.join(TASKS)}")
     return importlib.import_module(TASKS[name]).TASK
+
+
+def task_of_paper_folder(directory: str | Path) -> Task:
+    """The task whose paper trial files are in ``directory`` (named as its :attr:`Task.paper_folder`, e.g.
+    data/paper-frontiers/ptb); the default task for any other folder."""
+    name = Path(directory).name
+    for task_name in TASKS:
+        task = get_task(task_name)
+        if task.paper_folder and task.paper_folder == name:
+            return task
+    return get_task(DEFAULT_TASK)
 
 
 # --- LEGACY: results rows older than their reader columns ---------------------------------------------

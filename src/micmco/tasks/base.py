@@ -112,6 +112,9 @@ class Task:
     memory_hint: str = ""  # the config keys that reduce a run's memory, for the preflight message
     # Table 2's ranges of the parameters its studies tune by name (micmco.study): name -> (key, low, high, scale)
     tuned_ranges: dict[str, tuple[str, float, float, str]] = OBJECTIVE_RANGES
+    distinct_splits: bool = True  # whether its splits are different data: curve labels and paper matches name them
+    paper_folder: str = ""  # the folder of data/paper-frontiers with the paper's trial files of this task, if any
+    paper_match_columns: tuple[str, ...] = ()  # curve columns a paper counterpart shares besides the setting
 
     # --- data, model, loss ---------------------------------------------------------------------
 
@@ -198,6 +201,12 @@ class Task:
         names += ["lam"] if kind in ("kl", "renyi") else []
         names += ["alpha"] if kind in ("renyi", "power") else []
         return names
+
+    def paper_curve(self, named: Any) -> dict[str, Any]:
+        """This task's fields of a curve of the paper's trial file ``named`` (a micmco.naming.PaperFile):
+        ``split``, ``task_values``, ``reference_nll``, ``uniform_nll`` and ``setting_label`` (see
+        micmco.pareto.Curve). Only tasks with a :attr:`paper_folder` have such files."""
+        raise NotImplementedError(f"the {self.name} task has no paper trial files")
 
 
 def check_trained_by_estimator(config: RunConfig, trained_by_estimator: bool, latent_kind: str, why: str) -> None:

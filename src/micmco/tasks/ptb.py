@@ -28,7 +28,7 @@ from ..models.sentence import SentenceModelConfig, SentenceVAE
 from ..runconfig import RunConfig
 from ..trainer import derive_seed
 from .base import OBJECTIVE_RANGES, Task, check_trained_by_estimator
-from .ptb_data import PTB_SPLITS, PTBDataConfig, TrainingSentences, evaluation_batches, load_corpus
+from .ptb_data import PAPER_VOCABULARY, PTB_SPLITS, PTBDataConfig, TrainingSentences, evaluation_batches, load_corpus
 
 __all__ = ["PTBRunConfig", "PTBTask", "TASK", "REGULARISERS", "regulariser_of", "SentenceLoss", "first_cpu_draw"]
 
@@ -130,6 +130,8 @@ class PTBTask(Task):
         "vocab_size", "hidden_size", "regulariser", "input_dropout", "state_dropout", "output_dropout", "l2",
     )  # fmt: skip
     curve_columns = ("vocab_size", "hidden_size", "regulariser")
+    paper_folder = "ptb"
+    paper_match_columns = ("regulariser",)  # a validation curve's counterpart is regularised the same way
     tuned_ranges = {
         **OBJECTIVE_RANGES,
         # Table 2's validation runs (§7.2.5): the three dropout rates, or an L2 penalty instead
@@ -230,6 +232,16 @@ class PTBTask(Task):
         names = super().default_parameters(config)
         names += ["input_dropout", "state_dropout", "output_dropout"] if config.model.dropout else []
         return names + (["l2"] if config.model.l2 > 0 else [])
+
+    def paper_curve(self, named: Any) -> dict[str, Any]:
+        """The paper's PTB trials: its 10,000-word vocabulary, the file's split, hidden size and regulariser;
+        no known optimum (text), the uniform model's ln V per token."""
+        values = {"vocab_size": str(PAPER_VOCABULARY), "hidden_size": str(named.hidden_size),
+                  "regulariser": named.regulariser}  # fmt: skip
+        return dict(
+            split=named.split, task_values=values, reference_nll=None, uniform_nll=math.log(PAPER_VOCABULARY),
+            setting_label=self.setting_label(values),
+        )  # fmt: skip
 
 
 TASK = PTBTask()

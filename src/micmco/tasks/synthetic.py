@@ -88,6 +88,8 @@ class SyntheticTask(Task):
     unit = "symbol"
     data_point = "symbol"
     splits = SPLITS
+    distinct_splits = False  # every split is the whole vocabulary: labels and paper matches leave the split out
+    paper_folder = "synthetic"
     result_columns = ("vocab_size", "optimal_nll")
     curve_columns = ("vocab_size",)
     memory_hint = (
@@ -145,6 +147,15 @@ class SyntheticTask(Task):
         return step_memory(
             encoder + decoder, base, draws, config.data.batch_size, V, H, sizes.sample_floats, eval_rows, device
         )
+
+    def paper_curve(self, named: Any) -> dict[str, Any]:
+        """The paper's synthetic trials: V = 10000 (§7.1.1), so the optimum and the uniform model are ln V."""
+        values = {"vocab_size": str(PAPER_VOCABULARY)}
+        ln_v = math.log(PAPER_VOCABULARY)
+        return dict(
+            split=self.splits[0], task_values=values, reference_nll=ln_v, uniform_nll=ln_v,
+            setting_label=self.setting_label(values),
+        )  # fmt: skip
 
 
 TASK = SyntheticTask()
