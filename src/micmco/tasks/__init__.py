@@ -11,7 +11,7 @@ A run config's ``task:`` names one (like big_vision's configs name a model modul
 - ``ptb`` (:mod:`micmco.tasks.ptb`, data in :mod:`micmco.tasks.ptb_data`): Penn Treebank sentences (§7.2).
 
 A new task is a module here with a ``TASK`` object (a :class:`micmco.tasks.base.Task`) and a line in
-:data:`TASKS`.
+:data:`TASKS`. tests/test_tasks.py holds every task to the same contract.
 """
 
 from __future__ import annotations

@@ -150,6 +150,10 @@ class Task:
         objective = Objective.from_config(config.objective, config.estimator.num_samples, config.estimator.mi_samples)
         return VariationalLoss(config.estimator.base, objective)
 
+    def split_units(self, config: RunConfig, split: str) -> int:
+        """The units (symbols, tokens) that a split's evaluation averages over: its batches' units add up to it."""
+        raise NotImplementedError
+
     def split(self, config: RunConfig) -> str:
         """The split a run evaluates on (``eval.split``, or the task's default)."""
         split = config.eval.split or self.splits[0]

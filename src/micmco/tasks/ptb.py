@@ -179,6 +179,9 @@ class PTBTask(Task):
         for batch in evaluation_batches(load_corpus(config.data), split, config.eval.batch_size):
             yield EvalBatch(batch, batch.lengths.double())  # per token, <eos> included
 
+    def split_units(self, config: PTBRunConfig, split: str) -> int:
+        return load_corpus(config.data).stats[split].kept_tokens  # after truncation, <eos> included
+
     def build_model(self, config: PTBRunConfig) -> nn.Module:
         corpus = load_corpus(config.data)
         with torch.random.fork_rng(devices=[]):

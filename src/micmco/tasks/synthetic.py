@@ -102,6 +102,9 @@ class SyntheticTask(Task):
     def evaluation_batches(self, config: SyntheticRunConfig, split: str) -> Iterator[EvalBatch]:
         return tensor_batches(UniformSymbols(config.data, config.seed).evaluation_set(), config.eval.batch_size)
 
+    def split_units(self, config: SyntheticRunConfig, split: str) -> int:
+        return config.data.vocab_size  # one symbol per data point, every symbol once
+
     def build_model(self, config: SyntheticRunConfig) -> nn.Module:
         latent = make_latent(config.model.latent)
         vocab, hidden = config.data.vocab_size, config.model.hidden_size
