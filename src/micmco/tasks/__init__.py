@@ -11,7 +11,8 @@ A run config's ``task:`` names one (like big_vision's configs name a model modul
 - ``ptb`` (:mod:`micmco.tasks.ptb`, data in :mod:`micmco.tasks.ptb_data`): Penn Treebank sentences (§7.2).
 
 A new task is a module here with a ``TASK`` object (a :class:`micmco.tasks.base.Task`) and a line in
-:data:`TASKS`. tests/test_tasks.py holds every task to the same contract.
+:data:`TASKS`, or a Task defined elsewhere (a plugin, a test's throwaway task) added by :func:`register_task`.
+tests/test_tasks.py holds every task to the same contract.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ from pathlib import Path
 from ..config import ConfigError
 from .base import Task
 
-__all__ = ["TASKS", "DEFAULT_TASK", "Task", "get_task", "task_of_paper_folder", "legacy_reader_values"]
+__all__ = ["TASKS", "DEFAULT_TASK", "Task", "get_task", "register_task", "task_of_paper_folder", "legacy_reader_values"]
 
-TASKS = {"synthetic": "micmco.tasks.synthetic", "ptb": "micmco.tasks.ptb"}  # task name -> its module
+TASKS: dict[str, str | Task] = {  # task name -> its module (which holds TASK), or the Task (register_task)
+    "synthetic": "micmco.tasks.synthetic",
+    "ptb": "micmco.tasks.ptb",
+}
 DEFAULT_TASK = "synthetic"  # the task of configs, results rows and paper folders that name none (older than tasks)
 
 
@@ -33,7 +37,17 @@ def get_task(name: str) -> Task:
     """The task called ``name``; a ConfigError on the key ``task`` listing the valid choices otherwise."""
     if not isinstance(name, str) or name not in TASKS:
         raise ConfigError("task", f"unknown task {name!r}; valid choices: {', '.join(TASKS)}")
-    return importlib.import_module(TASKS[name]).TASK
+    entry = TASKS[name]
+    return entry if isinstance(entry, Task) else importlib.import_module(entry).TASK
+
+
+def register_task(task: Task) -> None:
+    """Add ``task`` to :data:`TASKS` under ``task.name``, so that run configs with that ``task:`` load and
+    run through the hub, and its results rows read. For tasks defined outside this package; ``del
+    TASKS[name]`` takes it out again (as a test fixture does)."""
+    if not task.name or task.name in TASKS:
+        raise ValueError(f"a task needs a new name; taken: {', '.join(TASKS)}; got {task.name!r}")
+    TASKS[task.name] = task
 
 
 def task_of_paper_folder(directory: str | Path) -> Task:
