@@ -27,7 +27,7 @@ from ..memory import MemoryEstimate, latent_sizes, step_memory
 from ..models.sentence import SentenceModelConfig, SentenceVAE
 from ..runconfig import RunConfig
 from ..trainer import derive_seed
-from .base import OBJECTIVE_RANGES, Task, check_trained_by_estimator
+from .base import Task, check_trained_by_estimator
 from .ptb_data import PAPER_VOCABULARY, PTB_SPLITS, PTBDataConfig, TrainingSentences, evaluation_batches, load_corpus
 
 __all__ = ["PTBRunConfig", "PTBTask", "TASK", "REGULARISERS", "regulariser_of", "SentenceLoss", "first_cpu_draw"]
@@ -133,7 +133,7 @@ class PTBTask(Task):
     paper_folder = "ptb"
     paper_match_columns = ("regulariser",)  # a validation curve's counterpart is regularised the same way
     tuned_ranges = {
-        **OBJECTIVE_RANGES,
+        **Task.tuned_ranges,  # the objective's rows (tasks.base.OBJECTIVE_RANGES)
         # Table 2's validation runs (§7.2.5): the three dropout rates, or an L2 penalty instead
         "input_dropout": ("model.input_dropout", 0.0, 0.9, "linear"),
         "state_dropout": ("model.state_dropout", 0.0, 0.8, "linear"),
