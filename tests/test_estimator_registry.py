@@ -11,10 +11,10 @@ from micmco import naming
 from micmco.book.registry import SYNTHETIC_FIGURES, ptb_figures
 from micmco.config import ConfigError
 from micmco.experiment import run
-from micmco.runconfig import load_config
-from micmco.tasks import get_task
 from micmco.gradients import BASE_ESTIMATORS, BaseEstimator, EstimatorSpec, estimator_spec, register_estimator
 from micmco.naming import Setting
+from micmco.runconfig import load_config
+from micmco.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -206,6 +206,12 @@ def test_the_export_takes_the_regulariser_from_the_study():
               for i, row in enumerate(rows)]  # fmt: skip
     assert [row["regulariser"] for row in rows_of(trials, study.definition)] == ["dropout-shared"] * 3
     assert [row["regulariser"] for row in rows_of(trials)] == ["dropout-shared", "none", "dropout-shared"]
+    # rows that carry their setting label (rows written since they do): it follows the study's regulariser
+    labels = {"none": "V = 2000, H = 64, unregularised", "dropout-shared": "V = 2000, H = 64, dropout, shared masks"}
+    labelled = [row | {"setting_label": labels[row["regulariser"]]} for row in rows]
+    trials = [SimpleNamespace(number=i, state=TrialState.COMPLETE, user_attrs={"row": row, "outcome": "complete"})
+              for i, row in enumerate(labelled)]  # fmt: skip
+    assert [row["setting_label"] for row in rows_of(trials, study.definition)] == [labels["dropout-shared"]] * 3
     # micmco train outside a study: today's rule, from the rates
     zero = {"input_dropout": 0.0, "state_dropout": 0.0, "output_dropout": 0.0, "masks": "shared", "l2": 0.0}
     assert regulariser_of(zero) == "none" and regulariser_of({**zero, "l2": 1e-4}) == "l2"

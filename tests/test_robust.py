@@ -20,7 +20,7 @@ from micmco.latents import CategoricalLatent, GaussianLatent
 from micmco.models import SingleSymbolVAE
 from micmco.objectives import Objective, ObjectiveKind, objective_value
 from micmco.runconfig import fingerprint, load_config, run_directory
-from micmco.tasks.synthetic import plausibility
+from micmco.tasks.base import plausibility
 from micmco.util import EXIT_DIVERGED, EXIT_INPUT, EXIT_RUNNING
 
 REPO = Path(__file__).resolve().parents[1]
@@ -350,16 +350,17 @@ def test_a_diverging_run_ends_with_a_diverged_record_and_its_own_exit_code(tmp_p
 
 
 def test_plausibility_of_evaluation_metrics():
-    H = 6.9
-    assert plausibility({"nll": 7.0, "mutual_information": 5.0}, H) == (None, [])
-    reason, _ = plausibility({"nll": float("nan"), "mutual_information": 5.0}, H)
+    H = 6.9  # the data entropy of uniform symbols: also the uniform model's NLL
+    assert plausibility({"nll": 7.0, "mutual_information": 5.0}, H, H) == (None, [])
+    reason, _ = plausibility({"nll": float("nan"), "mutual_information": 5.0}, H, H)
     assert "non-finite" in reason
-    reason, _ = plausibility({"nll": 6.0, "mutual_information": 1.0}, H)
+    reason, _ = plausibility({"nll": 6.0, "mutual_information": 1.0}, H, H)
     assert "below the data entropy" in reason
-    reason, _ = plausibility({"nll": 7.0, "mutual_information": 7.5}, H)
-    assert "exceeds the NLL" in reason
-    reason, warnings = plausibility({"nll": 9.0, "mutual_information": 8.0}, H)
+    reason, _ = plausibility({"nll": 7.0, "mutual_information": 7.5}, H, H, "symbol")
+    assert "exceeds the NLL 7.0000 per symbol" in reason
+    reason, warnings = plausibility({"nll": 9.0, "mutual_information": 8.0}, H, H)
     assert reason is None and "exceeds the data entropy" in warnings[0]
+    assert plausibility({"nll": 6.0, "mutual_information": 1.0}, H) == (None, [])  # no known entropy: no floor
 
 
 # --- two processes on one run directory ---------------------------------------------------------------------

@@ -43,7 +43,7 @@ __all__ = ["ObjectiveKind", "ObjectiveConfig", "Objective", "objective_value", "
 
 # λ < 1: at λ = 1 the ln p(x) term vanishes from eq. 11, and beyond it the objective rewards a worse fit.
 # A negative λ is a β-VAE with β = 1 - λ > 1 (Prop. 6). The paper tunes λ in [-0.05, 0.9999] (Table 2:
-# the studies' default range, micmco.study.TABLE2).
+# the studies' default range, micmco.tasks.base.OBJECTIVE_RANGES).
 LAMBDA_BELOW = 1.0
 
 

@@ -6,14 +6,17 @@ much latent usage (mutual information). This module reads
 - our exported results, ``results/<profile>/<study>.tsv`` (tab-separated, one finished
   trial a row; only ``status == complete`` rows count; one file may hold several curves,
   one per estimator, K, K', objective, vocabulary, steps and batch size), and
-- the paper's own trials, ``paper-frontiers/synthetic/*.tsv`` of the shared data
-  (whitespace-separated; ``validklp`` is the latent usage, ``validnll`` the NLL, the
-  vocabulary is 10000 and the file name encodes the setting, see that folder's README),
+- the paper's own trials, ``paper-frontiers/<folder>/*.tsv`` of the shared data
+  (whitespace-separated; ``validklp`` is the latent usage, ``validnll`` the NLL, the file
+  name encodes the setting, see each folder's README; the folder names the task, whose
+  :meth:`~micmco.tasks.base.Task.paper_curve` says what else the files mean),
 
 and offers the frontier, the summary "lowest NLL among trials with latent usage >= m", a
-normalised view (excess NLL over ln V against usage / ln V, so that a vocabulary-1000 curve
-lies over the paper's vocabulary-10000 one) and the paper's counterparts of our curves
-(``micmco.frontier_plot`` draws them).
+normalised view (excess NLL over the reference, ln V, against usage / ln V, so that a
+vocabulary-1000 curve lies over the paper's vocabulary-10000 one) and the paper's counterparts
+of our curves (``micmco.frontier_plot`` draws them). Nothing here is particular to a task: rows
+carry what their task says of them (:data:`micmco.results.READER_COLUMNS`), and a task's own
+facts (its unit, whether its splits differ, what a paper counterpart shares) are its attributes.
 
 Its command line, ``micmco pareto``, is :mod:`micmco.pareto_cli`.
 """
@@ -29,8 +32,7 @@ import numpy as np
 
 from .naming import Setting, parse_paper_file_name
 from .results import Row, TableError, parse_number, read_rows, read_table
-from .tasks import get_task
-from .tasks.synthetic import PAPER_VOCABULARY
+from .tasks import DEFAULT_TASK, TASKS, get_task, task_of_paper_folder
 
 __all__ = [
     "Curve",
@@ -102,11 +104,12 @@ class Curve:
     hyperparameters: dict[str, np.ndarray] = field(default_factory=dict)  # learning_rate, lam, alpha, ... [trials]
     latents: str = ""  # "40 gaussian", "8x10 categorical" where known
     normalised_view: bool = False
-    task: str = "synthetic"  # the task the trials ran on (micmco.tasks)
+    task: str = DEFAULT_TASK  # the task the trials ran on (micmco.tasks)
     split: str = "valid"  # the split their metrics were evaluated on
     task_values: dict[str, str] = field(default_factory=dict)  # the task's curve columns, e.g. {"vocab_size": "200"}
-    reference_nll: float | None = None  # the optimal NLL (ln V for the synthetic task); None where unknown
+    reference_nll: float | None = None  # the optimal NLL (ln V where the data entropy is known); None where unknown
     uniform_nll: float | None = None  # the uniform model's NLL (ln V); None where unknown
+    setting_label: str = ""  # the task's settings of the curve in a few characters, e.g. "V = 200"
 
     @property
     def setting(self) -> tuple:
@@ -117,11 +120,6 @@ class Curve:
     def label(self) -> str:
         """The paper's name of the curve: "DReG 16, Rényi", "VIMCO 16/1, KL", "REINFORCE 1, KL", "ELBO, KL"."""
         return Setting(*self.setting).label
-
-    @property
-    def setting_label(self) -> str:
-        """The task's settings of the curve in a few characters, e.g. "V = 200"."""
-        return get_task(self.task).setting_label(self.task_values)
 
     @property
     def description(self) -> str:
@@ -170,8 +168,8 @@ def pareto_frontier(mi: Sequence[float], nll: Sequence[float]) -> np.ndarray:
 def worse_than_uniform(curve: Curve) -> np.ndarray:
     """Indices of the frontier's trials whose NLL is above the uniform model's (ln V per token), by
     increasing usage: a model worse than knowing nothing, kept as data (the paper's files have such
-    points too) but to be named wherever the frontier is shown. Empty where the optimum is known (the
-    synthetic task's data are uniform, so its optimum is the uniform model) or the uniform NLL is not."""
+    points too) but to be named wherever the frontier is shown. Empty where the optimum is known (then the
+    data's own NLL is the yardstick; uniform data make the uniform model optimal) or the uniform NLL is not."""
     frontier = curve.frontier()
     if curve.uniform_nll is None or curve.reference_nll is not None:
         return frontier[:0]
@@ -242,16 +240,17 @@ def curves_of(rows: Sequence[Row], path: Path) -> list[Curve]:
                 task_values=dict(task_values),
                 reference_nll=trials[0].reference_nll,
                 uniform_nll=trials[0].uniform_nll,
+                setting_label=trials[0].setting_label,
             )
         )
     return curves
 
 
 def read_paper_trials(path: str | Path) -> Curve:
-    """One of the paper's trial files (vocabulary 10000); the setting comes from the file name, the task
-    from its folder (``paper-frontiers/ptb/``: Penn Treebank, per token; otherwise synthetic)."""
+    """One of the paper's trial files; the setting comes from the file name, the task from its folder
+    (:func:`micmco.tasks.task_of_paper_folder`), which says the rest (vocabulary, split, reference NLL)."""
     path = Path(path)
-    ptb = paper_folder_task(path.parent) == "ptb"
+    task = task_of_paper_folder(path.parent)
     named = parse_paper_file_name(path.stem)
     if named is None:
         raise ParetoError(
@@ -286,31 +285,9 @@ def read_paper_trials(path: str | Path) -> Curve:
         nll=values.pop("nll"),
         hyperparameters=values,
         latents=named.latents,
-        uniform_nll=math.log(PAPER_VOCABULARY),
-        **(
-            dict(
-                task="ptb",
-                split=named.split,
-                task_values={
-                    "vocab_size": str(PAPER_VOCABULARY),
-                    "hidden_size": str(named.hidden_size),
-                    "regulariser": named.regulariser,
-                },
-                reference_nll=None,
-            )  # fmt: skip
-            if ptb
-            else dict(
-                task="synthetic",
-                task_values={"vocab_size": str(PAPER_VOCABULARY)},
-                reference_nll=math.log(PAPER_VOCABULARY),
-            )
-        ),
+        task=task.name,
+        **task.paper_curve(named),
     )
-
-
-def paper_folder_task(directory: Path) -> str:
-    """The task of a folder of the paper's trials: paper-frontiers/ptb/ holds Penn Treebank's."""
-    return "ptb" if Path(directory).name == "ptb" else "synthetic"
 
 
 def read_inputs(paths: Sequence[Path]) -> list[Curve]:
@@ -417,8 +394,8 @@ def compute_multiples(curve: Curve, curves: Sequence[Curve]) -> dict[str, float]
 
 
 def names_split(curve: Curve) -> bool:
-    """Whether a curve's label names its split: not for the synthetic task, whose splits are the same data."""
-    return curve.task != "synthetic"
+    """Whether a curve's label names its split: not for a task whose splits are the same data."""
+    return get_task(curve.task).distinct_splits
 
 
 PER_UNIT_USAGES = [0.1, 0.5, 1.0]  # nats per token: the default thresholds for text (the paper's axes span 0-2)
@@ -456,10 +433,10 @@ PAPER_MAIN_SETTINGS = {"steps": 40_000, "batch_size": 256, "hidden_size": "128"}
 
 
 def paper_counterparts(curves: Sequence[Curve], directory: str | Path) -> list[Curve]:
-    """The paper's curves (``directory``: data/paper-frontiers/synthetic or .../ptb) of the settings of
-    ``curves``: the same estimator, K, K′ and objective, evaluated on the same split with the same
-    regulariser, at the paper's main settings (40 thousand steps, batch 256, hidden size 128); settings
-    the paper has no file for are left out."""
+    """The paper's curves (``directory``: a folder of data/paper-frontiers) of the settings of ``curves``:
+    the same estimator, K, K′ and objective, evaluated on the same split with the same task settings where
+    the task says so (:func:`_counterpart_key`), at the paper's main settings (40 thousand steps, batch 256,
+    hidden size 128); settings the paper has no file for are left out."""
     papers = {}
     for curve in read_paper_folder(directory):
         main = (curve.steps, curve.batch_size, curve.task_values.get("hidden_size", "128"))
@@ -473,14 +450,17 @@ def read_paper_folder(directory: str | Path) -> list[Curve]:
     """Every trial file (*.tsv) of a folder of the paper's trials, by name."""
     directory = Path(directory)
     if not directory.is_dir():
+        folders = [get_task(name).paper_folder for name in TASKS if get_task(name).paper_folder]
         raise ParetoError(
             f"{directory}: no such directory; --paper takes the folder of the paper's trial files "
-            "(data/paper-frontiers/synthetic or data/paper-frontiers/ptb)"
+            f"({' or '.join(f'data/paper-frontiers/{folder}' for folder in folders)})"
         )
     return [read_paper_trials(path) for path in sorted(directory.glob("*.tsv"))]
 
 
 def _counterpart_key(curve: Curve) -> tuple:
-    if curve.task == "synthetic":  # the paper's synthetic files are all of one split
-        return (curve.task, curve.setting)
-    return (curve.task, curve.setting, curve.split, curve.task_values.get("regulariser", "none"))
+    """What a curve and its paper counterpart share: the task, the setting, the split where the task's splits
+    differ, and the task's columns a counterpart must match (Task.paper_match_columns)."""
+    task = get_task(curve.task)
+    split = (curve.split,) if task.distinct_splits else ()
+    return (curve.task, curve.setting, *split, *(curve.task_values.get(column) for column in task.paper_match_columns))

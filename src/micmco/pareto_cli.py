@@ -19,12 +19,11 @@ from .pareto import (
     distinct_labels,
     frontier_table,
     paper_counterparts,
-    paper_folder_task,
     read_inputs,
     summary_table,
     uniform_notes,
 )
-from .tasks import get_task
+from .tasks import get_task, task_of_paper_folder
 
 __all__ = ["cli_main"]
 
@@ -167,7 +166,7 @@ def checked_counterparts(curves: Sequence[Curve], directory: Path) -> tuple[list
     """The paper's counterparts of ``curves`` in ``directory`` and a warning for each task of ours the folder
     has no trials of; a ParetoError when it adds nothing at all (the wrong folder, or no matching setting)."""
     found = paper_counterparts(curves, directory)
-    folder_task = paper_folder_task(directory)
+    folder_task = task_of_paper_folder(directory).name
     ours = list(dict.fromkeys(curve.task for curve in curves if curve.source != "paper"))
     hint = "--paper takes data/paper-frontiers/synthetic for synthetic tables and data/paper-frontiers/ptb for PTB ones"
     if not found:

@@ -2,10 +2,14 @@
 
 ``results/<profile>/<study>.tsv`` (tab-separated) is written by the sweep tool and read by the
 frontier code and the book. The common columns say what a row is (task, split, estimator, K, K′,
-objective, tuned values, size), what it measured (``mi`` and ``nll``, in nats per the task's unit)
-and how it ended; each task adds its columns (the synthetic task: ``vocab_size`` and
-``optimal_nll``, its ln V). Tables written before a column existed stay readable: a missing
-``task`` reads as ``synthetic`` and a missing ``split`` as the task's default split.
+objective, tuned values, size), what it measured (``mi`` and ``nll``, in nats per the task's unit),
+how it ended, and what readers need to know of its task (:data:`READER_COLUMNS`: the reference NLL
+where known, the uniform model's NLL ln V, the label of its setting), so that neither this module nor
+the frontier code asks a task about a row; each task adds its columns (the synthetic task:
+``vocab_size`` and ``optimal_nll``, its ln V). Tables written before a column existed stay readable:
+a missing ``task`` reads as the default task (:data:`micmco.tasks.DEFAULT_TASK`), a missing ``split``
+as the task's default split, and missing reader columns come from the task registry's one legacy path
+(:func:`micmco.tasks.legacy_reader_values`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from .naming import OBJECTIVES, estimator_names
 __all__ = [
     "STATUSES",
     "COMMON_COLUMNS",
+    "READER_COLUMNS",
     "TableError",
     "Row",
     "columns_of",
@@ -31,14 +36,19 @@ __all__ = [
     "apply_divergence_rule",
     "read_table",
     "read_rows",
+    "reader_values",
     "study_regulariser_rows",
     "parse_number",
 ]
 
 STATUSES = ("complete", "failed", "diverged")
+# What readers need of a row's task, written by the task into the row (full precision: a reader gets the very
+# float the task computed): its reference NLL ("" where unknown), its uniform NLL ln V, its setting's label.
+READER_COLUMNS = ("reference_nll", "uniform_nll", "setting_label")
 COMMON_COLUMNS = (
     "trial", "task", "split", "estimator", "k", "k_mi", "objective", "learning_rate", "lam", "alpha", "steps",
     "batch_size", "mi", "nll", "seed", "status", "reason", "wall_s", "threads", "device", "commit", "run",
+    *READER_COLUMNS,
 )  # fmt: skip
 # Columns every results table has had; the others are filled in when an older table lacks them.
 REQUIRED_COLUMNS = (
@@ -52,9 +62,9 @@ class TableError(ValueError):
 
 
 def _task(name: str):
-    from .tasks import get_task
+    from .tasks import DEFAULT_TASK, get_task
 
-    return get_task(name)
+    return get_task(name or DEFAULT_TASK)
 
 
 def columns_of(task: str) -> list[str]:
@@ -67,7 +77,12 @@ def result_row(
 ) -> dict[str, Any]:
     """The row of one trial from its resolved config (plain data), its result record (None if it never
     ran), its status and reason; ``commit`` is used when the record has none."""
-    task = _task(config.get("task", "synthetic"))
+    from .runconfig import config_from_dict
+
+    task = _task(config.get("task", ""))
+    typed = config_from_dict(config)  # the task's reference and uniform NLL are of its typed config
+    reference = task.reference_nll(typed)
+    values = task.result_values(config)
     estimator = config.get("estimator") or {}
     objective = config.get("objective") or {}
     model = config.get("model") or {}
@@ -94,7 +109,7 @@ def result_row(
         "alpha": number(objective.get("alpha")),
         "steps": config["train"]["steps"],
         "batch_size": config["data"]["batch_size"],
-        **task.result_values(config),
+        **values,
         "mi": "" if "mutual_information" not in metrics else f"{metrics['mutual_information']:.6f}",
         "nll": "" if "nll" not in metrics else f"{metrics['nll']:.6f}",
         "seed": config["seed"],
@@ -105,12 +120,16 @@ def result_row(
         "device": record.get("device", ""),
         "commit": record.get("git_commit") or commit or "",
         "run": run,
+        "reference_nll": "" if reference is None else repr(float(reference)),
+        "uniform_nll": repr(float(task.uniform_nll(typed))),
+        "setting_label": task.setting_label({column: str(values[column]) for column in task.curve_columns}),
     }
 
 
-def format_table(rows: Sequence[dict[str, Any]], task: str = "synthetic") -> str:
-    """Rows as a results table (tab-separated, header first) with the columns of ``task``; rows recorded
-    complete before the divergence rule existed are relabelled by it (:func:`apply_divergence_rule`)."""
+def format_table(rows: Sequence[dict[str, Any]], task: str = "") -> str:
+    """Rows as a results table (tab-separated, header first) with the columns of ``task`` (default: the
+    default task), each as given (a row without reader columns keeps them empty: readers fill them); rows
+    recorded complete before the divergence rule existed are relabelled by it (:func:`apply_divergence_rule`)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns_of(task), delimiter="\t", lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
@@ -128,13 +147,28 @@ def apply_divergence_rule(row: dict[str, Any]) -> dict[str, Any]:
         return row
     try:
         nll = float(row["nll"])
-        uniform = _task(row.get("task") or "synthetic").uniform_from_row(row)
+        uniform = optional_number(reader_values(row)["uniform_nll"])
     except (KeyError, TypeError, ValueError):
         return row  # not readable here: read_rows reports it
     reason = useless_nll(nll, uniform) if uniform is not None and math.isfinite(nll) else None
     if reason is None:
         return row
     return {**row, "status": "diverged", "reason": f"{reason} (relabelled by the divergence rule)"}
+
+
+def reader_values(row: dict[str, Any]) -> dict[str, str]:
+    """The row's :data:`READER_COLUMNS` as text: as written, or, for a row written before rows carried them
+    (no setting label), from the task registry's legacy path; a ValueError when neither can tell."""
+    if row.get("setting_label"):
+        return {column: str(row.get(column) or "") for column in READER_COLUMNS}
+    from .tasks import legacy_reader_values
+
+    return legacy_reader_values(row)
+
+
+def optional_number(text: str) -> float | None:
+    """A reader column's number; None for an empty cell (a task without a known reference NLL)."""
+    return float(text) if text else None
 
 
 # --- reading -----------------------------------------------------------------------------------------
@@ -187,6 +221,7 @@ class Row:
     task_values: dict[str, str]  # the task's curve columns, e.g. {"vocab_size": "200"}
     reference_nll: float | None  # the task's optimal NLL for this row (ln V), None where unknown
     uniform_nll: float | None  # the uniform model's NLL for this row (ln V), None where the row cannot tell
+    setting_label: str  # the task's label of its curve columns, e.g. "V = 200"
     wall_s: float
     raw: dict[str, str]  # the row as read
 
@@ -205,9 +240,8 @@ def read_rows(path: str | Path) -> list[Row]:
     rows = []
     for line, raw in raw_rows:
         raw = apply_divergence_rule(raw)
-        task_name = raw.get("task") or "synthetic"
         try:
-            task = _task(task_name)
+            task = _task(raw.get("task", ""))
         except ValueError as error:
             raise TableError(f"{path}, line {line}: column task: {error}") from None
         absent = [column for column in task.curve_columns if column not in header]
@@ -226,7 +260,8 @@ def read_rows(path: str | Path) -> list[Row]:
             if status == "complete" and not math.isfinite(value):
                 raise TableError(f"{path}, line {line}: a complete trial needs a finite {column}, got {value}")
         try:
-            reference, uniform = task.reference_from_row(raw), task.uniform_from_row(raw)
+            readings = reader_values(raw)
+            reference, uniform = (optional_number(readings[c]) for c in ("reference_nll", "uniform_nll"))
         except ValueError as error:
             raise TableError(f"{path}, line {line}: {error}") from None
         rows.append(
@@ -249,6 +284,7 @@ def read_rows(path: str | Path) -> list[Row]:
                 task_values={c: raw[c] for c in task.curve_columns},
                 reference_nll=reference,
                 uniform_nll=uniform,
+                setting_label=readings["setting_label"],
                 wall_s=parse_number(raw, "wall_s", path, line, missing=0.0),
                 raw=raw,
             )
@@ -263,11 +299,14 @@ def study_regulariser_rows(rows: list[dict[str, str]]) -> None:
     """Give the rows of one table (one study) the study's regulariser: in tables exported before the sweep took
     it from the study, a dropout study's trial that drew all its rates 0 says ``none`` and became a curve of
     its own. Such a row (``none``, every rate 0) takes the regulariser of the table's other rows when they
-    have exactly one. Changes ``rows`` in place."""
+    have exactly one. Rows with a setting label are left as they are: the export gave them their study's
+    regulariser, label included (micmco.sweep.optuna_study.rows_of). Changes ``rows`` in place."""
     others = {row.get("regulariser") for row in rows} - {"none", None}
     if len(others) == 1:
         (regulariser,) = others
         for row in rows:
+            if row.get("setting_label"):
+                continue
             if row.get("regulariser") == "none" and all(_is_zero(row.get(column, "")) for column in RATE_COLUMNS):
                 row["regulariser"] = regulariser
 

@@ -7,10 +7,11 @@ it as strictly as run configs are read (unknown keys, wrong types and out-of-ran
 are errors naming the key) and checks, before any work, that the base config with the
 parameters at both ends of their ranges and at every grid point is a valid run config.
 
-Parameters default to the ranges of the paper's Appendix C, Table 2: the learning rate in
-[1e-4, 1e-2] (log scale), λ in [-0.05, 0.9999] (KL and Rényi objectives) and α in
-[0.86, 16] (log scale; Rényi and power objectives; the paper's own Rényi trials in
-``shared/data/paper-frontiers`` span exactly this range).
+Parameters default to the ranges of the paper's Appendix C, Table 2, which the task of the base
+config holds (:attr:`micmco.tasks.base.Task.tuned_ranges`): for every task the learning rate in
+[1e-4, 1e-2] (log scale), λ in [-0.05, 0.9999] (KL and Rényi objectives) and α in [0.86, 16]
+(log scale; Rényi and power objectives; the paper's own Rényi trials in
+``shared/data/paper-frontiers`` span exactly this range); PTB adds its dropout rates and L2 penalty.
 """
 
 from __future__ import annotations
@@ -30,24 +31,12 @@ __all__ = [
     "ParameterConfig",
     "StudyConfig",
     "Study",
-    "TABLE2",
     "SAMPLERS",
     "BASELINES",
     "load_study",
     "study_from_dict",
 ]
 
-# Appendix C, Table 2: name -> (run-config key, low, high, scale).
-TABLE2: dict[str, tuple[str, float, float, str]] = {
-    "learning_rate": ("train.learning_rate", 1e-4, 1e-2, "log"),
-    "lam": ("objective.lam", -0.05, 0.9999, "linear"),
-    "alpha": ("objective.alpha", 0.86, 16.0, "log"),
-    # PTB validation runs (§7.2.5): the three dropout rates, or an L2 penalty instead
-    "input_dropout": ("model.input_dropout", 0.0, 0.9, "linear"),
-    "state_dropout": ("model.state_dropout", 0.0, 0.8, "linear"),
-    "output_dropout": ("model.output_dropout", 0.0, 0.95, "linear"),
-    "l2": ("model.l2", 5e-6, 1e-3, "log"),
-}
 SAMPLERS = ("gp", "tpe", "random", "grid")
 SCALES = ("linear", "log")
 # §7.2.6: single-sample baselines at the compute of a 16-sample estimator.
@@ -56,7 +45,8 @@ BASELINES = {"none": None, "t16": ("train.steps", 16), "bs16": ("data.batch_size
 
 @dataclass
 class ParameterConfig:
-    """One tuned parameter; every field defaults to Table 2 for learning_rate, lam and alpha."""
+    """One tuned parameter; every field defaults to Table 2's for the parameters the base config's task has a
+    range of (learning_rate, lam, alpha; PTB's dropout rates and l2)."""
 
     key: str = ""  # the dotted run-config key it sets, e.g. objective.lam ("" = Table 2's key for this name)
     low: float | None = None  # lower end of the range (null = Table 2's)
@@ -280,15 +270,13 @@ def _parse_set(raw: Any) -> list[str]:
 
 
 def _parse_parameters(raw: Any, fixed) -> list[Parameter]:
-    """Resolve the tuned parameters; omitted, they default to Table 2's for the base objective."""
+    """Resolve the tuned parameters; omitted, they default to Table 2's for the base config (its task says which)."""
+    from .tasks import get_task
+
+    task = get_task(fixed.task)
+    table2 = task.tuned_ranges
     if raw is None:
-        kind = fixed.objective.kind if fixed.objective is not None else "none"
-        names = ["learning_rate"]
-        names += ["lam"] if kind in ("kl", "renyi") else []
-        names += ["alpha"] if kind in ("renyi", "power") else []
-        names += ["input_dropout", "state_dropout", "output_dropout"] if getattr(fixed.model, "dropout", False) else []
-        names += ["l2"] if getattr(fixed.model, "l2", 0.0) > 0 else []
-        raw = {name: {} for name in names}
+        raw = {name: {} for name in task.default_parameters(fixed)}
     if not isinstance(raw, Mapping):
         raise ConfigError("parameters", f"must map parameter names to ranges, got {type(raw).__name__}")
     if not raw:
@@ -299,11 +287,12 @@ def _parse_parameters(raw: Any, fixed) -> list[Parameter]:
         if not isinstance(name, str) or not name.isidentifier():
             raise ConfigError(prefix, "a parameter name must be an identifier (it becomes a column of the results)")
         spec = from_dict(ParameterConfig, spec, prefix)
-        default = TABLE2.get(name)
+        default = table2.get(name)
         if default is None and (not spec.key or spec.low is None or spec.high is None):
             raise ConfigError(
                 prefix,
-                f"not a Table 2 parameter ({', '.join(TABLE2)}): give key, low and high (and scale)",
+                f"not a Table 2 parameter of the {task.name} task ({', '.join(table2)}): give key, low and high "
+                "(and scale)",
             )
         key = spec.key or default[0]
         low = spec.low if spec.low is not None else default[1]

@@ -178,6 +178,8 @@ def done_count(rows) -> int:
 def rows_of(trials, definition: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row per result, ordered by the trial number of the point it belongs to. With the study's
     ``definition``, a PTB row's regulariser is the study's (:func:`study_regulariser`), not its rates'."""
+    from ..tasks import get_task
+
     regulariser = study_regulariser(definition) if definition else None
     rows = []
     for t in trials:
@@ -186,6 +188,8 @@ def rows_of(trials, definition: dict[str, Any] | None = None) -> list[dict[str, 
             row["trial"] = t.user_attrs.get("origin", t.number)
             if regulariser and "regulariser" in row:
                 row["regulariser"] = regulariser
+                if row.get("setting_label"):  # the label names the regulariser: it follows
+                    row["setting_label"] = get_task(row["task"]).setting_label(row)
             rows.append(row)
     rows.sort(key=lambda r: r["trial"])
     seen: set[str] = set()  # one row per run directory: a point proposed twice was run once

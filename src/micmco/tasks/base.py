@@ -30,9 +30,13 @@ __all__ = [
     "PROFILES",
     "Task",
     "check_trained_by_estimator",
+    "plausibility",
     "useless_nll",
     "USELESS_FACTOR",
     "DISCRETE_LOSS_FLOOR",
+    "NLL_SLACK",
+    "MI_SLACK",
+    "OBJECTIVE_RANGES",
 ]
 
 PROFILES = ("smoke", "cpu", "paper", "custom")
@@ -84,6 +88,21 @@ USELESS_FACTOR = 10.0
 DISCRETE_LOSS_FLOOR = -1.0
 DISCRETE_LOSS_REASON = "for discrete data ln p(x|z) <= 0, so no objective can average above 0 nats"
 
+# Tolerances of the plausibility checks, in nats per unit. The NLL estimate is an upper bound of the model's
+# NLL in expectation, itself at least the data entropy (where known); averaged over a whole split its noise is
+# far below NLL_SLACK. Û^K ≤ 0 for discrete data, so Û - Ŝ ≤ -Ŝ holds exactly, data point by data point (so per
+# unit too): the MI estimate never exceeds the NLL estimate beyond rounding.
+NLL_SLACK = 0.1
+MI_SLACK = 1e-3
+
+# Appendix C, Table 2, the rows every task trained by an estimator shares (the optimiser's and the
+# objective's): name -> (run-config key, low, high, scale). A task adds its model's (Task.tuned_ranges).
+OBJECTIVE_RANGES: dict[str, tuple[str, float, float, str]] = {
+    "learning_rate": ("train.learning_rate", 1e-4, 1e-2, "log"),
+    "lam": ("objective.lam", -0.05, 0.9999, "linear"),
+    "alpha": ("objective.alpha", 0.86, 16.0, "log"),
+}
+
 
 def useless_nll(nll: float, uniform_nll: float) -> str | None:
     """The reason an NLL is useless (above USELESS_FACTOR times the uniform model's), or None."""
@@ -93,6 +112,33 @@ def useless_nll(nll: float, uniform_nll: float) -> str | None:
             "the model is useless (a runaway objective or optimisation)"
         )
     return None
+
+
+def plausibility(
+    metrics: dict[str, float], uniform_nll: float, reference_nll: float | None = None, unit: str = ""
+) -> tuple[str | None, list[str]]:
+    """(the reason evaluation metrics are impossible or useless, or None; warnings), the rule of every task:
+    finite metrics; an NLL at most USELESS_FACTOR times the uniform model's ln V; an NLL not below the data
+    entropy (``reference_nll``, where known); an MI estimate not above the NLL estimate. ``unit``: "symbol"."""
+    bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+    if bad:
+        return f"non-finite evaluation metrics: {', '.join(bad)}", []
+    nll, mi = metrics["nll"], metrics["mutual_information"]
+    per = f" per {unit}" if unit else ""
+    reason = useless_nll(nll, uniform_nll)
+    if reason:
+        return reason, []
+    if reference_nll is not None and nll < reference_nll - NLL_SLACK:
+        return f"NLL {nll:.4f} is below the data entropy {reference_nll:.4f}: impossible, the estimate broke down", []
+    if mi > nll + MI_SLACK:
+        return f"mutual information {mi:.4f} exceeds the NLL {nll:.4f}{per}: impossible, the estimate broke down", []
+    warnings = []
+    if reference_nll is not None and mi > reference_nll + NLL_SLACK:
+        warnings.append(
+            f"mutual information {mi:.3f} exceeds the data entropy ln V = {reference_nll:.3f}: possible only because "
+            f"the model is far from the data (NLL gap {nll - reference_nll:+.3f}); it is not a latent usage of p_D"
+        )
+    return None, warnings
 
 
 class Task:
@@ -106,6 +152,11 @@ class Task:
     result_columns: tuple[str, ...] = ()  # this task's columns of a results table, after the common ones
     curve_columns: tuple[str, ...] = ()  # of those, the ones that set a curve apart (besides the common setting)
     memory_hint: str = ""  # the config keys that reduce a run's memory, for the preflight message
+    # Table 2's ranges of the parameters its studies tune by name (micmco.study): name -> (key, low, high, scale)
+    tuned_ranges: dict[str, tuple[str, float, float, str]] = OBJECTIVE_RANGES
+    distinct_splits: bool = True  # whether its splits are different data: curve labels and paper matches name them
+    paper_folder: str = ""  # the folder of data/paper-frontiers with the paper's trial files of this task, if any
+    paper_match_columns: tuple[str, ...] = ()  # curve columns a paper counterpart shares besides the setting
 
     # --- data, model, loss ---------------------------------------------------------------------
 
@@ -141,6 +192,10 @@ class Task:
         objective = Objective.from_config(config.objective, config.estimator.num_samples, config.estimator.mi_samples)
         return VariationalLoss(config.estimator.base, objective)
 
+    def split_units(self, config: RunConfig, split: str) -> int:
+        """The units (symbols, tokens) that a split's evaluation averages over: its batches' units add up to it."""
+        raise NotImplementedError
+
     def split(self, config: RunConfig) -> str:
         """The split a run evaluates on (``eval.split``, or the task's default)."""
         split = config.eval.split or self.splits[0]
@@ -162,24 +217,14 @@ class Task:
         return {}
 
     def setting_label(self, values: dict[str, str]) -> str:
-        """A short label of this task's curve columns for figure legends, e.g. "V = 200"."""
+        """A short label of this task's curve columns for figure legends, e.g. "V = 200". Written into each
+        results row (its ``setting_label`` column), so readers never ask the task."""
         return ", ".join(f"{key} {value}" for key, value in values.items())
 
-    def reference_from_row(self, row: dict[str, str]) -> float | None:
-        """The reference NLL of a results row (its config as recorded in the row)."""
-        return None
-
-    def uniform_from_row(self, row: dict[str, str]) -> float | None:
-        """The uniform model's NLL (ln V) for a results row, where its columns tell it."""
-        return None
-
     def plausibility(self, metrics: dict[str, float], config: RunConfig) -> tuple[str | None, list[str]]:
-        """(the reason the evaluation metrics are impossible or useless, or None; warnings). The rule every
-        task shares: finite metrics, and an NLL at most USELESS_FACTOR times the uniform model's ln V."""
-        bad = [name for name, value in metrics.items() if not math.isfinite(value)]
-        if bad:
-            return f"non-finite evaluation metrics: {', '.join(bad)}", []
-        return useless_nll(metrics["nll"], self.uniform_nll(config)), []
+        """(the reason the evaluation metrics are impossible or useless, or None; warnings): :func:`plausibility`
+        with this task's uniform NLL, reference NLL and unit."""
+        return plausibility(metrics, self.uniform_nll(config), self.reference_nll(config), self.unit)
 
     def loss_floor(self, config: RunConfig) -> tuple[float, str]:
         """The training loss no sane run goes below, and why (see DISCRETE_LOSS_FLOOR)."""
@@ -191,6 +236,23 @@ class Task:
 
     def estimate_memory(self, config: RunConfig, device: torch.device | str = "cpu") -> MemoryEstimate:
         raise NotImplementedError
+
+    # --- studies and the paper's trials ----------------------------------------------------------
+
+    def default_parameters(self, config: RunConfig) -> list[str]:
+        """The parameters a study of ``config`` tunes when its file names none (keys of :attr:`tuned_ranges`):
+        the learning rate, and λ and α where the objective has them."""
+        kind = config.objective.kind if config.objective is not None else "none"
+        names = ["learning_rate"]
+        names += ["lam"] if kind in ("kl", "renyi") else []
+        names += ["alpha"] if kind in ("renyi", "power") else []
+        return names
+
+    def paper_curve(self, named: Any) -> dict[str, Any]:
+        """This task's fields of a curve of the paper's trial file ``named`` (a micmco.naming.PaperFile):
+        ``split``, ``task_values``, ``reference_nll``, ``uniform_nll`` and ``setting_label`` (see
+        micmco.pareto.Curve). Only tasks with a :attr:`paper_folder` have such files."""
+        raise NotImplementedError(f"the {self.name} task has no paper trial files")
 
 
 def check_trained_by_estimator(config: RunConfig, trained_by_estimator: bool, latent_kind: str, why: str) -> None:

@@ -28,12 +28,11 @@ from ..memory import MemoryEstimate, latent_sizes, step_memory
 from ..models.sentence import SentenceModelConfig, SentenceVAE
 from ..runtime import derive_seed
 from .base import RunConfig, Task, check_trained_by_estimator
-from .ptb_data import PTB_SPLITS, PTBDataConfig, TrainingSentences, evaluation_batches, load_corpus
+from .ptb_data import PAPER_VOCABULARY, PTB_SPLITS, PTBDataConfig, TrainingSentences, evaluation_batches, load_corpus
 
 __all__ = ["PTBRunConfig", "PTBTask", "TASK", "REGULARISERS", "regulariser_of", "SentenceLoss", "first_cpu_draw"]
 
 REGULARISERS = ("none", "dropout-naive", "dropout-shared", "l2")
-MI_SLACK = 1e-3  # nats per token: Û - Ŝ ≤ -Ŝ holds sentence by sentence, so per token too
 
 
 @dataclass
@@ -131,6 +130,16 @@ class PTBTask(Task):
         "vocab_size", "hidden_size", "regulariser", "input_dropout", "state_dropout", "output_dropout", "l2",
     )  # fmt: skip
     curve_columns = ("vocab_size", "hidden_size", "regulariser")
+    paper_folder = "ptb"
+    paper_match_columns = ("regulariser",)  # a validation curve's counterpart is regularised the same way
+    tuned_ranges = {
+        **Task.tuned_ranges,  # the objective's rows (tasks.base.OBJECTIVE_RANGES)
+        # Table 2's validation runs (§7.2.5): the three dropout rates, or an L2 penalty instead
+        "input_dropout": ("model.input_dropout", 0.0, 0.9, "linear"),
+        "state_dropout": ("model.state_dropout", 0.0, 0.8, "linear"),
+        "output_dropout": ("model.output_dropout", 0.0, 0.95, "linear"),
+        "l2": ("model.l2", 5e-6, 1e-3, "log"),
+    }
     memory_hint = (
         "reduce data.batch_size, data.max_length, data.vocab_size, model.hidden_size, estimator.num_samples "
         "or eval.batch_size, or set eval.sample_chunk"
@@ -170,6 +179,9 @@ class PTBTask(Task):
         for batch in evaluation_batches(load_corpus(config.data), split, config.eval.batch_size):
             yield EvalBatch(batch, batch.lengths.double())  # per token, <eos> included
 
+    def split_units(self, config: PTBRunConfig, split: str) -> int:
+        return load_corpus(config.data).stats[split].kept_tokens  # after truncation, <eos> included
+
     def build_model(self, config: PTBRunConfig) -> nn.Module:
         corpus = load_corpus(config.data)
         with torch.random.fork_rng(devices=[]):
@@ -196,18 +208,6 @@ class PTBTask(Task):
         regulariser = REGULARISER_LABELS.get(values["regulariser"], values["regulariser"])
         return f"V = {values['vocab_size']}, H = {values['hidden_size']}, {regulariser}"
 
-    def uniform_from_row(self, row: dict[str, str]) -> float:
-        return math.log(int(row["vocab_size"]))
-
-    def plausibility(self, metrics: dict[str, float], config: PTBRunConfig) -> tuple[str | None, list[str]]:
-        reason, warnings = super().plausibility(metrics, config)
-        if reason is None and metrics["mutual_information"] > metrics["nll"] + MI_SLACK:
-            reason = (
-                f"mutual information {metrics['mutual_information']:.4f} exceeds the NLL {metrics['nll']:.4f} "
-                "per token: impossible, the estimate broke down"
-            )
-        return reason, warnings
-
     def describe_metrics(self, metrics: dict[str, float]) -> str:
         return f"NLL {metrics['nll']:.4f} nats per token (perplexity {math.exp(min(metrics['nll'], 700)):.1f})"
 
@@ -228,6 +228,22 @@ class PTBTask(Task):
         copies = estimator_spec(config.estimator.base).memory
         # LSTM steps keep their gates for backward: about 3 H-sized tensors per row more than an MLP layer.
         return step_memory(parameters, copies, draws, rows_per_draw, V, 3 * H, sizes.sample_floats, eval_rows, device)
+
+    def default_parameters(self, config: PTBRunConfig) -> list[str]:
+        """The objective's, and the regulariser's rates where the base config has one."""
+        names = super().default_parameters(config)
+        names += ["input_dropout", "state_dropout", "output_dropout"] if config.model.dropout else []
+        return names + (["l2"] if config.model.l2 > 0 else [])
+
+    def paper_curve(self, named: Any) -> dict[str, Any]:
+        """The paper's PTB trials: its 10,000-word vocabulary, the file's split, hidden size and regulariser;
+        no known optimum (text), the uniform model's ln V per token."""
+        values = {"vocab_size": str(PAPER_VOCABULARY), "hidden_size": str(named.hidden_size),
+                  "regulariser": named.regulariser}  # fmt: skip
+        return dict(
+            split=named.split, task_values=values, reference_nll=None, uniform_nll=math.log(PAPER_VOCABULARY),
+            setting_label=self.setting_label(values),
+        )  # fmt: skip
 
 
 TASK = PTBTask()
