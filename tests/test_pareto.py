@@ -370,7 +370,9 @@ def test_every_committed_table_reads_the_same_with_its_reader_columns_written_in
     assert tables
     for path in tables:
         header, rows = read_table(path)
-        assert not set(READER_COLUMNS) & set(header)  # if this fails, the check below has nothing left to prove
+        # Exported from journals whose rows predate the columns, a table may carry them empty: still legacy rows.
+        assert not any(row.get(column) for _, row in rows for column in READER_COLUMNS), path
+        header = [column for column in header if column not in READER_COLUMNS]
         copy = tmp_path / path.name
         with copy.open("w", newline="") as file:
             writer = csv.DictWriter(file, [*header, *READER_COLUMNS], delimiter="\t", lineterminator="\n")
