@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..gradients import estimator_spec
 from ..naming import curve_draws, curve_label, paper_file_name, parse_curve_id
 from .common import markdown_table, repo_path, wrap_lines
 from .orderings import lowest_excess, ordering_table, same_objective
@@ -259,7 +260,7 @@ def plot_figure(figure: FigureResults):
         if per_token:  # the thesis's axes: usage up to 2 nats per token (Gaussian) or the discrete cap
             right = (
                 2.0
-                if any(parse_curve_id(c.curve_id).estimator in ("dreg", "iwae", "elbo") for c in figure.curves)
+                if any(estimator_spec(parse_curve_id(c.curve_id).estimator).reparameterised for c in figure.curves)
                 else 0.95
             )
             inside = [nll[mi <= right] for mi, nll in fronts if (mi <= right).any()]
