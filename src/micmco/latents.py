@@ -89,11 +89,17 @@ class GaussianLatent:
         num_samples: int,
         generator: torch.Generator | None = None,
         reparameterize: bool = True,
+        trials: int = 1,
     ) -> Tensor:
-        B, D = posterior.mean.shape  # batch, latent
+        """Samples [K, B, D]. ``trials`` > 1: the B rows are that many trials' copies of one batch (trial-major),
+        which share one draw of noise, so that each trial sees the noise its run alone draws (micmco.batched)."""
+        B, D = posterior.mean.shape  # batch (all trials), latent
         # float32 noise (float64 for float64 posteriors), also where autocast made the posterior bfloat16
         dtype = torch.promote_types(posterior.mean.dtype, torch.float32)
-        noise = torch.randn((num_samples, B, D), generator=generator, device=posterior.mean.device, dtype=dtype)
+        shape = (num_samples, B // trials, D)
+        noise = torch.randn(shape, generator=generator, device=posterior.mean.device, dtype=dtype)
+        if trials > 1:
+            noise = noise.repeat(1, trials, 1)
         z = posterior.mean + (0.5 * posterior.log_var).exp() * noise  # [K, B, D]
         return z if reparameterize else z.detach()
 
@@ -131,16 +137,24 @@ class CategoricalLatent:
         return CategoricalPosterior(logits.log_softmax(-1))
 
     def sample(
-        self, posterior: CategoricalPosterior, num_samples: int, generator: torch.Generator | None = None, **options
+        self,
+        posterior: CategoricalPosterior,
+        num_samples: int,
+        generator: torch.Generator | None = None,
+        trials: int = 1,
+        **options,
     ) -> Tensor:
-        """Exact samples [K, B, L]; ``reparameterize=True`` is an error (categorical latents have no path)."""
+        """Exact samples [K, B, L]; ``reparameterize=True`` is an error (categorical latents have no path).
+        ``trials``: as for :meth:`GaussianLatent.sample`, one draw of noise shared by that many trials' rows."""
         if options.pop("reparameterize", False):
             raise ValueError("categorical latents cannot be reparameterised; use a score-function estimator")
         if options:
-            raise TypeError(f"unknown argument(s) {', '.join(options)}; sample takes reparameterize only")
+            raise TypeError(f"unknown argument(s) {', '.join(options)}; sample takes reparameterize and trials only")
         log_probs = posterior.log_probs.detach()
         B, L, C = log_probs.shape  # batch, latents, categories
-        uniform = torch.rand((num_samples, B, L, C), generator=generator, device=log_probs.device)
+        uniform = torch.rand((num_samples, B // trials, L, C), generator=generator, device=log_probs.device)
+        if trials > 1:
+            uniform = uniform.repeat(1, trials, 1, 1)
         gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(uniform.dtype).tiny)))
         return (log_probs + gumbel).argmax(-1)  # Gumbel-max: exact samples, [K, B, L]
 
