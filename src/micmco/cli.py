@@ -95,6 +95,24 @@ def _parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in DELEGATED.items():
         commands.add_parser(name, help=help_text, add_help=False)  # listed here; parsed by its module
     commands.choices["train"].add_argument("--quiet", action="store_true", help="no progress bar")
+    batch = commands.add_parser(
+        "train-batch", help="train N trials of one config as one batched computation (each its own run directory)"
+    )
+    batch.add_argument("config", type=Path, help="YAML run config shared by the trials")
+    batch.add_argument(
+        "--trial",
+        dest="trials",
+        action="append",
+        required=True,
+        metavar="'KEY=VALUE ...'",
+        help="one trial: its overrides, separated by spaces, e.g. --trial 'objective.lam=0.5 train.learning_rate=1e-3'"
+        " (repeat once per trial)",
+    )
+    batch.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="an override shared by every trial (repeatable)")  # fmt: skip
+    batch.add_argument("--output-dir", help="directory for run directories (overrides output_dir)")
+    batch.add_argument("--threads", type=positive_int, help="CPU threads for torch (default 1)")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -193,7 +211,55 @@ def train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"train": train, "check": check}  # the commands parsed here; DELEGATED's parse their own
+def train_batch(args: argparse.Namespace) -> int:
+    """``micmco train-batch``: N trials trained together (:func:`micmco.batched.run_batch`); exit 0 when every
+    trial completed, 3 when some diverged (each result record says which and why), as ``train`` otherwise."""
+    from .batched import run_batch
+    from .experiment import RunLocked, preflight
+    from .runconfig import load_config, run_directory
+    from .trainer import CheckpointError
+
+    try:
+        shared = list(args.overrides)
+        if args.output_dir:
+            shared.append(f"output_dir={args.output_dir}")
+        if args.threads:
+            shared.append(f"train.threads={args.threads}")
+        if args.quiet:
+            shared.append("train.progress=false")
+        configs = [load_config(args.config, shared + trial.split()) for trial in args.trials]
+        for config in configs:
+            preflight(config, create_output_dir=True)
+    except ConfigError as error:
+        return _fail(f"invalid config {args.config}: {error}", EXIT_INPUT)
+    except KeyboardInterrupt:
+        return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        records = run_batch(configs)
+    except ConfigError as error:
+        return _fail(f"cannot run {args.config}: {error}", EXIT_INPUT)
+    except CheckpointError as error:
+        return _fail(str(error), EXIT_INPUT)
+    except RunLocked as error:
+        return _fail(str(error), EXIT_RUNNING)
+    except OSError as error:
+        return _fail(f"cannot run {args.config}: {type(error).__name__}: {error}", EXIT_FAILED)
+    except KeyboardInterrupt:
+        return _fail(
+            "interrupted; every trial's completed steps are checkpointed. Rerun the same command to resume.",
+            EXIT_INTERRUPTED,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+    for config, record in zip(configs, records):
+        print(_outcome(record))
+        print(f"result: {run_directory(config) / 'result.json'}")
+    return EXIT_DIVERGED if any(r.get("status") == "diverged" for r in records) else EXIT_OK
+
+
+# the commands parsed here; DELEGATED's parse their own
+COMMANDS = {"train": train, "check": check, "train-batch": train_batch}
 
 
 def _steps_done(run_dir: Path) -> int:
