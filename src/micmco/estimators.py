@@ -29,6 +29,8 @@ import math
 import torch
 from torch import Tensor
 
+from .pertrial import PerTrial, per_trial_values
+
 __all__ = [
     "log_weights",
     "log_marginal",
@@ -88,9 +90,10 @@ def check_some_weight(log_w: Tensor) -> None:
         )
 
 
-def check_alpha(alpha: float) -> None:
-    if not (alpha > 0 and math.isfinite(alpha)):
-        raise ValueError(f"alpha must be a finite number > 0 (the order of the Rényi divergence), got {alpha}")
+def check_alpha(alpha: float | PerTrial) -> None:
+    for value in per_trial_values(alpha):  # a batch of trials: each one's (micmco.pertrial)
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"alpha must be a finite number > 0 (the order of the Rényi divergence), got {value}")
 
 
 def log_marginal(log_lik: Tensor, log_prior: Tensor, log_q: Tensor) -> Tensor:

@@ -38,6 +38,7 @@ from .estimators import (
     renyi_from_log_weights,
     snis,
 )
+from .pertrial import PerTrial, per_trial_values
 
 __all__ = ["ObjectiveKind", "ObjectiveConfig", "Objective", "objective_value", "LAMBDA_BELOW", "check_lambda"]
 
@@ -100,8 +101,8 @@ class Objective:
     """
 
     kind: ObjectiveKind | str = ObjectiveKind.NONE  # stored as an ObjectiveKind
-    lam: float = 0.0  # λ (kl, renyi); power ties it to (α - 1)/α
-    alpha: float = 1.0  # α > 0 (renyi, power)
+    lam: float | PerTrial = 0.0  # λ (kl, renyi); power ties it to (α - 1)/α; per trial in a batch (micmco.batched)
+    alpha: float | PerTrial = 1.0  # α > 0 (renyi, power); per trial in a batch
     num_samples: int = 1  # K
     mi_samples: int | None = None  # K'; None = K (stored resolved, so Objective(k, num_samples=4).mi_samples == 4)
 
@@ -110,10 +111,11 @@ class Objective:
         object.__setattr__(self, "kind", parse_kind(self.kind))
         if self.mi_samples is None:
             object.__setattr__(self, "mi_samples", self.num_samples)
-        if self.kind in (ObjectiveKind.KL, ObjectiveKind.RENYI):
-            check_lambda(self.lam)
-        elif not math.isfinite(self.lam):
-            raise ValueError(f"lam must be a finite number, got {self.lam}")
+        for lam in per_trial_values(self.lam):
+            if self.kind in (ObjectiveKind.KL, ObjectiveKind.RENYI):
+                check_lambda(lam)
+            elif not math.isfinite(lam):
+                raise ValueError(f"lam must be a finite number, got {lam}")
         if self.kind in (ObjectiveKind.RENYI, ObjectiveKind.POWER):
             check_alpha(self.alpha)
         for name in ("num_samples", "mi_samples"):

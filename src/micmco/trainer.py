@@ -243,7 +243,8 @@ class Trainer:
         started = time.perf_counter()
         self._stop_requested = False
         try:
-            with self._signals_deferred_to_step_boundaries(), numerics(config.precision, self.device):
+            deferred = signals_deferred(self.request_stop, lambda: self._stop_requested)
+            with deferred, numerics(config.precision, self.device):
                 while self.state.step < config.steps:
                     if self._stop_requested:
                         self._checkpoint(started, sums, count)
@@ -278,43 +279,10 @@ class Trainer:
             bar.close()
         return self.state
 
-    @contextlib.contextmanager
-    def _signals_deferred_to_step_boundaries(self) -> Iterator[None]:
-        """SIGINT/SIGTERM set the stop flag (checked between steps); a second one interrupts at once.
-        A signal the process was started ignoring (as background jobs of a script ignore SIGINT) is
-        left ignored, as Python itself does."""
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signal handlers can only be installed from the main thread
-            return
-
-        def handler(signum, frame):
-            if self._stop_requested:
-                raise KeyboardInterrupt  # the user insists: stop now, keep the last checkpoint
-            self._stop_requested = True
-
-        previous = install_handlers(handler)
-        try:
-            yield
-        finally:
-            restore_handlers(previous)
-
-    # A finite blow-up (say, a learning rate far too large) leaves a finite but useless model:
-    # the loss the optimiser minimised ends far above where it started.
-    LOSS_RISE_NATS = 1.0
-    LOSS_RISE_FRACTION = 0.5
-
     def _check_final_loss(self, final: float) -> None:
-        initial = self.state.initial_loss
-        if initial is None or not math.isfinite(initial):
-            return
-        allowed = max(self.LOSS_RISE_NATS, self.LOSS_RISE_FRACTION * abs(initial))
-        if final > initial + allowed:
-            raise Diverged(
-                f"the training loss rose from {initial:.4g} at step 0 to {final:.4g} at the end "
-                "(the optimisation diverged; try a smaller learning rate)",
-                self.state.step,
-                self.state.history[-2] if len(self.state.history) > 1 else None,
-            )
+        diverged = final_loss_divergence(self.state, final)
+        if diverged is not None:
+            raise diverged
 
     def _checkpoint(self, started: float, sums: dict[str, Tensor], count: int) -> None:
         self.state.elapsed += time.perf_counter() - started
@@ -324,27 +292,81 @@ class Trainer:
 
     def _log(self, sums: dict[str, Tensor], count: int, bar) -> dict[str, float]:
         means = {name: (total / count).item() for name, total in sums.items()}
-        bad = [name for name, value in means.items() if not math.isfinite(value)]
-        if bad:
-            first = self.state.step - count + 1
-            raise Diverged(
-                f"non-finite {', '.join(bad)} in steps {first}-{self.state.step} (try a smaller learning rate)",
-                self.state.step,
-                self.state.history[-1] if self.state.history else None,
-            )
-        if self.min_loss is not None and means["loss"] < self.min_loss:
-            first = self.state.step - count + 1
-            raise Diverged(
-                f"the training loss averaged {means['loss']:.4g} in steps {first}-{self.state.step}, below "
-                f"{self.min_loss:g}, which is impossible ({self.min_loss_reason}): the objective ran away upwards",
-                self.state.step,
-                self.state.history[-1] if self.state.history else None,
-            )
+        diverged = window_divergence(self.state, means, count, self.min_loss, self.min_loss_reason)
+        if diverged is not None:
+            raise diverged
         self.state.history.append({"step": self.state.step, **means})
         if self.state.step == self.config.steps:
             self._check_final_loss(means["loss"])
         bar.set_postfix({name: f"{value:.4g}" for name, value in means.items()}, refresh=False)
         return means
+
+
+@contextlib.contextmanager
+def signals_deferred(request_stop: Callable[[], None], stop_requested: Callable[[], bool]) -> Iterator[None]:
+    """SIGINT/SIGTERM call ``request_stop`` (a trainer checks for it between steps); a second one, once
+    ``stop_requested()``, interrupts at once. A signal the process was started ignoring (as background jobs of a
+    script ignore SIGINT) is left ignored, as Python itself does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+
+    def handler(signum, frame):
+        if stop_requested():
+            raise KeyboardInterrupt  # the user insists: stop now, keep the last checkpoint
+        request_stop()
+
+    previous = install_handlers(handler)
+    try:
+        yield
+    finally:
+        restore_handlers(previous)
+
+
+def window_divergence(
+    state: TrainState, means: dict[str, float], count: int, min_loss: float | None, min_loss_reason: str
+) -> Diverged | None:
+    """Why the metric averages of the ``count`` steps up to ``state.step`` show a breakdown, or None: a non-finite
+    average, or a loss below ``min_loss`` (a runaway that a finite loss would otherwise hide)."""
+    first = state.step - count + 1
+    last_finite = state.history[-1] if state.history else None
+    bad = [name for name, value in means.items() if not math.isfinite(value)]
+    if bad:
+        return Diverged(
+            f"non-finite {', '.join(bad)} in steps {first}-{state.step} (try a smaller learning rate)",
+            state.step,
+            last_finite,
+        )
+    if min_loss is not None and means["loss"] < min_loss:
+        return Diverged(
+            f"the training loss averaged {means['loss']:.4g} in steps {first}-{state.step}, below "
+            f"{min_loss:g}, which is impossible ({min_loss_reason}): the objective ran away upwards",
+            state.step,
+            last_finite,
+        )
+    return None
+
+
+# A finite blow-up (say, a learning rate far too large) leaves a finite but useless model:
+# the loss the optimiser minimised ends far above where it started.
+LOSS_RISE_NATS = 1.0
+LOSS_RISE_FRACTION = 0.5
+
+
+def final_loss_divergence(state: TrainState, final: float) -> Diverged | None:
+    """A Diverged when the final loss average ends far above the loss of step 0, else None."""
+    initial = state.initial_loss
+    if initial is None or not math.isfinite(initial):
+        return None
+    allowed = max(LOSS_RISE_NATS, LOSS_RISE_FRACTION * abs(initial))
+    if final > initial + allowed:
+        return Diverged(
+            f"the training loss rose from {initial:.4g} at step 0 to {final:.4g} at the end "
+            "(the optimisation diverged; try a smaller learning rate)",
+            state.step,
+            state.history[-2] if len(state.history) > 1 else None,
+        )
+    return None
 
 
 CHECKPOINT_FORMAT = 2  # 1: pickled with weights_only=False (refused: it could run code)

@@ -17,10 +17,11 @@ from torch import Tensor, nn
 
 from ..config import ConfigError, check, check_choice, check_types
 from ..latents import CategoricalLatent, GaussianLatent, LatentConfig
+from .batched import BatchedEmbeddingBag, BatchedLinear, TrialLatent, batched_log_likelihood, stack_modules
 from .common import decoder_log_likelihood, summed_embedding, symbol_encoder
 from .vqvae import VQConfig
 
-__all__ = ["SyntheticModelConfig", "SingleSymbolVAE", "CategoricalEmbedding"]
+__all__ = ["SyntheticModelConfig", "SingleSymbolVAE", "CategoricalEmbedding", "BatchedSingleSymbolVAE"]
 
 
 @dataclass
@@ -76,3 +77,57 @@ class SingleSymbolVAE(nn.Module):
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """ln p(x|z) [K, B] for symbols x [B] and latent samples z [K, B, ...]."""
         return decoder_log_likelihood(self.decoder, z, x)
+
+
+class BatchedSingleSymbolVAE(nn.Module):
+    """N single-symbol VAEs of one shape, trained as one batch (:mod:`micmco.batched`): trial n's parameters
+    are ``model.<name>[n]`` for each parameter ``<name>`` of :class:`SingleSymbolVAE`.
+
+    Rows are trial-major: q(z|x) for a batch x [B] covers [N·B] rows (trial n's at n·B .. n·B + B - 1),
+    samples z are [K, N·B, ...] and ln p(x|z) is [K, N·B], the layout the estimators reduce over samples in.
+    """
+
+    def __init__(self, models: list[SingleSymbolVAE]):
+        super().__init__()
+        first = models[0]
+        self.trials = len(models)
+        self.latent = TrialLatent(first.latent, self.trials)
+        self.encoder = stack_modules([m.encoder for m in models])
+        *body, head = zip(*[m.decoder for m in models])
+        if isinstance(body[0][0], CategoricalEmbedding):  # one table per latent variable, summed
+            embeddings = BatchedEmbeddingBag([m.table for m in body[0]])
+            embeddings.register_buffer("offsets", body[0][0].offsets, persistent=False)
+            self.decoder = nn.Sequential(
+                _CategoricalInput(embeddings), *[stack_modules(layers) for layers in body[1:]], BatchedLinear(head)
+            )
+        else:
+            self.decoder = nn.Sequential(*[stack_modules(layers) for layers in body], BatchedLinear(head))
+
+    def posterior(self, x: Tensor):
+        """q(z|x) of every trial for one batch of symbols x [B] shared by the trials: [N·B] rows."""
+        N, (B,) = self.trials, x.shape  # trials, batch
+        params = self.encoder(x.expand(N, B))  # [N, B, P]
+        return self.latent.posterior(params.reshape(N * B, -1))
+
+    def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
+        """ln p(x|z) [K, N·B] for symbols x [B] and samples z [K, N·B, ...]."""
+        N, (B,) = self.trials, x.shape  # trials, batch
+        K, *rest = z.shape[0], *z.shape[2:]  # samples, latent shape
+        z = z.view(K, N, B, *rest).transpose(0, 1).reshape(N, K * B, *rest)  # [N, K·B, ...]: each trial's rows
+        *body, head = self.decoder
+        hidden = z
+        for layer in body:
+            hidden = layer(hidden)  # ends [N, K·B, H]
+        log_lik = batched_log_likelihood(hidden.view(N, K, B, -1), head.weight, head.bias, x)  # [N, K, B]
+        return log_lik.transpose(0, 1).reshape(K, N * B)
+
+
+class _CategoricalInput(nn.Module):
+    """The categorical decoder's input of N trials: Σ_l E_{n,l}[z_l], [N, R, L] -> [N, R, H]."""
+
+    def __init__(self, embeddings: nn.Module):
+        super().__init__()
+        self.table = embeddings  # named as CategoricalEmbedding's, so state_dict names match the single model's
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.table(z + self.table.offsets)

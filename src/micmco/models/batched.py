@@ -1,0 +1,140 @@
+"""Layers with an explicit trial dimension: N copies of a layer, one per trial, in one module.
+
+Each batched layer keeps its single counterpart's parameter names with a leading trial dimension
+(``weight`` [N, out, in] for ``nn.Linear``'s [out, in]), so that :func:`stack_modules` builds a batched
+module from N single ones and :func:`trial_state` gives trial n's ``state_dict`` back in the single
+module's format: a batched trial checkpoints exactly as the same run alone, and resumes either way.
+Inputs are shaped [N, rows, ...]. On one CPU thread ``baddbmm`` over [N, out, in] and ``F.linear`` agree
+bit for bit in float32 and float64 (tests/test_batched.py checks it), as do the gathers below and
+``nn.Embedding``/``embedding_bag``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .common import REDUCED, head_chunk_rows, linear_log_softmax_gather, symbol_log_likelihood
+
+__all__ = [
+    "BatchedLinear",
+    "BatchedEmbedding",
+    "BatchedEmbeddingBag",
+    "stack_modules",
+    "trial_state",
+    "trials_of",
+    "TrialLatent",
+    "batched_log_likelihood",
+]
+
+
+def _stacked(tensors: Sequence[Tensor]) -> nn.Parameter:
+    return nn.Parameter(torch.stack([t.detach() for t in tensors]).clone())
+
+
+class BatchedLinear(nn.Module):
+    """N affine maps: x [N, R, in] -> x W_n^T + b_n, [N, R, out]."""
+
+    def __init__(self, layers: Sequence[nn.Linear]):
+        super().__init__()
+        self.weight = _stacked([layer.weight for layer in layers])  # [N, out, in]
+        self.bias = _stacked([layer.bias for layer in layers]) if layers[0].bias is not None else None  # [N, out]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.bias is None:
+            return torch.bmm(x, self.weight.transpose(1, 2))
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+
+class BatchedEmbedding(nn.Module):
+    """N embedding tables: indices [N, R] -> [N, R, H] (one lookup in the tables laid end to end)."""
+
+    def __init__(self, tables: Sequence[nn.Embedding]):
+        super().__init__()
+        self.weight = _stacked([table.weight for table in tables])  # [N, V, H]
+
+    def forward(self, indices: Tensor) -> Tensor:
+        N, V, H = self.weight.shape  # trials, rows per table, embedding size
+        offsets = torch.arange(N, device=indices.device).view(N, *([1] * (indices.dim() - 1))) * V
+        return nn.functional.embedding(indices + offsets, self.weight.view(N * V, H))
+
+
+class BatchedEmbeddingBag(nn.Module):
+    """Σ_l table_n[indices[n, ..., l]] for N tables: indices [N, R, L] -> [N, R, H] (see summed_embedding)."""
+
+    def __init__(self, tables: Sequence[nn.Embedding]):
+        super().__init__()
+        self.weight = _stacked([table.weight for table in tables])  # [N, V, H]
+
+    def forward(self, indices: Tensor) -> Tensor:
+        N, V, H = self.weight.shape  # trials, rows per table, embedding size
+        *_, L = indices.shape  # ..., indices summed
+        offsets = torch.arange(N, device=indices.device).view(N, *([1] * (indices.dim() - 1))) * V
+        rows = (indices + offsets).reshape(-1, L)
+        summed = nn.functional.embedding_bag(rows, self.weight.view(N * V, H), mode="sum")
+        return summed.view(*indices.shape[:-1], H)
+
+
+STATELESS = (nn.Tanh, nn.ReLU, nn.Identity)
+
+
+def stack_modules(modules: Sequence[nn.Module]) -> nn.Module:
+    """The batched module of N single ones of the same structure (Sequential, Linear, Embedding, activations)."""
+    first = modules[0]
+    if isinstance(first, nn.Sequential):
+        return nn.Sequential(*[stack_modules(layers) for layers in zip(*modules)])
+    if isinstance(first, nn.Linear):
+        return BatchedLinear(modules)
+    if isinstance(first, nn.Embedding):
+        return BatchedEmbedding(modules)
+    if isinstance(first, STATELESS):
+        return first
+    raise TypeError(f"no batched form of {type(first).__name__}; this model trains one trial per process")
+
+
+def trials_of(module: nn.Module) -> int:
+    """N, the trials of a batched module (the leading dimension of its parameters)."""
+    return next(module.parameters()).shape[0]
+
+
+def trial_state(module: nn.Module, trial: int) -> dict[str, Tensor]:
+    """Trial ``trial``'s state_dict, in the single module's format (copies, on the CPU)."""
+    return {name: value[trial].detach().cpu().clone() for name, value in module.state_dict().items()}
+
+
+class TrialLatent:
+    """A latent space for N trials' rows (trial-major [N·B]): the trials share one draw of noise, so each
+    sees the noise its run alone draws; densities are row by row, as for the single latent."""
+
+    def __init__(self, latent, trials: int):
+        self.base, self.trials = latent, trials
+        self.reparameterized = latent.reparameterized
+        self.posterior_size = latent.posterior_size
+
+    def __getattr__(self, name: str):  # posterior, log_q, log_prior, kl_to_prior, entropy, ...: row by row
+        return getattr(self.base, name)
+
+    def sample(self, posterior, num_samples: int, generator: torch.Generator | None = None, **options) -> Tensor:
+        return self.base.sample(posterior, num_samples, generator, trials=self.trials, **options)
+
+
+def batched_log_likelihood(hidden: Tensor, weight: Tensor, bias: Tensor | None, x: Tensor) -> Tensor:
+    """ln softmax(hidden_n W_n^T + b_n)[x] for N trials: hidden [N, K, B, H], weight [N, V, H], x [B] -> [N, K, B].
+
+    Each trial's head is :func:`micmco.models.common.linear_log_softmax_gather` where that would chunk its
+    logits (large heads on a CPU: the same values bit for bit, at no cost that matters, the head being
+    compute-bound there) or where N trials' logits would not fit the accelerator's budget; otherwise one
+    batched product gives all logits at once (an accelerator, or small heads: the single path's reference).
+    """
+    N, K, B, H = hidden.shape  # trials, samples, batch, hidden size
+    V = weight.shape[1]  # vocabulary
+    device = hidden.device.type
+    single_chunks = head_chunk_rows(K * B, V, device) > 0
+    too_large = device != "cpu" and head_chunk_rows(N * K * B, V, device) > 0
+    reduced = torch.is_autocast_enabled(device) or hidden.dtype in REDUCED  # the single path's own target logits
+    if single_chunks or too_large or reduced:
+        return torch.stack([linear_log_softmax_gather(hidden[n], weight[n], bias[n], x) for n in range(N)])
+    logits = torch.baddbmm(bias.unsqueeze(1), hidden.view(N, K * B, H), weight.transpose(1, 2))  # [N, K·B, V]
+    return symbol_log_likelihood(logits.view(N * K, B, V), x).view(N, K, B)
