@@ -214,7 +214,7 @@ def train(args: argparse.Namespace) -> int:
 def train_batch(args: argparse.Namespace) -> int:
     """``micmco train-batch``: N trials trained together (:func:`micmco.batched.run_batch`); exit 0 when every
     trial completed, 3 when some diverged (each result record says which and why), as ``train`` otherwise."""
-    from .batched import run_batch
+    from .batched.run import run_batch
     from .experiment import RunLocked, preflight
     from .runconfig import load_config, run_directory
     from .trainer import CheckpointError

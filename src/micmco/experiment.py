@@ -39,10 +39,23 @@ from .runconfig import run_directory
 from .runtime import device_record, numerics, numerics_settings, resolve_device, step_generator, to_device
 from .tasks import get_task
 from .tasks.base import RunConfig
-from .trainer import Diverged, Trainer
+from .trainer import Diverged, Trainer, TrainState
 from .util import git_commit, write_atomically
 
-__all__ = ["RunLocked", "Preflight", "preflight", "run", "summary", "time_steps", "projection", "GPU_PROFILES"]
+__all__ = [
+    "RunLocked",
+    "Preflight",
+    "preflight",
+    "run",
+    "run_lock",
+    "torch_threads",
+    "result_record",
+    "finished_record",
+    "summary",
+    "time_steps",
+    "projection",
+    "GPU_PROFILES",
+]
 
 
 @dataclass(frozen=True)
@@ -200,14 +213,14 @@ def run(config: RunConfig, echo=print) -> dict[str, Any]:
     run_dir = run_directory(config)
     result_path = run_dir / "result.json"
     if result_path.exists():
-        return _finished(run_dir, echo)
+        return finished_record(run_dir, echo)
     checks = preflight(config, create_output_dir=True)
     for note in checks.notes:
         echo(f"note: {note}")
     run_dir.mkdir(exist_ok=True)
     with run_lock(run_dir):
         if result_path.exists():  # finished by another process while we waited to look
-            return _finished(run_dir, echo)
+            return finished_record(run_dir, echo)
         threads = config.train.threads or 1
         with torch_threads(threads):
             record = _train_and_evaluate(config, run_dir, checks, threads, echo)
@@ -215,14 +228,13 @@ def run(config: RunConfig, echo=print) -> dict[str, Any]:
     return record
 
 
-def _finished(run_dir: Path, echo) -> dict[str, Any]:
+def finished_record(run_dir: Path, echo=print) -> dict[str, Any]:
     record = json.loads((run_dir / "result.json").read_text())
     echo(f"{run_dir}: already finished ({record.get('status', 'complete')})")
     return record
 
 
 def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, threads: int, echo) -> dict[str, Any]:
-    config_hash = run_dir.name.rsplit("-", 1)[-1]
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     task = get_task(config.task)
     floor, floor_reason = task.loss_floor(config)
@@ -233,37 +245,52 @@ def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, thr
         config.train,
         config.seed,
         checkpoint_path=run_dir / "checkpoint.pt",
-        fingerprint=config_hash,
+        fingerprint=run_dir.name.rsplit("-", 1)[-1],
         min_loss=floor,
         min_loss_reason=floor_reason,
         loss_unit=task.data_point,
     )
     if trainer.checkpoint_path.exists():
         echo(f"{run_dir}: resuming from its checkpoint")
-    record: dict[str, Any] = {"name": config.name, "fingerprint": config_hash, "status": "complete"}
+    try:
+        state, diverged = trainer.fit(), None
+    except Diverged as error:
+        state, diverged = trainer.state, error
+    return result_record(config, run_dir, checks, threads, state, diverged, trainer.model, trainer.device)
+
+
+def result_record(
+    config: RunConfig,
+    run_dir: Path,
+    checks: Preflight,
+    threads: int,
+    state: TrainState,
+    diverged: Diverged | None,
+    model: torch.nn.Module,
+    device: torch.device,
+) -> dict[str, Any]:
+    """A trained run's result record: its model evaluated (unless training diverged) and everything it ran with."""
+    task = get_task(config.task)
+    record: dict[str, Any] = {"name": config.name, "fingerprint": run_dir.name.rsplit("-", 1)[-1], "status": "complete"}
     data = task.data_record(config)
     if data is not None:
         record["data"] = data
     if checks.notes:
         record["warnings"] = list(checks.notes)
     started = time.perf_counter()
-    try:
-        state = trainer.fit()
-    except Diverged as diverged:
+    if diverged is not None:
         record.update(status="diverged", metrics=None)
         record["divergence"] = {
             "reason": diverged.reason,
             "step": diverged.step,
             "last_finite_metrics": diverged.last_finite,
         }
-        state = trainer.state
         metrics = None
     else:
-        started = time.perf_counter()
         split = task.split(config)
         batches = task.evaluation_batches(config, split)
-        with numerics(config.train.precision, trainer.device):
-            metrics = evaluate(trainer.model, batches, config.eval, seed=config.seed, progress=config.train.progress)
+        with numerics(config.train.precision, device):
+            metrics = evaluate(model, batches, config.eval, seed=config.seed, progress=config.train.progress)
         record["evaluation"] = {"split": split, "unit": task.unit, "units": metrics.pop("units")}
         reference = task.reference_nll(config)
         if reference is not None:
@@ -274,7 +301,7 @@ def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, thr
         if reason:
             record["status"] = "diverged"
             record["divergence"] = {"reason": reason, "step": state.step, "last_finite_metrics": state.history[-1]}
-    with numerics(config.train.precision, trainer.device):
+    with numerics(config.train.precision, device):
         applied = numerics_settings()  # the flags training and evaluation ran under
     record.update(
         {
@@ -285,11 +312,11 @@ def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, thr
             "resumed_from_steps": state.resumed_from,
             "train_wall_time_s": state.elapsed,
             "eval_wall_time_s": time.perf_counter() - started if metrics is not None else 0.0,
-            "device": _describe_device(trainer.device, threads),
+            "device": _describe_device(device, threads),
             "threads": threads,
             "precision": config.train.precision,
             "numerics": applied,
-            **device_record(trainer.device),  # device_kind, device_name, torch, CUDA and cuDNN versions
+            **device_record(device),  # device_kind, device_name, torch, CUDA and cuDNN versions
             "memory_estimate_bytes": checks.memory.peak_bytes,
             "micmco_version": __version__,
             "git_commit": git_commit(),

@@ -163,18 +163,10 @@ class Trainer:
         """Write the checkpoint atomically: only tensors and plain Python values (loadable with weights_only)."""
         if self.checkpoint_path is None:
             return
-        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "format": CHECKPOINT_FORMAT,
-            "fingerprint": self.fingerprint,
-            "device": self.device.type,  # CPU and CUDA generators draw different noise: resumed on the same kind only
-            "state": dict(self.state.__dict__),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-        }
-        partial = self.checkpoint_path.with_suffix(".partial")
-        torch.save(payload, partial)
-        os.replace(partial, self.checkpoint_path)  # atomic: a kill never leaves a torn checkpoint
+        payload = checkpoint_payload(
+            self.fingerprint, self.device, self.state, self.model.state_dict(), self.optimizer.state_dict()
+        )
+        write_checkpoint(self.checkpoint_path, payload)
 
     def load_checkpoint(self) -> bool:
         """Restore from the checkpoint if there is one; True if restored.
@@ -185,22 +177,10 @@ class Trainer:
         every step). A checkpoint written on another kind of device is refused: the run would continue
         with another noise stream, no longer the run its fingerprint names.
         """
-        path = self.checkpoint_path
-        if path is None or not path.exists():
+        payload = usable_checkpoint(self.checkpoint_path, self.fingerprint, self.device)
+        if payload is None:
             return False
-        payload = read_checkpoint(path)
-        if payload.get("fingerprint") != self.fingerprint:
-            raise CheckpointError(
-                f"checkpoint {path} belongs to a different configuration; "
-                "use another output directory or delete the checkpoint to start over"
-            )
-        saved_on = payload.get("device", "cpu")  # checkpoints from before the field: nothing had run on a GPU
-        if saved_on != self.device.type:
-            raise CheckpointError(
-                f"checkpoint {path} was written on {saved_on} and this run is on {self.device.type}, whose random "
-                f"numbers differ, so it would not continue the same run; resume it on a {saved_on} device, or "
-                f"delete the checkpoint to start over on {self.device.type}"
-            )
+        path = self.checkpoint_path
         try:
             self.model.load_state_dict(payload["model"])
             self.optimizer.load_state_dict(payload["optimizer"])
@@ -370,6 +350,50 @@ def final_loss_divergence(state: TrainState, final: float) -> Diverged | None:
 
 
 CHECKPOINT_FORMAT = 2  # 1: pickled with weights_only=False (refused: it could run code)
+
+
+def checkpoint_payload(
+    fingerprint: str, device: torch.device, state: TrainState, model_state: dict, optimizer_state: dict
+) -> dict[str, Any]:
+    """A checkpoint's contents: only tensors and plain Python values (loadable with weights_only)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "fingerprint": fingerprint,
+        "device": device.type,  # CPU and CUDA generators draw different noise: resumed on the same kind only
+        "state": dict(state.__dict__),
+        "model": model_state,
+        "optimizer": optimizer_state,
+    }
+
+
+def write_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write a checkpoint atomically: a kill never leaves a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save(payload, partial)
+    os.replace(partial, path)
+
+
+def usable_checkpoint(path: Path | None, fingerprint: str, device: torch.device) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` (None if there is none), refused with a CheckpointError when it belongs to another
+    configuration or was written on another kind of device (whose random numbers differ: the run would continue
+    with another noise stream, no longer the run its fingerprint names)."""
+    if path is None or not path.exists():
+        return None
+    payload = read_checkpoint(path)
+    if payload.get("fingerprint") != fingerprint:
+        raise CheckpointError(
+            f"checkpoint {path} belongs to a different configuration; "
+            "use another output directory or delete the checkpoint to start over"
+        )
+    saved_on = payload.get("device", "cpu")  # checkpoints from before the field: nothing had run on a GPU
+    if saved_on != device.type:
+        raise CheckpointError(
+            f"checkpoint {path} was written on {saved_on} and this run is on {device.type}, whose random "
+            f"numbers differ, so it would not continue the same run; resume it on a {saved_on} device, or "
+            f"delete the checkpoint to start over on {device.type}"
+        )
+    return payload
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

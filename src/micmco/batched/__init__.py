@@ -6,8 +6,5 @@ L2: :func:`run_batch` trains them together, each with its own run directory, loc
 another batch. Tasks without a batched model train their trials one after another.
 """
 
-from __future__ import annotations
-
-from .run import batchable, run_batch
-
-__all__ = ["run_batch", "batchable"]
+# The modules are imported where used (micmco.batched.run needs the run hub, which needs the models, which use
+# micmco.models.batched): importing them here would make a circle.

@@ -192,6 +192,17 @@ class Task:
         objective = Objective.from_config(config.objective, config.estimator.num_samples, config.estimator.mi_samples)
         return VariationalLoss(config.estimator.base, objective)
 
+    def batches(self, config: RunConfig) -> bool:
+        """Whether trials of ``config`` can train N at a time (:mod:`micmco.batched`): see :meth:`batched_model`."""
+        return False
+
+    def batched_model(self, models: list[nn.Module]) -> nn.Module:
+        """N models of :meth:`build_model`, differing only in their parameters, as one model with a trial
+        dimension: ``trials``, ``latent``, ``posterior(x)`` over the N trials' rows and ``log_likelihood`` as
+        :class:`micmco.models.synthetic.BatchedSingleSymbolVAE` has them, and the single model's parameter
+        names (trial n's values at index n). Only where :meth:`batches` says so."""
+        raise NotImplementedError(f"the {self.name} task trains one trial per process")
+
     def split_units(self, config: RunConfig, split: str) -> int:
         """The units (symbols, tokens) that a split's evaluation averages over: its batches' units add up to it."""
         raise NotImplementedError

@@ -23,6 +23,7 @@ from ..gradients import estimator_spec
 from ..latents import make_latent
 from ..memory import MemoryEstimate, StepCopies, latent_sizes, step_memory
 from ..models import VQVAE, SingleSymbolVAE, SyntheticModelConfig
+from ..models.synthetic import BatchedSingleSymbolVAE
 from ..runtime import derive_seed, step_generator
 from .base import RunConfig, Task, check_trained_by_estimator
 
@@ -113,6 +114,12 @@ class SyntheticTask(Task):
             if config.model.kind == "vqvae":
                 return VQVAE(vocab, latent, config.model.vq, hidden)
             return SingleSymbolVAE(vocab, latent, hidden)
+
+    def batches(self, config: SyntheticRunConfig) -> bool:
+        return config.model.kind == "vae"  # the VQ-VAE baseline (its own loss, a codebook) trains alone
+
+    def batched_model(self, models: list[nn.Module]) -> nn.Module:
+        return BatchedSingleSymbolVAE(models)
 
     def build_loss(self, config: SyntheticRunConfig):
         if config.model.kind == "vqvae":
