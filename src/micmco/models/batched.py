@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from .common import REDUCED, head_chunk_rows, linear_log_softmax_gather, symbol_log_likelihood
 
@@ -43,9 +44,28 @@ class BatchedLinear(nn.Module):
         self.bias = _stacked([layer.bias for layer in layers]) if layers[0].bias is not None else None  # [N, out]
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.bias is None:
-            return torch.bmm(x, self.weight.transpose(1, 2))
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+        bias = self.bias if self.bias is not None else self.weight.new_zeros(self.weight.shape[:2])
+        return BatchedAffine.apply(x, self.weight, bias)
+
+
+class BatchedAffine(torch.autograd.Function):
+    """x W_n^T + b_n with the gradients in the single layer's form: ``F.linear``'s backward computes the weight's
+    gradient as g^T x (autograd of ``baddbmm`` with a transposed weight would compute (x^T g)^T: the same sums
+    in another order, which differ in the last bit at small sizes). x [N, R, in], W [N, out, in], b [N, out]."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.bmm(grad.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
+        grad_bias = grad.sum(1) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
 
 
 class BatchedEmbedding(nn.Module):
@@ -62,7 +82,12 @@ class BatchedEmbedding(nn.Module):
 
 
 class BatchedEmbeddingBag(nn.Module):
-    """Σ_l table_n[indices[n, ..., l]] for N tables: indices [N, R, L] -> [N, R, H] (see summed_embedding)."""
+    """Σ_l table_n[indices[n, ..., l]] for N tables: indices [N, R, L] -> [N, R, H] (see summed_embedding).
+
+    On a CPU each trial's sum is its own ``embedding_bag`` call: its backward sorts the indices, and the
+    order in which it then adds up a repeated index's gradients is not the single call's when N trials'
+    indices are sorted together (1 ulp apart). On an accelerator one call serves all trials.
+    """
 
     def __init__(self, tables: Sequence[nn.Embedding]):
         super().__init__()
@@ -70,11 +95,13 @@ class BatchedEmbeddingBag(nn.Module):
 
     def forward(self, indices: Tensor) -> Tensor:
         N, V, H = self.weight.shape  # trials, rows per table, embedding size
-        *_, L = indices.shape  # ..., indices summed
+        *rows, L = indices.shape  # [N, R], indices summed
+        if indices.device.type == "cpu":
+            sums = [nn.functional.embedding_bag(i.reshape(-1, L), w, mode="sum") for i, w in zip(indices, self.weight)]
+            return torch.stack(sums).view(*rows, H)
         offsets = torch.arange(N, device=indices.device).view(N, *([1] * (indices.dim() - 1))) * V
-        rows = (indices + offsets).reshape(-1, L)
-        summed = nn.functional.embedding_bag(rows, self.weight.view(N * V, H), mode="sum")
-        return summed.view(*indices.shape[:-1], H)
+        summed = nn.functional.embedding_bag((indices + offsets).reshape(-1, L), self.weight.view(N * V, H), mode="sum")
+        return summed.view(*rows, H)
 
 
 STATELESS = (nn.Tanh, nn.ReLU, nn.Identity)
