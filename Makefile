@@ -15,7 +15,7 @@ BENCH_INSTALLED := $(VENV)/.bench-installed
 CONSTRAINTS := constraints.txt
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS)
 
-.PHONY: book test test-fast bench bench-ptb gpu-check smoke cpu clean reproduce
+.PHONY: book test test-fast bench bench-batch bench-ptb gpu-check smoke cpu clean reproduce
 
 $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,11 @@ test-fast: $(BOOK_INSTALLED)
 
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python benchmarks/step_time.py
+
+# Many trials in one process: trials per hour at N = 1, 4, 16, 64 trials per batch against one per process,
+# synthetic K = 1 and K = 16 at the cpu trial size and the paper's, ratios measured side by side (minutes).
+bench-batch: $(INSTALLED)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/batch_throughput.py
 
 # PTB: sentence-tokens/s at K = 16 against K = 1 and against a loop over the samples, the cost of
 # recurrent-state dropout, and peak memory per K against the preflight estimate (needs ../shared/data/ptb).

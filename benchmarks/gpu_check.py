@@ -13,7 +13,8 @@ profiler); ``gpu_vs_cpu`` (the first five losses of the same steps on both, the 
 estimator and both latent kinds, PTB with state dropout and shared masks: relative difference at most 1e-5 in
 float32 with TF32 off); ``evaluation`` (a K = 100 evaluation of the PTB validation split: time, and peak memory
 against the task's estimate); ``resume`` (a short run killed with SIGKILL after a checkpoint and rerun ends
-with the result of an uninterrupted run).
+with the result of an uninterrupted run); ``batched`` (many trials in one process: ms per trial-step at
+N = 1, 8, 32, 64, trials per GPU-hour against the goals, a batch against its trials alone over 200 steps).
 
 PTB data are found as micmco finds them ($MICMCO_PTB, data/ptb/, ../shared/data/ptb/); without them the PTB
 parts are skipped with a one-line reason. Exit codes: 0 every section ran and passed; 1 a check failed (or a
@@ -93,7 +94,15 @@ GPU = Plan(
     synthetic=(),
     ptb=(),
     compare={"synthetic": ("data.vocab_size=1000", "data.batch_size=32"), "ptb": SMALL_PTB},
-    budgets={"versions": 15, "sync_audit": 45, "step_time": 140, "gpu_vs_cpu": 90, "evaluation": 60, "resume": 90},
+    budgets={
+        "versions": 15,
+        "sync_audit": 40,
+        "step_time": 110,
+        "gpu_vs_cpu": 75,
+        "evaluation": 50,
+        "resume": 80,
+        "batched": 100,
+    },  # fmt: skip
 )
 TINY_SYNTHETIC = ("data.vocab_size=50", "data.batch_size=8", "model.hidden_size=16")
 TINY_PTB = (
@@ -595,7 +604,46 @@ def resume(plan: Plan, out: dict, scratch: Path) -> None:
     )
 
 
-SECTIONS = ("versions", "sync_audit", "step_time", "gpu_vs_cpu", "evaluation", "resume")
+BATCH_TOLERANCE = 1e-3  # batched against single losses over 200 GPU steps: other kernels' sums, compounded
+BATCH_GOALS = {1: 600, 16: 300}  # issue 22's goals: paper-size synthetic trials per GPU-hour (40k steps), by K
+
+
+def batched(plan: Plan, out: dict) -> None:
+    """Many trials in one process: ms per trial-step at N = 1, 8, 32, 64 (paper-size synthetic, K = 1 and 16)
+    against the single path, the trials per GPU-hour that gives, and trial n of a batch against it alone over
+    200 steps (the largest relative difference of their losses: another kernel's sums, not bit for bit)."""
+    import batch_throughput as bt  # benchmarks/, on the path when this script runs
+    import torch
+
+    device = torch.device(plan.device)
+    vocab = 10000 if plan.device == "cuda" else 50
+    trials = (1, 8, 32, 64) if plan.device == "cuda" else (1, 2)
+    x = torch.randint(vocab, (256,), generator=torch.Generator().manual_seed(0)).to(device)
+    rows = out.setdefault("ms_per_trial_step", {})
+    per_hour = out.setdefault("trials_per_gpu_hour", {})
+    for K in (1, 16):
+        steps = bt.STEPS_PER_TRIAL["paper"]
+        single = bt._time(bt._single(vocab, K, device), x, device, plan.timed)
+        rows[f"K={K} single"] = round(single * 1000, 4)
+        for N in trials:
+            seconds = bt._time(bt._batched(vocab, K, N, device), x, device, plan.timed) / N
+            rows[f"K={K} N={N}"] = round(seconds * 1000, 4)
+            per_hour[f"K={K} N={N}"] = round(3600 / (seconds * steps), 1)
+        best = max(v for k, v in per_hour.items() if k.startswith(f"K={K} "))
+        out.setdefault("meets_goal", {})[f"K={K}"] = best >= BATCH_GOALS[K]
+    out["differences"] = bt.batched_against_single(vocab, 4, 200 if plan.device == "cuda" else 5, device)
+    out["failed"] = not out["differences"]["max_relative"] <= BATCH_TOLERANCE
+    out["summary"] = (
+        "; ".join(
+            f"K={K}: best {max(v for k, v in per_hour.items() if k.startswith(f'K={K} '))} trials/GPU-hour "
+            f"(goal {BATCH_GOALS[K]})"
+            for K in (1, 16)
+        )
+        + f"; batched vs single over the steps: max rel. diff {out['differences']['max_relative']:.2g}"
+    )
+
+
+SECTIONS = ("versions", "sync_audit", "step_time", "gpu_vs_cpu", "evaluation", "resume", "batched")
 
 
 # --- running the sections, each in its time box ------------------------------------------------------------------
