@@ -17,7 +17,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
-SECTIONS = ["versions", "sync_audit", "step_time", "gpu_vs_cpu", "evaluation", "resume"]
+SECTIONS = ["versions", "sync_audit", "step_time", "gpu_vs_cpu", "evaluation", "resume", "batched"]
 # A stock GPU image has no Optuna, psycopg, plotly, ipywidgets or IPython: the dry run imports none of them.
 HOOK = """
 import importlib.abc, sys
@@ -64,8 +64,9 @@ def test_the_check_runs_every_section_on_the_cpu_and_prints_its_table_last(tmp_p
     assert list(sections) == SECTIONS
     assert {name: section["status"] for name, section in sections.items()} == {
         "versions": "passed", "sync_audit": "skipped", "step_time": "passed", "gpu_vs_cpu": "passed",
-        "evaluation": "passed", "resume": "passed",
+        "evaluation": "passed", "resume": "passed", "batched": "passed",
     }  # fmt: skip
+    assert sections["batched"]["differences"]["max_relative"] <= 1e-6  # on a CPU: bit for bit on one thread
     assert sections["sync_audit"]["reason"].startswith("needs CUDA")
     assert sections["versions"]["torch"] == torch.__version__
     ms = sections["step_time"]["ms_per_step"]
