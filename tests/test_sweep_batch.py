@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -98,8 +99,9 @@ def test_a_batch_trains_as_one_train_batch_and_records_each_trial(tmp_path):
     assert (logs / "batch-0000.log").read_text().count("result: ") == 3
     assert (logs / "batch-0003.log").read_text().count("result: ") == 2  # 5 - 3 left: never a surplus trial
     assert result.stdout.count(": complete:") == 5 and "surplus" not in result.stdout
-    again = subprocess.run(sweep_command(path, tmp_path, "--batch", "3"), cwd=REPO, capture_output=True, text=True)
+    again = subprocess.run(sweep_command(path, tmp_path, "--batch", "auto"), cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 0 and "[worker 0] trial" not in again.stdout, again.stdout + again.stderr
+    assert "1 worker(s) x 1 thread(s); storage" in again.stdout  # auto on a CPU: 1, no batches
 
 
 def test_gp_proposals_of_one_batch_differ(tmp_path):
@@ -202,7 +204,7 @@ def test_a_point_the_run_config_rejects_fails_alone_and_the_batch_runs_on(tmp_pa
     assert log.read_text().count("result: ") == 2
 
 
-def test_batch_auto_fills_80_percent_of_a_gpu_and_is_1_on_a_cpu():
+def test_batch_auto_fills_80_percent_of_a_gpu_and_is_1_on_a_cpu_and_0_is_refused():
     from types import SimpleNamespace
 
     import torch
@@ -220,6 +222,9 @@ def test_batch_auto_fills_80_percent_of_a_gpu_and_is_1_on_a_cpu():
     assert auto_batch(checks("cuda", 4 * gib, 4 * gib)) == 1  # at least 1 (preflight refuses what does not fit)
     assert auto_batch(checks("cuda", None, gib)) == 1
     assert auto_batch(checks("cpu", 80 * gib, 2**20)) == 1
+    refused = subprocess.run([sys.executable, "-m", "micmco.sweep", "s.yaml", "--batch", "0"], cwd=REPO,
+                             capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode == 2 and "--batch: must be a positive integer or auto, got '0'" in refused.stderr
 
 
 @pytest.mark.slow

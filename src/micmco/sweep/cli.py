@@ -70,7 +70,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _batch(text: str) -> int | str:
-    return "auto" if text == "auto" else positive_int(text)
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or auto, got {text!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
