@@ -227,6 +227,30 @@ def test_batch_auto_fills_80_percent_of_a_gpu_and_is_1_on_a_cpu_and_0_is_refused
     assert refused.returncode == 2 and "--batch: must be a positive integer or auto, got '0'" in refused.stderr
 
 
+def test_the_trials_of_a_failed_batch_count_as_one_failure_in_a_row():
+    """Three trials of one train-batch killed once do not stop the sweep; three batches failing do."""
+    import datetime as dt
+
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from micmco.sweep.census import failure_stop
+
+    since = time.time()
+
+    def failed(number: int, batch: int):
+        row = {"status": "failed", "reason": "killed by SIGKILL: step 9", "run": f"r{number}", "wall_s": "1"}
+        trial = create_trial(params={"lam": 0.1 * number}, distributions={"lam": FloatDistribution(0.0, 1.0)},
+                             state=TrialState.FAIL, user_attrs={"outcome": "failed", "exit_code": -9, "row": row,
+                                                                "batch": batch})  # fmt: skip
+        trial.number = number
+        trial.datetime_complete = dt.datetime.now()
+        return trial
+
+    assert failure_stop([failed(0, 0), failed(1, 0), failed(2, 0)], since) is None
+    assert failure_stop([failed(0, 0), failed(1, 0), failed(2, 2), failed(3, 3)], since).error.startswith("killed")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
 def test_a_sweep_stopped_or_killed_mid_batch_resumes_to_exactly_its_budget(tmp_path, how):

@@ -21,7 +21,9 @@ A stopped batch (a signal to the sweep: the train-batch child checkpoints every 
 every trial back for a retry; a killed one leaves them RUNNING with the heartbeats of a dead process, and
 whichever worker looks next releases them (:meth:`.optuna_study.Sweep.recover`). Either way the retries resume
 the same run directories, alone or in another batch. A trial whose point the run config rejects is recorded
-failed before the batch starts, and the others run.
+failed before the batch starts, and the others run. A batch that fails (its train-batch exits with an error,
+or is killed, e.g. out of memory) fails each trial that has no result.json, and counts as one failure towards
+the rule that stops a sweep after three in a row (:func:`.census.failure_stop`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def run_batch_of(worker, count: int) -> None:
         if not ready:
             return
         numbers = [p.trial.number for p, _ in ready]
+        for proposal, _ in ready:  # its failures count once (census.failure_stop)
+            proposal.trial.set_user_attr("batch", numbers[0])
         log_path = sweep.log_dir / f"batch-{numbers[0]:04d}.log"
         sweep.log_dir.mkdir(parents=True, exist_ok=True)
         for proposal, _ in ready:  # each point's own log says where its output went
