@@ -38,14 +38,18 @@ book: $(BOOK_INSTALLED)
 # Re-run the studies behind the synthetic figures (2-7, 15, 26, 27) with the sweep tool; rerunning
 # continues them (finished trials kept, interrupted ones resumed). Then `make book` plots the new results.
 #   make reproduce PROFILE=cpu [FIGURE=N]     results/cpu/, two workers of one thread each (2 cores)
-#   make reproduce PROFILE=paper [FIGURE=N]   results/paper/, the paper's settings, one worker on the GPU
+#   make reproduce PROFILE=paper [FIGURE=N]   results/paper/, the paper's settings, one worker on the GPU training
+#                                             a batch of trials at once (--batch auto: as many as fit in 80% of the
+#                                             GPU's free memory by the memory estimate, at most 64; 1 without a GPU)
 FIGURE ?=
 WORKERS ?= $(if $(filter paper,$(PROFILE)),1,2)
+BATCH ?= $(if $(filter paper,$(PROFILE)),auto,1)
 reproduce: $(INSTALLED)
 	@studies=$$($(BIN)/python -m micmco.book studies $(PROFILE) $(FIGURE)) || exit 2; \
 	for study in $$studies; do \
 	  echo "== $$study"; \
-	  OMP_NUM_THREADS=1 $(BIN)/micmco sweep $$study --workers $(WORKERS) --threads $(WORKERS); \
+	  OMP_NUM_THREADS=1 $(BIN)/micmco sweep $$study --workers $(WORKERS) --threads $(WORKERS) \
+	    $(if $(filter-out 1,$(BATCH)),--batch $(BATCH)); \
 	  code=$$?; [ $$code -eq 130 ] && exit 130; [ $$code -ne 0 ] && failed="$$failed $$study"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "failed:$$failed (rerun to continue)"; exit 1; fi; \

@@ -35,14 +35,18 @@ recreated, and the table is rewritten only when it changed.
 
 ``--workers`` is capped by the trials left, the cores and the memory one worker needs
 (:mod:`.capacity`); a signal stops the sweep at any moment, and workers die with their
-supervisor (:mod:`.supervisor`).
+supervisor (:mod:`.supervisor`). ``--batch N`` (or ``auto``: what fits in 80% of the GPU's memory) has each
+worker train up to N trials at once as one ``micmco train-batch``, each trial with its own heartbeat, run
+directory and row, recorded as a trial run alone is (:mod:`.batch`).
 
 Modules:
 
 - :mod:`.cli`: the argument parser and :func:`.cli.main` (``micmco sweep`` delegates to it).
 - :mod:`.capacity`: the checks before the first trial; how many local workers fit (cores, trials left, memory).
 - :mod:`.supervisor`: one worker in this process, or several worker processes, restarted and stopped together.
-- :mod:`.worker`: a worker's loop; one trial's ``micmco train`` subprocess, its heartbeat, its row.
+- :mod:`.worker`: a worker's loop; taking a trial (popped or proposed), one trial's ``micmco train``, recording it.
+- :mod:`.batch`: ``--batch N``: N trials taken at once and run as one ``micmco train-batch``.
+- :mod:`.trial`: a trial's run config, heartbeat, and what its subprocess's exit and result.json make of it.
 - :mod:`.sampler`: the sampler's construction, the values it is told, when two proposals are one point.
 - :mod:`.optuna_study`: the :class:`Sweep` (create or load, grid, release, recover, export).
 - :mod:`.census`: trial slots and outcomes, the :class:`Census`, failures that stop a sweep, heartbeats, lost trials.

@@ -12,7 +12,11 @@ One worker is two processes: the worker (Python, torch, Optuna and its Gaussian-
 236-349 MB resident measured on a PTB study, growing as the sampler fits; ~155 MB before it) and its
 trial's ``micmco train`` (:data:`micmco.memory.PROCESS_BASE` plus the peak tensor memory that
 :func:`micmco.experiment.preflight` estimates; on an accelerator the tensors are counted
-against its own free memory).
+against its own free memory). With ``--batch N`` a worker's trial process trains N trials: N times the tensors.
+
+``--batch auto`` (:func:`auto_batch`) fills 80% of an accelerator's free memory with trials, at most 64 (the
+estimate is of the largest trial of the study; the rest is headroom for what it leaves out, e.g. the
+allocator's fragmentation); on a CPU it is 1, since there a batch saves no time over separate workers.
 """
 
 from __future__ import annotations
@@ -27,9 +31,20 @@ from ..config import ConfigError
 if TYPE_CHECKING:
     from ..experiment import Preflight
 
-__all__ = ["WORKER_PROCESS_BYTES", "Capacity", "usable_cores", "check_study", "capacity_of", "cap_workers"]
+__all__ = [
+    "WORKER_PROCESS_BYTES",
+    "MAX_BATCH",
+    "Capacity",
+    "usable_cores",
+    "check_study",
+    "capacity_of",
+    "cap_workers",
+    "auto_batch",
+]
 
 WORKER_PROCESS_BYTES = 360 * 2**20  # a worker process without its trial (measured up to 349 MB, see above)
+MAX_BATCH = 64  # trials of one batch at most (--batch auto)
+BATCH_MEMORY_SHARE = 0.8  # of an accelerator's free memory that --batch auto fills with trials
 
 
 def usable_cores() -> int:
@@ -62,9 +77,9 @@ def check_study(study, runs_dir: Path) -> Preflight:
     return preflight(load_config(study.base_path, study.trial_overrides(high) + output))
 
 
-def capacity_of(sweep, checks: Preflight | None = None) -> Capacity:
-    """The limits of `sweep` on this machine; ConfigError (one line, nothing run) if one worker does not fit.
-    `checks`: those of :func:`check_study`, made now if not given."""
+def capacity_of(sweep, checks: Preflight | None = None, batch: int = 1) -> Capacity:
+    """The limits of `sweep` on this machine, each worker running `batch` trials at once; ConfigError (one line,
+    nothing run) if one worker does not fit. `checks`: those of :func:`check_study`, made now if not given."""
     import torch
 
     from ..memory import PROCESS_BASE, available_memory, format_bytes
@@ -74,7 +89,7 @@ def capacity_of(sweep, checks: Preflight | None = None) -> Capacity:
     trials_left = max(0, study.trials - done_count(table_rows(sweep.trials())))
     checks = checks or check_study(study, sweep.runs_dir.parent)
     on_host = checks.device.type == "cpu"
-    tensors = checks.memory.peak_bytes
+    tensors = checks.memory.peak_bytes * batch
     per_worker = WORKER_PROCESS_BYTES + PROCESS_BASE + (tensors if on_host else 0)
     host = available_memory(torch.device("cpu"))
     limits = [] if host is None else [host // per_worker]
@@ -83,9 +98,10 @@ def capacity_of(sweep, checks: Preflight | None = None) -> Capacity:
     memory_for = min(limits) if limits else None
     if memory_for is not None and memory_for < 1:
         free = "unknown" if host is None else format_bytes(host)
+        trials = f"{batch} trials of " if batch > 1 else ""
         raise ConfigError(
             "",
-            f"one worker needs ~{format_bytes(per_worker)} ({checks.memory.describe()}; plus "
+            f"one worker needs ~{format_bytes(per_worker)} ({trials}{checks.memory.describe()}; plus "
             f"~{format_bytes(WORKER_PROCESS_BYTES)} for the worker), but only {free} is available",
         )
     return Capacity(usable_cores(), trials_left, memory_for)
@@ -104,3 +120,12 @@ def cap_workers(requested: int, capacity: Capacity) -> tuple[int, str | None]:
     cores, left = capacity.cores, capacity.trials_left
     reasons = f"{cores} core{'s' * (cores != 1)}; {left} trial{'s' * (left != 1)} left; {memory}"
     return workers, f"sweep: --workers {requested} capped to {workers} ({reasons})"
+
+
+def auto_batch(checks: Preflight) -> int:
+    """``--batch auto``: on an accelerator, the trials whose estimated peak memory (that of the study's largest
+    trial, :func:`check_study`) fits in 80% of its free memory, 1 to 64; on a CPU (or free memory unknown), 1."""
+    if checks.device.type == "cpu" or checks.available is None:
+        return 1
+    fits = int(BATCH_MEMORY_SHARE * checks.available) // max(1, checks.memory.peak_bytes)
+    return max(1, min(MAX_BATCH, fits))

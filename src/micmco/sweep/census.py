@@ -184,7 +184,10 @@ def failure_stop(trials: Sequence, since: float) -> FailureStop | None:
     was refused (exit 2: all trials share the config but for the tuned values, which were checked at the
     ends of their ranges before the first trial, so the next trials would be refused too), the last
     STOP_AFTER finished trials failed with one error, or one point failed STOP_AFTER times. Failures
-    before `since` (an earlier run's) do not count: they are being retried. None: go on."""
+    before `since` (an earlier run's) do not count: they are being retried. The trials of one failed
+    ``micmco train-batch`` (user attribute ``batch``) failed once, together: they count as one in a row, or
+    a batch of three killed once (e.g. out of memory) would stop the sweep where three single trials would
+    not. None: go on."""
     finished = sorted(
         (t for t in trials if is_result(t) and t.datetime_complete and t.datetime_complete.timestamp() >= since),
         key=lambda t: (t.datetime_complete, t.number),
@@ -194,9 +197,14 @@ def failure_stop(trials: Sequence, since: float) -> FailureStop | None:
         if t.user_attrs.get("exit_code") == EXIT_INPUT:
             return FailureStop(error_of(t), EXIT_INPUT, len(failures))
     last = []
+    batches = set()
     for t in reversed(finished):
         if not is_failure(t) or len(last) == STOP_AFTER:
             break
+        batch = t.user_attrs.get("batch")
+        if batch is not None and batch in batches:
+            continue
+        batches.add(batch)
         last.append(error_of(t))
     if len(last) == STOP_AFTER and len(set(last)) == 1:
         return FailureStop(last[0], EXIT_FAILED, len(failures))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import ConfigError, positive_int
 from ..util import EXIT_FAILED, EXIT_INPUT, EXIT_OK
-from .capacity import cap_workers, capacity_of, check_study
+from .capacity import MAX_BATCH, auto_batch, cap_workers, capacity_of, check_study
 from .optuna_study import Sweep
 from .progress import summary_lines
 from .storage import STORAGE_ENV, WORKER_STORAGE_ENV, Scrubber, password_of
@@ -38,6 +38,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"postgresql://user:password@host/db to share the study between machines (default: ${STORAGE_ENV}, "
         "else the journal file results/<profile>/<study>.journal); a path without :// is a journal file",
     )
+    parser.add_argument(
+        "--batch",
+        type=_batch,
+        default=1,
+        help="trials each worker trains at once, as one `micmco train-batch` (one batched computation; default 1: "
+        f"each trial its own `micmco train`); auto: as many as fit in 80%% of the GPU's free memory, at most "
+        f"{MAX_BATCH} (1 on a CPU)",
+    )
     parser.add_argument("--trials", type=positive_int, help="override the study's number of trials")
     parser.add_argument(
         "--threads", type=positive_int, help="CPU threads in all, split between the workers (default: all cores)"
@@ -59,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # internal: one worker process
     return parser
+
+
+def _batch(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or auto, got {text!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as error:
             print(scrub(f"micmco sweep: {args.study}: cannot run: {error}"), file=sys.stderr)
             return EXIT_INPUT
+    if args.batch == "auto":  # a supervisor's workers get the number it chose
+        args.batch = auto_batch(checks) if checks is not None else 1
     try:
         sweep = Sweep(study, url, args.results_dir, args.runs_dir, echo=echo)
     except ConfigError as error:
@@ -108,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_worker(sweep, args.worker_index, threads, args, echo, supervised=True)
 
     try:
-        capacity = capacity_of(sweep, checks)
+        capacity = capacity_of(sweep, checks, args.batch)
     except ConfigError as error:
         print(scrub(f"micmco sweep: {args.study}: cannot run: {error}"), file=sys.stderr)
         return EXIT_INPUT
@@ -119,9 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if warning:
         print(scrub(f"micmco sweep: warning: {warning}"), file=sys.stderr)
     threads = max(1, (args.threads or capacity.cores) // workers)
+    batches = f", batches of {args.batch} trials" if args.batch > 1 else ""
     echo(
         f"sweep {study.name}: {study.trials} trials of {study.base_path} ({study.config.sampler} sampler), "
-        f"{workers} worker(s) x {threads} thread(s); storage: {sweep.storage_label}"
+        f"{workers} worker(s) x {threads} thread(s){batches}; storage: {sweep.storage_label}"
     )
     if workers == 1:
         return run_worker(sweep, 0, threads, args, echo, show_progress=True)

@@ -32,7 +32,7 @@ def run_worker(
 ) -> int:
     """Run worker `index` in this process until the budget is spent; export and, with progress, summarise.
     `supervised`: a supervisor's worker process, which stops when the supervisor is gone."""
-    worker = Worker(sweep, index, threads, args.heartbeat, args.stale_after, echo=echo)
+    worker = Worker(sweep, index, threads, args.heartbeat, args.stale_after, echo=echo, batch=args.batch)
     install_handlers(worker.stop)  # ignored stays ignored, as in micmco train
     if supervised:
         watch_parent(worker.stop)
@@ -87,7 +87,7 @@ def run_workers(sweep: Sweep, args, count: int, threads: int, url: str | None, e
         env[WORKER_STORAGE_ENV] = url
     command = [sys.executable, "-m", "micmco.sweep", str(args.study), "--threads", str(threads * count)]
     command += ["--workers", str(count), "--results-dir", str(args.results_dir), "--runs-dir", str(args.runs_dir)]
-    command += ["--heartbeat", str(args.heartbeat), "--stale-after", str(args.stale_after)]
+    command += ["--heartbeat", str(args.heartbeat), "--stale-after", str(args.stale_after), "--batch", str(args.batch)]
     if args.trials:
         command += ["--trials", str(args.trials)]
     restarts = {i: 0 for i in range(count)}

@@ -1,45 +1,67 @@
-"""One worker: pops or proposes trials and runs each as a ``micmco train`` subprocess, with a
-heartbeat, until the study's budget is spent; each finished trial becomes a row and is told to Optuna.
-Failed trials are retried (first), and failures that repeat stop the worker (:func:`.census.failure_stop`)."""
+"""One worker: pops or proposes trials and runs them until the study's budget is spent, each as a ``micmco train``
+subprocess or, with ``--batch N``, up to N at a time as one ``micmco train-batch`` (:mod:`.batch`), every trial
+with a heartbeat; each finished trial becomes a row and is told to Optuna, the same way whichever ran it
+(:mod:`.trial`). Failed trials are retried (first), and failures that repeat stop the worker
+(:func:`.census.failure_stop`)."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import functools
-import json
-import math
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ..config import ConfigError
-from ..results import result_row
-from ..util import EXIT_DIVERGED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNNING, git_commit
-from .census import DROPPED, Census, FailureStop, failure_stop, heartbeat_stamp, outcome, process_start, slot
+from ..util import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNNING
+from .batch import run_batch_of
+from .census import DROPPED, Census, FailureStop, failure_stop, heartbeat_stamp, outcome, slot
 from .optuna_study import Sweep
-from .sampler import diverged_values, make_sampler, near, sampler_values
-from .storage import STORAGE_ENV, WORKER_STORAGE_ENV
+from .sampler import make_sampler, near
+from .trial import (
+    INTERRUPTED_CODES,
+    Heartbeat,
+    child_env,
+    invalid_point,
+    read_json,
+    trial_config,
+    trial_outcome,
+    wait_for_holder,
+)
 
-__all__ = ["Worker", "Heartbeat", "die_with_parent", "with_parent", "watch_parent"]
+__all__ = ["Worker", "Proposal", "die_with_parent", "with_parent", "watch_parent"]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A trial this worker holds (RUNNING, stamped with its heartbeat) and the point it runs."""
+
+    trial: Any  # an optuna.Trial
+    params: dict[str, float]
+    origin: int  # the number of the point's first trial (a retry's is the trial it retries)
 
 
 class Worker:
-    """Pops or proposes trials and runs each as a `micmco train` subprocess until the budget is spent."""
+    """Pops or proposes trials and runs each as a `micmco train` subprocess (or `batch` of them as one
+    `micmco train-batch`) until the budget is spent."""
 
-    def __init__(self, sweep: Sweep, index: int, threads: int, heartbeat: float, stale_after: float, echo=print):
+    def __init__(
+        self, sweep: Sweep, index: int, threads: int, heartbeat: float, stale_after: float, echo=print, batch: int = 1
+    ):
         self.sweep = sweep
         self.index = index
         self.threads = threads
         self.heartbeat = heartbeat
         self.stale_after = stale_after
         self.echo = echo
+        self.batch = batch  # trials run together in one subprocess
         self.stopping = threading.Event()
         self.child: subprocess.Popen | None = None
         self.signalled: subprocess.Popen | None = None  # the last child stop() passed a signal to
@@ -83,12 +105,28 @@ class Worker:
                     f"[worker {self.index}] 20 proposals in a row repeated earlier points: the space is exhausted"
                 )
                 return EXIT_OK
-            self._one_trial()
+            if self.batch == 1:
+                self._one_trial()
+            else:  # the waiting points (grid, retries) and the new ones the budget has left, no more
+                room = len(census.waiting) + max(0, sweep.study.trials - len(census.effective))
+                run_batch_of(self, min(self.batch, room))
         return EXIT_INTERRUPTED
 
     def _one_trial(self) -> None:
+        proposal = self.propose()
+        if proposal is None:
+            return
+        result = self._run(proposal.trial, proposal.params, proposal.origin)
+        if result is None:  # interrupted: hand it back for a retry
+            self.hand_back(proposal.trial)
+            return
+        self.record(proposal.trial, result)
+
+    def propose(self) -> Proposal | None:
+        """Pop a waiting trial (grid point, retry; these come first) or ask the sampler for a new point, stamped
+        with this worker's heartbeat at once; None if it was dropped (redundant, beyond the budget, a repeated
+        point) or released while the sampler ran."""
         from optuna.exceptions import UpdateFinishedTrialError
-        from optuna.trial import TrialState
 
         sweep, study = self.sweep, self.sweep.study
         n_before = len(sweep.trials())
@@ -99,17 +137,17 @@ class Worker:
         try:
             trial.set_user_attr("heartbeat", heartbeat_stamp())  # at once: a worker killed from here on is noticed
         except UpdateFinishedTrialError:  # the sampler took longer than --stale-after: released meanwhile
-            return
+            return None
         census = Census.of(sweep.trials())
         if trial.number in census.redundant:
             self._drop(trial, "duplicate")
-            return
+            return None
         frozen = sweep.storage.get_trial(trial._trial_id)
         if not (slot(frozen) or "").startswith("retry:"):
             rank = census.rank(trial.number)
             if rank is not None and rank >= study.trials:
                 self._drop(trial, "surplus")
-                return
+                return None
         params = {
             p.name: trial.suggest_int(p.name, int(p.low), int(p.high), log=p.log)
             if p.integer
@@ -122,18 +160,28 @@ class Worker:
             self._drop(trial, "duplicate")
             self.random_next = True
             self.repeats += 1
-            return
+            return None
         self.repeats = 0
         origin = frozen.user_attrs.get("origin", trial.number)
         label = " ".join(f"{k}={v:.4g}" for k, v in params.items())
         retry = f" (retry of trial {origin})" if origin != trial.number else ""
         self.echo(f"[worker {self.index}] trial {trial.number}{retry}: {label}")
-        result = self._run(trial, params, origin)
-        if result is None:  # interrupted: hand it back for a retry
-            live = sweep.storage.get_trial(trial._trial_id)
-            if live.state == TrialState.RUNNING:
-                sweep.release(live, "interrupted")
-            return
+        return Proposal(trial, params, origin)
+
+    def hand_back(self, trial) -> None:
+        """Release an interrupted trial for a retry (its run directory keeps its checkpoint)."""
+        from optuna.trial import TrialState
+
+        live = self.sweep.storage.get_trial(trial._trial_id)
+        if live.state == TrialState.RUNNING:
+            self.sweep.release(live, "interrupted")
+
+    def record(self, trial, result) -> None:
+        """Record a finished trial: its row and outcome, the values told to the sampler (complete, diverged) or
+        FAIL (failed); then the export. `result`: (status, row, values, exit code) of :mod:`.trial`."""
+        from optuna.trial import TrialState
+
+        sweep = self.sweep
         status, row, values, code = result
         try:
             trial.set_user_attr("row", row)
@@ -154,8 +202,8 @@ class Worker:
         sweep.export()
 
     def _repeats_a_point(self, number: int, params: dict[str, float]) -> bool:
-        """The same point as an earlier trial, or (GP proposals have no notion of pending trials)
-        nearly the point another worker is running now: within 2% of every range, on its scale."""
+        """The same point as an earlier trial, or nearly the point another trial is running now (another
+        worker's, or one of this worker's batch): within 2% of every range, on its scale."""
         from optuna.trial import TrialState
 
         for t in self.sweep.trials():
@@ -176,108 +224,55 @@ class Worker:
 
     def _run(self, trial, params: dict[str, float], origin: int):
         """Run the trial's `micmco train`; (status, row, values, exit code), or None if interrupted."""
-        from ..config import to_dict
-        from ..runconfig import load_config, run_directory
-        from ..tasks import get_task
+        from ..runconfig import run_directory
 
         sweep = self.sweep
-        overrides = sweep.study.trial_overrides(params)
         try:
-            config = load_config(sweep.study.base_path, overrides + [f"output_dir={sweep.runs_dir}"])
+            config = trial_config(sweep, params)
         except ConfigError as error:  # a proposed point the run config rejects: a failed trial, not a crash
-            resolved = load_config(sweep.study.base_path, sweep.study.overrides)
-            reason = f"invalid run config: {error}"
-            row = result_row(to_dict(resolved), None, "failed", reason, 0.0, "", self.threads, git_commit())
-            row.update({name: f"{value:.6g}" for name, value in params.items() if name in row})
-            return "failed", row, None, EXIT_INPUT
+            return invalid_point(sweep, params, error, self.threads)
         run_dir = run_directory(config)
         trial.set_user_attr("run", run_dir.name)
         command = [sys.executable, "-m", "micmco.cli", "train", str(sweep.study.base_path), "--quiet"]
-        for item in overrides:
+        for item in sweep.study.trial_overrides(params):
             command += ["--set", item]
         command += ["--output-dir", str(sweep.runs_dir), "--threads", str(self.threads)]
-        env = {k: v for k, v in os.environ.items() if k not in (STORAGE_ENV, WORKER_STORAGE_ENV)}
-        env.update(OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
-        sweep.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = sweep.log_dir / f"trial-{origin:04d}.log"
-        beat = Heartbeat(sweep.storage, trial._trial_id, self.heartbeat)
+        beat = Heartbeat(sweep.storage, [trial._trial_id], self.heartbeat)
         started = time.time()
         beat.start()
         try:
-            while True:
-                if self.stopping.is_set():
-                    return None
-                with open(log_path, "a") as log:
-                    log.write(f"--- trial {trial.number} (point {origin}), {dt.datetime.now():%Y-%m-%d %H:%M:%S}\n")
-                    log.flush()
-                    self.child = subprocess.Popen(
-                        command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=with_parent()
-                    )
-                    if self.stopping.is_set() and self.signalled is not self.child:  # stopped while it started
-                        self._signal_child()
-                    code = self.child.wait()
-                    self.child = None
-                if code == EXIT_RUNNING:  # another process trains this run directory (e.g. a killed worker's child)
-                    _wait_for_holder(log_path, self.stopping)
-                    continue
-                break
+            code = self.run_child(command, log_path, f"--- trial {trial.number} (point {origin})")
         finally:
             beat.stop()
-        wall = time.time() - started
-        if code in (EXIT_INTERRUPTED, -signal.SIGTERM, -signal.SIGINT) or self.stopping.is_set():
+        if code is None:
             return None
-        record = _read_json(run_dir / "result.json")
-        if code == 0 and record is not None and record.get("status", "complete") == "complete":
-            status, reason = "complete", "; ".join(record.get("warnings", []))
-        elif code == EXIT_DIVERGED or (record is not None and record.get("status") == "diverged"):
-            divergence = (record or {}).get("divergence") or {}
-            status = "diverged"
-            reason = divergence.get("reason") or _last_line(log_path) or "diverged"
-            if "step" in divergence:
-                reason += f" (step {divergence['step']})"
-        else:
-            status = "failed"
-            tail = _last_line(log_path)
-            exit_text = f"killed by {_signal_name(-code)}" if code < 0 else f"exit {code}"  # SIGKILL: out of memory?
-            reason = f"{exit_text}: {tail}" if tail else exit_text
-        commit = (record or {}).get("git_commit") or git_commit()
-        row = result_row(to_dict(config), record, status, reason, wall, run_dir.name, self.threads, commit)
-        values = None
-        mode = sweep.optuna_study.user_attrs.get("sampler_values", "log-excess")
-        task = get_task(config.task)
-        if status == "complete":
-            metrics = record["metrics"]
-            values = sampler_values(metrics["nll"], metrics["mutual_information"], task.reference_nll(config), mode)
-            if not all(math.isfinite(v) for v in values):  # the run's own breakdown: final, like a divergence
-                status, reason = "diverged", "non-finite metrics in result.json"
-                row = result_row(to_dict(config), record, status, reason, wall, run_dir.name, self.threads, commit)
-        if status == "diverged":
-            values = diverged_values(task.uniform_nll(config), task.reference_nll(config), mode)
-        return status, row, values, code
+        record = read_json(run_dir / "result.json")
+        return trial_outcome(sweep, config, record, code, time.time() - started, log_path, self.threads)
 
-
-class Heartbeat(threading.Thread):
-    """Stamps a running trial with this process's heartbeat every `every` seconds until stopped (or until the
-    trial is finished or released; a passing storage error skips one beat)."""
-
-    def __init__(self, storage, trial_id: int, every: float):
-        super().__init__(daemon=True)
-        self.storage, self.trial_id, self.every = storage, trial_id, every
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        from optuna.exceptions import UpdateFinishedTrialError
-
-        while not self.done.wait(self.every):
-            try:
-                self.storage.set_trial_user_attr(self.trial_id, "heartbeat", heartbeat_stamp())
-            except UpdateFinishedTrialError:  # finished or released: nothing left to keep alive
-                return
-            except Exception:  # noqa: BLE001 - e.g. a busy database: the next beat may get through
+    def run_child(self, command: list[str], log_path: Path, header: str) -> int | None:
+        """Run a training subprocess tied to this process, its output appended to `log_path` after `header`
+        and the time: its exit code, or None if it was stopped (its steps are checkpointed). A run directory
+        locked by another process (exit 4, e.g. a killed worker's child): wait for that one, then start again."""
+        env = child_env(self.threads)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            if self.stopping.is_set():
+                return None
+            with open(log_path, "a") as log:
+                log.write(f"{header}, {dt.datetime.now():%Y-%m-%d %H:%M:%S}\n")
+                log.flush()
+                self.child = subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=with_parent()
+                )
+                if self.stopping.is_set() and self.signalled is not self.child:  # stopped while it started
+                    self._signal_child()
+                code = self.child.wait()
+                self.child = None
+            if code == EXIT_RUNNING:
+                wait_for_holder(log_path, self.stopping)
                 continue
-
-    def stop(self) -> None:
-        self.done.set()
+            return None if code in INTERRUPTED_CODES or self.stopping.is_set() else code
 
 
 def die_with_parent(parent: int | None = None) -> None:
@@ -312,38 +307,3 @@ def watch_parent(stop, every: float = 1.0) -> threading.Thread:
     thread = threading.Thread(target=watch, daemon=True, name="watch-parent")
     thread.start()
     return thread
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _last_line(path: Path) -> str:
-    """The last line the trial's last attempt wrote to its log (an attempt that wrote nothing: "")."""
-    try:
-        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
-    starts = [i for i, line in enumerate(lines) if line.startswith("--- trial ")]
-    lines = lines[starts[-1] + 1 :] if starts else lines
-    return lines[-1][:300] if lines else ""
-
-
-def _wait_for_holder(log_path: Path, stopping: threading.Event) -> None:
-    match = re.search(r"already running \(pid (\d+)\)", _last_line(log_path))
-    deadline = time.time() + 3600
-    while match and time.time() < deadline and not stopping.is_set():
-        if process_start(int(match.group(1))) is None:
-            return
-        stopping.wait(1.0)
-    stopping.wait(2.0)
