@@ -16,6 +16,7 @@ from micmco.experiment import run
 from micmco.results import READER_COLUMNS, format_table, read_rows, read_table, result_row
 from micmco.runconfig import load_config
 from micmco.tasks import TASKS, Task, get_task, task_of_paper_folder
+from micmco.tasks.base import plausibility
 
 REPO = Path(__file__).resolve().parents[1]
 # task -> (its smoke config, whether its data are the project's shared data)
@@ -153,3 +154,17 @@ def test_the_papers_trial_files_read_as_curves_of_their_task(name):
     assert curves and all(curve.task == name and curve.source == "paper" for curve in curves)
     assert all(curve.setting_label and curve.uniform_nll is not None for curve in curves)
     assert all(curve.split in task.splits for curve in curves)
+
+
+def test_plausibility_of_evaluation_metrics():
+    H = 6.9  # the data entropy of uniform symbols: also the uniform model's NLL
+    assert plausibility({"nll": 7.0, "mutual_information": 5.0}, H, H) == (None, [])
+    reason, _ = plausibility({"nll": float("nan"), "mutual_information": 5.0}, H, H)
+    assert "non-finite" in reason
+    reason, _ = plausibility({"nll": 6.0, "mutual_information": 1.0}, H, H)
+    assert "below the data entropy" in reason
+    reason, _ = plausibility({"nll": 7.0, "mutual_information": 7.5}, H, H, "symbol")
+    assert "exceeds the NLL 7.0000 per symbol" in reason
+    reason, warnings = plausibility({"nll": 9.0, "mutual_information": 8.0}, H, H)
+    assert reason is None and "exceeds the data entropy" in warnings[0]
+    assert plausibility({"nll": 6.0, "mutual_information": 1.0}, H) == (None, [])  # no known entropy: no floor
