@@ -126,7 +126,7 @@ def test_negative_control_stl_with_several_samples_is_biased():
 def test_negative_control_dreg_without_the_snis_correction_is_biased(monkeypatch):
     """Treating Û like a log-mean-exp (coefficients w̃² only) is the tempting mistake."""
     naive = lambda log_w, log_lik: (torch.softmax(log_w.detach(), 0).square() * log_lik).sum(0)  # noqa: E731
-    monkeypatch.setattr(gradients, "_dreg_snis", naive)
+    monkeypatch.setattr(gradients, "_dreg_snis_log_lik_of_weights", naive)
     with pytest.raises(AssertionError, match="max \\|z\\|"):
         assert_unbiased(GaussianToy(dim=1, seed=1), "dreg", make_objective("kl", 3, 3))
 
@@ -138,11 +138,11 @@ def test_negative_control_baseline_that_sees_its_own_sample_is_biased(monkeypatc
 
 
 def test_negative_control_score_function_without_the_explicit_term_is_biased():
-    def score_only(objective, latent, posterior, log_likelihood, generator):
-        z = latent.sample(posterior, objective.num_draws, generator)
+    def score_only(objective, latent, proposal, log_likelihood, generator):
+        z = latent.sample(proposal, objective.num_draws, generator)
         log_lik = log_likelihood(z)
-        log_q = latent.log_q(posterior, z)
-        fixed_q = latent.log_q(posterior.detach(), z)
+        log_q = latent.log_q(proposal, z)
+        fixed_q = latent.log_q(proposal.detach(), z)
         value = objective(log_lik + latent.log_prior(z) - fixed_q, log_lik)
         score = (value.detach() * log_q).sum(0)
         return gradients.Surrogate(value + score - score.detach(), value, value)
@@ -196,7 +196,7 @@ def test_surrogate_value_is_the_objective_estimate():
     for base in ("iwae", "dreg"):
         generator = torch.Generator().manual_seed(0)
         result = gradients.surrogate_objective(
-            base, obj, toy.latent, toy.posterior(params), lambda z: toy.log_likelihood(params, z), generator
+            base, obj, toy.latent, toy.proposal(params), lambda z: toy.log_likelihood(params, z), generator
         )
         values[base] = result.value.detach()
     assert torch.allclose(values["iwae"], values["dreg"])
@@ -209,12 +209,12 @@ def test_elbo_surrogate_is_the_beta_vae_sample_by_sample(objective):
     toy = GaussianToy(dim=2, seed=1)
     obj = make_objective(objective, 1, 1)
     params = toy.replicate(32)
-    posterior = toy.posterior(params)
-    result = gradients.elbo(obj, toy.latent, posterior, lambda z: toy.log_likelihood(params, z), torch.Generator())
-    z = toy.latent.sample(posterior, 1, torch.Generator())
+    proposal = toy.proposal(params)
+    result = gradients.elbo(obj, toy.latent, proposal, lambda z: toy.log_likelihood(params, z), torch.Generator())
+    z = toy.latent.sample(proposal, 1, torch.Generator())
     log_lik = toy.log_likelihood(params, z)[0]
     beta = 1 / obj.alpha if obj.kind is ObjectiveKind.POWER else 1 - obj.lam
-    expected = log_lik - beta * toy.latent.kl_to_prior(posterior)
+    expected = log_lik - beta * toy.latent.kl_to_prior(proposal)
     assert torch.allclose(result.value, expected)
 
 
@@ -346,7 +346,7 @@ def test_the_python_api_runs_the_same_combination_checks_as_configs():
             "iwae",
             Objective("kl", 0.5, num_samples=2, mi_samples=2),
             model.latent,
-            model.posterior(torch.arange(3)),
+            model.proposal(torch.arange(3)),
             lambda z: model.log_likelihood(torch.arange(3), z),
         )
     with pytest.raises(ConfigError, match="stl is unbiased only"):
@@ -355,6 +355,6 @@ def test_the_python_api_runs_the_same_combination_checks_as_configs():
             gradients.BaseEstimator.STL,
             Objective("kl", 0.5, num_samples=3, mi_samples=3),
             model.latent,
-            model.posterior(torch.arange(3)),
+            model.proposal(torch.arange(3)),
             lambda z: model.log_likelihood(torch.arange(3), z),
         )

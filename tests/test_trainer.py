@@ -643,11 +643,11 @@ def test_a_runaway_objective_is_caught_by_the_loss_floor(tmp_path, monkeypatch):
     -1 nat is a runaway. Eq. 12's grouping of DReG 16/1 (the code before K' ≠ K was fixed) ran away to
     a loss of -2.7e21 and ended `complete`; replayed here, it ends `diverged` at the first log."""
     from micmco import objectives
-    from micmco.estimators import logmeanexp, snis
+    from micmco.estimators import log_marginal_of_weights, snis_log_lik_of_weights
 
     def eq12_divergence(self, log_w, log_lik):  # Ŝ^K + λ D̂^K': the old, unbounded grouping
         w, ll = log_w[: self.mi_samples], log_lik[: self.mi_samples]
-        return snis(w, ll) - logmeanexp(w)
+        return snis_log_lik_of_weights(w, ll) - log_marginal_of_weights(w)
 
     monkeypatch.setattr(objectives.Objective, "divergence", eq12_divergence)
     overrides = ["objective.lam=0.9", "train.steps=400", "train.log_every=50", "train.progress=false"]

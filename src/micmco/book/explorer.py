@@ -50,10 +50,10 @@ def _exact_table(toy, base: str) -> TableModel:
         z = grid[:, None, None]  # [G, 1, 1]
         log_cell = (grid[1] - grid[0]).log()
     with torch.no_grad():
-        posterior = toy.posterior(params)
+        proposal = toy.proposal(params)
         log_lik = toy.log_likelihood(params, z)[:, 0]
         log_prior = toy.latent.log_prior(z)[:, 0].to(DTYPE) + log_cell
-        log_q = toy.latent.log_q(posterior, z)[:, 0] + log_cell
+        log_q = toy.latent.log_q(proposal, z)[:, 0] + log_cell
     return TableModel(log_prior, log_lik, log_q)
 
 
@@ -104,11 +104,11 @@ def explorer_curves(settings: ExplorerSettings, sample_counts: list[int], draws:
         generator = torch.Generator().manual_seed(seed * 1000 + K)
         params = toy.replicate(draws)
         with torch.no_grad():
-            posterior = toy.posterior(params)
-            z = toy.latent.sample(posterior, K, generator, reparameterize=False)
+            proposal = toy.proposal(params)
+            z = toy.latent.sample(proposal, K, generator, reparameterize=False)
             log_lik = toy.log_likelihood(params, z)
             log_prior = toy.latent.log_prior(z).to(DTYPE)
-            log_q = toy.latent.log_q(posterior, z)
+            log_q = toy.latent.log_q(proposal, z)
         if settings.kind == "kl":
             divergence = kl_estimate(log_lik, log_prior, log_q)
         else:
