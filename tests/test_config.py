@@ -171,3 +171,17 @@ def test_configs_built_in_python_accept_what_from_dict_produces_and_store_floats
     assert isinstance(TrainerConfig(learning_rate=1).learning_rate, float)
     assert ObjectiveConfig("kl", lam=0) == from_dict(ObjectiveConfig, {"kind": "kl", "lam": 0})
     assert fingerprint(load([])) == fingerprint(from_dict(SyntheticRunConfig, smoke_dict()))
+
+
+def _config_file(tmp_path, text, name="config.yaml"):
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def test_yaml_is_read_with_a_safe_loader_only(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = _config_file(tmp_path, "name: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(ConfigError, match="could not determine a constructor"):
+        load_config(path)
+    assert not (tmp_path / "pwned").exists()

@@ -126,9 +126,9 @@ def test_stl_has_curve_ids_and_unknown_estimators_none():
 # --- a throwaway estimator is one function and one registry entry --------------------------------------------
 
 
-def toy(objective, latent, posterior, log_likelihood, generator=None):
+def toy(objective, latent, proposal, log_likelihood, generator=None):
     """A throwaway estimator: IWAE's surrogate under another name."""
-    return gradients.iwae(objective, latent, posterior, log_likelihood, generator)
+    return gradients.iwae(objective, latent, proposal, log_likelihood, generator)
 
 
 @pytest.fixture

@@ -1,7 +1,13 @@
-"""End to end: every smoke config trains, evaluates and writes a complete result record."""
+"""End to end: every smoke config trains, evaluates and writes a complete result record; two processes on one run
+directory train it once (the run lock), and a run stopped during evaluation resumes."""
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -9,14 +15,16 @@ import torch
 
 from micmco.cli import main
 from micmco.experiment import run
-from micmco.runconfig import load_config
+from micmco.runconfig import load_config, run_directory
+from micmco.util import EXIT_RUNNING
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE = sorted((REPO / "params" / "synthetic" / "smoke").glob("*.yaml"))
+SMOKE = REPO / "params" / "synthetic" / "smoke"
+SMOKE_CONFIGS = sorted(SMOKE.glob("*.yaml"))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", SMOKE, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", SMOKE_CONFIGS, ids=lambda p: p.stem)
 def test_smoke_config_runs_end_to_end(tmp_path, path):
     config = load_config(path, [f"output_dir={tmp_path}", "train.progress=false"])
     record = run(config, echo=lambda message: None)
@@ -137,3 +145,87 @@ def test_the_result_records_precision_numerics_device_and_versions(tmp_path):
     expected_cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     assert record["cudnn_version"] == expected_cudnn
     assert not torch.backends.cuda.matmul.allow_tf32  # the run left the global flags as they were
+
+
+# --- two processes on one run directory ---------------------------------------------------------------------
+
+
+def _micmco(*args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "micmco.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
+    )
+
+
+def _wait_for(path: Path, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists() and path.stat().st_size > 0:
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"{path} never appeared")
+
+
+@pytest.mark.slow
+def test_the_same_command_twice_at_once_trains_once(tmp_path):
+    args = ["train", str(SMOKE / "dreg16-renyi.yaml"), "--quiet", "--output-dir", str(tmp_path)]
+    args += ["--set", "train.steps=3000", "--set", "train.checkpoint_every=100"]
+    first = _micmco(*args)
+    try:
+        run_dir = run_directory(
+            load_config(SMOKE / "dreg16-renyi.yaml", [f"output_dir={tmp_path}", "train.steps=3000"])
+        )
+        _wait_for(run_dir / "checkpoint.pt")
+        second = _micmco(*args)
+        assert second.wait(timeout=60) == EXIT_RUNNING
+        err = second.stderr.read()
+        assert f"already running (pid {first.pid})" in err and "Traceback" not in err
+        first.kill()  # kill -9: the OS releases the lock; nothing is stuck
+        first.wait(timeout=30)
+        third = _micmco(*args)
+        assert third.wait(timeout=300) == 0, third.stderr.read()
+        record = json.loads((run_dir / "result.json").read_text())
+        assert record["status"] == "complete" and len(record["resumed_from_steps"]) == 1
+    finally:
+        first.kill()
+
+
+@pytest.mark.slow
+def test_two_processes_started_together_one_trains_one_refuses(tmp_path):
+    args = ["train", str(SMOKE / "elbo-kl.yaml"), "--quiet", "--output-dir", str(tmp_path)]
+    args += ["--set", "train.steps=2000"]
+    processes = [_micmco(*args) for _ in range(2)]
+    codes = sorted(p.wait(timeout=300) for p in processes)
+    # the second either finds the lock held or, if the first already finished, the finished record
+    assert codes[0] == 0 and codes[1] in (0, EXIT_RUNNING)
+    assert len(list(tmp_path.glob("*/result.json"))) == 1
+    assert not list(tmp_path.glob("*/*.partial"))
+
+
+@pytest.mark.slow
+def test_sigterm_during_evaluation_is_resumable(tmp_path):
+    """A signal after the last step (during evaluation) interrupts; the rerun evaluates without training."""
+    args = ["train", str(SMOKE / "elbo-kl.yaml"), "--quiet", "--output-dir", str(tmp_path)]
+    args += ["--set", "train.steps=50", "--set", "data.vocab_size=5000", "--set", "eval.batch_size=5"]
+    process = _micmco(*args)
+    config = load_config(
+        SMOKE / "elbo-kl.yaml",
+        [f"output_dir={tmp_path}", "train.steps=50", "data.vocab_size=5000", "eval.batch_size=5"],
+    )
+    run_dir = run_directory(config)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # the final checkpoint marks the end of training
+        if (run_dir / "checkpoint.pt").exists():
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130
+    assert "Rerun the same command to resume" in process.stderr.read()
+    assert not (run_dir / "result.json").exists()
+    again = _micmco(*args)
+    assert again.wait(timeout=300) == 0
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["steps"] == 50 and record["resumed_from_steps"] == [50]

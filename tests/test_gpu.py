@@ -75,7 +75,7 @@ def test_the_check_runs_every_section_on_the_cpu_and_prints_its_table_last(tmp_p
     assert set(sections["step_time"]["paper_trial"]) == {"synthetic", "ptb"}
     assert sections["step_time"]["busy_fraction"].startswith("skipped: needs CUDA")
     compared = sections["gpu_vs_cpu"]["runs"]
-    assert len(compared) == 2 * len(gpu_check.ESTIMATORS) and "ptb vimco K=4 categorical" in compared
+    assert len(compared) == 2 * len(gpu_check.estimator_cases()) and "ptb vimco K=4 categorical" in compared
     assert sections["gpu_vs_cpu"]["largest_relative_difference"] == 0.0  # CPU against CPU: the very same numbers
     assert sections["evaluation"]["K"] == 100 and sections["evaluation"]["tokens"] > 0
     resumed = sections["resume"]

@@ -7,6 +7,7 @@ Gauss-Hermite quadrature over Gaussian ones. A coordinate fails when its mean is
 Z_MAX standard errors from the reference; with about 2,000 coordinates tested, the chance
 that an unbiased estimator fails anywhere is about 1% (and the seeds are fixed).
 Negative controls (known-biased variants) show that the test detects small biases.
+VariationalLoss, the Python API over the estimators, takes enums or strings and runs the checks a config does.
 """
 
 import pytest
@@ -14,7 +15,16 @@ import torch
 
 import micmco.gradients as gradients
 from micmco.config import ConfigError
-from micmco.gradients import BASE_ESTIMATORS, EstimatorConfig, check_combination
+from micmco.gradients import (
+    BASE_ESTIMATORS,
+    BaseEstimator,
+    EstimatorConfig,
+    VariationalLoss,
+    check_combination,
+    surrogate_objective,
+)
+from micmco.latents import CategoricalLatent, GaussianLatent
+from micmco.models import SingleSymbolVAE
 from micmco.objectives import Objective, ObjectiveConfig, ObjectiveKind
 from micmco.testbed import DiscreteToy, GaussianToy, z_scores
 
@@ -116,7 +126,7 @@ def test_negative_control_stl_with_several_samples_is_biased():
 def test_negative_control_dreg_without_the_snis_correction_is_biased(monkeypatch):
     """Treating Û like a log-mean-exp (coefficients w̃² only) is the tempting mistake."""
     naive = lambda log_w, log_lik: (torch.softmax(log_w.detach(), 0).square() * log_lik).sum(0)  # noqa: E731
-    monkeypatch.setattr(gradients, "_dreg_snis", naive)
+    monkeypatch.setattr(gradients, "_dreg_snis_log_lik_of_weights", naive)
     with pytest.raises(AssertionError, match="max \\|z\\|"):
         assert_unbiased(GaussianToy(dim=1, seed=1), "dreg", make_objective("kl", 3, 3))
 
@@ -128,11 +138,11 @@ def test_negative_control_baseline_that_sees_its_own_sample_is_biased(monkeypatc
 
 
 def test_negative_control_score_function_without_the_explicit_term_is_biased():
-    def score_only(objective, latent, posterior, log_likelihood, generator):
-        z = latent.sample(posterior, objective.num_draws, generator)
+    def score_only(objective, latent, proposal, log_likelihood, generator):
+        z = latent.sample(proposal, objective.num_draws, generator)
         log_lik = log_likelihood(z)
-        log_q = latent.log_q(posterior, z)
-        fixed_q = latent.log_q(posterior.detach(), z)
+        log_q = latent.log_q(proposal, z)
+        fixed_q = latent.log_q(proposal.detach(), z)
         value = objective(log_lik + latent.log_prior(z) - fixed_q, log_lik)
         score = (value.detach() * log_q).sum(0)
         return gradients.Surrogate(value + score - score.detach(), value, value)
@@ -186,7 +196,7 @@ def test_surrogate_value_is_the_objective_estimate():
     for base in ("iwae", "dreg"):
         generator = torch.Generator().manual_seed(0)
         result = gradients.surrogate_objective(
-            base, obj, toy.latent, toy.posterior(params), lambda z: toy.log_likelihood(params, z), generator
+            base, obj, toy.latent, toy.proposal(params), lambda z: toy.log_likelihood(params, z), generator
         )
         values[base] = result.value.detach()
     assert torch.allclose(values["iwae"], values["dreg"])
@@ -199,12 +209,12 @@ def test_elbo_surrogate_is_the_beta_vae_sample_by_sample(objective):
     toy = GaussianToy(dim=2, seed=1)
     obj = make_objective(objective, 1, 1)
     params = toy.replicate(32)
-    posterior = toy.posterior(params)
-    result = gradients.elbo(obj, toy.latent, posterior, lambda z: toy.log_likelihood(params, z), torch.Generator())
-    z = toy.latent.sample(posterior, 1, torch.Generator())
+    proposal = toy.proposal(params)
+    result = gradients.elbo(obj, toy.latent, proposal, lambda z: toy.log_likelihood(params, z), torch.Generator())
+    z = toy.latent.sample(proposal, 1, torch.Generator())
     log_lik = toy.log_likelihood(params, z)[0]
     beta = 1 / obj.alpha if obj.kind is ObjectiveKind.POWER else 1 - obj.lam
-    expected = log_lik - beta * toy.latent.kl_to_prior(posterior)
+    expected = log_lik - beta * toy.latent.kl_to_prior(proposal)
     assert torch.allclose(result.value, expected)
 
 
@@ -275,3 +285,76 @@ def test_an_objective_built_in_python_has_k_prime_equal_to_k_like_a_config(kind,
             gradients.VariationalLoss(base, objective)
     config = EstimatorConfig("dreg", 4)
     assert Objective.from_config(ObjectiveConfig(kind, **params), config.num_samples, config.mi_samples) == objective
+
+
+# --- VariationalLoss: enums and their strings, and the checks of a config ------------------------------
+
+KINDS = {
+    ObjectiveKind.NONE: {},
+    ObjectiveKind.KL: {"lam": 0.5},
+    ObjectiveKind.RENYI: {"lam": 0.3, "alpha": 2.0},  # not 0.5: with λ = (α - 1)/α Rényi is the power objective
+    ObjectiveKind.POWER: {"alpha": 2.0},
+}
+
+
+def _gaussian_model():
+    torch.manual_seed(0)
+    return SingleSymbolVAE(20, GaussianLatent(3), hidden_size=8)
+
+
+def _categorical_model():
+    torch.manual_seed(0)
+    return SingleSymbolVAE(20, CategoricalLatent(2, 3), hidden_size=8)
+
+
+@pytest.mark.parametrize(
+    "base, kind, K, model",
+    [
+        ("iwae", "kl", 4, _gaussian_model),
+        ("dreg", "renyi", 4, _gaussian_model),
+        ("elbo", "power", 1, _gaussian_model),
+        ("vimco", "renyi", 4, _categorical_model),
+        ("reinforce", "none", 1, _categorical_model),
+    ],
+)
+def test_variational_loss_is_the_same_for_enums_and_strings(base, kind, K, model):
+    x = torch.arange(6)
+    params = {k: v for k, v in KINDS[ObjectiveKind(kind)].items()}
+    by_string = VariationalLoss(base, Objective(kind, num_samples=K, mi_samples=K, **params))
+    by_enum = VariationalLoss(
+        BaseEstimator(base), Objective(ObjectiveKind(kind), num_samples=K, mi_samples=K, **params)
+    )
+    m = model()
+    a = by_string(m, x, torch.Generator().manual_seed(1))[0]
+    b = by_enum(m, x, torch.Generator().manual_seed(1))[0]
+    assert torch.equal(a, b)
+
+
+def test_the_python_api_runs_the_same_combination_checks_as_configs():
+    with pytest.raises(ConfigError, match="stl is unbiased only with one sample"):
+        VariationalLoss("stl", Objective("kl", 0.5, num_samples=16, mi_samples=16))
+    with pytest.raises(ConfigError, match="vimco needs at least 2 samples"):
+        VariationalLoss("vimco", Objective("kl", 0.5))
+    with pytest.raises(ConfigError, match="elbo uses the analytic KL"):
+        VariationalLoss("elbo", Objective("kl", 0.5, num_samples=1, mi_samples=4))
+    loss = VariationalLoss("dreg", Objective("kl", 0.5, num_samples=4, mi_samples=4))
+    with pytest.raises(ConfigError, match="dreg needs reparameterised samples, which categorical latents do not have"):
+        loss(_categorical_model(), torch.arange(4))
+    model = _categorical_model()
+    with pytest.raises(ConfigError, match="iwae needs reparameterised samples"):
+        surrogate_objective(
+            "iwae",
+            Objective("kl", 0.5, num_samples=2, mi_samples=2),
+            model.latent,
+            model.proposal(torch.arange(3)),
+            lambda z: model.log_likelihood(torch.arange(3), z),
+        )
+    with pytest.raises(ConfigError, match="stl is unbiased only"):
+        model = _gaussian_model()
+        surrogate_objective(
+            gradients.BaseEstimator.STL,
+            Objective("kl", 0.5, num_samples=3, mi_samples=3),
+            model.latent,
+            model.proposal(torch.arange(3)),
+            lambda z: model.log_likelihood(torch.arange(3), z),
+        )

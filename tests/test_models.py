@@ -8,7 +8,7 @@ import torch
 
 from micmco.evaluation import EvalConfig, evaluate
 from micmco.gradients import VariationalLoss
-from micmco.latents import CategoricalLatent, GaussianLatent, GaussianPosterior, LatentConfig, make_latent
+from micmco.latents import CategoricalLatent, GaussianLatent, GaussianProposal, LatentConfig, make_latent
 from micmco.models import VQVAE, SingleSymbolVAE, VQConfig
 from micmco.objectives import Objective, ObjectiveKind
 from micmco.tasks.synthetic import SyntheticDataConfig, UniformSymbols
@@ -19,47 +19,47 @@ from micmco.trainer import Trainer, TrainerConfig
 
 def test_gaussian_latent_densities_match_torch_distributions():
     latent = GaussianLatent(3)
-    posterior = latent.posterior(torch.randn(5, 6))
-    z = latent.sample(posterior, 4, torch.Generator().manual_seed(0))
+    proposal = latent.proposal(torch.randn(5, 6))
+    z = latent.sample(proposal, 4, torch.Generator().manual_seed(0))
     assert z.shape == (4, 5, 3)
-    q = torch.distributions.Normal(posterior.mean, (0.5 * posterior.log_var).exp())
-    assert torch.allclose(latent.log_q(posterior, z), q.log_prob(z).sum(-1), atol=1e-5)
+    q = torch.distributions.Normal(proposal.mean, (0.5 * proposal.log_var).exp())
+    assert torch.allclose(latent.log_q(proposal, z), q.log_prob(z).sum(-1), atol=1e-5)
     assert torch.allclose(latent.log_prior(z), torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1), atol=1e-5)
     expected_kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).sum(-1)
-    assert torch.allclose(latent.kl_to_prior(posterior), expected_kl, atol=1e-5)
+    assert torch.allclose(latent.kl_to_prior(proposal), expected_kl, atol=1e-5)
 
 
 def test_gaussian_samples_are_reparameterised_with_the_right_moments():
     latent = GaussianLatent(2)
     mean = torch.tensor([[1.0, -2.0]], requires_grad=True)
     log_var = torch.tensor([[0.5, -1.0]], requires_grad=True)
-    z = latent.sample(GaussianPosterior(mean, log_var), 200_000, torch.Generator().manual_seed(0))
+    z = latent.sample(GaussianProposal(mean, log_var), 200_000, torch.Generator().manual_seed(0))
     assert torch.allclose(z.mean((0, 1)), mean[0].detach(), atol=0.01)
     assert torch.allclose(z.var((0, 1)), log_var[0].detach().exp(), rtol=0.01)
     z.sum().backward()
     assert mean.grad is not None and log_var.grad is not None
-    detached = latent.sample(GaussianPosterior(mean, log_var), 3, reparameterize=False)
+    detached = latent.sample(GaussianProposal(mean, log_var), 3, reparameterize=False)
     assert not detached.requires_grad
 
 
 def test_categorical_latent_samples_log_probs_and_kl():
     latent = CategoricalLatent(2, 3)
     logits = torch.tensor([[2.0, 0.0, -1.0, 0.5, 0.5, 0.0]])
-    posterior = latent.posterior(logits)
-    z = latent.sample(posterior, 100_000, torch.Generator().manual_seed(0))  # [K, 1, 2]
+    proposal = latent.proposal(logits)
+    z = latent.sample(proposal, 100_000, torch.Generator().manual_seed(0))  # [K, 1, 2]
     assert z.shape == (100_000, 1, 2) and z.dtype == torch.long
     frequencies = torch.nn.functional.one_hot(z, 3).float().mean(0)[0]
-    assert torch.allclose(frequencies, posterior.log_probs[0].exp(), atol=0.005)
+    assert torch.allclose(frequencies, proposal.log_probs[0].exp(), atol=0.005)
     states = latent.enumerate()  # [9, 2]
     assert states.shape == (9, 2)
-    log_q = latent.log_q(posterior, states.unsqueeze(1))  # [9, 1]
+    log_q = latent.log_q(proposal, states.unsqueeze(1))  # [9, 1]
     assert torch.allclose(torch.logsumexp(log_q, 0), torch.zeros(1), atol=1e-6)
     prior = latent.log_prior(states.unsqueeze(1))
     assert torch.allclose(prior, torch.full_like(prior, -math.log(9)))
     exact_kl = (log_q.exp() * (log_q - prior)).sum(0)
-    assert torch.allclose(latent.kl_to_prior(posterior), exact_kl, atol=1e-6)
+    assert torch.allclose(latent.kl_to_prior(proposal), exact_kl, atol=1e-6)
     with pytest.raises(ValueError, match="cannot be reparameterised"):
-        latent.sample(posterior, 2, reparameterize=True)
+        latent.sample(proposal, 2, reparameterize=True)
 
 
 def test_latent_config_defaults_follow_the_paper():
@@ -81,8 +81,8 @@ def test_single_symbol_vae_architecture_and_normalised_likelihood(kind):
     assert len(linear) == (3 if kind == "gaussian" else 2)
     assert [m for m in model.encoder if isinstance(m, torch.nn.Tanh)].__len__() == 2
     x = torch.arange(V)
-    posterior = model.posterior(x)
-    z = latent.sample(posterior, 3, torch.Generator().manual_seed(0), reparameterize=False)
+    proposal = model.proposal(x)
+    z = latent.sample(proposal, 3, torch.Generator().manual_seed(0), reparameterize=False)
     assert model.log_likelihood(x, z).shape == (3, V)
     # Σ_x p(x|z) = 1 for a fixed z
     z_one = z[:, :1].expand(3, V, *z.shape[2:])
@@ -156,9 +156,9 @@ def test_evaluation_is_seeded_batched_and_covers_every_point_once():
             self.latent = model.latent
             self.weight = torch.nn.Parameter(torch.zeros(1))
 
-        def posterior(self, x):
+        def proposal(self, x):
             self.seen.append(x)
-            return model.posterior(x)
+            return model.proposal(x)
 
         def log_likelihood(self, x, z):
             return model.log_likelihood(x, z)
@@ -194,7 +194,7 @@ def test_vqvae_learns_to_use_its_codes_and_measures_the_fixed_rate():
     loss.backward()
     assert model.encoder[0].weight.grad.abs().sum() > 0
     metrics = evaluate(model, torch.arange(V), EvalConfig(), seed=0)
-    rate = latent.entropy  # L ln C: what the deterministic posterior costs
+    rate = latent.entropy  # L ln C: what the deterministic proposal costs
     assert metrics["mutual_information"] == pytest.approx(rate, abs=1e-4)
     distortion = metrics["nll"] - rate
     assert distortion < math.log(V) - 1.5, "the codes carry information about x"
@@ -224,14 +224,14 @@ def test_a_loaded_vqvae_knows_on_the_host_that_its_codebook_is_initialised():
 
 
 def test_gaussian_noise_is_float32_under_bfloat16_autocast():
-    """Autocast makes the posterior bfloat16; the noise (and so z) stays float32, not rounded to 8 bits."""
+    """Autocast makes the proposal bfloat16; the noise (and so z) stays float32, not rounded to 8 bits."""
     latent = GaussianLatent(3)
-    head = torch.nn.Linear(4, latent.posterior_size)
+    head = torch.nn.Linear(4, latent.proposal_size)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        posterior = latent.posterior(head(torch.randn(5, 4)))
-        assert posterior.mean.dtype == torch.bfloat16  # what autocast gives the sampler
-        z = latent.sample(posterior, 2, torch.Generator().manual_seed(0))
+        proposal = latent.proposal(head(torch.randn(5, 4)))
+        assert proposal.mean.dtype == torch.bfloat16  # what autocast gives the sampler
+        z = latent.sample(proposal, 2, torch.Generator().manual_seed(0))
     assert z.dtype == torch.float32
     noise = torch.randn((2, 5, 3), generator=torch.Generator().manual_seed(0))  # the same draws, float32
-    expected = posterior.mean.float() + (0.5 * posterior.log_var).exp().float() * noise
+    expected = proposal.mean.float() + (0.5 * proposal.log_var).exp().float() * noise
     torch.testing.assert_close(z, expected)

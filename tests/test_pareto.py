@@ -387,3 +387,10 @@ def test_help_states_the_units_of_the_thresholds_per_task(capsys):
         cli_main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "fractions of ln V for the synthetic task" in text and "0.1 0.5 1.0 nats per token for PTB" in text
+
+
+def test_pareto_frontier_by_hand():
+    points = [(0.0, 5.0), (1.0, 5.2), (2.0, 5.1), (3.0, 5.5), (2.5, 5.6), (3.0, 5.4)]
+    # (1.0, 5.2) is dominated by (2.0, 5.1); (2.5, 5.6) and (3.0, 5.5) by (3.0, 5.4)
+    mi, nll = zip(*points)
+    assert [points[i] for i in pareto_frontier(mi, nll)] == [(0.0, 5.0), (2.0, 5.1), (3.0, 5.4)]

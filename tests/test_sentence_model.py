@@ -39,7 +39,7 @@ def sentences(lengths, T=None, seed=0, pad=EOS):
 
 def sample(model, x, K, seed=0):
     with torch.no_grad():
-        return model.latent.sample(model.posterior(x), K, torch.Generator().manual_seed(seed))
+        return model.latent.sample(model.proposal(x), K, torch.Generator().manual_seed(seed))
 
 
 # --- shapes and the likelihood --------------------------------------------------------------------
@@ -322,9 +322,9 @@ class KnownLikelihood(torch.nn.Module):
         self.latent = make_latent(LatentConfig("gaussian", 1))
         self.anchor = torch.nn.Parameter(torch.zeros(()))  # evaluation reads the device off a parameter
 
-    def posterior(self, x):
+    def proposal(self, x):
         costs, _ = x
-        return self.latent.posterior(torch.zeros(len(costs), 2))
+        return self.latent.proposal(torch.zeros(len(costs), 2))
 
     def log_likelihood(self, x, z):
         costs, _ = x
@@ -385,7 +385,7 @@ def test_bad_sentence_batches_are_errors_naming_the_argument(index):
     model = make_model()
     x, message = bad_batches()[index]
     z = torch.zeros(2, 3, 3)  # [K, B, latent dim]
-    for entry in (model.encode, model.posterior, lambda x: model.log_likelihood(x, z)):
+    for entry in (model.encode, model.proposal, lambda x: model.log_likelihood(x, z)):
         with pytest.raises(ValueError) as error:
             entry(x)
         assert message in str(error.value)
@@ -406,7 +406,7 @@ def test_a_sentence_batch_carries_the_hosts_lengths_through_to_device_and_scores
     assert torch.equal(model.log_likelihood(batch, z), model.log_likelihood(pair, z))
     bad = SentenceBatch((*batch[:4], (7, 7, 4)))
     with pytest.raises(ValueError, match="sorted_lengths must be B = 4 lengths"):
-        model.posterior(bad)
+        model.proposal(bad)
 
 
 def test_pad_sentences_refuses_an_empty_sentence_or_batch():

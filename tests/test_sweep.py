@@ -28,7 +28,6 @@ from pathlib import Path
 import pytest
 
 from micmco.config import ConfigError
-from micmco.pareto import pareto_frontier
 from micmco.results import columns_of
 from micmco.study import load_study
 from micmco.sweep import diverged_values, mask_url, near, sampler_values
@@ -162,13 +161,6 @@ def test_table2_defaults_and_baselines(tmp_path):
     assert t16.overrides[-1] == "train.steps=320"  # 16 x the steps after the study's set
     bs16 = load_study(write_study(tmp_path / "b.yaml", study_text("b", 2, 20) + "baseline: bs16\n"))
     assert bs16.overrides[-1] == "data.batch_size=1024"
-
-
-def test_pareto_frontier_by_hand():
-    points = [(0.0, 5.0), (1.0, 5.2), (2.0, 5.1), (3.0, 5.5), (2.5, 5.6), (3.0, 5.4)]
-    # (1.0, 5.2) is dominated by (2.0, 5.1); (2.5, 5.6) and (3.0, 5.5) by (3.0, 5.4)
-    mi, nll = zip(*points)
-    assert [points[i] for i in pareto_frontier(mi, nll)] == [(0.0, 5.0), (2.0, 5.1), (3.0, 5.4)]
 
 
 def test_sampler_values_are_monotone_and_capped():

@@ -61,11 +61,11 @@ class CoinVAE(nn.Module):
     def __init__(self, config: CoinModelConfig):
         super().__init__()
         H, self.latent = config.hidden_size, make_latent(config.latent)
-        self.encoder = nn.Sequential(nn.Embedding(2, H), nn.Tanh(), nn.Linear(H, self.latent.posterior_size))
+        self.encoder = nn.Sequential(nn.Embedding(2, H), nn.Tanh(), nn.Linear(H, self.latent.proposal_size))
         self.decoder = nn.Sequential(nn.Linear(self.latent.dim, H), nn.Tanh(), nn.Linear(H, 2))
 
-    def posterior(self, x: Tensor):
-        return self.latent.posterior(self.encoder(x))
+    def proposal(self, x: Tensor):
+        return self.latent.proposal(self.encoder(x))
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """ln p(x|z) [K, B] for flips x [B] and samples z [K, B, D]."""

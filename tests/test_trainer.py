@@ -1,4 +1,4 @@
-"""The generic trainer: seeds, checkpoints, resumption after interruption, failures."""
+"""The generic trainer: seeds, checkpoints, resumption after interruption, failures, divergence."""
 
 import json
 import math
@@ -14,9 +14,12 @@ import pytest
 import torch
 from torch import nn
 
+from micmco.cli import main
 from micmco.config import ConfigError
+from micmco.runconfig import load_config
 from micmco.runtime import derive_seed, numerics, numerics_settings, resolve_device
 from micmco.trainer import CheckpointError, Diverged, Trainer, TrainerConfig
+from micmco.util import EXIT_DIVERGED
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "params" / "synthetic" / "smoke"
@@ -600,3 +603,57 @@ def test_gpu_check_without_cuda_says_so_in_one_line_and_exits_5_before_importing
     assert done.returncode == gpu_check.EXIT_NO_CUDA == 5
     assert (done.stdout + done.stderr).splitlines() == [gpu_check.NO_CUDA]
     assert "no CUDA device here; nothing was checked" in gpu_check.NO_CUDA
+
+
+# --- divergence of a whole run --------------------------------------------------------------------------
+
+
+def _run_cli(capsys, *args):
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("vimco16-renyi.yaml", "training loss rose"),
+        ("reinforce1-kl.yaml", "training loss rose"),
+        ("vqvae.yaml", "training loss rose"),
+        ("elbo-kl.yaml", "non-finite loss"),
+    ],
+)
+def test_a_diverging_run_ends_with_a_diverged_record_and_its_own_exit_code(tmp_path, capsys, name, reason):
+    args = ["train", str(SMOKE / name), "--quiet", "--set", "train.learning_rate=100", "--output-dir", str(tmp_path)]
+    code, out, err = _run_cli(capsys, *args)
+    assert code == EXIT_DIVERGED
+    assert "Traceback" not in err and reason in err and len(err.strip().splitlines()) == 1
+    record = json.loads(next(tmp_path.glob("*/result.json")).read_text())
+    assert record["status"] == "diverged"
+    divergence = record["divergence"]
+    assert reason in divergence["reason"] and divergence["step"] >= 1
+    assert divergence["last_finite_metrics"] is None or "loss" in divergence["last_finite_metrics"]
+    code, _, err = _run_cli(capsys, *args)  # rerunning finds the record, trains nothing
+    assert code == EXIT_DIVERGED
+
+
+def test_a_runaway_objective_is_caught_by_the_loss_floor(tmp_path, monkeypatch):
+    """The rule: for discrete data no objective averages above 0 nats, so a training loss averaging below
+    -1 nat is a runaway. Eq. 12's grouping of DReG 16/1 (the code before K' ≠ K was fixed) ran away to
+    a loss of -2.7e21 and ended `complete`; replayed here, it ends `diverged` at the first log."""
+    from micmco import objectives
+    from micmco.estimators import log_marginal_of_weights, snis_log_lik_of_weights
+
+    def eq12_divergence(self, log_w, log_lik):  # Ŝ^K + λ D̂^K': the old, unbounded grouping
+        w, ll = log_w[: self.mi_samples], log_lik[: self.mi_samples]
+        return snis_log_lik_of_weights(w, ll) - log_marginal_of_weights(w)
+
+    monkeypatch.setattr(objectives.Objective, "divergence", eq12_divergence)
+    overrides = ["objective.lam=0.9", "train.steps=400", "train.log_every=50", "train.progress=false"]
+    config = load_config(REPO / "params/synthetic/cpu/trial-dreg16-kl1.yaml", overrides + [f"output_dir={tmp_path}"])
+    from micmco.experiment import run
+
+    record = run(config, echo=lambda *_: None)
+    assert record["status"] == "diverged", record.get("metrics")
+    assert "ran away upwards" in record["divergence"]["reason"] and record["divergence"]["step"] <= 400

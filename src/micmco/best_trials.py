@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from .gradients import BASE_ESTIMATORS
-from .pareto import PAPER_MAIN_SETTINGS, Curve, ParetoError, read_inputs, read_paper_folder
+from .pareto import Curve, ParetoError, at_paper_main_setting, read_inputs, read_paper_folder
 
 __all__ = ["Best", "best_trial", "TABLE1_COLUMNS", "table1", "table1_curves", "format_table1", "cli_main"]
+
+TABLE1_TASK = "ptb"  # Table 1 is the paper's table of its Penn Treebank results
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,8 @@ def table1_curves(curves: Sequence[Curve]) -> list[Curve]:
     for curve in curves:
         regulariser = curve.task_values.get("regulariser", "none")
         dropout = regulariser == "dropout-shared" or (curve.k == 1 and regulariser == "dropout-naive")
-        main = (curve.steps, curve.batch_size, curve.task_values.get("hidden_size")) == tuple(
-            PAPER_MAIN_SETTINGS.values()
-        )
-        if curve.task == "ptb" and curve.split == "valid" and dropout and (curve.source != "paper" or main):
+        main = at_paper_main_setting(curve)
+        if curve.task == TABLE1_TASK and curve.split == "valid" and dropout and (curve.source != "paper" or main):
             chosen.append(curve)
     return chosen
 

@@ -12,7 +12,9 @@ import argparse
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .config import ConfigError, positive_int
@@ -163,8 +165,7 @@ def check(args: argparse.Namespace) -> int:
 
 def train(args: argparse.Namespace) -> int:
     """``micmco train``: the run trained (or resumed) and evaluated, its result record written."""
-    from .experiment import GPU_PROFILES, RunLocked, projection, run
-    from .trainer import CheckpointError
+    from .experiment import GPU_PROFILES, projection, run
 
     try:  # everything before work, as for check
         config, checks, run_dir, finished = _prepare(args, create_output_dir=True)  # train: it is made next anyway
@@ -182,23 +183,9 @@ def train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
 
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # training defers it to a step end
-    try:
-        record = run(config)
-    except ConfigError as error:
-        return _fail(f"cannot run {args.config}: {error}", EXIT_INPUT)
-    except CheckpointError as error:
-        return _fail(str(error), EXIT_INPUT)
-    except RunLocked as error:
-        return _fail(str(error), EXIT_RUNNING)
-    except OSError as error:  # the machine's, not the run's: a file where the run directory goes, a full disk
-        return _fail(f"cannot run {args.config}: {type(error).__name__}: {error}", EXIT_FAILED)
-    except KeyboardInterrupt:
-        return _fail(
-            "interrupted; the completed steps are checkpointed. Rerun the same command to resume.", EXIT_INTERRUPTED
-        )
-    finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
+    record, code = _train_guarded(args.config, lambda: run(config), "the completed steps are checkpointed")
+    if code is not None:
+        return code
     result = Path(config.output_dir) / f"{config.name}-{record['fingerprint']}" / "result.json"
     for warning in record.get("warnings", []):
         print(f"micmco: warning: {warning}", file=sys.stderr)
@@ -215,9 +202,8 @@ def train_batch(args: argparse.Namespace) -> int:
     """``micmco train-batch``: N trials trained together (:func:`micmco.batched.run_batch`); exit 0 when every
     trial completed, 3 when some diverged (each result record says which and why), as ``train`` otherwise."""
     from .batched.run import run_batch
-    from .experiment import RunLocked, preflight
+    from .experiment import preflight
     from .runconfig import load_config, run_directory
-    from .trainer import CheckpointError
 
     try:
         shared = list(args.overrides)
@@ -234,24 +220,11 @@ def train_batch(args: argparse.Namespace) -> int:
         return _fail(f"invalid config {args.config}: {error}", EXIT_INPUT)
     except KeyboardInterrupt:
         return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    try:
-        records = run_batch(configs)
-    except ConfigError as error:
-        return _fail(f"cannot run {args.config}: {error}", EXIT_INPUT)
-    except CheckpointError as error:
-        return _fail(str(error), EXIT_INPUT)
-    except RunLocked as error:
-        return _fail(str(error), EXIT_RUNNING)
-    except OSError as error:
-        return _fail(f"cannot run {args.config}: {type(error).__name__}: {error}", EXIT_FAILED)
-    except KeyboardInterrupt:
-        return _fail(
-            "interrupted; every trial's completed steps are checkpointed. Rerun the same command to resume.",
-            EXIT_INTERRUPTED,
-        )
-    finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
+    records, code = _train_guarded(
+        args.config, lambda: run_batch(configs), "every trial's completed steps are checkpointed"
+    )
+    if code is not None:
+        return code
     for config, record in zip(configs, records):
         print(_outcome(record))
         print(f"result: {run_directory(config) / 'result.json'}")
@@ -282,6 +255,30 @@ def _outcome(record) -> str:
     if record.get("status") == "diverged" and record.get("metrics") is not None:
         return f"{record['name']}: diverged: {record['divergence']['reason']}"
     return summary(record)
+
+
+def _train_guarded(config_path: str, work: Callable[[], Any], saved: str) -> tuple[Any, int | None]:
+    """(what ``work()`` returns, None) for train and train-batch, or (None, the exit code) after one line on stderr
+    for each failure a run can end in. SIGTERM is a Ctrl-C meanwhile (training defers it to a step end); ``saved``
+    says what an interruption kept."""
+    from .experiment import RunLocked
+    from .trainer import CheckpointError
+
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        return work(), None
+    except ConfigError as error:
+        return None, _fail(f"cannot run {config_path}: {error}", EXIT_INPUT)
+    except CheckpointError as error:
+        return None, _fail(str(error), EXIT_INPUT)
+    except RunLocked as error:
+        return None, _fail(str(error), EXIT_RUNNING)
+    except OSError as error:  # the machine's, not the run's: a file where the run directory goes, a full disk
+        return None, _fail(f"cannot run {config_path}: {type(error).__name__}: {error}", EXIT_FAILED)
+    except KeyboardInterrupt:
+        return None, _fail(f"interrupted; {saved}. Rerun the same command to resume.", EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 def _fail(message: str, code: int) -> int:

@@ -8,10 +8,14 @@ z_1..z_K ~ q(z|x) first, then the batch) and reduces over dim 0, returning ``[B]
     log_q     = ln q(z_i|x)
 
 Everything is computed in log space with log-sum-exp, so log weights of any
-magnitude are safe. Their twins on log weights (``logmeanexp``, ``snis``,
-``power_log_weights``, ``renyi_from_log_weights``) take ln w_i = ln p(x, z_i) - ln q(z_i|x)
-directly; the objectives, gradient estimators and evaluation use them to avoid recomputing
-the weights.
+magnitude are safe.
+
+Names: an estimate's function on the three terms is named for the estimate (``log_marginal``,
+``snis_log_lik``, ``renyi_estimate``); its twin on log weights ln w_i = ln p(x, z_i) - ln q(z_i|x)
+is the same name with ``_of_weights`` (``log_marginal_of_weights``, ``snis_log_lik_of_weights``,
+``renyi_estimate_of_weights``). The objectives, gradient estimators and evaluation use the twins,
+to avoid recomputing the weights. ``power_log_weights`` makes the log weights of eq. 17's integrand,
+so ``log_marginal_of_weights(power_log_weights(...))`` is Ŝ_α^K.
 
 A sample with zero weight (ln p(x|z) = -∞) counts in K and carries no weight. A data point
 whose every sample has zero weight has Ŝ = -∞ and Û = -∞ (the limit of any weighted mean of
@@ -42,10 +46,10 @@ __all__ = [
     "check_terms",
     "check_some_weight",
     "finite_where_weightless",
-    "logmeanexp",
+    "log_marginal_of_weights",
     "power_log_weights",
-    "snis",
-    "renyi_from_log_weights",
+    "snis_log_lik_of_weights",
+    "renyi_estimate_of_weights",
 ]
 
 
@@ -98,20 +102,20 @@ def check_alpha(alpha: float | PerTrial) -> None:
 
 def log_marginal(log_lik: Tensor, log_prior: Tensor, log_q: Tensor) -> Tensor:
     """Ŝ^K = ln p̂^K(x) = ln (1/K) Σ_i p(x, z_i)/q(z_i|x), the IWAE estimate of ln p(x) (eq. 8)."""
-    return logmeanexp(log_weights(log_lik, log_prior, log_q))
+    return log_marginal_of_weights(log_weights(log_lik, log_prior, log_q))
 
 
 def log_power_marginal(log_lik: Tensor, log_prior: Tensor, log_q: Tensor, alpha: float) -> Tensor:
     """Ŝ_α^K = ln (1/K) Σ_i p(x|z_i)^α p(z_i)/q(z_i|x), estimating ln p^α(x) (eq. 17)."""
     check_alpha(alpha)
-    return logmeanexp(power_log_weights(log_weights(log_lik, log_prior, log_q), log_lik, alpha))
+    return log_marginal_of_weights(power_log_weights(log_weights(log_lik, log_prior, log_q), log_lik, alpha))
 
 
 def snis_log_lik(log_lik: Tensor, log_prior: Tensor, log_q: Tensor) -> Tensor:
     """Û^K = Σ_i w̃_i ln p(x|z_i), w̃ = softmax_i(ln w_i): self-normalised E_{p(z|x)} ln p(x|z) (eq. 9).
 
     -∞ for a data point whose every sample has ln p(x|z) = -∞ (zero weight), never NaN."""
-    return snis(log_weights(log_lik, log_prior, log_q), log_lik)
+    return snis_log_lik_of_weights(log_weights(log_lik, log_prior, log_q), log_lik)
 
 
 def kl_estimate(log_lik: Tensor, log_prior: Tensor, log_q: Tensor) -> Tensor:
@@ -120,7 +124,7 @@ def kl_estimate(log_lik: Tensor, log_prior: Tensor, log_q: Tensor) -> Tensor:
     A ValueError naming ``log_lik`` if a data point has zero weight in every sample (see the module docstring)."""
     log_w = log_weights(log_lik, log_prior, log_q)
     check_some_weight(log_w)
-    return snis(log_w, log_lik) - logmeanexp(log_w)
+    return snis_log_lik_of_weights(log_w, log_lik) - log_marginal_of_weights(log_w)
 
 
 def renyi_estimate(log_lik: Tensor, log_prior: Tensor, log_q: Tensor, alpha: float) -> Tensor:
@@ -132,13 +136,13 @@ def renyi_estimate(log_lik: Tensor, log_prior: Tensor, log_q: Tensor, alpha: flo
     check_alpha(alpha)
     log_w = log_weights(log_lik, log_prior, log_q)
     check_some_weight(log_w)
-    return renyi_from_log_weights(log_w, log_lik, alpha)
+    return renyi_estimate_of_weights(log_w, log_lik, alpha)
 
 
 # --- the same on log weights ------------------------------------------------------------
 
 
-def logmeanexp(values: Tensor) -> Tensor:
+def log_marginal_of_weights(values: Tensor) -> Tensor:
     """ln (1/K) Σ_i exp(values_i) over dim 0: Ŝ^K when ``values`` are log weights."""
     return torch.logsumexp(values, dim=0) - math.log(values.shape[0])
 
@@ -154,7 +158,7 @@ def finite_where_weightless(log_w: Tensor, values: Tensor) -> Tensor:
     return torch.where(torch.isneginf(log_w), torch.zeros_like(values), values)
 
 
-def snis(log_w: Tensor, log_lik: Tensor) -> Tensor:
+def snis_log_lik_of_weights(log_w: Tensor, log_lik: Tensor) -> Tensor:
     """Σ_i w̃_i ln p(x|z_i) with w̃ = softmax_i(ln w_i): Û^K from log weights; -∞ where every weight is 0."""
     weightless = torch.isneginf(log_w).all(0)  # [B]: no sample carries weight, the softmax would be NaN
     safe_w = torch.where(weightless, torch.zeros_like(log_w), log_w)  # finite there, so no NaN in the gradient
@@ -162,7 +166,7 @@ def snis(log_w: Tensor, log_lik: Tensor) -> Tensor:
     return torch.where(weightless, torch.full_like(mean, -math.inf), mean)
 
 
-def renyi_from_log_weights(log_w: Tensor, log_lik: Tensor, alpha: float) -> Tensor:
+def renyi_estimate_of_weights(log_w: Tensor, log_lik: Tensor, alpha: float) -> Tensor:
     """The Rényi estimate (Ŝ_α^K - α Ŝ^K)/(α - 1) from log weights; α = 1 gives Û^K - Ŝ^K."""
     # Written as Û - Ŝ + C(t)/t with t = α - 1 and C(t) = ln Σ_i w̃_i exp(t (ln p(x|z_i) - Û)),
     # which equals (Ŝ_α - α Ŝ)/(α - 1) exactly but has no cancellation as α -> 1.
@@ -172,7 +176,7 @@ def renyi_from_log_weights(log_w: Tensor, log_lik: Tensor, alpha: float) -> Tens
     log_snis = torch.log_softmax(log_w, dim=0)
     log_lik = finite_where_weightless(log_w, log_lik)
     u_hat = (log_snis.exp() * log_lik).sum(0)
-    kl = u_hat - logmeanexp(log_w)
+    kl = u_hat - log_marginal_of_weights(log_w)
     t = alpha - 1.0
     if t == 0.0:
         return kl

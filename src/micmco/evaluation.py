@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .config import check, check_types
-from .estimators import logmeanexp, snis
+from .estimators import log_marginal_of_weights, snis_log_lik_of_weights
 from .runtime import step_generator, to_device
 
 __all__ = ["EvalConfig", "EvalBatch", "evaluate", "tensor_batches"]
@@ -66,7 +66,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Per unit over all of ``data``: -Ŝ^K (nll), Û^K - Ŝ^K (mutual_information) and KL(q || p).
 
-    ``model`` provides ``latent``, ``posterior(x)`` and ``log_likelihood(x, z)``; ``data`` is a tensor
+    ``model`` provides ``latent``, ``proposal(x)`` and ``log_likelihood(x, z)``; ``data`` is a tensor
     of data points (batched along dim 0 by ``config.batch_size``, one unit each) or the
     :class:`EvalBatch` es of a task's split. Returns the three metrics and ``units``, the count they
     are averaged over. Seeded: the same call gives the same numbers. ``progress``: a bar over the
@@ -83,16 +83,20 @@ def evaluate(
     try:
         for index, batch in enumerate(batches):
             x = to_device(batch.x, device)
-            posterior = model.posterior(x)
+            proposal = model.proposal(x)
             generator = step_generator(seed, "eval", index, device)
-            z = model.latent.sample(posterior, config.num_samples, generator, reparameterize=False)  # [K, B, ...]
+            z = model.latent.sample(proposal, config.num_samples, generator, reparameterize=False)  # [K, B, ...]
             chunk = config.samples_per_pass
             log_lik = torch.cat([model.log_likelihood(x, z[i : i + chunk]) for i in range(0, len(z), chunk)])
             log_lik = log_lik.float()  # [K, B]
-            log_w = log_lik + model.latent.log_prior(z) - model.latent.log_q(posterior, z)
-            log_marginal = logmeanexp(log_w)
+            log_w = log_lik + model.latent.log_prior(z) - model.latent.log_q(proposal, z)
+            log_marginal = log_marginal_of_weights(log_w)
             per_point = torch.stack(
-                [-log_marginal, snis(log_w, log_lik) - log_marginal, model.latent.kl_to_prior(posterior)]
+                [
+                    -log_marginal,
+                    snis_log_lik_of_weights(log_w, log_lik) - log_marginal,
+                    model.latent.kl_to_prior(proposal),
+                ]
             )
             totals += per_point.double().sum(1)
             units += float(batch.units.double().sum())

@@ -4,6 +4,10 @@ Synthetic curves have an optimum, ln V, so curves of different vocabularies over
 (excess NLL over ln V against usage / ln V). Text has no known optimum: its curves are drawn in
 nats per token, and ours and the paper's sit in panels side by side, each with its own NLL range,
 because a reduced profile (a smaller vocabulary, model and corpus) shifts the whole frontier.
+
+:func:`draw_frontier` draws one curve; :func:`plot_frontiers` (``micmco pareto --plot``) and the book's
+figures (:func:`micmco.book.figures.plot_figure`, one panel per objective as the paper lays them out) both
+draw every frontier through it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import numpy as np
 
 from .pareto import Curve, compute_multiples, distinct_labels, worse_than_uniform
 
-__all__ = ["plot_frontiers", "curve_styles"]
+__all__ = ["draw_frontier", "plot_frontiers", "curve_styles"]
 
 MAX_EXCESS_SHOWN = 0.25  # nats over ln V: the paper's synthetic axes (9.20 to 9.45 at ln V = 9.21)
 PER_TOKEN_NLL_SPAN = 1.2  # nats per token above a panel's best NLL: the paper's PTB axes span about 1.1
@@ -50,6 +54,17 @@ def curve_styles(curves: Sequence[Curve]) -> list[dict]:
     return styles
 
 
+def draw_frontier(ax, curve: Curve, trials: bool = False, **style) -> tuple:
+    """One curve on ``ax``: its Pareto frontier as a line, NLL against latent usage (``style``: Line2D keywords),
+    and with ``trials`` every trial as a faint dot of the line's colour beneath it. Returns (usage, NLL) of the
+    frontier's points, for axes fitted around what was drawn."""
+    frontier = curve.frontier()
+    if trials:
+        ax.plot(curve.mi, curve.nll, ".", color=style.get("color"), alpha=0.3, ms=4)
+    ax.plot(curve.mi[frontier], curve.nll[frontier], **style)
+    return curve.mi[frontier], curve.nll[frontier]
+
+
 def plot_frontiers(curves: Sequence[Curve], normalised: bool = True, ax=None, title: str | None = None):
     """The frontiers in the paper's style; returns the matplotlib Figure.
 
@@ -76,9 +91,7 @@ def plot_frontiers(curves: Sequence[Curve], normalised: bool = True, ax=None, ti
         figure, axes = ax.figure, [ax]
     for panel, indices in zip(axes, panels):
         for i in indices:
-            view = shown[i]
-            frontier = view.frontier()
-            panel.plot(view.mi[frontier], view.nll[frontier], label=labels[i], **styles[i])
+            draw_frontier(panel, shown[i], label=labels[i], **styles[i])
         group = [shown[i] for i in indices]
         if per_token:
             _per_token_axes(panel, group, titled=len(panels) > 1)

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from .config import ConfigError, check, check_choice, check_types
-from .estimators import logmeanexp, power_log_weights, snis
+from .estimators import log_marginal_of_weights, power_log_weights, snis_log_lik_of_weights
 from .memory import StepCopies
 from .objectives import Objective, ObjectiveConfig, ObjectiveKind, parse_kind
 
@@ -160,24 +160,24 @@ def surrogate_objective(
     base: BaseEstimator | str,
     objective: Objective,
     latent,
-    posterior,
+    proposal,
     log_likelihood: LogLikelihood,
     generator: torch.Generator | None = None,
 ) -> Surrogate:
-    """Draw max(K, K') samples from ``posterior`` and build the surrogate of ``base``.
+    """Draw max(K, K') samples from ``proposal`` and build the surrogate of ``base``.
 
-    ``latent`` is a latent space (:mod:`micmco.latents`), ``posterior`` its q(z|x) for the
+    ``latent`` is a latent space (:mod:`micmco.latents`), ``proposal`` its q(z|x) for the
     batch, and ``log_likelihood`` maps samples z [K, B, ...] to ln p(x|z) [K, B].
     """
     spec = estimator_spec(base)
     _check_with_latent(spec, objective, latent)
-    return spec.surrogate(objective, latent, posterior, log_likelihood, generator)
+    return spec.surrogate(objective, latent, proposal, log_likelihood, generator)
 
 
 def _monitor(log_w: Tensor, log_lik: Tensor, num_samples: int) -> tuple[Tensor, Tensor]:
     log_w, log_lik = log_w[:num_samples].detach(), log_lik[:num_samples].detach()
-    log_marginal = logmeanexp(log_w)
-    return log_marginal, snis(log_w, log_lik) - log_marginal
+    log_marginal = log_marginal_of_weights(log_w)
+    return log_marginal, snis_log_lik_of_weights(log_w, log_lik) - log_marginal
 
 
 def _surrogate(value: Tensor, extra: Tensor | None, log_w: Tensor, log_lik: Tensor, objective: Objective) -> Surrogate:
@@ -190,38 +190,38 @@ def _surrogate(value: Tensor, extra: Tensor | None, log_w: Tensor, log_lik: Tens
 # --- reparameterised estimators --------------------------------------------------------------
 
 
-def elbo(objective: Objective, latent, posterior, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
+def elbo(objective: Objective, latent, proposal, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
     """ELBO base: each sample's objective with ln p(z) - ln q(z|x) replaced by -KL(q || p), averaged over K.
 
     With one sample per term the kl and renyi objectives become ln p(x|z) - (1 - λ) KL(q || p)
     and the power objective ln p(x|z) - KL(q || p)/α: β-VAEs (Prop. 6).
     """
-    z = latent.sample(posterior, objective.num_samples, generator)  # [K, B, ...]
+    z = latent.sample(proposal, objective.num_samples, generator)  # [K, B, ...]
     log_lik = log_likelihood(z)  # [K, B]
     K, B = log_lik.shape  # samples, batch
-    log_w = log_lik - latent.kl_to_prior(posterior)
+    log_w = log_lik - latent.kl_to_prior(proposal)
     value = objective.single_sample()(log_w.reshape(1, K * B), log_lik.reshape(1, K * B)).view(K, B).mean(0)
     log_marginal = log_w.detach().mean(0)
-    return Surrogate(value, log_marginal, latent.kl_to_prior(posterior).detach())
+    return Surrogate(value, log_marginal, latent.kl_to_prior(proposal).detach())
 
 
-def iwae(objective: Objective, latent, posterior, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
+def iwae(objective: Objective, latent, proposal, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
     """Plain reparameterised gradient of the objective (Burda et al. 2015)."""
-    z = latent.sample(posterior, objective.num_draws, generator)
+    z = latent.sample(proposal, objective.num_draws, generator)
     log_lik = log_likelihood(z)
-    log_w = log_lik + latent.log_prior(z) - latent.log_q(posterior, z)
+    log_w = log_lik + latent.log_prior(z) - latent.log_q(proposal, z)
     return _surrogate(objective(log_w, log_lik), None, log_w, log_lik, objective)
 
 
-def stl(objective: Objective, latent, posterior, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
+def stl(objective: Objective, latent, proposal, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
     """Sticking the landing: the score term of ln q(z|x) dropped (Roeder et al. 2017); K = K' = 1."""
-    z = latent.sample(posterior, objective.num_draws, generator)
+    z = latent.sample(proposal, objective.num_draws, generator)
     log_lik = log_likelihood(z)
-    log_w = log_lik + latent.log_prior(z) - latent.log_q(posterior.detach(), z)
+    log_w = log_lik + latent.log_prior(z) - latent.log_q(proposal.detach(), z)
     return _surrogate(objective(log_w, log_lik), None, log_w, log_lik, objective)
 
 
-def dreg(objective: Objective, latent, posterior, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
+def dreg(objective: Objective, latent, proposal, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
     """Doubly reparameterised gradients (Tucker et al. 2018) for every objective.
 
     The φ-gradient is Σ_i c_i · ∂v_i/∂z_i · ∂z_i/∂φ, with v_i evaluated with q's parameters
@@ -229,10 +229,10 @@ def dreg(objective: Objective, latent, posterior, log_likelihood: LogLikelihood,
     the path term is taken by ``autograd.grad`` with respect to a detached copy of z, and
     the θ-gradient by autodiff of the objective at that copy.
     """
-    z = latent.sample(posterior, objective.num_draws, generator)  # depends on φ
+    z = latent.sample(proposal, objective.num_draws, generator)  # depends on φ
     z_fixed = z.detach().requires_grad_(True)
     log_lik = log_likelihood(z_fixed)
-    log_w = log_lik + latent.log_prior(z_fixed) - latent.log_q(posterior.detach(), z_fixed)
+    log_w = log_lik + latent.log_prior(z_fixed) - latent.log_q(proposal.detach(), z_fixed)
     value = objective(log_w, log_lik)  # its gradient reaches θ only
     encoder_term = None
     if torch.is_grad_enabled() and z.requires_grad:
@@ -242,13 +242,13 @@ def dreg(objective: Objective, latent, posterior, log_likelihood: LogLikelihood,
     return _surrogate(value, encoder_term, log_w, log_lik, objective)
 
 
-def _dreg_logmeanexp(log_w: Tensor) -> Tensor:
+def _dreg_log_marginal_of_weights(log_w: Tensor) -> Tensor:
     """DReG of ln mean_i exp(v_i): coefficients w̃_i² on ∂v_i (Tucker et al. 2018, eq. 6)."""
     w = torch.softmax(log_w.detach(), dim=0)
     return (w.square() * log_w).sum(0)
 
 
-def _dreg_snis(log_w: Tensor, log_lik: Tensor) -> Tensor:
+def _dreg_snis_log_lik_of_weights(log_w: Tensor, log_lik: Tensor) -> Tensor:
     """DReG of Û = Σ_i w̃_i ℓ_i: 2 w̃_i² (ℓ_i - Û) on ∂ln w_i and w̃_i² on ∂ℓ_i.
 
     From ∂Û/∂ln q_i = -w̃_i (ℓ_i - Û) and the reparameterisation identity
@@ -267,41 +267,43 @@ def dreg_path_surrogate(objective: Objective, log_w: Tensor, log_lik: Tensor) ->
     coefficients combine with the objective's own coefficients (eq. 11, 15, 18).
     """
     K, K_mi = objective.num_samples, objective.mi_samples
-    main = _dreg_logmeanexp(log_w[:K])
+    main = _dreg_log_marginal_of_weights(log_w[:K])
     if objective.kind is ObjectiveKind.NONE:
         return main
     if objective.kind is ObjectiveKind.POWER:
-        return _dreg_logmeanexp(power_log_weights(log_w[:K], log_lik[:K], objective.alpha)) / objective.alpha
+        return (
+            _dreg_log_marginal_of_weights(power_log_weights(log_w[:K], log_lik[:K], objective.alpha)) / objective.alpha
+        )
     mi_w, mi_lik = log_w[:K_mi], log_lik[:K_mi]
     if objective.kind is ObjectiveKind.RENYI and objective.alpha != 1.0:
         alpha = objective.alpha
-        power = _dreg_logmeanexp(power_log_weights(mi_w, mi_lik, alpha))
-        divergence = (power - alpha * _dreg_logmeanexp(mi_w)) / (alpha - 1.0)
+        power = _dreg_log_marginal_of_weights(power_log_weights(mi_w, mi_lik, alpha))
+        divergence = (power - alpha * _dreg_log_marginal_of_weights(mi_w)) / (alpha - 1.0)
     else:  # kl, and renyi at its α = 1 limit
-        divergence = _dreg_snis(mi_w, mi_lik) - _dreg_logmeanexp(mi_w)
+        divergence = _dreg_snis_log_lik_of_weights(mi_w, mi_lik) - _dreg_log_marginal_of_weights(mi_w)
     if K_mi != K:  # λ multiplies V̂^K' - Ŝ^K (Objective.divergence): add Ŝ^K' - Ŝ^K
-        divergence = divergence + (_dreg_logmeanexp(mi_w) - main)
+        divergence = divergence + (_dreg_log_marginal_of_weights(mi_w) - main)
     return main + objective.lam * divergence
 
 
 # --- score-function estimators ---------------------------------------------------------------
 
 
-def reinforce(objective: Objective, latent, posterior, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
+def reinforce(objective: Objective, latent, proposal, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
     """Score function (Williams 1987) with a zero baseline: Σ_i F ∇_φ ln q(z_i|x) + ∂F/∂φ."""
-    return _score_function(objective, latent, posterior, log_likelihood, generator, leave_one_out=False)
+    return _score_function(objective, latent, proposal, log_likelihood, generator, leave_one_out=False)
 
 
-def vimco(objective: Objective, latent, posterior, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
+def vimco(objective: Objective, latent, proposal, log_likelihood: LogLikelihood, generator=None) -> Surrogate:
     """VIMCO (Mnih & Rezende 2016): the learning signal of sample i is F - F_{-i}, where F_{-i}
     recomputes F with sample i's ln w_i and ln p(x|z_i) replaced by the mean over the others."""
-    return _score_function(objective, latent, posterior, log_likelihood, generator, leave_one_out=True)
+    return _score_function(objective, latent, proposal, log_likelihood, generator, leave_one_out=True)
 
 
-def _score_function(objective, latent, posterior, log_likelihood, generator, leave_one_out: bool) -> Surrogate:
-    z = latent.sample(posterior, objective.num_draws, generator, reparameterize=False)
+def _score_function(objective, latent, proposal, log_likelihood, generator, leave_one_out: bool) -> Surrogate:
+    z = latent.sample(proposal, objective.num_draws, generator, reparameterize=False)
     log_lik = log_likelihood(z)
-    log_q = latent.log_q(posterior, z)  # [M, B]
+    log_q = latent.log_q(proposal, z)  # [M, B]
     log_w = log_lik + latent.log_prior(z) - log_q
     value = objective(log_w, log_lik)  # autodiff: θ, and φ through ln q's explicit dependence
     signal = value.detach()  # [B], broadcast over samples
@@ -330,7 +332,7 @@ def leave_one_out_baselines(objective: Objective, log_w: Tensor, log_lik: Tensor
 
 # --- the registry ------------------------------------------------------------------------------
 
-SurrogateFunction = Callable[..., Surrogate]  # (objective, latent, posterior, log_likelihood, generator) -> Surrogate
+SurrogateFunction = Callable[..., Surrogate]  # (objective, latent, proposal, log_likelihood, generator) -> Surrogate
 
 
 @dataclass(frozen=True)
@@ -407,7 +409,7 @@ register_estimator(
 class VariationalLoss:
     """A trainer loss for latent variable models: minus the mean surrogate of ``base`` for ``objective``.
 
-    The model provides ``latent``, ``posterior(x)`` and ``log_likelihood(x, z)``. ``base`` may be a
+    The model provides ``latent``, ``proposal(x)`` and ``log_likelihood(x, z)``. ``base`` may be a
     :class:`BaseEstimator` or its string value. Invalid combinations (``stl`` with K > 1, ``vimco``
     with one sample, ...) are rejected here; ``dreg`` etc. with categorical latents on the first call,
     where the model's latent space is known.
@@ -422,7 +424,7 @@ class VariationalLoss:
 
     def __call__(self, model, x: Tensor, generator: torch.Generator | None = None):
         result = surrogate_objective(
-            self.base, self.objective, model.latent, model.posterior(x), lambda z: model.log_likelihood(x, z), generator
+            self.base, self.objective, model.latent, model.proposal(x), lambda z: model.log_likelihood(x, z), generator
         )
         metrics = {
             "log_marginal": result.log_marginal.mean(),

@@ -6,6 +6,10 @@
   uniform prior, q(z|x) = Π_l Categorical(softmax(logits_l)); samples are integer codes.
 
 Samples are shaped ``[K, B, ...]``; log densities ``[K, B]``.
+
+q(z|x) is the *proposal* (:class:`GaussianProposal`, :class:`CategoricalProposal`, made by a latent's
+``proposal(params)`` and a model's ``proposal(x)``): in this paper "the posterior" is the true p(z|x), whose
+KL to the prior the objectives estimate, so the code never calls q a posterior.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from .config import check, check_choice, check_types
 
 __all__ = [
     "LatentConfig",
-    "GaussianPosterior",
-    "CategoricalPosterior",
+    "GaussianProposal",
+    "CategoricalProposal",
     "GaussianLatent",
     "CategoricalLatent",
     "make_latent",
@@ -51,20 +55,20 @@ class LatentConfig:
 
 
 @dataclass
-class GaussianPosterior:
+class GaussianProposal:
     mean: Tensor  # [B, D]
     log_var: Tensor  # [B, D]
 
-    def detach(self) -> "GaussianPosterior":
-        return GaussianPosterior(self.mean.detach(), self.log_var.detach())
+    def detach(self) -> "GaussianProposal":
+        return GaussianProposal(self.mean.detach(), self.log_var.detach())
 
 
 @dataclass
-class CategoricalPosterior:
+class CategoricalProposal:
     log_probs: Tensor  # [B, L, C], normalised over C
 
-    def detach(self) -> "CategoricalPosterior":
-        return CategoricalPosterior(self.log_probs.detach())
+    def detach(self) -> "CategoricalProposal":
+        return CategoricalProposal(self.log_probs.detach())
 
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -77,15 +81,15 @@ class GaussianLatent:
 
     def __init__(self, dim: int):
         self.dim = dim
-        self.posterior_size = 2 * dim  # encoder outputs: mean and log variance
+        self.proposal_size = 2 * dim  # encoder outputs: mean and log variance
 
-    def posterior(self, params: Tensor) -> GaussianPosterior:
+    def proposal(self, params: Tensor) -> GaussianProposal:
         mean, log_var = params.chunk(2, dim=-1)
-        return GaussianPosterior(mean, log_var)
+        return GaussianProposal(mean, log_var)
 
     def sample(
         self,
-        posterior: GaussianPosterior,
+        proposal: GaussianProposal,
         num_samples: int,
         generator: torch.Generator | None = None,
         reparameterize: bool = True,
@@ -93,27 +97,27 @@ class GaussianLatent:
     ) -> Tensor:
         """Samples [K, B, D]. ``trials`` > 1: the B rows are that many trials' copies of one batch (trial-major),
         which share one draw of noise, so that each trial sees the noise its run alone draws (micmco.batched)."""
-        B, D = posterior.mean.shape  # batch (all trials), latent
-        # float32 noise (float64 for float64 posteriors), also where autocast made the posterior bfloat16
-        dtype = torch.promote_types(posterior.mean.dtype, torch.float32)
+        B, D = proposal.mean.shape  # batch (all trials), latent
+        # float32 noise (float64 for float64 proposals), also where autocast made the proposal bfloat16
+        dtype = torch.promote_types(proposal.mean.dtype, torch.float32)
         shape = (num_samples, B // trials, D)
-        noise = torch.randn(shape, generator=generator, device=posterior.mean.device, dtype=dtype)
+        noise = torch.randn(shape, generator=generator, device=proposal.mean.device, dtype=dtype)
         if trials > 1:
             noise = noise.repeat(1, trials, 1)
-        z = posterior.mean + (0.5 * posterior.log_var).exp() * noise  # [K, B, D]
+        z = proposal.mean + (0.5 * proposal.log_var).exp() * noise  # [K, B, D]
         return z if reparameterize else z.detach()
 
-    def log_q(self, posterior: GaussianPosterior, z: Tensor) -> Tensor:
-        inv_var = (-posterior.log_var).exp()
-        sq = (z - posterior.mean).square() * inv_var
-        return -0.5 * (sq + posterior.log_var + _LOG_2PI).sum(-1)
+    def log_q(self, proposal: GaussianProposal, z: Tensor) -> Tensor:
+        inv_var = (-proposal.log_var).exp()
+        sq = (z - proposal.mean).square() * inv_var
+        return -0.5 * (sq + proposal.log_var + _LOG_2PI).sum(-1)
 
     def log_prior(self, z: Tensor) -> Tensor:
         return -0.5 * (z.square() + _LOG_2PI).sum(-1)
 
-    def kl_to_prior(self, posterior: GaussianPosterior) -> Tensor:
+    def kl_to_prior(self, proposal: GaussianProposal) -> Tensor:
         """Analytic KL(q(z|x) || N(0, I)), [B]."""
-        mean, log_var = posterior.mean, posterior.log_var
+        mean, log_var = proposal.mean, proposal.log_var
         return 0.5 * (mean.square() + log_var.exp() - 1.0 - log_var).sum(-1)
 
 
@@ -125,20 +129,20 @@ class CategoricalLatent:
     def __init__(self, num_latents: int, num_categories: int):
         self.num_latents = num_latents
         self.num_categories = num_categories
-        self.posterior_size = num_latents * num_categories  # encoder outputs: logits
+        self.proposal_size = num_latents * num_categories  # encoder outputs: logits
 
     @property
     def entropy(self) -> float:
         """H(Z) under the uniform prior, L ln C: the most information z can carry."""
         return self.num_latents * math.log(self.num_categories)
 
-    def posterior(self, params: Tensor) -> CategoricalPosterior:
+    def proposal(self, params: Tensor) -> CategoricalProposal:
         logits = params.unflatten(-1, (self.num_latents, self.num_categories))
-        return CategoricalPosterior(logits.log_softmax(-1))
+        return CategoricalProposal(logits.log_softmax(-1))
 
     def sample(
         self,
-        posterior: CategoricalPosterior,
+        proposal: CategoricalProposal,
         num_samples: int,
         generator: torch.Generator | None = None,
         trials: int = 1,
@@ -150,7 +154,7 @@ class CategoricalLatent:
             raise ValueError("categorical latents cannot be reparameterised; use a score-function estimator")
         if options:
             raise TypeError(f"unknown argument(s) {', '.join(options)}; sample takes reparameterize and trials only")
-        log_probs = posterior.log_probs.detach()
+        log_probs = proposal.log_probs.detach()
         B, L, C = log_probs.shape  # batch, latents, categories
         uniform = torch.rand((num_samples, B // trials, L, C), generator=generator, device=log_probs.device)
         if trials > 1:
@@ -158,17 +162,17 @@ class CategoricalLatent:
         gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(uniform.dtype).tiny)))
         return (log_probs + gumbel).argmax(-1)  # Gumbel-max: exact samples, [K, B, L]
 
-    def log_q(self, posterior: CategoricalPosterior, z: Tensor) -> Tensor:
-        log_probs = posterior.log_probs.expand(*z.shape, self.num_categories)  # [K, B, L, C]
+    def log_q(self, proposal: CategoricalProposal, z: Tensor) -> Tensor:
+        log_probs = proposal.log_probs.expand(*z.shape, self.num_categories)  # [K, B, L, C]
         return log_probs.gather(-1, z.unsqueeze(-1)).squeeze(-1).sum(-1)
 
     def log_prior(self, z: Tensor) -> Tensor:
         return torch.full(z.shape[:2], -self.entropy, device=z.device)
 
-    def kl_to_prior(self, posterior: CategoricalPosterior) -> Tensor:
+    def kl_to_prior(self, proposal: CategoricalProposal) -> Tensor:
         """Analytic KL(q(z|x) || uniform) = Σ_l Σ_c q ln q + L ln C, [B]."""
-        probs = posterior.log_probs.exp()
-        neg_entropy = torch.where(probs > 0, probs * posterior.log_probs, 0.0).sum((-2, -1))
+        probs = proposal.log_probs.exp()
+        neg_entropy = torch.where(probs > 0, probs * proposal.log_probs, 0.0).sum((-2, -1))
         return neg_entropy + self.entropy
 
     def enumerate(self) -> Tensor:

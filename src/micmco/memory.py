@@ -70,7 +70,7 @@ class MemoryEstimate:
 
 @dataclass(frozen=True)
 class LatentSizes:
-    posterior_size: int  # floats of q(z|x)'s parameters per data point
+    proposal_size: int  # floats of q(z|x)'s parameters per data point
     decoder_input: int  # weights of the decoder's first layer, from z to the hidden size
     sample_floats: int  # floats per (sample, data point) while drawing z
 

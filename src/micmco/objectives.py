@@ -32,11 +32,11 @@ from .config import check, check_choice, check_types, parse_enum
 from .estimators import (
     check_alpha,
     check_some_weight,
+    log_marginal_of_weights,
     log_weights,
-    logmeanexp,
     power_log_weights,
-    renyi_from_log_weights,
-    snis,
+    renyi_estimate_of_weights,
+    snis_log_lik_of_weights,
 )
 from .pertrial import PerTrial, per_trial_values
 
@@ -144,22 +144,24 @@ class Objective:
         """The objective estimate [B] from log weights and log-likelihoods [max(K, K'), B]."""
         main = log_w[: self.num_samples]
         if self.kind is ObjectiveKind.NONE:
-            return logmeanexp(main)
+            return log_marginal_of_weights(main)
         if self.kind is ObjectiveKind.POWER:
-            return logmeanexp(power_log_weights(main, log_lik[: self.num_samples], self.alpha)) / self.alpha
-        return logmeanexp(main) + self.lam * self.divergence(log_w, log_lik)
+            return (
+                log_marginal_of_weights(power_log_weights(main, log_lik[: self.num_samples], self.alpha)) / self.alpha
+            )
+        return log_marginal_of_weights(main) + self.lam * self.divergence(log_w, log_lik)
 
     def divergence(self, log_w: Tensor, log_lik: Tensor) -> Tensor:
         """λ's term, V̂^K' - Ŝ^K: the divergence estimate of the first K' samples, D̂^K' = Û - Ŝ (kl) or the
         Rényi estimate (renyi), plus Ŝ^K' - Ŝ^K when K' ≠ K (eq. 11's grouping; see the module docstring)."""
         mi_w, mi_lik = log_w[: self.mi_samples], log_lik[: self.mi_samples]
         if self.kind is ObjectiveKind.RENYI:
-            estimate = renyi_from_log_weights(mi_w, mi_lik, self.alpha)
+            estimate = renyi_estimate_of_weights(mi_w, mi_lik, self.alpha)
         else:
-            estimate = snis(mi_w, mi_lik) - logmeanexp(mi_w)
+            estimate = snis_log_lik_of_weights(mi_w, mi_lik) - log_marginal_of_weights(mi_w)
         if self.mi_samples == self.num_samples:
             return estimate
-        return estimate + (logmeanexp(mi_w) - logmeanexp(log_w[: self.num_samples]))
+        return estimate + (log_marginal_of_weights(mi_w) - log_marginal_of_weights(log_w[: self.num_samples]))
 
 
 def parse_kind(kind: str | ObjectiveKind) -> ObjectiveKind:

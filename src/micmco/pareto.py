@@ -49,6 +49,7 @@ __all__ = [
     "summary_table",
     "frontier_table",
     "paper_counterparts",
+    "at_paper_main_setting",
     "worse_than_uniform",
     "distinct_labels",
     "compute_multiples",
@@ -432,6 +433,13 @@ def summary_table(curves: Sequence[Curve], min_usages: Sequence[float], fraction
 PAPER_MAIN_SETTINGS = {"steps": 40_000, "batch_size": 256, "hidden_size": "128"}  # the paper's main figures
 
 
+def at_paper_main_setting(curve: Curve) -> bool:
+    """Whether a curve has the paper's main settings (40 thousand steps, batch 256, hidden size 128); a task
+    whose curves do not record the hidden size (synthetic: always 128 in the paper) has it."""
+    hidden = curve.task_values.get("hidden_size", PAPER_MAIN_SETTINGS["hidden_size"])
+    return (curve.steps, curve.batch_size, hidden) == tuple(PAPER_MAIN_SETTINGS.values())
+
+
 def paper_counterparts(curves: Sequence[Curve], directory: str | Path) -> list[Curve]:
     """The paper's curves (``directory``: a folder of data/paper-frontiers) of the settings of ``curves``:
     the same estimator, K, K′ and objective, evaluated on the same split with the same task settings where
@@ -439,8 +447,7 @@ def paper_counterparts(curves: Sequence[Curve], directory: str | Path) -> list[C
     hidden size 128); settings the paper has no file for are left out."""
     papers = {}
     for curve in read_paper_folder(directory):
-        main = (curve.steps, curve.batch_size, curve.task_values.get("hidden_size", "128"))
-        if main == tuple(PAPER_MAIN_SETTINGS.values()):
+        if at_paper_main_setting(curve):
             papers[_counterpart_key(curve)] = curve
     wanted = dict.fromkeys(_counterpart_key(curve) for curve in curves if curve.source != "paper")
     return [papers[key] for key in wanted if key in papers]

@@ -23,7 +23,7 @@ from .pareto import (
     summary_table,
     uniform_notes,
 )
-from .tasks import get_task, task_of_paper_folder
+from .tasks import TASKS, get_task, task_of_paper_folder
 
 __all__ = ["cli_main"]
 
@@ -168,7 +168,11 @@ def checked_counterparts(curves: Sequence[Curve], directory: Path) -> tuple[list
     found = paper_counterparts(curves, directory)
     folder_task = task_of_paper_folder(directory).name
     ours = list(dict.fromkeys(curve.task for curve in curves if curve.source != "paper"))
-    hint = "--paper takes data/paper-frontiers/synthetic for synthetic tables and data/paper-frontiers/ptb for PTB ones"
+    hint = "--paper takes " + " and ".join(
+        f"data/paper-frontiers/{get_task(name).paper_folder} for {name} tables"
+        for name in TASKS
+        if get_task(name).paper_folder
+    )
     if not found:
         raise ParetoError(
             f"{directory}: the paper's {folder_task} trials have no curve of the tables' settings (task "

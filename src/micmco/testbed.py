@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .gradients import surrogate_objective
-from .latents import CategoricalLatent, CategoricalPosterior, GaussianLatent, GaussianPosterior
+from .latents import CategoricalLatent, CategoricalProposal, GaussianLatent, GaussianProposal
 from .objectives import Objective
 
 DTYPE = torch.float64
@@ -134,12 +134,12 @@ class Toy:
         """N independent gradient estimates, [N, P] (parameters flattened in dict order)."""
         params = self.replicate(num_draws)
         generator = torch.Generator().manual_seed(seed)
-        posterior = self.posterior(params)
+        proposal = self.proposal(params)
         log_lik = lambda z: self.log_likelihood(params, z)  # noqa: E731
         if estimator is None:
-            result = surrogate_objective(base, objective, self.latent, posterior, log_lik, generator)
+            result = surrogate_objective(base, objective, self.latent, proposal, log_lik, generator)
         else:
-            result = estimator(objective, self.latent, posterior, log_lik, generator)
+            result = estimator(objective, self.latent, proposal, log_lik, generator)
         result.value.sum().backward()
         return torch.cat([params[k].grad.reshape(num_draws, -1) for k in params], dim=1)
 
@@ -173,8 +173,8 @@ class DiscreteToy(Toy):
             "b2": r(num_symbols) * 0.5,
         }
 
-    def posterior(self, params) -> CategoricalPosterior:
-        return CategoricalPosterior(params["logits"].log_softmax(-1))
+    def proposal(self, params) -> CategoricalProposal:
+        return CategoricalProposal(params["logits"].log_softmax(-1))
 
     def log_likelihood(self, params, z: Tensor) -> Tensor:
         onehot = torch.nn.functional.one_hot(z, self.latent.num_categories).flatten(-2).to(DTYPE)  # [M, n, L*C]
@@ -188,8 +188,8 @@ class DiscreteToy(Toy):
         M = objective.num_draws
         tuples = torch.tensor(list(itertools.product(range(len(states)), repeat=M))).T  # [M, T]
         z = states[tuples]  # [M, T, L]
-        posterior = self.posterior(params)
-        log_q = self.latent.log_q(posterior, z)  # [M, T]
+        proposal = self.proposal(params)
+        log_q = self.latent.log_q(proposal, z)  # [M, T]
         log_lik = self.log_likelihood(params, z)
         log_w = log_lik + self.latent.log_prior(z) - log_q
         return (log_q.sum(0).exp() * objective(log_w, log_lik)).sum()
@@ -215,8 +215,8 @@ class GaussianToy(Toy):
             "log_sigma": r(()) * 0.2 - 0.3,
         }
 
-    def posterior(self, params) -> GaussianPosterior:
-        return GaussianPosterior(params["mean"], params["log_var"])
+    def proposal(self, params) -> GaussianProposal:
+        return GaussianProposal(params["mean"], params["log_var"])
 
     def log_likelihood(self, params, z: Tensor) -> Tensor:
         mean = params["a"] * torch.tanh((z * params["w"]).sum(-1) + params["b"]) + params["c"]
@@ -237,10 +237,10 @@ class GaussianToy(Toy):
         grid = torch.cartesian_prod(*[torch.arange(nodes)] * (M * D)).reshape(-1, M * D)  # [G, M*D]
         eps = eps1[grid].reshape(-1, M, D).transpose(0, 1)  # [M, G, D]
         weight = w1[grid].prod(-1)  # [G]
-        posterior = self.posterior(params)
-        z = posterior.mean + (0.5 * posterior.log_var).exp() * eps
+        proposal = self.proposal(params)
+        z = proposal.mean + (0.5 * proposal.log_var).exp() * eps
         log_lik = self.log_likelihood(params, z)
-        log_w = log_lik + self.latent.log_prior(z) - self.latent.log_q(posterior, z)
+        log_w = log_lik + self.latent.log_prior(z) - self.latent.log_q(proposal, z)
         return (weight * objective(log_w, log_lik)).sum()
 
 

@@ -16,7 +16,7 @@ __all__ = ["BatchedVariationalLoss"]
 
 class BatchedVariationalLoss:
     """Minus the mean surrogate of ``base`` per trial, [N], for a batched model (``trials``, ``latent``,
-    ``posterior(x)`` over N·B rows, ``log_likelihood(x, z)`` -> [K, N·B]); the metrics of
+    ``proposal(x)`` over N·B rows, ``log_likelihood(x, z)`` -> [K, N·B]); the metrics of
     :class:`micmco.gradients.VariationalLoss`, per trial."""
 
     def __init__(
@@ -44,7 +44,7 @@ class BatchedVariationalLoss:
     def __call__(self, model, x: Tensor, generator: torch.Generator | None = None):
         N, B = model.trials, x.shape[0]  # trials, batch
         result = surrogate_objective(
-            self.base, self.objective(B), model.latent, model.posterior(x), lambda z: model.log_likelihood(x, z),
+            self.base, self.objective(B), model.latent, model.proposal(x), lambda z: model.log_likelihood(x, z),
             generator,
         )  # fmt: skip
         metrics = {

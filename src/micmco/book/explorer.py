@@ -12,16 +12,16 @@ from typing import Any
 import torch
 
 from ..estimators import kl_estimate, renyi_estimate
+from ..gradients import BaseEstimator, estimator_spec
 from ..objectives import Objective, ObjectiveKind
 from ..testbed import DTYPE, DiscreteToy, GaussianToy, TableModel
 from . import widgets
 
-EXPLORER_BASES = (
-    "vimco",
-    "reinforce",
-    "dreg",
-    "iwae",
-)  # score function on a categorical toy, reparameterised on a Gaussian one
+# §4's choice of estimators; each runs on the toy its latents need (the registry says which): score-function
+# estimators on a categorical toy, reparameterised ones on a Gaussian one
+EXPLORER_BASES = tuple(
+    base.value for base in (BaseEstimator.VIMCO, BaseEstimator.REINFORCE, BaseEstimator.DREG, BaseEstimator.IWAE)
+)
 EXPLORER_KINDS = ("kl", "renyi", "power")
 
 
@@ -34,7 +34,7 @@ class ExplorerSettings:
 
 
 def _toy_for(base: str):
-    if base in ("vimco", "reinforce"):
+    if not estimator_spec(base).reparameterised:
         return DiscreteToy(num_latents=2, num_categories=2, num_symbols=3, hidden=3, x=1, seed=0)
     return GaussianToy(dim=1, x=1.3, seed=0)
 
@@ -50,10 +50,10 @@ def _exact_table(toy, base: str) -> TableModel:
         z = grid[:, None, None]  # [G, 1, 1]
         log_cell = (grid[1] - grid[0]).log()
     with torch.no_grad():
-        posterior = toy.posterior(params)
+        proposal = toy.proposal(params)
         log_lik = toy.log_likelihood(params, z)[:, 0]
         log_prior = toy.latent.log_prior(z)[:, 0].to(DTYPE) + log_cell
-        log_q = toy.latent.log_q(posterior, z)[:, 0] + log_cell
+        log_q = toy.latent.log_q(proposal, z)[:, 0] + log_cell
     return TableModel(log_prior, log_lik, log_q)
 
 
@@ -104,11 +104,11 @@ def explorer_curves(settings: ExplorerSettings, sample_counts: list[int], draws:
         generator = torch.Generator().manual_seed(seed * 1000 + K)
         params = toy.replicate(draws)
         with torch.no_grad():
-            posterior = toy.posterior(params)
-            z = toy.latent.sample(posterior, K, generator, reparameterize=False)
+            proposal = toy.proposal(params)
+            z = toy.latent.sample(proposal, K, generator, reparameterize=False)
             log_lik = toy.log_likelihood(params, z)
             log_prior = toy.latent.log_prior(z).to(DTYPE)
-            log_q = toy.latent.log_q(posterior, z)
+            log_q = toy.latent.log_q(proposal, z)
         if settings.kind == "kl":
             divergence = kl_estimate(log_lik, log_prior, log_q)
         else:
@@ -118,7 +118,7 @@ def explorer_curves(settings: ExplorerSettings, sample_counts: list[int], draws:
         result["divergence_std"].append(divergence.std().item())
         result["objective_mean"].append(value.mean().item())
         result["objective_std"].append(value.std().item())
-        if settings.base == "vimco" and K < 2:
+        if K < estimator_spec(settings.base).min_samples:
             result["gradient_variance"].append(None)
         else:
             gradients = toy.draws(settings.base, objective, draws, seed * 1000 + K + 1)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..frontier_plot import draw_frontier
 from ..gradients import estimator_spec
 from ..naming import curve_draws, curve_label, paper_file_name, parse_curve_id
 from .common import markdown_table, repo_path, wrap_lines
@@ -240,16 +241,12 @@ def plot_figure(figure: FigureResults):
         for ax, (objective, curves) in zip(flat, panels.items()):
             for c in curves:
                 colour = colours[_colour_key(c.curve_id)]
-                front = c.paper.frontier()
-                ax.plot(c.paper.mi[front], c.paper.nll[front], "--", color=colour, alpha=0.55, lw=1.3)
-                fronts.append((c.paper.mi[front], c.paper.nll[front]))
-                if c.ours is None:
-                    continue
-                front = c.ours.frontier()
-                ax.plot(c.ours.mi, c.ours.nll, ".", color=colour, alpha=0.3, ms=4)
-                ax.plot(c.ours.mi[front], c.ours.nll[front], ":" if c.too_few else "-", marker="o", color=colour,
-                        ms=4, lw=1.6)  # fmt: skip
-                fronts.append((c.ours.mi[front], c.ours.nll[front]))
+                fronts.append(draw_frontier(ax, c.paper, linestyle="--", color=colour, alpha=0.55, lw=1.3))
+                if c.ours is not None:
+                    line = ":" if c.too_few else "-"
+                    fronts.append(
+                        draw_frontier(ax, c.ours, True, linestyle=line, marker="o", color=colour, ms=4, lw=1.6)
+                    )
             if per_token:
                 ax.set(xlabel="latent usage (nats per token)", title=names[objective])
             else:

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..naming import PTB_CURVE_ID, curve_label, parse_curve_id
+from ..naming import PAPER_ESTIMATORS, PTB_CURVE_ID, curve_label, estimator_label, estimator_names, parse_curve_id
 from . import widgets
 from .figures import has_study, load_curve, lowest_excess, ptb_paper_files, same_objective, synthetic_curve_ids
 from .registry import ptb_figures
@@ -24,7 +24,11 @@ TRAINING_FIT = "training fit"
 PTB_SPLITS = {None: TRAINING_FIT, "-valid": "validation, naive dropout",
               "-valid-shared": "validation, shared dropout masks", "-valid-l2": "validation, L2"}  # fmt: skip
 FRONTIER_SPLITS = tuple(PTB_SPLITS.values())
-FRONTIER_ESTIMATORS = ("ELBO", "IWAE", "DReG", "REINFORCE", "VIMCO", "VQ-VAE")
+VQ_VAE = estimator_label("vqvae")
+# the estimators of the paper's figures (those its trial files name), as the registry labels them
+FRONTIER_ESTIMATORS = tuple(
+    estimator_label(name) for name in estimator_names() if name in PAPER_ESTIMATORS.values() or name == "vqvae"
+)
 FRONTIER_SAMPLES = ("1", "16", "64", "16/1", "1/16")
 FRONTIER_OBJECTIVES = ("KL", "Rényi", "power")
 # menu -> the data's list of its choices, in the menus' order (the page script's state is an index into each)
@@ -38,7 +42,7 @@ def choice_key(task: str, split: str, estimator: str, samples: str, objective: s
     synthetic task has one split (each is the whole vocabulary), and the VQ-VAE neither K nor an objective."""
     if task == "synthetic":
         split = TRAINING_FIT
-    if estimator == "VQ-VAE":
+    if estimator == VQ_VAE:
         samples, objective = "1", "KL"
     return "|".join((task, split, estimator, samples, objective))
 
@@ -46,7 +50,7 @@ def choice_key(task: str, split: str, estimator: str, samples: str, objective: s
 def menu_choice(curve_id: str) -> tuple[str, str, str]:
     """(estimator, K, objective) of a curve, as the menus spell them: ptb-vimco1-kl -> REINFORCE, 1, KL."""
     if curve_id == "vqvae":
-        return "VQ-VAE", "1", "KL"
+        return VQ_VAE, "1", "KL"
     name, objective = curve_label(curve_id).split(", ")[:2]
     parts = name.split(" ")
     return parts[0], parts[1] if len(parts) > 1 else "1", objective

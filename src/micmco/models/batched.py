@@ -138,13 +138,13 @@ class TrialLatent:
     def __init__(self, latent, trials: int):
         self.base, self.trials = latent, trials
         self.reparameterized = latent.reparameterized
-        self.posterior_size = latent.posterior_size
+        self.proposal_size = latent.proposal_size
 
-    def __getattr__(self, name: str):  # posterior, log_q, log_prior, kl_to_prior, entropy, ...: row by row
+    def __getattr__(self, name: str):  # proposal, log_q, log_prior, kl_to_prior, entropy, ...: row by row
         return getattr(self.base, name)
 
-    def sample(self, posterior, num_samples: int, generator: torch.Generator | None = None, **options) -> Tensor:
-        return self.base.sample(posterior, num_samples, generator, trials=self.trials, **options)
+    def sample(self, proposal, num_samples: int, generator: torch.Generator | None = None, **options) -> Tensor:
+        return self.base.sample(proposal, num_samples, generator, trials=self.trials, **options)
 
 
 def batched_log_likelihood(hidden: Tensor, weight: Tensor, bias: Tensor | None, x: Tensor) -> Tensor:

@@ -170,7 +170,7 @@ class SentenceVAE(nn.Module):
 
     ``latent`` is the latent space of ``config.latent`` (``make_latent(config.latent)``); ``eos_id``
     is the padding id and the decoder's start symbol. The model provides ``latent``,
-    ``posterior(x)`` and ``log_likelihood(x, z)`` like every model of the package, plus
+    ``proposal(x)`` and ``log_likelihood(x, z)`` like every model of the package, plus
     ``encode``, ``decoder_states`` and ``l2_penalty``. Each entry point checks its sentences
     (:func:`check_sentences`): a bad batch is a ValueError naming the argument, not a PyTorch error.
     """
@@ -180,10 +180,10 @@ class SentenceVAE(nn.Module):
     ):
         super().__init__()
         expected = make_latent(config.latent)
-        if type(latent) is not type(expected) or latent.posterior_size != expected.posterior_size:
+        if type(latent) is not type(expected) or latent.proposal_size != expected.proposal_size:
             raise ValueError(
-                f"latent is a {type(latent).__name__} of posterior size {latent.posterior_size}, but config.latent "
-                f"describes a {type(expected).__name__} of size {expected.posterior_size}; "
+                f"latent is a {type(latent).__name__} of proposal size {latent.proposal_size}, but config.latent "
+                f"describes a {type(expected).__name__} of size {expected.proposal_size}; "
                 "pass make_latent(config.latent)"
             )
         if not 0 <= eos_id < vocab_size:
@@ -197,7 +197,8 @@ class SentenceVAE(nn.Module):
         # Encoder and decoder have separate embeddings, as in the synthetic model: φ and θ share no parameter.
         self.encoder_embedding = nn.Embedding(vocab_size, E)
         self.encoder_lstm = nn.LSTM(E, H, batch_first=True, bidirectional=True)
-        self.posterior_head = nn.Linear(H, latent.posterior_size)
+        # q(z|x)'s head: its name is a key of the checkpoints' state dicts, so it keeps the old word
+        self.posterior_head = nn.Linear(H, latent.proposal_size)
         self.decoder_embedding = nn.Embedding(vocab_size, E)
         if isinstance(latent, GaussianLatent):
             # no bias: a constant input would only duplicate the LSTM's own bias
@@ -222,9 +223,9 @@ class SentenceVAE(nn.Module):
         _, (last, _) = self.encoder_lstm(packed)  # last [2, B, H], in the input order
         return last.mean(0)
 
-    def posterior(self, x: tuple[Tensor, Tensor]):
+    def proposal(self, x: tuple[Tensor, Tensor]):
         """q(z|x) for a batch of sentences."""
-        return self.latent.posterior(self.posterior_head(self.encode(x)))
+        return self.latent.proposal(self.posterior_head(self.encode(x)))
 
     # --- decoder ---------------------------------------------------------------------------------
 

@@ -63,16 +63,16 @@ class SingleSymbolVAE(nn.Module):
         super().__init__()
         H = hidden_size
         self.latent = latent
-        self.encoder = symbol_encoder(vocab_size, H, latent.posterior_size)
+        self.encoder = symbol_encoder(vocab_size, H, latent.proposal_size)
         if isinstance(latent, GaussianLatent):
             first = [nn.Linear(latent.dim, H), nn.Tanh(), nn.Linear(H, H), nn.Tanh()]
         else:
             first = [CategoricalEmbedding(latent.num_latents, latent.num_categories, H), nn.Linear(H, H), nn.Tanh()]
         self.decoder = nn.Sequential(*first, nn.Linear(H, vocab_size))
 
-    def posterior(self, x: Tensor):
+    def proposal(self, x: Tensor):
         """q(z|x) for a batch of symbols x [B]."""
-        return self.latent.posterior(self.encoder(x))
+        return self.latent.proposal(self.encoder(x))
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """ln p(x|z) [K, B] for symbols x [B] and latent samples z [K, B, ...]."""
@@ -103,11 +103,11 @@ class BatchedSingleSymbolVAE(nn.Module):
         else:
             self.decoder = nn.Sequential(*[stack_modules(layers) for layers in body], BatchedLinear(head))
 
-    def posterior(self, x: Tensor):
+    def proposal(self, x: Tensor):
         """q(z|x) of every trial for one batch of symbols x [B] shared by the trials: [N·B] rows."""
         N, (B,) = self.trials, x.shape  # trials, batch
         params = self.encoder(x.expand(N, B))  # [N, B, P]
-        return self.latent.posterior(params.reshape(N * B, -1))
+        return self.latent.proposal(params.reshape(N * B, -1))
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """ln p(x|z) [K, N·B] for symbols x [B] and samples z [K, N·B, ...]."""

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import check, check_types
-from ..latents import CategoricalLatent, CategoricalPosterior
+from ..latents import CategoricalLatent, CategoricalProposal
 from .common import decoder_log_likelihood, symbol_encoder
 
 __all__ = ["VQConfig", "VQVAE"]
@@ -74,11 +74,11 @@ class VQVAE(nn.Module):
         L = self.latent.num_latents
         return self.codebook[torch.arange(L, device=z.device), z]
 
-    def posterior(self, x: Tensor) -> CategoricalPosterior:
+    def proposal(self, x: Tensor) -> CategoricalProposal:
         """The deterministic q(z|x): a point mass on the nearest codes."""
         z = self.quantize(self.encode(x))
         log_probs = torch.full((*z.shape, self.latent.num_categories), float("-inf"), device=z.device)
-        return CategoricalPosterior(log_probs.scatter(-1, z.unsqueeze(-1), 0.0))
+        return CategoricalProposal(log_probs.scatter(-1, z.unsqueeze(-1), 0.0))
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """ln p(x|z) [K, B] for codes z [K, B, L]."""

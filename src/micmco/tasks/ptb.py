@@ -212,7 +212,7 @@ class PTBTask(Task):
         return f"NLL {metrics['nll']:.4f} nats per token (perplexity {math.exp(min(metrics['nll'], 700)):.1f})"
 
     def estimate_memory(self, config: PTBRunConfig, device: torch.device | str = "cpu") -> MemoryEstimate:
-        """The embeddings, the encoder's two LSTM directions, the posterior head, the decoder LSTM and
+        """The embeddings, the encoder's two LSTM directions, the proposal head, the decoder LSTM and
         the softmax; a step's K·B·T decoder rows, T the longest sentence of the split read: train's for a
         training step (max_length, where sentences are truncated), the evaluated split's for evaluation
         (the test split is not truncated: up to 78 tokens). Batch memory grows with the batch's longest
@@ -220,7 +220,7 @@ class PTBTask(Task):
         V, E, H = config.data.vocab_size, config.model.embedding_size, config.model.hidden_size
         sizes = latent_sizes(config.model.latent, E)
         lstm = 4 * H * (E + H + 2)
-        parameters = 2 * V * E + 2 * lstm + 2 * H * sizes.posterior_size + sizes.decoder_input + lstm + H * V + V
+        parameters = 2 * V * E + 2 * lstm + 2 * H * sizes.proposal_size + sizes.decoder_input + lstm + H * V + V
         draws = max(config.estimator.num_samples, config.estimator.mi_samples or 0)
         lengths = load_corpus(config.data).lengths  # cached: the run reuses it
         eval_rows = config.eval.samples_per_pass * config.eval.batch_size * int(lengths[self.split(config)].max())

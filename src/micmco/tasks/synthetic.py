@@ -144,12 +144,12 @@ class SyntheticTask(Task):
         return f"NLL {metrics['nll']:.4f} (optimum ln V = {metrics['optimal_nll']:.4f}, gap {gap:+.4f})"
 
     def estimate_memory(self, config: SyntheticRunConfig, device: torch.device | str = "cpu") -> MemoryEstimate:
-        """The single-symbol MLP: encoder embedding, two dense layers and the posterior head; the decoder's
+        """The single-symbol MLP: encoder embedding, two dense layers and the proposal head; the decoder's
         input layer, two dense layers and the softmax over V; the K·B decoder rows of a step."""
         V, H = config.data.vocab_size, config.model.hidden_size
         vqvae = config.model.kind == "vqvae"
         sizes = latent_sizes(config.model.latent, H, vqvae)
-        encoder = V * H + 2 * (H * H + H) + H * sizes.posterior_size + sizes.posterior_size
+        encoder = V * H + 2 * (H * H + H) + H * sizes.proposal_size + sizes.proposal_size
         decoder = sizes.decoder_input + 2 * (H * H + H) + H * V + V
         copies = StepCopies() if vqvae else estimator_spec(config.estimator.base).memory  # the VQ-VAE: a plain step
         draws = 1 if vqvae else max(config.estimator.num_samples, config.estimator.mi_samples or 0)
