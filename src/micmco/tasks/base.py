@@ -198,7 +198,7 @@ class Task:
 
     def batched_model(self, models: list[nn.Module]) -> nn.Module:
         """N models of :meth:`build_model`, differing only in their parameters, as one model with a trial
-        dimension: ``trials``, ``latent``, ``posterior(x)`` over the N trials' rows and ``log_likelihood`` as
+        dimension: ``trials``, ``latent``, ``proposal(x)`` over the N trials' rows and ``log_likelihood`` as
         :class:`micmco.models.synthetic.BatchedSingleSymbolVAE` has them, and the single model's parameter
         names (trial n's values at index n). Only where :meth:`batches` says so."""
         raise NotImplementedError(f"the {self.name} task trains one trial per process")
