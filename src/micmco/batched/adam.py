@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 __all__ = ["BatchedAdam"]
 
@@ -39,29 +39,40 @@ class BatchedAdam:
             p.grad = None
 
     @torch.no_grad()
-    def step(self, active: Sequence[bool]) -> None:
-        """One update of the ``active`` trials (a bool per trial); the others are left exactly as they are."""
+    def step(self, active: Sequence[bool], finite: Tensor | None = None) -> None:
+        """One update of the ``active`` trials (a bool per trial) whose ``finite`` entry (a bool tensor [N] on the
+        parameters' device, e.g. of finite losses: read there, no host synchronisation) is true; every other
+        trial is left exactly as it is, whatever its gradient holds. Without ``finite`` and with every trial
+        active, the update runs in place, as ``torch.optim.Adam`` does."""
         N = len(self.learning_rates)
-        device = next(iter(self.parameters.values())).device
+        first = next(iter(self.parameters.values()))
         steps = [s + 1 for s in self.steps]  # inactive trials' values are computed and discarded
-        neg_step_size = [-(lr / (1 - self.beta1**t)) for lr, t in zip(self.learning_rates, steps)]
-        bias_correction2_sqrt = [(1 - self.beta2**t) ** 0.5 for t in steps]
-        mask = torch.tensor(list(active), dtype=torch.bool, device=device)
+        neg_step = _on(first, [-(lr / (1 - self.beta1**t)) for lr, t in zip(self.learning_rates, steps)])
+        correction = _on(first, [(1 - self.beta2**t) ** 0.5 for t in steps])
+        in_place = finite is None and all(active)
+        if not in_place:
+            mask = torch.tensor(list(active), dtype=torch.bool).to(first.device, non_blocking=True)
+            mask = mask if finite is None else mask & finite
         for name, param in self.parameters.items():
             grad = param.grad
             if grad is None:
                 continue
             shape = (N,) + (1,) * (param.dim() - 1)
-            neg = torch.tensor(neg_step_size, dtype=torch.float64).to(param.dtype).to(device).view(shape)
-            correction = torch.tensor(bias_correction2_sqrt, dtype=torch.float64).to(param.dtype).to(device).view(shape)
+            neg, bias_correction2_sqrt = neg_step.view(shape), correction.view(shape)
+            exp_avg, exp_avg_sq = self.exp_avg[name], self.exp_avg_sq[name]
+            if in_place:  # torch.optim.Adam's operations on the state itself: no copies
+                exp_avg.lerp_(grad, 1 - self.beta1)
+                exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
+                param.add_(neg * exp_avg / denom)  # addcdiv's order: self + (value * t1) / t2
+                continue
             keep = mask.view(shape)
-            exp_avg = self.exp_avg[name].lerp(grad, 1 - self.beta1)
-            exp_avg_sq = self.exp_avg_sq[name].mul(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-            denom = (exp_avg_sq.sqrt() / correction).add_(self.eps)
-            updated = param + neg * exp_avg / denom  # addcdiv's order: self + (value * t1) / t2
-            param.copy_(torch.where(keep, updated, param))
-            self.exp_avg[name] = torch.where(keep, exp_avg, self.exp_avg[name])
-            self.exp_avg_sq[name] = torch.where(keep, exp_avg_sq, self.exp_avg_sq[name])
+            new_avg = exp_avg.lerp(grad, 1 - self.beta1)
+            new_avg_sq = exp_avg_sq.mul(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+            denom = (new_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
+            param.copy_(torch.where(keep, param + neg * new_avg / denom, param))
+            self.exp_avg[name] = torch.where(keep, new_avg, exp_avg)
+            self.exp_avg_sq[name] = torch.where(keep, new_avg_sq, exp_avg_sq)
         self.steps = [t if on else s for t, s, on in zip(steps, self.steps, active)]
 
     # --- torch.optim.Adam state dicts of single trials --------------------------------------------
@@ -93,3 +104,9 @@ class BatchedAdam:
                     "exp_avg_sq": self.exp_avg_sq[name][trial].detach().cpu().clone(),
                 }
         return optimizer.state_dict()
+
+
+def _on(like: Tensor, values: list[float]) -> Tensor:
+    """``values`` as a tensor of ``like``'s dtype on its device: each the rounding of its double, as a Python
+    scalar is rounded when the single path multiplies a tensor by it."""
+    return torch.tensor(values, dtype=torch.float64).to(like.dtype).to(like.device, non_blocking=True)

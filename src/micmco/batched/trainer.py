@@ -88,12 +88,10 @@ class BatchTrainer:
     def fit(self) -> list[Trial]:
         """Train every trial to ``config.steps``; SIGINT/SIGTERM: every trial checkpointed, KeyboardInterrupt."""
         config, trials = self.config, self.trials
-        steps = [t.state.step for t in trials]
-        step = min(steps)
-        N = len(trials)
-        sums: list[dict[str, Tensor]] = [
-            {k: torch.tensor(v, device=self.device) for k, v in t.state.partial_sums.items()} for t in trials
-        ]
+        N, step = len(trials), min(t.state.step for t in trials)
+        # metric sums since each trial's last log, [N] per metric, on the device: no synchronisation per step
+        names = sorted({name for t in trials for name in t.state.partial_sums})
+        sums = {name: self._per_trial([t.state.partial_sums.get(name, 0.0) for t in trials]) for name in names}
         counts = [t.state.partial_count for t in trials]
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.precision == "bfloat16")
         bar = tqdm(
@@ -117,23 +115,27 @@ class BatchTrainer:
                         losses, metrics = self.loss(self.model, batch, generator)
                     self.optimizer.zero_grad()
                     losses.sum().backward()  # each trial's loss reaches its own parameters only
-                    finite = torch.isfinite(losses).tolist()
-                    self.optimizer.step([on and ok for on, ok in zip(active, finite)])
-                    values = {"loss": losses.detach(), **{k: v.detach() for k, v in metrics.items()}}
+                    finite = torch.isfinite(losses)
+                    if self.device.type == "cpu" and bool(finite.all()):
+                        finite = None  # the update in place (a host read costs nothing on a CPU)
+                    self.optimizer.step(active, finite)  # a non-finite loss: no update (its log step diverges)
+                    on = self._per_trial(active).bool()
+                    for name, value in {"loss": losses.detach(), **metrics}.items():
+                        total = sums.get(name, torch.zeros_like(on, dtype=torch.float32))
+                        sums[name] = torch.where(on, total + value.detach().float(), total)
+                    if step == 0:
+                        for n in (n for n in range(N) if active[n]):
+                            trials[n].state.initial_loss = losses[n].item()
                     step += 1
                     bar.update(1)
-                    for n, trial in enumerate(trials):
-                        if not active[n]:
-                            continue
-                        if step == 1:
-                            trial.state.initial_loss = values["loss"][n].item()
-                        for name, value in values.items():
-                            sums[n][name] = sums[n].get(name, 0.0) + value[n].float()
+                    for n in (n for n in range(N) if active[n]):
                         counts[n] += 1
-                        trial.state.step = step
+                        trials[n].state.step = step
                         if step % config.log_every == 0 or step == config.steps:
-                            self._log(trial, sums[n], counts[n])
-                            sums[n], counts[n] = {}, 0
+                            self._log(trials[n], {name: total[n] for name, total in sums.items()}, counts[n])
+                            for total in sums.values():
+                                total[n] = 0.0
+                            counts[n] = 0
                     if config.checkpoint_every and step % config.checkpoint_every == 0:
                         self._checkpoint(started, sums, counts)
                         started = time.perf_counter()
@@ -143,6 +145,9 @@ class BatchTrainer:
         finally:
             bar.close()
         return trials
+
+    def _per_trial(self, values) -> Tensor:
+        return torch.tensor([float(v) for v in values], dtype=torch.float32).to(self.device)
 
     def _log(self, trial: Trial, sums: dict[str, Tensor], count: int) -> None:
         means = {name: (total / count).item() for name, total in sums.items()}
@@ -154,14 +159,14 @@ class BatchTrainer:
         if state.step == trial.config.steps:
             trial.diverged = final_loss_divergence(state, means["loss"])
 
-    def _checkpoint(self, started: float, sums: list[dict[str, Tensor]], counts: list[int]) -> None:
+    def _checkpoint(self, started: float, sums: dict[str, Tensor], counts: list[int]) -> None:
         """Every trial's checkpoint, as its single Trainer writes it (a diverged trial's is not rewritten)."""
         elapsed = time.perf_counter() - started
         for n, trial in enumerate(self.trials):
             if trial.diverged is not None or trial.checkpoint_path is None:
                 continue
             trial.state.elapsed += elapsed
-            trial.state.partial_sums = {name: float(total) for name, total in sums[n].items()}
+            trial.state.partial_sums = {name: float(total[n]) for name, total in sums.items()} if counts[n] else {}
             trial.state.partial_count = counts[n]
             model = trial.template
             model.load_state_dict(trial_state(self.model, n))
