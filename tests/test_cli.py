@@ -192,3 +192,28 @@ def test_subcommands_with_their_own_parsers_are_reachable(capsys, command):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
     assert exit_.value.code == 0 and f"usage: micmco {command}" in capsys.readouterr().out
+
+
+# --- train-batch -----------------------------------------------------------------------------------------------
+
+
+def test_train_batch_bad_trial_is_one_line_before_any_work(tmp_path, capsys):
+    code, _, err = _run_cli(
+        capsys, "train-batch", str(SMOKE / "elbo-kl.yaml"), "--trial", "objective.lam=0.2",
+        "--trial", "objective.lam=abc", "--output-dir", str(tmp_path / "runs"), "--quiet",
+    )  # fmt: skip
+    _assert_one_line_error(code, err, "objective.lam")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_train_batch_trains_each_trial_into_its_run_directory(tmp_path, capsys):
+    base = SMOKE / "elbo-kl.yaml"
+    trials = ["objective.lam=0.2", "objective.lam=0.7 train.learning_rate=0.002"]
+    args = ["train-batch", str(base), "--output-dir", str(tmp_path), "--quiet", "--set", "train.steps=20"]
+    code, out, _ = _run_cli(capsys, *args, *[item for trial in trials for item in ("--trial", trial)])
+    assert code == 0
+    for trial in trials:
+        config = load_config(base, [f"output_dir={tmp_path}", "train.steps=20", "train.progress=false", *trial.split()])
+        record = json.loads((run_directory(config) / "result.json").read_text())
+        assert record["status"] == "complete" and record["batch"]["trials"] == 2
+        assert str(run_directory(config) / "result.json") in out
