@@ -284,3 +284,12 @@ def test_a_sweep_stopped_or_killed_mid_batch_resumes_to_exactly_its_budget(tmp_p
     assert {"0", "1"} <= {r["trial"] for r in rows}  # the batch's points, under their own numbers
     records = [json.loads(p.read_text()) for p in (runs / "mid").glob("*/result.json")]
     assert len(records) == 3 and any(r.get("resumed_from_steps") for r in records), "nothing was resumed"
+
+
+def test_batch_auto_is_1_for_a_task_without_a_batched_model():
+    """PTB (and the VQ-VAE) train one trial per process: auto must not queue N of them behind one process."""
+    from micmco.study import load_study
+    from micmco.sweep.cli import study_batches
+
+    assert study_batches(load_study(REPO / "params/studies/cpu/dreg16-renyi.yaml"))
+    assert not study_batches(load_study(REPO / "params/studies/cpu/ptb-dreg1-kl.yaml"))

@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(scrub(f"micmco sweep: {args.study}: cannot run: {error}"), file=sys.stderr)
             return EXIT_INPUT
     if args.batch == "auto":  # a supervisor's workers get the number it chose
-        args.batch = auto_batch(checks) if checks is not None else 1
+        args.batch = auto_batch(checks) if checks is not None and study_batches(study) else 1
     try:
         sweep = Sweep(study, url, args.results_dir, args.runs_dir, echo=echo)
     except ConfigError as error:
@@ -164,3 +164,13 @@ def gpu_profile_warning(sweep, trials_left: int) -> str | None:
         return None
     line, warning = projection(config, device)
     return f"{warning}; {trials_left} trials to go ({line})" if warning else None
+
+
+def study_batches(study) -> bool:
+    """Whether the study's trials train as batches (a task without a batched model trains them one at a time:
+    a batch of them would only queue N trials behind one process)."""
+    from ..runconfig import load_config
+    from ..tasks import get_task
+
+    base = load_config(study.base_path, study.overrides)
+    return get_task(base.task).batches(base)
