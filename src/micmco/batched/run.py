@@ -4,6 +4,8 @@ Each trial is a run as :func:`micmco.experiment.run` makes it: its run directory
 (held for the whole batch), its checkpoint, its ``result.json``. A finished trial is read back, not retrained;
 the others train as one batch, from their checkpoints if they have them (at any step: one that is behind
 trains alone until the others' step, :mod:`micmco.batched.trainer`), and each is evaluated alone after.
+A trial's record says so (``batch``: the trials of its batch and its position); its ``train_wall_time_s`` is
+its share, 1/N of the batch's training time, so that summed wall times stay the compute spent.
 """
 
 from __future__ import annotations

@@ -161,7 +161,9 @@ class BatchTrainer:
 
     def _checkpoint(self, started: float, sums: dict[str, Tensor], counts: list[int]) -> None:
         """Every trial's checkpoint, as its single Trainer writes it (a diverged trial's is not rewritten)."""
-        elapsed = time.perf_counter() - started
+        # each trial's share of the batch's time, so that summed wall times stay the compute spent (the batch's
+        # own time is its trials' shares added up)
+        elapsed = (time.perf_counter() - started) / len(self.trials)
         for n, trial in enumerate(self.trials):
             if trial.diverged is not None or trial.checkpoint_path is None:
                 continue
