@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["BatchedAdam"]
+__all__ = ["BatchedAdam", "host_to_device"]
 
 
 class BatchedAdam:
@@ -51,7 +51,7 @@ class BatchedAdam:
         correction = _on(first, [(1 - self.beta2**t) ** 0.5 for t in steps])
         in_place = finite is None and all(active)
         if not in_place:
-            mask = torch.tensor(list(active), dtype=torch.bool).to(first.device, non_blocking=True)
+            mask = host_to_device(torch.tensor(list(active), dtype=torch.bool), first.device)
             mask = mask if finite is None else mask & finite
         for name, param in self.parameters.items():
             grad = param.grad
@@ -109,4 +109,12 @@ class BatchedAdam:
 def _on(like: Tensor, values: list[float]) -> Tensor:
     """``values`` as a tensor of ``like``'s dtype on its device: each the rounding of its double, as a Python
     scalar is rounded when the single path multiplies a tensor by it."""
-    return torch.tensor(values, dtype=torch.float64).to(like.dtype).to(like.device, non_blocking=True)
+    return host_to_device(torch.tensor(values, dtype=torch.float64).to(like.dtype), like.device)
+
+
+def host_to_device(tensor: Tensor, device: torch.device) -> Tensor:
+    """A small host tensor copied to ``device`` without waiting for the device: from pinned memory, since a copy
+    from pageable memory to a GPU first synchronises its stream (a stall in every training step)."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)

@@ -33,7 +33,7 @@ from ..trainer import (
     window_divergence,
     write_checkpoint,
 )
-from .adam import BatchedAdam
+from .adam import BatchedAdam, host_to_device
 
 __all__ = ["Trial", "BatchTrainer"]
 
@@ -147,7 +147,7 @@ class BatchTrainer:
         return trials
 
     def _per_trial(self, values) -> Tensor:
-        return torch.tensor([float(v) for v in values], dtype=torch.float32).to(self.device)
+        return host_to_device(torch.tensor([float(v) for v in values], dtype=torch.float32), self.device)
 
     def _log(self, trial: Trial, sums: dict[str, Tensor], count: int) -> None:
         means = {name: (total / count).item() for name, total in sums.items()}
