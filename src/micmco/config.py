@@ -243,6 +243,17 @@ def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
+def flat_keys(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping (a config's ``to_dict``) as dotted keys: {"objective.lam": 0.5, ...}, as overrides name them."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat.update(flat_keys(value, _join(prefix, key)))
+        else:
+            flat[_join(prefix, key)] = value
+    return flat
+
+
 def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
 

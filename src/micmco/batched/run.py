@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ..config import to_dict
+from ..config import flat_keys, to_dict
 from ..experiment import finished_record, preflight, result_record, run, run_lock, torch_threads
 from ..models.batched import trial_state
 from ..runconfig import run_directory
@@ -33,20 +33,6 @@ __all__ = ["run_batch", "batchable", "PER_TRIAL"]
 PER_TRIAL = ("objective.lam", "objective.alpha", "train.learning_rate")  # the settings trials of a batch may differ in
 
 
-def _flat(config: RunConfig) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(f"{prefix}.{key}" if prefix else key, item)
-        else:
-            flat[prefix] = value
-
-    walk("", to_dict(config))
-    return flat
-
-
 def batchable(configs: Sequence[RunConfig]) -> str | None:
     """None when ``configs`` can train as one batch, else why not (one line)."""
     if not configs:
@@ -55,9 +41,9 @@ def batchable(configs: Sequence[RunConfig]) -> str | None:
     task = get_task(first.task)
     if not task.batches(first):
         return f"the {first.task} task trains this model one trial per process"
-    shared = {key: value for key, value in _flat(first).items() if key not in PER_TRIAL}
+    shared = {key: value for key, value in flat_keys(to_dict(first)).items() if key not in PER_TRIAL}
     for config in configs[1:]:
-        other = _flat(config)
+        other = flat_keys(to_dict(config))
         differ = sorted(key for key, value in shared.items() if other.get(key) != value)
         differ += sorted(key for key in other if key not in shared and key not in PER_TRIAL)
         if differ:

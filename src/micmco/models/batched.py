@@ -4,9 +4,9 @@ Each batched layer keeps its single counterpart's parameter names with a leading
 (``weight`` [N, out, in] for ``nn.Linear``'s [out, in]), so that :func:`stack_modules` builds a batched
 module from N single ones and :func:`trial_state` gives trial n's ``state_dict`` back in the single
 module's format: a batched trial checkpoints exactly as the same run alone, and resumes either way.
-Inputs are shaped [N, rows, ...]. On one CPU thread ``baddbmm`` over [N, out, in] and ``F.linear`` agree
-bit for bit in float32 and float64 (tests/test_batched.py checks it), as do the gathers below and
-``nn.Embedding``/``embedding_bag``.
+Inputs are shaped [N, rows, ...]. On one CPU thread, in float32, each trial's values and gradients equal its
+single layer's bit for bit (tests/test_batched.py checks whole runs), given the care taken below:
+:class:`BatchedAffine`'s backward and one ``embedding_bag`` call per trial.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ __all__ = [
     "BatchedEmbeddingBag",
     "stack_modules",
     "trial_state",
-    "trials_of",
     "TrialLatent",
     "batched_log_likelihood",
 ]
@@ -119,11 +118,6 @@ def stack_modules(modules: Sequence[nn.Module]) -> nn.Module:
     if isinstance(first, STATELESS):
         return first
     raise TypeError(f"no batched form of {type(first).__name__}; this model trains one trial per process")
-
-
-def trials_of(module: nn.Module) -> int:
-    """N, the trials of a batched module (the leading dimension of its parameters)."""
-    return next(module.parameters()).shape[0]
 
 
 def trial_state(module: nn.Module, trial: int) -> dict[str, Tensor]:
