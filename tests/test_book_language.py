@@ -138,3 +138,26 @@ def test_the_profile_table_is_read_from_the_base_configs():
     assert language.appendix_figures("B.2") == [22, 23]
     with pytest.raises(ValueError, match="choose one of B.1, B.2, B.3"):
         language.appendix_figures("B.4")
+
+
+def test_the_validation_calibration_table_is_the_scripts_grid_and_renders_every_run():
+    """results/cpu/cpu-ptb-valid-calibration.tsv holds one row per run of params/ptb/cpu/calibrate_valid.py's grid
+    (the same overrides, so a changed grid without a rerun fails here), and the chapter's table shows each."""
+    import csv
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("calibrate_valid", REPO / "params/ptb/cpu/calibrate_valid.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with (REPO / language.CALIBRATION_TABLE).open(newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    expected = []
+    for estimator, sentences, lam, extra in script.grid():
+        base, sets = script.BASES[estimator]
+        expected.append((base, " ".join([*sets, f"objective.lam={lam}", f"data.train_sentences={sentences}", *extra])))
+    assert [(row["base"], row["set"]) for row in rows] == expected
+    table = language.calibration_table()
+    assert table.count("\n") == 2 + len({(r["estimator"], r["lam"], r["dropout"], r["masks"]) for r in rows}) - 1
+    for row in rows:
+        assert f"{float(row['nll']):.2f} / {float(row['mi']):.2f}" in table
+    assert "3,200 sentences (10 passes)" in table and "32,000 sentences (1 pass)" in table

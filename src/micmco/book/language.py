@@ -43,6 +43,34 @@ def profile_table() -> str:
     return markdown_table(rows, headers)
 
 
+CALIBRATION_TABLE = "results/cpu/cpu-ptb-valid-calibration.tsv"  # params/ptb/cpu/calibrate_valid.py writes it
+
+
+def calibration_table(path: str | Path = CALIBRATION_TABLE) -> str:
+    """Markdown: the calibration behind the cpu validation profile, one row per estimator, λ and dropout,
+    one column per training-set size (equal cost: the passes shrink as the sentences grow); each cell
+    validation NLL / latent usage per token."""
+    import csv
+
+    with repo_path(str(path)).open(newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    sizes = sorted({int(row["train_sentences"]) for row in rows})
+    passes = {int(row["train_sentences"]): row["passes"] for row in rows}
+    labels = {"reinforce1": "REINFORCE 1", "dreg1": "DReG 1", "vimco16": "VIMCO 16"}
+    settings: dict[tuple[str, str, str, str], dict[int, str]] = {}
+    for row in rows:
+        key = (labels.get(row["estimator"], row["estimator"]), row["lam"], row["dropout"], row["masks"])
+        settings.setdefault(key, {})[int(row["train_sentences"])] = f"{float(row['nll']):.2f} / {float(row['mi']):.2f}"
+    body = [
+        [estimator, lam, dropout + (" (shared masks)" if masks == "shared" else ""),
+         *[cells.get(size, "") for size in sizes]]
+        for (estimator, lam, dropout, masks), cells in settings.items()
+    ]  # fmt: skip
+    headers = ["estimator", "λ", "dropout (input/state/output)",
+               *[f"{size:,} sentences ({passes[size]} pass{'' if passes[size] == '1' else 'es'})" for size in sizes]]  # fmt: skip
+    return markdown_table(body, headers)
+
+
 def ptb_summary(profile: str = "cpu", results_dir: Path | None = None) -> str:
     """One line: the PTB tables of results/<profile>/, their finished trials and compute."""
     tables, trials, seconds = compute_summary(profile, results_dir, task="ptb")
