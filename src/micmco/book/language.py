@@ -66,8 +66,9 @@ def calibration_table(path: str | Path = CALIBRATION_TABLE) -> str:
          *[cells.get(size, "") for size in sizes]]
         for (estimator, lam, dropout, masks), cells in settings.items()
     ]  # fmt: skip
+    passes_text = {size: f"{passes[size]} pass{'' if passes[size] == '1' else 'es'}" for size in sizes}
     headers = ["estimator", "λ", "dropout (input/state/output)",
-               *[f"{size:,} sentences ({passes[size]} pass{'' if passes[size] == '1' else 'es'})" for size in sizes]]  # fmt: skip
+               *[f"{size:,} sentences ({passes_text[size]})" for size in sizes]]  # fmt: skip
     return markdown_table(body, headers)
 
 
