@@ -43,7 +43,7 @@ def test_the_registry_covers_every_paper_file_and_every_curve_has_its_studies():
             setting = naming.parse_curve_id(curve)
             cpu = (REPO / "params/studies/cpu" / f"{curve}.yaml").exists()
             one_objective = setting.k == setting.k_mi == 1 and setting.objective == "renyi"
-            if number in (8, 9, 10, 12) and not one_objective:  # the cpu profile sweeps these
+            if number in (8, 9, 10, 11, 12) and not one_objective:  # the cpu profile sweeps these
                 assert cpu, (number, curve)
     # Figure 12's single-sample curves are Figure 10's (one sample: naive and shared masks coincide)
     assert registry.figure_curves(12)[1][:2] == ("ptb-dreg1-kl-valid", "ptb-vimco1-kl-valid")
@@ -82,11 +82,11 @@ def test_a_ptb_figure_reads_per_token_and_says_why_a_curve_has_no_results(tmp_pa
     ordering = orderings.compare_ordering(figure, 0.5)
     assert ordering.agree == [("DReG 16, Rényi", "DReG 1, KL")] and not ordering.disagree
     assert ("DReG 1, KL" in ordering.compared) and "DReG 1, Rényi" not in ordering.compared
-    figure11 = figures.load_figure(11, "cpu", tmp_path)
-    assert "no cpu study" in figures.figure_table(figure11, [0.5])
-    assert figures.figure_studies(11, "paper")[0].startswith("params/studies/paper/ptb-")
-    with pytest.raises(ValueError, match="no cpu studies for Figure 11.*PROFILE=paper FIGURE=11"):
-        figures.figure_studies(11, "cpu")
+    figure18 = figures.load_figure(18, "cpu", tmp_path)
+    assert "no cpu study" in figures.figure_table(figure18, [0.5])
+    assert figures.figure_studies(18, "paper")[0].startswith("params/studies/paper/ptb-")
+    with pytest.raises(ValueError, match="no cpu studies for Figure 18.*PROFILE=paper FIGURE=18"):
+        figures.figure_studies(18, "cpu")
     assert [Path(s).stem for s in figures.figure_studies(9, "cpu")][:1] == ["ptb-vimco1-kl"]  # cheapest first
 
 

@@ -333,7 +333,7 @@ def reproduce_command(figure: int | None = None, profile: str = "paper") -> str:
 def figure_studies(figure: int | None, profile: str) -> list[str]:
     """The study files behind a figure of either task (all synthetic figures when None), cheapest first (by
     the draws max(K, K') a step takes), for ``make reproduce``. The cpu profile has studies for some PTB
-    curves only (those of Figures 8, 9, 10 and 12, and the K = 64 ones): the others are left out, and a
+    curves only (those of Figures 8-12, and the K = 64 ones): the others are left out, and a
     figure without any is an error naming the paper profile's command."""
     if profile not in ("cpu", "paper"):
         raise ValueError(f"no studies for profile {profile!r}; choose cpu or paper")

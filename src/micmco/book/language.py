@@ -17,7 +17,7 @@ from .registry import ptb_figures
 # The base configs behind the PTB curves: ours (cpu: training fit, validation) and the paper's.
 PROFILE_CONFIGS = {
     "cpu, training fit (Figures 8, 9)": "params/ptb/cpu/ptb-trial-dreg16-kl.yaml",
-    "cpu, validation (Figures 10, 12)": "params/ptb/cpu/ptb-valid-dreg16-kl.yaml",
+    "cpu, validation (Figures 10-12)": "params/ptb/cpu/ptb-valid-dreg16-kl.yaml",
     "paper (every PTB figure)": "params/ptb/paper/ptb-base-dreg.yaml",
 }
 TRAINING_SENTENCES = 42_068  # PTB's training split (Mikolov's), the paper's whole training set
