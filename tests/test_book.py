@@ -616,8 +616,8 @@ def test_make_reproduce_lists_a_figures_studies_and_rejects_unknown_ones():
     assert run("studies", "cpu", "1")[0] == 2 and "no figure 1 among" in run("studies", "cpu", "1")[2]
     code, studies, _ = run("studies", "cpu", "8")  # a PTB figure: its cpu studies, cheapest first
     assert code == 0 and studies[0] == "params/studies/cpu/ptb-dreg1-kl.yaml"
-    code, _, error = run("studies", "cpu", "11")  # no cpu studies: the paper profile's command instead
-    assert code == 2 and "make reproduce PROFILE=paper FIGURE=11" in error
+    code, _, error = run("studies", "cpu", "18")  # no cpu studies: the paper profile's command instead
+    assert code == 2 and "make reproduce PROFILE=paper FIGURE=18" in error
     assert run("studies", "gpu")[0] == 2 and run("figures")[0] == 2
 
 

@@ -141,7 +141,7 @@ def test_the_profile_table_is_read_from_the_base_configs():
 
 
 def test_the_validation_calibration_table_is_the_scripts_grid_and_renders_every_run():
-    """results/cpu/cpu-ptb-valid-calibration.tsv holds one row per run of params/ptb/cpu/calibrate_valid.py's grid
+    """results/calibration/cpu-ptb-valid.tsv holds one row per run of params/ptb/cpu/calibrate_valid.py's grid
     (the same overrides, so a changed grid without a rerun fails here), and the chapter's table shows each."""
     import csv
     import importlib.util

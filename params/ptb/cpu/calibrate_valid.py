@@ -7,7 +7,7 @@ whole validation split): what changes is how many training sentences those steps
 100 times, ..., 32,000 once), the dropout rates and λ. Each run is `micmco train` on a base config of
 params/ptb/cpu/ with the `--set` overrides below (its run directory under runs/calibrate-valid/, its config
 recorded in its result.json); a finished run is not trained again. The table goes to
-results/cpu/cpu-ptb-valid-calibration.tsv, with each run's overrides, so that any row can be re-run alone.
+results/calibration/cpu-ptb-valid.tsv, with each run's overrides, so that any row can be re-run alone.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 OUTPUT = REPO / "runs/calibrate-valid"
-TABLE = REPO / "results/cpu/cpu-ptb-valid-calibration.tsv"
+TABLE = REPO / "results/calibration/cpu-ptb-valid.tsv"
 DROPOUT = ["model.input_dropout=0.3", "model.state_dropout=0.2", "model.output_dropout=0.3"]
 BASES = {  # the single-sample estimators on the validation profile's base configs
     "reinforce1": ("params/ptb/cpu/ptb-valid-vimco16-kl.yaml", ["estimator.base=reinforce", "estimator.num_samples=1"]),

@@ -43,7 +43,7 @@ def profile_table() -> str:
     return markdown_table(rows, headers)
 
 
-CALIBRATION_TABLE = "results/cpu/cpu-ptb-valid-calibration.tsv"  # params/ptb/cpu/calibrate_valid.py writes it
+CALIBRATION_TABLE = "results/calibration/cpu-ptb-valid.tsv"  # params/ptb/cpu/calibrate_valid.py writes it
 
 
 def calibration_table(path: str | Path = CALIBRATION_TABLE) -> str:
