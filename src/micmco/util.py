@@ -37,13 +37,15 @@ EXIT_INTERRUPTED = 130  # interrupted (SIGINT/SIGTERM); rerun the same command t
 
 
 def git_commit() -> str | None:
-    """The commit of the source tree micmco runs from, with '-dirty' for uncommitted changes (None outside git)."""
+    """The commit of the source tree micmco runs from, with '-dirty' for uncommitted changes to that source
+    (None outside git). Only the package's own files count: a sweep's journals and tables, committed files
+    that the run itself rewrites, do not make its code dirty."""
     here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
-        status = ["git", "status", "--porcelain", "--untracked-files=no"]
+        status = ["git", "status", "--porcelain", "--untracked-files=no", "--", "."]
         dirty = subprocess.run(status, cwd=here, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
