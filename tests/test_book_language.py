@@ -133,8 +133,9 @@ def test_table1_sets_ours_beside_the_papers_with_each_vocabulary(tmp_path):
 
 def test_the_profile_table_is_read_from_the_base_configs():
     table = language.profile_table()
-    assert "| cpu, training fit (Figures 8, 9) | 480 | 1,500 × 32 | 100 | 2,000 | 64 / 64 |" in table
-    assert "| paper (every PTB figure) | 42,068 | 40,000 × 256 | 243 | 10,000 | 128 / 128 |" in table
+    assert "| cpu, training fit (Figures 8, 9) | 480 | 1,500 × 32 | 100 | 2,000 | 64 / 64 | K = 20, train |" in table
+    assert "| paper (every PTB figure) | 42,068 | 40,000 × 256 | 243 | 10,000 | 128 / 128 | K = 100, train |" in table
+    assert "paper: `params/ptb/paper/ptb-base-dreg.yaml`" in table
     assert language.appendix_figures("B.2") == [22, 23]
     with pytest.raises(ValueError, match="choose one of B.1, B.2, B.3"):
         language.appendix_figures("B.4")
@@ -160,4 +161,17 @@ def test_the_validation_calibration_table_is_the_scripts_grid_and_renders_every_
     assert table.count("\n") == 2 + len({(r["estimator"], r["lam"], r["dropout"], r["masks"]) for r in rows}) - 1
     for row in rows:
         assert f"{float(row['nll']):.2f} / {float(row['mi']):.2f}" in table
-    assert "3,200 sentences (10 passes)" in table and "32,000 sentences (1 pass)" in table
+    assert "| 3,200 × 10 |" in table and "| 32,000 × 1 |" in table
+
+
+def test_the_paper_side_table_names_each_figures_lowest_curve_and_its_trials():
+    from micmco.book import figures, orderings
+
+    table = figures.paper_side([10, 12], 0.2)
+    for number in (10, 12):
+        figure = figures.load_figure(number)
+        lowest = {c.label: orderings.lowest_excess(c.paper, 0.2) for c in figure.curves}
+        label = min(lowest, key=lowest.get)
+        assert table.loc[number].tolist() == [len(figure.curves), sum(len(c.paper.mi) for c in figure.curves),
+                                              label, round(lowest[label], 4)]  # fmt: skip
+    assert list(table.columns) == ["curves", "paper trials", "lowest at usage >= 0.2", "NLL per token"]

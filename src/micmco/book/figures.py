@@ -376,6 +376,24 @@ def compute_summary(
     return tables, trials, seconds
 
 
+def paper_side(numbers: list[int], min_usage: float, profile: str = "cpu"):
+    """The paper's side of figures, from its trial files: a table (pandas DataFrame: a table on the page, its
+    text checked by nbval) of each figure's curves, trials, and lowest NLL at usage >= ``min_usage``
+    (fractions of ln V for the synthetic task, nats per token for PTB) with the curve that reaches it."""
+    import pandas as pd
+
+    rows = []
+    for number in numbers:
+        figure = load_figure(number, profile)
+        best = min(figure.curves, key=lambda c: lowest_excess(c.paper, min_usage))
+        rows.append({"figure": number, "curves": len(figure.curves),
+                     "paper trials": sum(len(c.paper.mi) for c in figure.curves),
+                     f"lowest at usage >= {min_usage}{' ln V' if figure.task == 'synthetic' else ''}": best.label,
+                     "excess NLL" if figure.task == "synthetic" else "NLL per token":
+                         round(lowest_excess(best.paper, min_usage), 4)})  # fmt: skip
+    return pd.DataFrame(rows).set_index("figure")
+
+
 def figure_notes(figure: FigureResults) -> list[str]:
     """What a figure's table does not show: its totals, curves with too few or no complete trials, and the
     commands that re-run it (the last line)."""

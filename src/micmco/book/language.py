@@ -25,7 +25,8 @@ TRAINING_SENTENCES = 42_068  # PTB's training split (Mikolov's), the paper's who
 
 def profile_table() -> str:
     """Markdown: what each PTB profile trains, read from its base config (so the chapter cannot drift from
-    the configs): sentences, passes over them, steps and batch, vocabulary, sizes, evaluation, tuning."""
+    the configs): training sentences, passes over them, steps and batch, vocabulary, sizes, evaluation; then
+    the base configs."""
     from ..runconfig import load_config
 
     rows = []
@@ -36,11 +37,11 @@ def profile_table() -> str:
         rows.append([
             name, f"{sentences:,}", f"{config.train.steps:,} × {config.data.batch_size}", f"{passes:.0f}",
             f"{config.data.vocab_size:,}", f"{config.model.embedding_size} / {config.model.hidden_size}",
-            f"K = {config.eval.num_samples}, {config.eval.split}", f"`{path}`",
+            f"K = {config.eval.num_samples}, {config.eval.split}",
         ])  # fmt: skip
-    headers = ["profile", "training sentences", "steps × batch", "passes", "vocabulary", "embedding / hidden",
-               "evaluation", "base config"]  # fmt: skip
-    return markdown_table(rows, headers)
+    headers = ["profile", "sentences", "steps × batch", "passes", "words", "embedding / hidden", "evaluation"]
+    configs = "; ".join(f"{name.split(' (')[0]}: `{path}`" for name, path in PROFILE_CONFIGS.items())
+    return f"{markdown_table(rows, headers)}\n\nBase configs: {configs}."
 
 
 CALIBRATION_TABLE = "results/calibration/cpu-ptb-valid.tsv"  # params/ptb/cpu/calibrate_valid.py writes it
@@ -48,8 +49,8 @@ CALIBRATION_TABLE = "results/calibration/cpu-ptb-valid.tsv"  # params/ptb/cpu/ca
 
 def calibration_table(path: str | Path = CALIBRATION_TABLE) -> str:
     """Markdown: the calibration behind the cpu validation profile, one row per estimator, λ and dropout,
-    one column per training-set size (equal cost: the passes shrink as the sentences grow); each cell
-    validation NLL / latent usage per token."""
+    one column per training-set size, headed sentences × passes (equal cost: the passes shrink as the
+    sentences grow); dropout as input/state/output rates; each cell validation NLL / latent usage per token."""
     import csv
 
     with repo_path(str(path)).open(newline="") as handle:
@@ -66,17 +67,15 @@ def calibration_table(path: str | Path = CALIBRATION_TABLE) -> str:
          *[cells.get(size, "") for size in sizes]]
         for (estimator, lam, dropout, masks), cells in settings.items()
     ]  # fmt: skip
-    passes_text = {size: f"{passes[size]} pass{'' if passes[size] == '1' else 'es'}" for size in sizes}
-    headers = ["estimator", "λ", "dropout (input/state/output)",
-               *[f"{size:,} sentences ({passes_text[size]})" for size in sizes]]  # fmt: skip
+    headers = ["estimator", "λ", "dropout", *[f"{size:,} × {passes[size]}" for size in sizes]]
     return markdown_table(body, headers)
 
 
 def ptb_summary(profile: str = "cpu", results_dir: Path | None = None) -> str:
     """One line: the PTB tables of results/<profile>/, their finished trials and compute."""
     tables, trials, seconds = compute_summary(profile, results_dir, task="ptb")
-    return (f"results/{profile}/, Penn Treebank task: {tables} tables, {trials} finished trials, "
-            f"{seconds / 3600:.1f} h of compute (sum of wall_s)")  # fmt: skip
+    return (f"`results/{profile}/`, Penn Treebank task: {tables} tables, {trials} finished trials, "
+            f"{seconds / 3600:.1f} h of compute (sum of `wall_s`)")  # fmt: skip
 
 
 def appendix_figures(section: str) -> list[int]:
