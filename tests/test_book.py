@@ -643,8 +643,11 @@ def test_a_figure_without_results_says_so_and_orderings_are_compared_pairwise(tm
     # too few trials are flagged with their count; a curve that never reaches m is listed
     write_results(tmp_path, "dreg16-kl", [(0.3, 0.02), (0.4, 0.03)])
     figure = figures.load_figure(26, results_dir=tmp_path)
-    facts = "\n".join(claims.figure_facts(figure, [0.5]))
-    assert "only 2 complete trials" in facts and "ours reach no usage >= 0.5: DReG 16, KL" in facts
+    notes = figures.figure_notes(figure)
+    assert any("DReG 16, KL: only 2 complete trials" in line for line in notes)
+    assert notes[-1].startswith("Re-run here: `make reproduce PROFILE=cpu FIGURE=26`")
+    assert orderings.compare_ordering(figure, 0.5).unreached == ["DReG 16, KL"]
+    assert orderings.ordering_table(figure, [0.5]).endswith("| DReG 16, KL |")
 
 
 def test_agreement_is_binned_by_the_papers_margin_and_strong_reversals_are_named(tmp_path):

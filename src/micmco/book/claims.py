@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .common import markdown_table, wrap_lines
-from .figures import CurveResults, FigureResults, figure_notes, load_curve, synthetic_curve_ids
-from .orderings import PairComparison, compare_curves, compare_ordering, lowest_excess
+from .common import markdown_table
+from .figures import CurveResults, load_curve, synthetic_curve_ids
+from .orderings import PairComparison, compare_curves, lowest_excess
 from .registry import figure_curves
 
 # (claim in the paper's words, figure, the curves that should be lower, the curves they should beat)
@@ -216,16 +216,7 @@ def slope_statement(
         + (f" ({'; '.join(paper[1])})" if paper[1] else "")
         + f" and {paper[2]} never reach {high:g} ln V."
     )
-    return "\n".join(wrap_lines([text]))
-
-
-def figure_facts(figure: FigureResults, min_usages: list[float], tolerance: float = 0.005) -> list[str]:
-    """The reading of a figure, computed: trials, compute, the ordering at each m, and the commands."""
-    notes = figure_notes(figure)
-    lines = notes[:-1]
-    for m in min_usages:
-        lines += compare_ordering(figure, m, tolerance).lines()
-    return wrap_lines(lines + notes[-1:])
+    return text
 
 
 def compare_pairs(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +64,9 @@ def markdown_table(rows: list[list[Any]], headers: list[str], digits: int = 4) -
     return "\n".join(lines)
 
 
-def wrap_lines(lines: list[str], width: int = 96) -> list[str]:
-    """Printed lines that fit the book's column: long ones continue indented."""
-    out = []
-    for line in lines:
-        indent = " " * (len(line) - len(line.lstrip()) + 4)
-        out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
-    return out
+def markdown_lines(lines: list[str]) -> str:
+    """Computed lines as Markdown that wraps to the page (a printout of long lines scrolls sideways): the
+    first line a paragraph, the others a list, lines indented by spaces nested one level."""
+    head, *rest = lines
+    items = [("  " if line.startswith(" ") else "") + "- " + line.strip().removeprefix("- ") for line in rest]
+    return head + ("\n\n" + "\n".join(items) if items else "")

@@ -22,7 +22,7 @@ from typing import Any
 from ..frontier_plot import draw_frontier
 from ..gradients import estimator_spec
 from ..naming import curve_draws, curve_label, paper_file_name, parse_curve_id
-from .common import markdown_table, repo_path, wrap_lines
+from .common import markdown_lines, markdown_table, repo_path
 from .orderings import lowest_excess, ordering_table, same_objective
 from .registry import SYNTHETIC_FIGURES, figure_curves, figure_task
 
@@ -199,9 +199,21 @@ def _panels_of(figure: FigureResults) -> dict[str, list[CurveResults]]:
 
 def _settings_text(curves: list[CurveResults]) -> str:
     """What the figure's two sides are, e.g. "ours: cpu profile, V = 200; paper: V = 10000"."""
-    ours = sorted({c.ours.setting_label for c in curves if c.ours is not None})
-    paper = sorted({c.paper.setting_label for c in curves})
-    return f"{', '.join(ours) or 'no results'}; paper: {', '.join(paper)}"
+    ours = _joined_settings({c.ours.setting_label for c in curves if c.ours is not None})
+    return f"{ours or 'no results'}; paper: {_joined_settings({c.paper.setting_label for c in curves})}"
+
+
+def _joined_settings(labels: set[str]) -> str:
+    """Several settings of one figure with their common leading parts once: "V = 2000, dropout, naive
+    masks / shared masks" rather than the whole label twice."""
+    parts = [label.split(", ") for label in sorted(labels)]
+    if len(parts) < 2:
+        return ", ".join(parts[0]) if parts else ""
+    common = 0
+    while all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
+        common += 1
+    tails = " / ".join(", ".join(p[common:]) for p in parts)
+    return ", ".join([*parts[0][:common], tails])
 
 
 def figure_style() -> dict[str, Any]:
@@ -409,11 +421,11 @@ def figure_notes(figure: FigureResults) -> list[str]:
             lines.append(f"  {c.label}: {c.rows} trials run, none complete (all diverged or failed)")
     try:
         figure_studies(figure.number, figure.profile)
-        here = f"Re-run here: {reproduce_command(figure.number, figure.profile)}"
+        here = f"Re-run here: `{reproduce_command(figure.number, figure.profile)}`"
     except ValueError:
         here = f"No {figure.profile} studies"
-    lines.append(f"{here}; at the paper's settings on a GPU: {reproduce_command(figure.number)}")
-    return wrap_lines(lines)
+    lines.append(f"{here}; at the paper's settings on a GPU: `{reproduce_command(figure.number)}`")
+    return lines
 
 
 def show_figure(number: int, profile: str, min_usages: list[float], tolerance: float = 0.005) -> FigureResults:
@@ -445,6 +457,5 @@ def show_figure(number: int, profile: str, min_usages: list[float], tolerance: f
         "The curves' order, pair by pair, at each threshold m (pairs the paper separates by less than "
         f"{tolerance:g} nats are ties):\n\n{ordering_table(figure, min_usages, tolerance)}"
     ))  # fmt: skip
-    for line in figure_notes(figure):
-        print(line)
+    display(Markdown(markdown_lines(figure_notes(figure))))
     return figure

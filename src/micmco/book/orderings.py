@@ -13,7 +13,7 @@ from typing import Any
 
 from ..naming import parse_curve_id, same_curve_but_objective
 from ..pareto import lowest_nll
-from .common import markdown_table, wrap_lines
+from .common import markdown_table
 
 
 def same_objective(curve_a: str, curve_b: str) -> bool:
@@ -100,31 +100,6 @@ class OrderingComparison:
         """True when every compared pair is ordered as in the paper; None when fewer than two curves compare."""
         return None if len(self.compared) < 2 else not self.disagree
 
-    def lines(self) -> list[str]:
-        head = f"Figure {self.figure}, usage / ln V >= {self.min_usage:g}:"
-        out = []
-        if len(self.compared) < 2:
-            out.append(
-                f"{head} fewer than two curves have results there ({len(self.compared)}); no ordering to compare"
-            )
-        else:
-            out.append(
-                f"{head} {len(self.agree)} of {self.pairs} pairs of curves ordered as in the paper; "
-                f"best: ours {self.ours_best}, the paper's {self.paper_best} (among the {len(self.compared)} compared)"
-            )
-            for better, worse in self.disagree:
-                out.append(f"  reversed: the paper has {better} below {worse}, ours the opposite")
-            if self.ties:
-                out.append(
-                    f"  not compared (within {self.tolerance:g} nats in the paper, or KL vs Rényi with K′ = 1): "
-                    + "; ".join(f"{a} ~ {b}" for a, b in self.ties)
-                )
-        if self.unreached:
-            out.append(f"  ours reach no usage >= {self.min_usage:g}: {'; '.join(self.unreached)}")
-        if self.missing:
-            out.append(f"  no results yet: {'; '.join(self.missing)}")
-        return out
-
 
 def compare_ordering(figure: Any, min_usage: float, tolerance: float = 0.005) -> OrderingComparison:
     """Pairwise (:func:`compare_curves`): for each two curves that both we and the paper have at usage /
@@ -196,4 +171,4 @@ def strong_reversals(pairs: list[PairComparison], min_margin: float = MARGIN_BIN
                 f"ours {p.ours[0]:.3f} vs {p.ours[1]:.3f} ({p.better.complete} and {p.worse.complete} trials)"
             )
     none = f"none: every pair the paper separates by {min_margin:g} nats or more is ordered as there"
-    return wrap_lines(lines or [none])
+    return lines or [none]
