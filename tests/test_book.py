@@ -623,7 +623,7 @@ def test_make_reproduce_lists_a_figures_studies_and_rejects_unknown_ones():
 
 def test_a_figure_without_results_says_so_and_orderings_are_compared_pairwise(tmp_path):
     from micmco import naming
-    from micmco.book import claims, figures, orderings
+    from micmco.book import figures, orderings
 
     empty = figures.load_figure(26, results_dir=tmp_path)
     assert len(empty.missing) == 3 and empty.wall_s == 0
