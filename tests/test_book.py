@@ -97,6 +97,16 @@ def test_chapters_check_their_parameter_types_first():
         assert first == 1 + next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])), chapter
 
 
+def test_number_list_parameters_name_the_bad_entry():
+    from micmco.book.common import floats
+
+    assert floats("min_usages", "0.2, 0.5,0.8") == [0.2, 0.5, 0.8]
+    with pytest.raises(ValueError, match=r"parameter valid_usages: 'x' is not a number; give comma-separated"):
+        floats("valid_usages", "0.05, x")
+    for chapter in build.notebook_chapters():  # no chapter parses a number list by hand
+        assert 'split(",")' not in chapter.read_text(), chapter
+
+
 def test_build_overrides_a_chapters_parameters_with_one_line_errors(tmp_path):
     chapter = "07_experiments"
     for argv, expected in (

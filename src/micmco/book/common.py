@@ -36,6 +36,20 @@ def check_parameters(namespace: dict[str, Any]) -> None:
             raise TypeError(f"parameter {name} must be {kind.__name__}, got {type(value).__name__} {value!r}")
 
 
+def floats(name: str, text: str) -> list[float]:
+    """A chapter parameter holding comma-separated numbers ("0.2, 0.5, 0.8"), read with an error that names
+    the parameter and the bad entry."""
+    values = []
+    for entry in text.split(","):
+        try:
+            values.append(float(entry))
+        except ValueError:
+            raise ValueError(
+                f"parameter {name}: {entry.strip()!r} is not a number; give comma-separated numbers, e.g. '0.2, 0.5'"
+            ) from None
+    return values
+
+
 def repo_path(relative: str) -> Path:
     """A path inside the micmco checkout (e.g. ``params/synthetic/smoke/vimco16-renyi.yaml``).
 
