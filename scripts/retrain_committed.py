@@ -1,0 +1,56 @@
+"""Retrain committed synthetic cpu trials from their journals (issue 34), for precise re-evaluation.
+
+Order: each table's Pareto trials (those a frontier can select: no other trial has both lower NLL and
+at least its MI) first, cheapest first; then the other complete trials. ``--worker i --workers n``
+takes every n-th trial. One line of JSON per trial in ``--log``. Resumable: a finished run is found.
+"""
+import argparse, json, sys, time
+from pathlib import Path
+
+from micmco.rerun import table_trials, rerun
+
+
+def pareto(rows):
+    done = [r for r in rows if r["status"] == "complete" and r["nll"] and r["mi"]]
+    keep = []
+    for r in done:
+        nll, mi = float(r["nll"]), float(r["mi"])
+        if not any(float(o["nll"]) < nll and float(o["mi"]) >= mi for o in done if o is not r):
+            keep.append(r)
+    return keep
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--results", default="results/cpu")
+    p.add_argument("--runs-dir", required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--worker", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1)
+    args = p.parse_args()
+    first, rest = [], []
+    for table in sorted(Path(args.results).glob("cpu-*.tsv")):
+        if table.stem.startswith("cpu-ptb"):
+            continue
+        items = table_trials(table)
+        front = {r["run"] for r in pareto([i.row for i in items])}
+        for item in items:
+            if item.row["status"] != "complete":
+                continue
+            (first if item.row["run"] in front else rest).append(item)
+    order = sorted(first, key=lambda i: float(i.row["wall_s"])) + sorted(rest, key=lambda i: float(i.row["wall_s"]))
+    mine = order[args.worker :: args.workers]
+    print(f"{len(first)} frontier trials, {len(rest)} others; worker {args.worker} takes {len(mine)}", flush=True)
+    for n, item in enumerate(mine):
+        started = time.time()
+        record = rerun(item, args.runs_dir, echo=lambda s: None)
+        line = {"table": item.table.name, "trial": item.trial, "run": item.row["run"], "pareto": item in first,
+                "reproduced": record["reproduced"], "nll": record.get("metrics", {}) and record["metrics"]["nll"],
+                "row_nll": item.row["nll"], "wall_s": round(time.time() - started, 1)}
+        with open(args.log, "a") as f:
+            f.write(json.dumps(line) + "\n")
+        print(n, json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

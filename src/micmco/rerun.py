@@ -1,0 +1,141 @@
+"""A row of a results table, rerun: its trial's run config at full precision, retrained and checked.
+
+A table row (``results/<profile>/<study>.tsv``) records its tuned values to six digits, too few to rerun the
+trial exactly (a learning rate of 0.00114714 is another trial). The study's journal beside the table holds
+the values Optuna proposed at full precision: :func:`trial_config` rebuilds the trial's run config from
+them, and :func:`rerun` retrains it (runs are deterministic from their configs), checks that it is the same
+run (its run directory name, i.e. its fingerprint) and that its recorded evaluation (K = 100, the trial's
+seed) comes out as the row says. The retrained checkpoint can then be evaluated precisely
+(:func:`micmco.evaluation.evaluate_repeated`, ``micmco evaluate``).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError
+
+__all__ = ["TableTrial", "table_trial", "table_trials", "trial_config", "study_of_table", "journal_params", "rerun"]
+
+
+@dataclass(frozen=True)
+class TableTrial:
+    table: Path  # the results table the row is in
+    trial: int  # the row's trial number
+    row: dict[str, str]  # the row as written
+    params: dict[str, float]  # the tuned values at full precision, from the study's journal
+
+
+def study_of_table(table: Path, root: Path | None = None):
+    """The study a table was exported from: ``results/<profile>/<profile>-<name>.tsv`` comes from
+    ``params/studies/<profile>/<name>.yaml``."""
+    from .study import load_study
+
+    table = Path(table)
+    profile = table.parent.name
+    root = Path(root) if root else _repository_root(table)
+    name = table.stem.removeprefix(f"{profile}-")
+    path = root / "params" / "studies" / profile / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError("", f"{table}: no study file {path} (a table is rerun from the study it was exported from)")
+    return load_study(path, root=root)
+
+
+def _repository_root(table: Path) -> Path:
+    for parent in table.resolve().parents:
+        if (parent / "params" / "studies").is_dir():
+            return parent
+    raise ConfigError("", f"{table}: not inside a checkout (no params/studies/ above it)")
+
+
+def read_rows(table: Path) -> list[dict[str, str]]:
+    if not Path(table).exists():
+        raise ConfigError("", f"no such table: {table}")
+    with open(table, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def journal_params(journal: Path, study_name: str) -> dict[str, dict[str, float]]:
+    """{run directory name: the tuned values at full precision} of every finished trial with a row."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if not journal.exists():
+        raise ConfigError("", f"no journal {journal}: the full-precision values of a table's trials are in it")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    found = {}
+    for trial in study.get_trials(deepcopy=False):
+        row = trial.user_attrs.get("row")
+        if row and row.get("run") and trial.params:
+            found.setdefault(row["run"], dict(trial.params))
+    return found
+
+
+def table_trials(table: Path, trials: list[int] | None = None) -> list[TableTrial]:
+    """The rows of ``table`` (those numbered in ``trials``; all when None) with their full-precision values."""
+    table = Path(table)
+    rows = read_rows(table)
+    numbers = {int(row["trial"]) for row in rows}
+    missing = sorted(set(trials or ()) - numbers)
+    if missing:
+        raise ConfigError("trial", f"{table} has no trial {missing[0]}; its trials: {sorted(numbers)}")
+    study = study_of_table(table)
+    params = journal_params(table.with_suffix(".journal"), study.name)
+    chosen = []
+    for row in rows:
+        if trials is not None and int(row["trial"]) not in trials:
+            continue
+        if row.get("run") not in params:
+            raise ConfigError("trial", f"{table}: trial {row['trial']}'s run {row.get('run')!r} is not in its journal")
+        chosen.append(TableTrial(table, int(row["trial"]), row, params[row["run"]]))
+    return chosen
+
+
+def table_trial(table: Path, trial: int) -> TableTrial:
+    return table_trials(table, [trial])[0]
+
+
+def trial_config(item: TableTrial, runs_dir: Path | str = "runs/sweeps", overrides: list[str] = ()):
+    """The trial's run config, its output under ``runs_dir/<study>/`` as the sweep had it; ConfigError when
+    it is not the run the row names (another fingerprint: the study or the code changed what it computes)."""
+    from .runconfig import load_config, run_directory
+
+    study = study_of_table(item.table)
+    config = load_config(
+        study.base_path, study.trial_overrides(item.params) + [f"output_dir={Path(runs_dir) / study.name}", *overrides]
+    )
+    name = run_directory(config).name
+    if name != item.row["run"]:
+        raise ConfigError(
+            "",
+            f"{item.table} trial {item.trial}: its study now gives run {name}, the row names {item.row['run']} "
+            "(the study or what the code computes changed since; the row cannot be rerun exactly)",
+        )
+    return config
+
+
+def rerun(item: TableTrial, runs_dir: Path | str = "runs/sweeps", echo=print) -> dict[str, Any]:
+    """Retrain (or resume, or find finished) the row's run and check its recorded numbers. Returns the result
+    record with ``reproduced``: True when status, NLL and MI equal the row's (as written, six decimals)."""
+    from .experiment import run
+
+    config = trial_config(item, runs_dir)
+    record = run(config, echo=echo)
+    record["reproduced"] = reproduces(record, item.row)
+    return record
+
+
+def reproduces(record: dict[str, Any], row: dict[str, str]) -> bool:
+    """Whether a result record gives the row's status and its NLL and MI to the six decimals written."""
+    status = record.get("status", "complete")
+    if status != row.get("status"):
+        return False
+    if status != "complete":
+        return True
+    metrics = record["metrics"]
+    return f"{metrics['nll']:.6f}" == row["nll"] and f"{metrics['mutual_information']:.6f}" == row["mi"]
