@@ -7,7 +7,7 @@ takes every n-th trial. One line of JSON per trial in ``--log``. Resumable: a fi
 import argparse, json, sys, time
 from pathlib import Path
 
-from micmco.rerun import table_trials, rerun
+from micmco.rerun import evaluate_and_record, rerun, table_trials
 
 
 def pareto(rows):
@@ -27,6 +27,9 @@ def main():
     p.add_argument("--log", required=True)
     p.add_argument("--worker", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=400)
+    p.add_argument("--target-se", type=float, default=0.002)
+    p.add_argument("--no-evaluate", action="store_true")
     args = p.parse_args()
     first, rest = [], []
     for table in sorted(Path(args.results).glob("cpu-*.tsv")):
@@ -44,9 +47,16 @@ def main():
     for n, item in enumerate(mine):
         started = time.time()
         record = rerun(item, args.runs_dir, echo=lambda s: None)
+        precise = None
+        if record["reproduced"] and record.get("status") == "complete" and not args.no_evaluate:
+            done = item.row.get("eval_repeats")
+            if not done:
+                precise = evaluate_and_record(item, args.runs_dir, record=True, repeats=args.repeats, target_se=args.target_se)
         line = {"table": item.table.name, "trial": item.trial, "run": item.row["run"], "pareto": item in first,
                 "reproduced": record["reproduced"], "nll": record.get("metrics", {}) and record["metrics"]["nll"],
-                "row_nll": item.row["nll"], "wall_s": round(time.time() - started, 1)}
+                "row_nll": item.row["nll"],
+                "precise": precise and {k: precise[k] for k in ("nll", "nll_se", "mutual_information", "mutual_information_se", "repeats", "wall_time_s")},
+                "wall_s": round(time.time() - started, 1)}
         with open(args.log, "a") as f:
             f.write(json.dumps(line) + "\n")
         print(n, json.dumps(line), flush=True)

@@ -1,5 +1,5 @@
-"""Command line: ``micmco train|check CONFIG.yaml [--set key=value ...]``, ``micmco sweep STUDY.yaml``,
-``micmco pareto FILES...``.
+"""Command line: ``micmco train|check CONFIG.yaml [--set key=value ...]``, ``micmco evaluate RUN_DIR``,
+``micmco sweep STUDY.yaml``, ``micmco pareto FILES...``, ``micmco rerun TABLE TRIAL``.
 
 Exit codes: 0 complete; 2 invalid input (config, data, device, memory, output directory,
 checkpoint: nothing was run); 3 the run diverged (its result record says why); 4 the run is
@@ -33,6 +33,7 @@ DELEGATED = {
     "sweep": ("micmco.sweep", "run a study: a grid or a tuned set of trials (Optuna), resumable; exports results/"),
     "pareto": ("micmco.pareto_cli", "Pareto frontiers of results tables and of the paper's trials; summaries, plots"),
     "table1": ("micmco.best_trials", "the paper's Table 1: the best validation results on Penn Treebank"),
+    "rerun": ("micmco.rerun", "rerun a row of a results table from its journal, check it, evaluate it precisely"),
 }
 
 # Packages of the optional extras (pyproject.toml) -> the extra: train, check and evaluation never import them.
@@ -97,6 +98,18 @@ def _parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in DELEGATED.items():
         commands.add_parser(name, help=help_text, add_help=False)  # listed here; parsed by its module
     commands.choices["train"].add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluation = commands.add_parser(
+        "evaluate", help="re-score a finished run from its checkpoint (no training): mean ± standard error"
+    )
+    evaluation.add_argument("run_dir", type=Path, help="a finished run's directory (micmco train prints it)")
+    evaluation.add_argument("--samples", type=positive_int, help="K per evaluation (default: the run's, 100)")
+    evaluation.add_argument("--repeats", type=positive_int, help="most independent evaluations (default: the run's eval.repeats)")
+    evaluation.add_argument("--target-se", type=float, help="stop once both standard errors are <= this (nats; 0: all repeats)")
+    evaluation.add_argument("--seed", type=int, help="seeds the evaluations (default: the run's seed; never the recorded evaluation's samples)")
+    evaluation.add_argument("--split", help="the split to evaluate on (default: the run's)")
+    evaluation.add_argument("--record", action="store_true", help="write the result into the run's result.json (its own split and K only)")
+    evaluation.add_argument("--threads", type=positive_int, help="CPU threads for torch (default 1)")
+    evaluation.add_argument("--quiet", action="store_true", help="no progress bar")
     batch = commands.add_parser(
         "train-batch", help="train N trials of one config as one batched computation (each its own run directory)"
     )
@@ -231,8 +244,31 @@ def train_batch(args: argparse.Namespace) -> int:
     return EXIT_DIVERGED if any(r.get("status") == "diverged" for r in records) else EXIT_OK
 
 
+def evaluate(args: argparse.Namespace) -> int:
+    """``micmco evaluate RUN_DIR``: the precise evaluation of a finished run (:func:`micmco.evaluation.evaluate_run`)."""
+    from .evaluation import evaluate_run
+    from .experiment import precise_text, torch_threads
+
+    try:
+        with torch_threads(args.threads or 1):
+            result = evaluate_run(
+                args.run_dir, samples=args.samples, repeats=args.repeats, target_se=args.target_se, seed=args.seed,
+                split=args.split, record=args.record, progress=not args.quiet,
+            )  # fmt: skip
+    except ConfigError as error:
+        return _fail(f"cannot evaluate {args.run_dir}: {error}", EXIT_INPUT)
+    except KeyboardInterrupt:
+        return _fail("interrupted; nothing was changed (rerun the same command).", EXIT_INTERRUPTED)
+    print(f"{result['run']}: {precise_text(result, result['unit'])}")
+    reproduced = result["recorded_reproduced"]
+    if reproduced is not None:
+        print(f"  the run's recorded evaluation (K = {result['samples']}) reproduced exactly: {'yes' if reproduced else 'NO'}")
+    print(f"  recorded in {args.run_dir / 'result.json'}" if args.record else "  result.json unchanged (--record writes it)")
+    return EXIT_OK if reproduced is not False else EXIT_FAILED
+
+
 # the commands parsed here; DELEGATED's parse their own
-COMMANDS = {"train": train, "check": check, "train-batch": train_batch}
+COMMANDS = {"train": train, "check": check, "train-batch": train_batch, "evaluate": evaluate}
 
 
 def _steps_done(run_dir: Path) -> int:

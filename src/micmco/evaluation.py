@@ -11,11 +11,14 @@ synthetic task's vocabulary), the average is the exact expectation over p_D, not
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -23,7 +26,10 @@ from .config import check, check_types
 from .estimators import log_marginal_of_weights, snis_log_lik_of_weights
 from .runtime import step_generator, to_device
 
-__all__ = ["EvalConfig", "EvalBatch", "evaluate", "tensor_batches"]
+__all__ = ["EvalConfig", "EvalBatch", "evaluate", "evaluate_repeated", "evaluate_run", "tensor_batches", "MIN_REPEATS"]
+
+# The fewest independent evaluations a standard error is computed from (its own relative error is then ~25%).
+MIN_REPEATS = 8
 
 
 @dataclass
@@ -34,12 +40,16 @@ class EvalConfig:
     sample_chunk: int = (
         0  # samples scored per decoder pass (0: all num_samples); bounds memory, same numbers to rounding
     )
+    repeats: int = 1000  # most independent K-sample evaluations averaged into the precise numbers (0: none)
+    target_se: float = 0.002  # stop adding evaluations once NLL's and MI's standard errors are <= this (0: all)
 
     def __post_init__(self) -> None:
         check_types(self)
         check(self.num_samples >= 1, "num_samples", f"must be >= 1, got {self.num_samples}")
         check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         check(self.sample_chunk >= 0, "sample_chunk", f"must be >= 0 (0: all samples at once), got {self.sample_chunk}")
+        check(self.repeats >= 0, "repeats", f"must be >= 0 (0: no precise evaluation), got {self.repeats}")
+        check(self.target_se >= 0, "target_se", f"must be >= 0 nats (0: always all repeats), got {self.target_se}")
 
     @property
     def samples_per_pass(self) -> int:
@@ -64,17 +74,97 @@ def tensor_batches(data: Tensor, batch_size: int) -> Iterator[EvalBatch]:
 def evaluate(
     model: nn.Module, data: Tensor | Iterable[EvalBatch], config: EvalConfig, seed: int = 0, progress: bool = False
 ) -> dict[str, float]:
-    """Per unit over all of ``data``: -Ŝ^K (nll), Û^K - Ŝ^K (mutual_information) and KL(q || p).
+    """Per unit over all of ``data``: -Ŝ^K (nll), Û^K - Ŝ^K (mutual_information) and KL(q || p), one evaluation.
 
     ``model`` provides ``latent``, ``proposal(x)`` and ``log_likelihood(x, z)``; ``data`` is a tensor
     of data points (batched along dim 0 by ``config.batch_size``, one unit each) or the
     :class:`EvalBatch` es of a task's split. Returns the three metrics and ``units``, the count they
     are averaged over. Seeded: the same call gives the same numbers. ``progress``: a bar over the
-    data points.
+    data points. This is the evaluation a run records and a frontier selects its trials on; its noise
+    is measured by :func:`evaluate_repeated`.
     """
-    batches = list(tensor_batches(data, config.batch_size) if isinstance(data, Tensor) else data)
+    batches = _batches(data, config)
     points = sum(len(batch.units) for batch in batches)
-    bar = tqdm(total=points, disable=not progress, desc="evaluate", unit="point", dynamic_ncols=True)
+    with tqdm(total=points, disable=not progress, desc="evaluate", unit="point", dynamic_ncols=True) as bar:
+        totals, units = _evaluate_once(model, batches, config, lambda index, device: step_generator(seed, "eval", index, device), bar)
+    nll, mutual_information, representational_kl = (totals / units).tolist()
+    return {
+        "nll": nll,
+        "mutual_information": mutual_information,
+        "representational_kl": representational_kl,
+        "units": units,
+    }
+
+
+@torch.no_grad()
+def evaluate_repeated(
+    model: nn.Module, data: Tensor | Iterable[EvalBatch], config: EvalConfig, seed: int = 0, progress: bool = False
+) -> dict[str, Any]:
+    """The paper's metrics (K = ``config.num_samples``) averaged over independent evaluations, with their
+    standard errors: the precise numbers a frontier reports.
+
+    Repeat r draws its samples from its own stream (``eval-repeat``, r), never the one :func:`evaluate`
+    uses with the same ``seed``, so a trial selected on its recorded evaluation is reported on an independent
+    one. Repeats are added until the standard errors of NLL and MI (the standard deviation of the repeats
+    over √R) are both at most ``config.target_se``, after at least :data:`MIN_REPEATS` (or all of
+    ``config.repeats``, if fewer) and at most ``config.repeats``. Returns nll, nll_se, mutual_information,
+    mutual_information_se, representational_kl (exact: no sampling), units, repeats, samples, seed, and
+    ``values``: each repeat's nll and mutual_information (the noise of one evaluation).
+    """
+    if config.repeats < 1:
+        raise ValueError("evaluate_repeated: config.repeats is 0 (no precise evaluation asked for)")
+    batches = _batches(data, config)
+    per_repeat: list[list[float]] = []  # [R, 3]
+    units = 0.0
+    bar = tqdm(total=config.repeats, disable=not progress, desc="evaluate (repeats)", unit="eval", dynamic_ncols=True)
+    with bar:
+        for repeat in range(config.repeats):
+            def generator(index: int, device, repeat: int = repeat) -> torch.Generator:
+                return step_generator(seed, "eval-repeat", repeat << 24 | index, device)
+
+            totals, units = _evaluate_once(model, batches, config, generator, None)
+            per_repeat.append((totals / units).tolist())
+            bar.update(1)
+            done = len(per_repeat)
+            if done >= min(MIN_REPEATS, config.repeats) and config.target_se > 0:
+                errors = _standard_errors(per_repeat)
+                if max(errors[0], errors[1]) <= config.target_se:
+                    break
+            if done >= 2:
+                errors = _standard_errors(per_repeat)
+                bar.set_postfix(nll_se=f"{errors[0]:.2g}", mi_se=f"{errors[1]:.2g}", refresh=False)
+    values = torch.tensor(per_repeat, dtype=torch.float64)  # [R, 3]
+    mean = values.mean(0).tolist()
+    errors = _standard_errors(per_repeat)
+    return {
+        "nll": mean[0],
+        "nll_se": errors[0],
+        "mutual_information": mean[1],
+        "mutual_information_se": errors[1],
+        "representational_kl": mean[2],
+        "units": units,
+        "repeats": len(per_repeat),
+        "samples": config.num_samples,
+        "seed": seed,
+        "values": {"nll": values[:, 0].tolist(), "mutual_information": values[:, 1].tolist()},
+    }
+
+
+def _standard_errors(per_repeat: list[list[float]]) -> list[float]:
+    """Standard error of the mean of each metric over the repeats (NaN from one repeat)."""
+    values = torch.tensor(per_repeat, dtype=torch.float64)
+    if len(values) < 2:
+        return [math.nan] * values.shape[1]
+    return (values.std(0, correction=1) / math.sqrt(len(values))).tolist()
+
+
+def _batches(data: Tensor | Iterable[EvalBatch], config: EvalConfig) -> list[EvalBatch]:
+    return list(tensor_batches(data, config.batch_size) if isinstance(data, Tensor) else data)
+
+
+def _evaluate_once(model: nn.Module, batches: list[EvalBatch], config: EvalConfig, generator_of, bar) -> tuple[Tensor, float]:
+    """(sums over the split of -Ŝ^K, Û^K - Ŝ^K and KL(q || p) as a float64 [3] tensor, the units they are over);
+    batch ``index`` draws its samples from ``generator_of(index, device)``."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -84,8 +174,7 @@ def evaluate(
         for index, batch in enumerate(batches):
             x = to_device(batch.x, device)
             proposal = model.proposal(x)
-            generator = step_generator(seed, "eval", index, device)
-            z = model.latent.sample(proposal, config.num_samples, generator, reparameterize=False)  # [K, B, ...]
+            z = model.latent.sample(proposal, config.num_samples, generator_of(index, device), reparameterize=False)  # [K, B, ...]
             chunk = config.samples_per_pass
             log_lik = torch.cat([model.log_likelihood(x, z[i : i + chunk]) for i in range(0, len(z), chunk)])
             log_lik = log_lik.float()  # [K, B]
@@ -100,16 +189,97 @@ def evaluate(
             )
             totals += per_point.double().sum(1)
             units += float(batch.units.double().sum())
-            bar.update(len(batch.units))
+            if bar is not None:
+                bar.update(len(batch.units))
     finally:
-        bar.close()
         model.train(was_training)
     if units <= 0:
         raise ValueError("evaluate: the split has no data points (no units to average over)")
-    nll, mutual_information, representational_kl = (totals / units).tolist()
-    return {
-        "nll": nll,
-        "mutual_information": mutual_information,
-        "representational_kl": representational_kl,
-        "units": units,
-    }
+    return totals, units
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    samples: int | None = None,
+    repeats: int | None = None,
+    target_se: float | None = None,
+    seed: int | None = None,
+    split: str | None = None,
+    record: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Re-score a finished run from its checkpoint, without training: the precise evaluation
+    (:func:`evaluate_repeated`) of its final model, with K = ``samples``, at most ``repeats`` evaluations
+    (until both standard errors are <= ``target_se``), seeded by ``seed`` on ``split`` (each None: the
+    run's own). Returns the precise numbers, plus ``recorded_reproduced`` where K and the split are the
+    run's: whether its recorded evaluation comes out again exactly (None otherwise).
+
+    The run's ``result.json`` is left as it is unless ``record`` (then its ``precise_evaluation`` is
+    replaced; only for the run's own K and split). ConfigError (one line, naming the problem) for a
+    directory that is not a finished run or a value out of range.
+    """
+    import dataclasses
+    import json
+
+    from .config import ConfigError
+    from .experiment import precise_record, torch_threads
+    from .runconfig import config_from_dict
+    from .runtime import numerics, resolve_device
+    from .tasks import get_task
+    from .trainer import CheckpointError, read_checkpoint
+    from .util import write_atomically
+
+    run_dir = Path(run_dir)
+    result_path, config_path, checkpoint_path = (run_dir / name for name in ("result.json", "config.yaml", "checkpoint.pt"))
+    if not run_dir.is_dir():
+        raise ConfigError("", f"{run_dir}: no such run directory (micmco train prints its run's directory)")
+    if not config_path.exists():
+        raise ConfigError("", f"{run_dir}: not a run directory (no config.yaml)")
+    if not result_path.exists():
+        raise ConfigError("", f"{run_dir}: the run has not finished (no result.json); `micmco train` it to the end first")
+    try:
+        result = json.loads(result_path.read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError("", f"{result_path} is unreadable ({type(error).__name__}); `--record` cannot update it") from None
+    if result.get("status") == "diverged" and result.get("metrics") is None:
+        raise ConfigError("", f"{run_dir}: the run diverged in training; it has no model to evaluate")
+    if not checkpoint_path.exists():
+        raise ConfigError("", f"{run_dir}: no checkpoint.pt (deleted?); retrain the run to re-score it")
+    config = config_from_dict(yaml.safe_load(config_path.read_text()))
+    task = get_task(config.task)
+    own_split = task.split(config)
+    overrides = {"num_samples": samples, "repeats": repeats, "target_se": target_se, "split": split}
+    try:
+        eval_config = dataclasses.replace(config.eval, **{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as error:
+        raise ConfigError(f"eval.{error.key}" if error.key else "", error.message) from None
+    if eval_config.repeats < 1:
+        raise ConfigError("repeats", "must be >= 1 to evaluate")
+    config = dataclasses.replace(config, eval=eval_config)
+    chosen_split = task.split(config)  # a ConfigError naming eval.split and the task's splits
+    own = chosen_split == own_split and eval_config.num_samples == result.get("config", {}).get("eval", {}).get("num_samples", 100)
+    if record and not own:
+        raise ConfigError("", "--record keeps only the run's own split and K; drop --record to evaluate elsewhere")
+    try:
+        payload = read_checkpoint(checkpoint_path)
+    except CheckpointError as error:
+        raise ConfigError("", str(error)) from None
+    fingerprint = run_dir.name.rsplit("-", 1)[-1]
+    if payload.get("fingerprint") != fingerprint:
+        raise ConfigError("", f"{checkpoint_path} belongs to another run (fingerprint {payload.get('fingerprint')})")
+    device = resolve_device(config.train.device)
+    model = task.build_model(config)
+    model.load_state_dict(payload["model"])
+    model.to(device)
+    batches = list(task.evaluation_batches(config, chosen_split))
+    with torch_threads(config.train.threads or 1), numerics(config.train.precision, device):
+        reproduced = None
+        if own and result.get("metrics"):
+            single = evaluate(model, batches, eval_config, seed=config.seed)
+            recorded = result["metrics"]
+            reproduced = all(single[key] == recorded[key] for key in ("nll", "mutual_information"))
+        precise = precise_record(model, batches, config, chosen_split, seed=seed, progress=progress)
+    if record:
+        result["precise_evaluation"] = precise
+        write_atomically(result_path, json.dumps(result, indent=1, allow_nan=True))
+    return {**precise, "recorded_reproduced": reproduced, "unit": task.unit, "run": run_dir.name}

@@ -139,3 +139,91 @@ def reproduces(record: dict[str, Any], row: dict[str, str]) -> bool:
         return True
     metrics = record["metrics"]
     return f"{metrics['nll']:.6f}" == row["nll"] and f"{metrics['mutual_information']:.6f}" == row["mi"]
+
+
+def evaluate_and_record(item: TableTrial, runs_dir: Path | str, record: bool, progress: bool = False, **settings) -> dict:
+    """The precise evaluation of a rerun row (``settings``: evaluate_run's samples, repeats, target_se, seed);
+    with ``record``, written into its result.json, its study's journal and the re-exported table."""
+    from .evaluation import evaluate_run
+    from .runconfig import run_directory
+
+    config = trial_config(item, runs_dir)
+    precise = evaluate_run(run_directory(config), record=record, progress=progress, **settings)
+    if record:
+        record_in_study(item, precise, runs_dir)
+    return precise
+
+
+def record_in_study(item: TableTrial, precise: dict[str, Any], runs_dir: Path | str) -> None:
+    """Keep a row's precise evaluation in its study's journal and re-export the table with it."""
+    from .sweep.optuna_study import Sweep, record_evaluation
+
+    study = study_of_table(item.table)
+    sweep = Sweep(study, None, item.table.parent.parent, Path(runs_dir), echo=lambda line: None)
+    record_evaluation(sweep.optuna_study, item.row["run"], precise)
+    sweep.export()
+
+
+def cli_main(argv: list[str]) -> int:
+    """``micmco rerun TABLE TRIAL [TRIAL ...] [--evaluate] [--record]``."""
+    import argparse
+    import sys
+
+    from .experiment import RunLocked, precise_text
+    from .trainer import CheckpointError
+    from .util import EXIT_DIVERGED, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNNING
+
+    parser = argparse.ArgumentParser(
+        prog="micmco rerun",
+        description="Rerun rows of a results table from their study's journal (full-precision values): retrain "
+        "(or find the finished run), check that it is the row's run with the row's numbers, and optionally "
+        "evaluate it precisely.",
+    )
+    parser.add_argument("table", type=Path, help="a results table, e.g. results/cpu/cpu-vimco16-renyi.tsv")
+    parser.add_argument("trials", type=int, nargs="*", help="the rows' trial numbers (none: --all)")
+    parser.add_argument("--all", action="store_true", help="every complete row of the table")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/sweeps"), help="where the runs go (the sweep's)")
+    parser.add_argument("--evaluate", action="store_true", help="then evaluate precisely (micmco evaluate)")
+    parser.add_argument("--record", action="store_true", help="keep the precise numbers: result.json, journal, table")
+    parser.add_argument("--repeats", type=int, help="most evaluations (default: the run config's eval.repeats)")
+    parser.add_argument("--target-se", type=float, help="standard error to stop at (default: eval.target_se)")
+    args = parser.parse_args(argv)
+
+    def fail(message: str, code: int) -> int:
+        print(f"micmco rerun: {message}", file=sys.stderr)
+        return code
+
+    if bool(args.trials) == args.all:
+        return fail("give trial numbers or --all (not both)", EXIT_INPUT)
+    try:
+        items = table_trials(args.table, None if args.all else args.trials)
+    except ConfigError as error:
+        return fail(str(error), EXIT_INPUT)
+    if args.all:
+        items = [item for item in items if item.row["status"] == "complete"]
+    code = EXIT_OK
+    for item in items:
+        label = f"{args.table.name} trial {item.trial} ({item.row['run']})"
+        try:
+            result = rerun(item, args.runs_dir, echo=lambda line: None)
+            if not result["reproduced"]:
+                print(f"{label}: NOT reproduced: {result.get('status')} NLL {result.get('metrics', {}) and result['metrics']['nll']}"
+                      f" against the row's {item.row['status']} {item.row['nll']}")  # fmt: skip
+                code = EXIT_FAILED
+                continue
+            print(f"{label}: reproduced ({item.row['status']}, NLL {item.row['nll']}, MI {item.row['mi']})")
+            if args.evaluate and result.get("status") == "complete":
+                precise = evaluate_and_record(item, args.runs_dir, args.record, repeats=args.repeats,
+                                              target_se=args.target_se)  # fmt: skip
+                print(f"  precisely: {precise_text(precise, precise['unit'])}" + (" (recorded)" if args.record else ""))
+        except ConfigError as error:
+            return fail(f"{label}: {error}", EXIT_INPUT)
+        except CheckpointError as error:
+            return fail(f"{label}: {error}", EXIT_INPUT)
+        except RunLocked as error:
+            return fail(str(error), EXIT_RUNNING)
+        except KeyboardInterrupt:
+            return fail("interrupted; the completed steps are checkpointed. Rerun the same command to resume.", EXIT_INTERRUPTED)
+        if result.get("status") == "diverged" and code == EXIT_OK:
+            code = EXIT_DIVERGED if item.row["status"] != "diverged" else code
+    return code

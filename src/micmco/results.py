@@ -28,6 +28,9 @@ __all__ = [
     "STATUSES",
     "COMMON_COLUMNS",
     "READER_COLUMNS",
+    "PRECISE_COLUMNS",
+    "precise_values",
+    "full_precision",
     "TableError",
     "Row",
     "columns_of",
@@ -45,9 +48,12 @@ STATUSES = ("complete", "failed", "diverged")
 # What readers need of a row's task, written by the task into the row (full precision: a reader gets the very
 # float the task computed): its reference NLL ("" where unknown), its uniform NLL ln V, its setting's label.
 READER_COLUMNS = ("reference_nll", "uniform_nll", "setting_label")
+# The precise evaluation (micmco.evaluation.evaluate_repeated): means of independent K = 100 evaluations and
+# their standard errors, and how many were averaged; empty where a row has none (read as unknown: NaN, 0).
+PRECISE_COLUMNS = ("nll_precise", "nll_se", "mi_precise", "mi_se", "eval_repeats")
 COMMON_COLUMNS = (
     "trial", "task", "split", "estimator", "k", "k_mi", "objective", "learning_rate", "lam", "alpha", "steps",
-    "batch_size", "mi", "nll", "seed", "status", "reason", "wall_s", "threads", "device", "commit", "run",
+    "batch_size", "mi", "nll", *PRECISE_COLUMNS, "seed", "status", "reason", "wall_s", "threads", "device", "commit", "run",
     *READER_COLUMNS,
 )  # fmt: skip
 # Columns every results table has had; the others are filled in when an older table lacks them.
@@ -91,8 +97,8 @@ def result_row(
     k = estimator.get("num_samples", "")
     k_mi = estimator.get("mi_samples") or k
 
-    def number(value, digits=6):
-        return "" if value is None or value == "" else f"{float(value):.{digits}g}"
+    def number(value):
+        return "" if value is None or value == "" else full_precision(value)
 
     train_wall = record.get("train_wall_time_s")
     eval_wall = record.get("eval_wall_time_s") or 0.0
@@ -112,6 +118,7 @@ def result_row(
         **values,
         "mi": "" if "mutual_information" not in metrics else f"{metrics['mutual_information']:.6f}",
         "nll": "" if "nll" not in metrics else f"{metrics['nll']:.6f}",
+        **precise_values(None if status == "diverged" else record.get("precise_evaluation")),
         "seed": config["seed"],
         "status": status,
         "reason": reason.replace("\t", " ").replace("\n", " ")[:300],
@@ -123,6 +130,27 @@ def result_row(
         "reference_nll": "" if reference is None else repr(float(reference)),
         "uniform_nll": repr(float(task.uniform_nll(typed))),
         "setting_label": task.setting_label({column: str(values[column]) for column in task.curve_columns}),
+    }
+
+
+def full_precision(value) -> str:
+    """A tuned value as text that reads back as the very number (a row reruns as its trial)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return repr(float(value))
+
+
+def precise_values(precise: dict[str, Any] | None) -> dict[str, str]:
+    """The :data:`PRECISE_COLUMNS` of a precise evaluation (a result record's ``precise_evaluation``, or the
+    same keys recorded for a committed trial); empty cells for None."""
+    if not precise:
+        return dict.fromkeys(PRECISE_COLUMNS, "")
+    return {
+        "nll_precise": f"{precise['nll']:.6f}",
+        "nll_se": f"{precise['nll_se']:.6f}",
+        "mi_precise": f"{precise['mutual_information']:.6f}",
+        "mi_se": f"{precise['mutual_information_se']:.6f}",
+        "eval_repeats": str(int(precise["repeats"])),
     }
 
 
@@ -215,7 +243,7 @@ class Row:
     objective: str
     steps: int
     batch_size: int
-    mi: float
+    mi: float  # the recorded evaluation (one, K = 100, the run's seed): what a frontier selects trials on
     nll: float
     hyperparameters: dict[str, float]  # learning_rate, lam, alpha (NaN where not tuned)
     task_values: dict[str, str]  # the task's curve columns, e.g. {"vocab_size": "200"}
@@ -224,6 +252,11 @@ class Row:
     setting_label: str  # the task's label of its curve columns, e.g. "V = 200"
     wall_s: float
     raw: dict[str, str]  # the row as read
+    nll_precise: float = math.nan  # the precise evaluation (independent of the recorded one): NaN where unknown
+    nll_se: float = math.nan  # its standard error
+    mi_precise: float = math.nan
+    mi_se: float = math.nan
+    eval_repeats: int = 0  # evaluations averaged (0: no precise evaluation)
 
 
 def read_rows(path: str | Path) -> list[Row]:
@@ -287,9 +320,22 @@ def read_rows(path: str | Path) -> list[Row]:
                 setting_label=readings["setting_label"],
                 wall_s=parse_number(raw, "wall_s", path, line, missing=0.0),
                 raw=raw,
+                **_precise_of(raw, status, path, line),
             )
         )
     return rows
+
+
+def _precise_of(raw: dict[str, str], status: str, path: Path, line: int) -> dict[str, Any]:
+    """A row's precise columns, typed; unknown (NaN, 0 repeats) in tables written before they existed."""
+    if status != "complete" or not raw.get("eval_repeats"):
+        return {}
+    values: dict[str, Any] = {c: parse_number(raw, c, path, line) for c in PRECISE_COLUMNS[:4]}
+    values["eval_repeats"] = integer(raw, "eval_repeats", path, line)
+    for column in ("nll_se", "mi_se"):
+        if not values[column] >= 0:
+            raise TableError(f"{path}, line {line}: column {column}: a standard error is >= 0, got {raw[column]!r}")
+    return values
 
 
 RATE_COLUMNS = ("input_dropout", "state_dropout", "output_dropout", "l2")  # a regulariser's rates (PTB)

@@ -29,6 +29,8 @@ __all__ = [
     "config_from_dict",
     "identity",
     "drop_legacy_defaults",
+    "MEASUREMENT_ONLY",
+    "drop_keys",
     "fingerprint",
     "run_directory",
 ]
@@ -43,8 +45,11 @@ LEGACY_DEFAULTS: tuple[tuple[str, Any], ...] = (
 # Keys that do not affect results: where results go, the progress bar, the thread count, where the PTB
 # files are (their checksums pin the data, so a run keeps its directory from machine to machine; files taken
 # without them put their sha256s in the identity: Task.data_identity), and how many samples evaluation
-# scores at once.
+# scores at once, and the precise evaluation's repeats (added to a finished run by `micmco evaluate`; the
+# recorded evaluation is the same whatever they are).
 NOT_IDENTITY = ("output_dir", "train.progress", "train.threads", "data.path", "eval.sample_chunk")
+MEASUREMENT_ONLY = ("eval.repeats", "eval.target_se")  # nor in a study's definition: old studies resume
+NOT_IDENTITY += MEASUREMENT_ONLY
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
@@ -66,11 +71,17 @@ def identity(config: RunConfig) -> dict[str, Any]:
     what its task's data add when the config does not pin them (:meth:`micmco.tasks.base.Task.data_identity`:
     then the data are read, and a ConfigError says when they cannot be)."""
     data = drop_legacy_defaults(to_dict(config))
-    for key in NOT_IDENTITY:
-        _pop(data, key)
+    drop_keys(data, NOT_IDENTITY)
     files = get_task(config.task).data_identity(config)
     if files is not None:
         data["data_files"] = files
+    return data
+
+
+def drop_keys(data: dict[str, Any], keys) -> dict[str, Any]:
+    """``data`` (a config as plain data, changed in place) without the dotted ``keys``."""
+    for key in keys:
+        _pop(data, key)
     return data
 
 

@@ -35,7 +35,7 @@ __all__ = [
 
 PRECISIONS = ("float32", "tf32", "bfloat16")  # the float32 arithmetic a run may choose (TrainerConfig.precision)
 
-_STREAMS = {"init": 0, "data": 1, "noise": 2, "eval": 3}
+_STREAMS = {"init": 0, "data": 1, "noise": 2, "eval": 3, "eval-repeat": 4}
 
 
 def derive_seed(seed: int, stream: str, step: int = 0) -> int:

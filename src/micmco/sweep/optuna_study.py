@@ -15,7 +15,16 @@ from ..util import write_atomically
 from .census import DROPPED, Census, is_failure, is_final, is_lost, is_result, origin_of, outcome, point_of, slot
 from .storage import open_storage
 
-__all__ = ["Sweep", "rows_of", "study_regulariser", "table_rows", "done_count", "FINAL_STATUSES"]
+__all__ = [
+    "Sweep",
+    "rows_of",
+    "study_regulariser",
+    "table_rows",
+    "done_count",
+    "FINAL_STATUSES",
+    "recorded_evaluations",
+    "record_evaluation",
+]
 
 FINAL_STATUSES = ("complete", "diverged")  # rows of points that are done; a failed row's point is retried
 
@@ -156,7 +165,7 @@ class Sweep:
             # Rows recorded before the task and split columns existed are the study's task, default split.
             rows = [
                 {"task": task.name, "split": task.splits[0], **row}
-                for row in table_rows(self.trials(), self.study.definition)
+                for row in table_rows(self.trials(), self.study.definition, recorded_evaluations(self.optuna_study))
             ]
             text = format_table(rows, task.name)
             if not self.export_path.exists() or self.export_path.read_text() != text:  # unchanged: not rewritten
@@ -164,10 +173,26 @@ class Sweep:
         return self.export_path
 
 
-def table_rows(trials, definition: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def table_rows(trials, definition: dict[str, Any] | None = None, evaluations=None) -> list[dict[str, Any]]:
     """The export's rows: one per result, and one (status failed, with its reason) per point that only
     failed so far."""
-    return rows_of(Census.of(trials).results, definition)
+    return rows_of(Census.of(trials).results, definition, evaluations)
+
+
+EVALUATION_ATTR = "evaluation:"  # a study attribute per run re-evaluated after its trial finished: "evaluation:<run>"
+
+
+def recorded_evaluations(optuna_study) -> dict[str, dict[str, Any]]:
+    """{run: its precise evaluation} recorded in the study after the trial finished (``micmco rerun --record``:
+    a finished trial's own attributes cannot change)."""
+    attrs = optuna_study.user_attrs
+    return {key.removeprefix(EVALUATION_ATTR): value for key, value in attrs.items() if key.startswith(EVALUATION_ATTR)}
+
+
+def record_evaluation(optuna_study, run: str, precise: dict[str, Any]) -> None:
+    """Record a run's precise evaluation in its study (the journal): the export's precise columns read it."""
+    keep = ("nll", "nll_se", "mutual_information", "mutual_information_se", "repeats", "samples", "seed", "split")
+    optuna_study.set_user_attr(EVALUATION_ATTR + run, {key: precise[key] for key in keep})
 
 
 def done_count(rows) -> int:
@@ -175,17 +200,26 @@ def done_count(rows) -> int:
     return sum(r["status"] in FINAL_STATUSES for r in rows)
 
 
-def rows_of(trials, definition: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def rows_of(trials, definition: dict[str, Any] | None = None, evaluations=None) -> list[dict[str, Any]]:
     """One row per result, ordered by the trial number of the point it belongs to. With the study's
-    ``definition``, a PTB row's regulariser is the study's (:func:`study_regulariser`), not its rates'."""
+    ``definition``, a PTB row's regulariser is the study's (:func:`study_regulariser`), not its rates'.
+    Tuned values are the trial's own at full precision (rows recorded before kept six digits); a complete
+    row without precise columns takes them from ``evaluations`` ({run: precise evaluation}) where it has one."""
+    from ..results import full_precision, precise_values
     from ..tasks import get_task
 
+    evaluations = evaluations or {}
     regulariser = study_regulariser(definition) if definition else None
     rows = []
     for t in trials:
         if is_result(t) and "row" in t.user_attrs:
             row = dict(t.user_attrs["row"])
             row["trial"] = t.user_attrs.get("origin", t.number)
+            for name, value in t.params.items():
+                if name in row and row[name] != "":
+                    row[name] = full_precision(value)
+            if row.get("status") == "complete" and not row.get("eval_repeats") and row.get("run") in evaluations:
+                row.update(precise_values(evaluations[row["run"]]))
             if regulariser and "regulariser" in row:
                 row["regulariser"] = regulariser
                 if row.get("setting_label"):  # the label names the regulariser: it follows

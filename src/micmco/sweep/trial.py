@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..config import ConfigError
-from ..results import result_row
+from ..results import full_precision, result_row
 from ..util import EXIT_DIVERGED, EXIT_INPUT, EXIT_INTERRUPTED, git_commit
 from .census import heartbeat_stamp, process_start
 from .sampler import diverged_values, sampler_values
@@ -56,7 +56,7 @@ def invalid_point(sweep, params: dict[str, float], error: ConfigError, threads: 
     resolved = load_config(sweep.study.base_path, sweep.study.overrides)
     reason = f"invalid run config: {error}"
     row = result_row(to_dict(resolved), None, "failed", reason, 0.0, "", threads, git_commit())
-    row.update({name: f"{value:.6g}" for name, value in params.items() if name in row})
+    row.update({name: full_precision(value) for name, value in params.items() if name in row})
     return "failed", row, None, EXIT_INPUT
 
 

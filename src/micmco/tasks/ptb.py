@@ -26,6 +26,7 @@ from ..gradients import estimator_spec
 from ..latents import make_latent
 from ..memory import MemoryEstimate, latent_sizes, step_memory
 from ..models.sentence import SentenceModelConfig, SentenceVAE
+from ..results import full_precision
 from ..runtime import derive_seed
 from .base import RunConfig, Task, check_trained_by_estimator
 from .ptb_data import PAPER_VOCABULARY, PTB_SPLITS, PTBDataConfig, TrainingSentences, evaluation_batches, load_corpus
@@ -200,8 +201,8 @@ class PTBTask(Task):
             "vocab_size": config["data"]["vocab_size"],
             "hidden_size": model["hidden_size"],
             "regulariser": regulariser_of(model),
-            **{key: f"{model.get(key, 0.0):.6g}" for key in ("input_dropout", "state_dropout", "output_dropout")},
-            "l2": f"{model.get('l2', 0.0):.6g}",
+            **{key: full_precision(model.get(key, 0.0)) for key in ("input_dropout", "state_dropout", "output_dropout")},
+            "l2": full_precision(model.get("l2", 0.0)),
         }
 
     def setting_label(self, values: dict[str, str]) -> str:
