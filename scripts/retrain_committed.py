@@ -4,7 +4,11 @@ Order: each table's Pareto trials (those a frontier can select: no other trial h
 at least its MI) first, cheapest first; then the other complete trials. ``--worker i --workers n``
 takes every n-th trial. One line of JSON per trial in ``--log``. Resumable: a finished run is found.
 """
-import argparse, json, sys, time
+
+import argparse
+import json
+import sys
+import time
 from pathlib import Path
 
 from micmco.rerun import evaluate_and_record, rerun, table_trials
@@ -51,12 +55,24 @@ def main():
         if record["reproduced"] and record.get("status") == "complete" and not args.no_evaluate:
             done = item.row.get("eval_repeats")
             if not done:
-                precise = evaluate_and_record(item, args.runs_dir, record=True, repeats=args.repeats, target_se=args.target_se)
-        line = {"table": item.table.name, "trial": item.trial, "run": item.row["run"], "pareto": item in first,
-                "reproduced": record["reproduced"], "nll": record.get("metrics", {}) and record["metrics"]["nll"],
-                "row_nll": item.row["nll"],
-                "precise": precise and {k: precise[k] for k in ("nll", "nll_se", "mutual_information", "mutual_information_se", "repeats", "wall_time_s")},
-                "wall_s": round(time.time() - started, 1)}
+                precise = evaluate_and_record(
+                    item, args.runs_dir, record=True, repeats=args.repeats, target_se=args.target_se
+                )
+        line = {
+            "table": item.table.name,
+            "trial": item.trial,
+            "run": item.row["run"],
+            "pareto": item in first,
+            "reproduced": record["reproduced"],
+            "nll": record.get("metrics", {}) and record["metrics"]["nll"],
+            "row_nll": item.row["nll"],
+            "precise": precise
+            and {
+                k: precise[k]
+                for k in ("nll", "nll_se", "mutual_information", "mutual_information_se", "repeats", "wall_time_s")
+            },
+            "wall_s": round(time.time() - started, 1),
+        }
         with open(args.log, "a") as f:
             f.write(json.dumps(line) + "\n")
         print(n, json.dumps(line), flush=True)

@@ -103,11 +103,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument("run_dir", type=Path, help="a finished run's directory (micmco train prints it)")
     evaluation.add_argument("--samples", type=positive_int, help="K per evaluation (default: the run's, 100)")
-    evaluation.add_argument("--repeats", type=positive_int, help="most independent evaluations (default: the run's eval.repeats)")
-    evaluation.add_argument("--target-se", type=float, help="stop once both standard errors are <= this (nats; 0: all repeats)")
-    evaluation.add_argument("--seed", type=int, help="seeds the evaluations (default: the run's seed; never the recorded evaluation's samples)")
+    evaluation.add_argument(
+        "--repeats", type=positive_int, help="most independent evaluations (default: the run's eval.repeats)"
+    )
+    evaluation.add_argument(
+        "--target-se", type=float, help="stop once both standard errors are <= this (nats; 0: all repeats)"
+    )
+    evaluation.add_argument(
+        "--seed",
+        type=int,
+        help="seeds the evaluations (default: the run's seed; never the recorded evaluation's samples)",
+    )
     evaluation.add_argument("--split", help="the split to evaluate on (default: the run's)")
-    evaluation.add_argument("--record", action="store_true", help="write the result into the run's result.json (its own split and K only)")
+    evaluation.add_argument(
+        "--record", action="store_true", help="write the result into the run's result.json (its own split and K only)"
+    )
     evaluation.add_argument("--threads", type=positive_int, help="CPU threads for torch (default 1)")
     evaluation.add_argument("--quiet", action="store_true", help="no progress bar")
     batch = commands.add_parser(
@@ -245,7 +255,7 @@ def train_batch(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    """``micmco evaluate RUN_DIR``: the precise evaluation of a finished run (:func:`micmco.evaluation.evaluate_run`)."""
+    """``micmco evaluate RUN_DIR``: a finished run evaluated precisely (:func:`micmco.evaluation.evaluate_run`)."""
     from .evaluation import evaluate_run
     from .experiment import precise_text, torch_threads
 
@@ -262,8 +272,13 @@ def evaluate(args: argparse.Namespace) -> int:
     print(f"{result['run']}: {precise_text(result, result['unit'])}")
     reproduced = result["recorded_reproduced"]
     if reproduced is not None:
-        print(f"  the run's recorded evaluation (K = {result['samples']}) reproduced exactly: {'yes' if reproduced else 'NO'}")
-    print(f"  recorded in {args.run_dir / 'result.json'}" if args.record else "  result.json unchanged (--record writes it)")
+        answer = "yes" if reproduced else "NO"
+        print(f"  the run's recorded evaluation (K = {result['samples']}) reproduced exactly: {answer}")
+    print(
+        f"  recorded in {args.run_dir / 'result.json'}"
+        if args.record
+        else "  result.json unchanged (--record writes it)"
+    )
     return EXIT_OK if reproduced is not False else EXIT_FAILED
 
 

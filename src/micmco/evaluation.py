@@ -86,7 +86,9 @@ def evaluate(
     batches = _batches(data, config)
     points = sum(len(batch.units) for batch in batches)
     with tqdm(total=points, disable=not progress, desc="evaluate", unit="point", dynamic_ncols=True) as bar:
-        totals, units = _evaluate_once(model, batches, config, lambda index, device: step_generator(seed, "eval", index, device), bar)
+        totals, units = _evaluate_once(
+            model, batches, config, lambda index, device: step_generator(seed, "eval", index, device), bar
+        )
     nll, mutual_information, representational_kl = (totals / units).tolist()
     return {
         "nll": nll,
@@ -119,6 +121,7 @@ def evaluate_repeated(
     bar = tqdm(total=config.repeats, disable=not progress, desc="evaluate (repeats)", unit="eval", dynamic_ncols=True)
     with bar:
         for repeat in range(config.repeats):
+
             def generator(index: int, device, repeat: int = repeat) -> torch.Generator:
                 return step_generator(seed, "eval-repeat", repeat << 24 | index, device)
 
@@ -162,7 +165,9 @@ def _batches(data: Tensor | Iterable[EvalBatch], config: EvalConfig) -> list[Eva
     return list(tensor_batches(data, config.batch_size) if isinstance(data, Tensor) else data)
 
 
-def _evaluate_once(model: nn.Module, batches: list[EvalBatch], config: EvalConfig, generator_of, bar) -> tuple[Tensor, float]:
+def _evaluate_once(
+    model: nn.Module, batches: list[EvalBatch], config: EvalConfig, generator_of, bar
+) -> tuple[Tensor, float]:
     """(sums over the split of -Ŝ^K, Û^K - Ŝ^K and KL(q || p) as a float64 [3] tensor, the units they are over);
     batch ``index`` draws its samples from ``generator_of(index, device)``."""
     device = next(model.parameters()).device
@@ -174,7 +179,9 @@ def _evaluate_once(model: nn.Module, batches: list[EvalBatch], config: EvalConfi
         for index, batch in enumerate(batches):
             x = to_device(batch.x, device)
             proposal = model.proposal(x)
-            z = model.latent.sample(proposal, config.num_samples, generator_of(index, device), reparameterize=False)  # [K, B, ...]
+            z = model.latent.sample(
+                proposal, config.num_samples, generator_of(index, device), reparameterize=False
+            )  # [K, B, ...]
             chunk = config.samples_per_pass
             log_lik = torch.cat([model.log_likelihood(x, z[i : i + chunk]) for i in range(0, len(z), chunk)])
             log_lik = log_lik.float()  # [K, B]
@@ -230,17 +237,23 @@ def evaluate_run(
     from .util import write_atomically
 
     run_dir = Path(run_dir)
-    result_path, config_path, checkpoint_path = (run_dir / name for name in ("result.json", "config.yaml", "checkpoint.pt"))
+    result_path, config_path, checkpoint_path = (
+        run_dir / name for name in ("result.json", "config.yaml", "checkpoint.pt")
+    )
     if not run_dir.is_dir():
         raise ConfigError("", f"{run_dir}: no such run directory (micmco train prints its run's directory)")
     if not config_path.exists():
         raise ConfigError("", f"{run_dir}: not a run directory (no config.yaml)")
     if not result_path.exists():
-        raise ConfigError("", f"{run_dir}: the run has not finished (no result.json); `micmco train` it to the end first")
+        raise ConfigError(
+            "", f"{run_dir}: the run has not finished (no result.json); `micmco train` it to the end first"
+        )
     try:
         result = json.loads(result_path.read_text())
     except (OSError, ValueError) as error:
-        raise ConfigError("", f"{result_path} is unreadable ({type(error).__name__}); `--record` cannot update it") from None
+        raise ConfigError(
+            "", f"{result_path} is unreadable ({type(error).__name__}); `--record` cannot update it"
+        ) from None
     if result.get("status") == "diverged" and result.get("metrics") is None:
         raise ConfigError("", f"{run_dir}: the run diverged in training; it has no model to evaluate")
     if not checkpoint_path.exists():
@@ -257,7 +270,9 @@ def evaluate_run(
         raise ConfigError("repeats", "must be >= 1 to evaluate")
     config = dataclasses.replace(config, eval=eval_config)
     chosen_split = task.split(config)  # a ConfigError naming eval.split and the task's splits
-    own = chosen_split == own_split and eval_config.num_samples == result.get("config", {}).get("eval", {}).get("num_samples", 100)
+    own = chosen_split == own_split and eval_config.num_samples == result.get("config", {}).get("eval", {}).get(
+        "num_samples", 100
+    )
     if record and not own:
         raise ConfigError("", "--record keeps only the run's own split and K; drop --record to evaluate elsewhere")
     try:

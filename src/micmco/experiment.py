@@ -333,13 +333,20 @@ def result_record(
 
 
 def precise_record(
-    model: torch.nn.Module, batches, config: RunConfig, split: str, seed: int | None = None, progress: bool | None = None
+    model: torch.nn.Module,
+    batches,
+    config: RunConfig,
+    split: str,
+    seed: int | None = None,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """The precise evaluation of a trained model as a result record keeps it: means and standard errors over
     independent evaluations (:func:`micmco.evaluation.evaluate_repeated`), with what it ran with."""
     started = time.perf_counter()
     progress = config.train.progress if progress is None else progress
-    precise = evaluate_repeated(model, batches, config.eval, seed=config.seed if seed is None else seed, progress=progress)
+    precise = evaluate_repeated(
+        model, batches, config.eval, seed=config.seed if seed is None else seed, progress=progress
+    )
     return {
         "split": split,
         **precise,
@@ -350,7 +357,7 @@ def precise_record(
 
 
 def precise_text(precise: dict[str, Any], unit: str) -> str:
-    """"NLL 5.3166 ± 0.0012, MI 4.5581 ± 0.0009 nats per symbol (mean ± standard error of 64 evaluations, K = 100)"."""
+    """ "NLL 5.3166 ± 0.0012, MI 4.5581 ± 0.0009 nats per symbol (mean ± standard error of 64 evaluations, K = 100)"."""
     return (
         f"NLL {precise['nll']:.4f} ± {precise['nll_se']:.4f}, MI {precise['mutual_information']:.4f} "
         f"± {precise['mutual_information_se']:.4f} nats per {unit} (mean ± standard error of {precise['repeats']} "
@@ -369,7 +376,11 @@ def summary(record: dict[str, Any]) -> str:
         f"mutual information {m['mutual_information']:.4f} nats per {task.unit}, "
         f"KL(q||p) {m['representational_kl']:.4f} nats per {task.unit}, "
         f"{record['steps']} steps in {record['train_wall_time_s']:.1f} s on {record['device']}"
-        + (f"; precisely: {precise_text(record['precise_evaluation'], task.unit)}" if record.get("precise_evaluation") else "")
+        + (
+            f"; precisely: {precise_text(record['precise_evaluation'], task.unit)}"
+            if record.get("precise_evaluation")
+            else ""
+        )
     )
 
 

@@ -46,6 +46,8 @@ __all__ = [
     "read_paper_folder",
     "pareto_frontier",
     "lowest_nll",
+    "frontier_value",
+    "FrontierValue",
     "summary_table",
     "frontier_table",
     "paper_counterparts",
@@ -111,6 +113,20 @@ class Curve:
     reference_nll: float | None = None  # the optimal NLL (ln V where the data entropy is known); None where unknown
     uniform_nll: float | None = None  # the uniform model's NLL (ln V); None where unknown
     setting_label: str = ""  # the task's settings of the curve in a few characters, e.g. "V = 200"
+    # The precise evaluation of each trial (independent of the recorded one that mi and nll hold; NaN where a
+    # trial has none: the paper's trials, rows recorded before it existed): mean and standard error.
+    nll_precise: np.ndarray | None = None  # [trials]
+    nll_se: np.ndarray | None = None  # [trials]
+    mi_precise: np.ndarray | None = None  # [trials]
+    mi_se: np.ndarray | None = None  # [trials]
+    eval_repeats: np.ndarray | None = None  # [trials] evaluations averaged (0: none)
+
+    def __post_init__(self) -> None:
+        for name in ("nll_precise", "nll_se", "mi_precise", "mi_se"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(len(self.nll), math.nan))
+        if self.eval_repeats is None:
+            self.eval_repeats = np.zeros(len(self.nll), dtype=int)
 
     @property
     def setting(self) -> tuple:
@@ -140,7 +156,10 @@ class Curve:
             )
         log_v = self.reference_nll
         uniform = None if self.uniform_nll is None else self.uniform_nll - log_v
-        return replace(self, mi=self.mi / log_v, nll=self.nll - log_v, uniform_nll=uniform, normalised_view=True)
+        return replace(
+            self, mi=self.mi / log_v, nll=self.nll - log_v, uniform_nll=uniform, normalised_view=True,
+            nll_precise=self.nll_precise - log_v, mi_precise=self.mi_precise / log_v, mi_se=self.mi_se / log_v,
+        )  # fmt: skip
 
     def frontier(self) -> np.ndarray:
         """Indices of the frontier's trials, by increasing usage."""
@@ -177,11 +196,36 @@ def worse_than_uniform(curve: Curve) -> np.ndarray:
     return frontier[curve.nll[frontier] > curve.uniform_nll]
 
 
+@dataclass(frozen=True)
+class FrontierValue:
+    """The frontier at usage >= m: the trial chosen on the recorded evaluation (the lowest NLL among the trials
+    whose recorded usage reaches m), reported on its precise evaluation where it has one. Choosing on one
+    evaluation and reporting on an independent one keeps the reported value free of the winner's curse (the
+    minimum over trials of noisy numbers is biased low); without a precise evaluation the chosen trial's
+    recorded number is reported (``precise`` False: selected and reported on one evaluation, biased low)."""
+
+    value: float  # NLL (excess NLL on a normalised curve); NaN when no trial reaches m
+    se: float  # its standard error; NaN where the trial has no precise evaluation
+    trials: int  # trials whose recorded usage reaches m
+    index: int  # the chosen trial (-1: none)
+    precise: bool  # reported on an independent precise evaluation
+
+
+def frontier_value(curve: Curve, min_usage: float) -> FrontierValue:
+    """The frontier of ``curve`` at usage >= ``min_usage`` (:class:`FrontierValue`)."""
+    eligible = np.flatnonzero((curve.mi >= min_usage) & np.isfinite(curve.nll))
+    if not len(eligible):
+        return FrontierValue(math.nan, math.nan, 0, -1, False)
+    index = int(eligible[np.argmin(curve.nll[eligible])])
+    precise = bool(np.isfinite(curve.nll_precise[index]))
+    value = float(curve.nll_precise[index] if precise else curve.nll[index])
+    return FrontierValue(value, float(curve.nll_se[index]) if precise else math.nan, len(eligible), index, precise)
+
+
 def lowest_nll(curve: Curve, min_usage: float) -> float:
-    """The lowest NLL among the trials with latent usage >= ``min_usage`` (NaN when there are none)."""
-    usable = curve.nll[curve.mi >= min_usage]
-    usable = usable[np.isfinite(usable)]
-    return float(usable.min()) if len(usable) else math.nan
+    """The frontier's NLL at usage >= ``min_usage`` as reported (:func:`frontier_value`; NaN when no trial
+    reaches it): the chosen trial's precise NLL where it has one, its recorded one otherwise."""
+    return frontier_value(curve, min_usage).value
 
 
 # --- reading -----------------------------------------------------------------------------------------
@@ -232,6 +276,11 @@ def curves_of(rows: Sequence[Row], path: Path) -> list[Curve]:
                 batch_size=batch_size,
                 mi=np.array([trial.mi for trial in trials]),
                 nll=np.array([trial.nll for trial in trials]),
+                nll_precise=np.array([trial.nll_precise for trial in trials]),
+                nll_se=np.array([trial.nll_se for trial in trials]),
+                mi_precise=np.array([trial.mi_precise for trial in trials]),
+                mi_se=np.array([trial.mi_se for trial in trials]),
+                eval_repeats=np.array([trial.eval_repeats for trial in trials]),
                 hyperparameters={
                     name: np.array([trial.hyperparameters[name] for trial in trials])
                     for name in trials[0].hyperparameters

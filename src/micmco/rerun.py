@@ -141,7 +141,9 @@ def reproduces(record: dict[str, Any], row: dict[str, str]) -> bool:
     return f"{metrics['nll']:.6f}" == row["nll"] and f"{metrics['mutual_information']:.6f}" == row["mi"]
 
 
-def evaluate_and_record(item: TableTrial, runs_dir: Path | str, record: bool, progress: bool = False, **settings) -> dict:
+def evaluate_and_record(
+    item: TableTrial, runs_dir: Path | str, record: bool, progress: bool = False, **settings
+) -> dict:
     """The precise evaluation of a rerun row (``settings``: evaluate_run's samples, repeats, target_se, seed);
     with ``record``, written into its result.json, its study's journal and the re-exported table."""
     from .evaluation import evaluate_run
@@ -207,8 +209,9 @@ def cli_main(argv: list[str]) -> int:
         try:
             result = rerun(item, args.runs_dir, echo=lambda line: None)
             if not result["reproduced"]:
-                print(f"{label}: NOT reproduced: {result.get('status')} NLL {result.get('metrics', {}) and result['metrics']['nll']}"
-                      f" against the row's {item.row['status']} {item.row['nll']}")  # fmt: skip
+                nll = (result.get("metrics") or {}).get("nll")
+                print(f"{label}: NOT reproduced: {result.get('status')} NLL {nll} against the row's "
+                      f"{item.row['status']} {item.row['nll']}")  # fmt: skip
                 code = EXIT_FAILED
                 continue
             print(f"{label}: reproduced ({item.row['status']}, NLL {item.row['nll']}, MI {item.row['mi']})")
@@ -223,7 +226,9 @@ def cli_main(argv: list[str]) -> int:
         except RunLocked as error:
             return fail(str(error), EXIT_RUNNING)
         except KeyboardInterrupt:
-            return fail("interrupted; the completed steps are checkpointed. Rerun the same command to resume.", EXIT_INTERRUPTED)
+            return fail(
+                "interrupted; the completed steps are checkpointed. Rerun the same command to resume.", EXIT_INTERRUPTED
+            )
         if result.get("status") == "diverged" and code == EXIT_OK:
             code = EXIT_DIVERGED if item.row["status"] != "diverged" else code
     return code

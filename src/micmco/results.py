@@ -53,8 +53,8 @@ READER_COLUMNS = ("reference_nll", "uniform_nll", "setting_label")
 PRECISE_COLUMNS = ("nll_precise", "nll_se", "mi_precise", "mi_se", "eval_repeats")
 COMMON_COLUMNS = (
     "trial", "task", "split", "estimator", "k", "k_mi", "objective", "learning_rate", "lam", "alpha", "steps",
-    "batch_size", "mi", "nll", *PRECISE_COLUMNS, "seed", "status", "reason", "wall_s", "threads", "device", "commit", "run",
-    *READER_COLUMNS,
+    "batch_size", "mi", "nll", *PRECISE_COLUMNS, "seed", "status", "reason", "wall_s", "threads", "device", "commit",
+    "run", *READER_COLUMNS,
 )  # fmt: skip
 # Columns every results table has had; the others are filled in when an older table lacks them.
 REQUIRED_COLUMNS = (

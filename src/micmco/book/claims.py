@@ -8,9 +8,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..verdicts import VERDICTS, Estimate, combine, decide_order, decide_par
 from .common import markdown_table
 from .figures import CurveResults, load_curve, synthetic_curve_ids
-from .orderings import PairComparison, compare_curves, lowest_excess
+from .orderings import Noise, PairComparison, compare_curves, measured_noise
 from .registry import figure_curves
 
 # (claim in the paper's words, figure, the curves that should be lower, the curves they should beat)
@@ -41,11 +42,13 @@ SYNTHETIC_CLAIMS: tuple[tuple[str, int, tuple[str, ...], tuple[str, ...]], ...] 
     ("the power objective lags Rényi with VIMCO 16", 27, ("vimco16-renyi",), ("vimco16-power",)),
 )  # fmt: skip
 # §7.2's and §8's claims about language modelling, per token. A fifth element, where present, overrides what
-# is expected ("tie": the two sides within the tolerance), the usage m (nats per token) and the tolerance.
+# is expected ("tie": on par, the two sides within the claim's tolerance), and the range of usage m (nats per
+# token) the claim speaks of.
 ON_PAR = {"expect": "tie", "tolerance": 0.01}  # "on par": within 0.01 nats per token, 1% of perplexity
+HIGH_USAGE = {"usages": (0.5, 0.8)}  # "at high(er) usage"
 PTB_CLAIMS: tuple[tuple, ...] = (
     ("DReG 16 with Rényi beats DReG 1 in training fit at high usage", 8, ("ptb-dreg16-renyi",),
-     ("ptb-dreg1-kl", "ptb-dreg1-renyi")),
+     ("ptb-dreg1-kl", "ptb-dreg1-renyi"), HIGH_USAGE),
     ("VIMCO 16 beats REINFORCE 1 markedly in training fit", 9, ("ptb-vimco16-kl", "ptb-vimco16-renyi"),
      ("ptb-vimco1-kl", "ptb-vimco1-renyi")),
     ("naive dropout removes DReG 16's gain: DReG 1 matches or beats it in validation", 10, ("ptb-dreg1-kl-valid",),
@@ -58,17 +61,17 @@ PTB_CLAIMS: tuple[tuple, ...] = (
      ("ptb-vimco16-kl-valid-shared", "ptb-vimco16-renyi-valid-shared"), ("ptb-vimco1-kl-valid",)),
     ("with shared masks, discrete (VIMCO 16) and continuous (DReG 16) latents are on par up to usage 0.5 per token",
      12, ("ptb-vimco16-kl-valid-shared", "ptb-vimco16-renyi-valid-shared"),
-     ("ptb-dreg16-kl-valid-shared", "ptb-dreg16-renyi-valid-shared"), {**ON_PAR, "min_usage": 0.5}),
+     ("ptb-dreg16-kl-valid-shared", "ptb-dreg16-renyi-valid-shared"), {**ON_PAR, "usages": (0.1, 0.2, 0.3, 0.5)}),
     ("compute-matched REINFORCE 1 (T×16, bs×16) loses to VIMCO 16 in training fit at higher usage", 13,
      ("ptb-vimco16-kl", "ptb-vimco16-renyi"),
-     ("ptb-vimco1-kl-t16", "ptb-vimco1-renyi-t16", "ptb-vimco1-kl-bs16", "ptb-vimco1-renyi-bs16"), {"min_usage": 0.8}),
+     ("ptb-vimco1-kl-t16", "ptb-vimco1-renyi-t16", "ptb-vimco1-kl-bs16", "ptb-vimco1-renyi-bs16"), HIGH_USAGE),
     ("compute-matched REINFORCE 1 (T×16, bs×16) does not close the gap to VIMCO 16 in validation", 14,
      ("ptb-vimco16-kl-valid-shared", "ptb-vimco16-renyi-valid-shared"),
      ("ptb-vimco1-kl-valid-t16", "ptb-vimco1-renyi-valid-t16", "ptb-vimco1-kl-valid-bs16",
       "ptb-vimco1-renyi-valid-bs16")),
     ("compute-matched DReG 1 (T×16, bs×16) loses to DReG 16 in training fit at higher usage", 24,
      ("ptb-dreg16-kl", "ptb-dreg16-renyi"),
-     ("ptb-dreg1-kl-t16", "ptb-dreg1-renyi-t16", "ptb-dreg1-kl-bs16", "ptb-dreg1-renyi-bs16"), {"min_usage": 0.8}),
+     ("ptb-dreg1-kl-t16", "ptb-dreg1-renyi-t16", "ptb-dreg1-kl-bs16", "ptb-dreg1-renyi-bs16"), HIGH_USAGE),
     ("compute-matched DReG 1 (T×16, bs×16) does not close the gap to DReG 16 in validation", 25,
      ("ptb-dreg16-kl-valid-shared", "ptb-dreg16-renyi-valid-shared"),
      ("ptb-dreg1-kl-valid-t16", "ptb-dreg1-renyi-valid-t16", "ptb-dreg1-kl-valid-bs16", "ptb-dreg1-renyi-valid-bs16")),
@@ -76,122 +79,112 @@ PTB_CLAIMS: tuple[tuple, ...] = (
      "best trial uses almost no latent information), at any usage", 12,
      ("ptb-dreg16-kl-valid-shared", "ptb-dreg16-renyi-valid-shared", "ptb-vimco16-kl-valid-shared",
       "ptb-vimco16-renyi-valid-shared"), ("ptb-vimco1-kl-valid",),
-     {"expect": "tie", "tolerance": 0.02, "min_usage": 0.0}),
+     {"expect": "tie", "tolerance": 0.02, "usages": (0.0, 0.1, 0.2, 0.5)}),
 )  # fmt: skip
 CLAIMS = {"synthetic": SYNTHETIC_CLAIMS, "ptb": PTB_CLAIMS}  # the claims of each task's figures
 
 
-def _best(curves: dict[str, CurveResults], ids: tuple[str, ...], source: str, min_usage: float) -> tuple[float, int]:
-    """The lowest excess NLL at usage >= m over a set of curves, and how many of them have results."""
-    values = [lowest_excess(getattr(curves[i], source), min_usage) for i in ids]
-    have = sum(getattr(curves[i], source) is not None for i in ids)
-    finite = [v for v in values if not math.isnan(v)]
-    return (min(finite) if finite else math.nan), have
+DEFAULT_USAGES = {"synthetic": (0.2, 0.5, 0.8), "ptb": (0.1, 0.2, 0.5)}  # m (ln V; nats per token)
 
 
-def _verdict(better: float, worse: float, complete: bool, tolerance: float) -> str:
-    if not complete:
-        return "no results yet"
-    if math.isnan(better) and math.isnan(worse):
-        return "neither reaches m"
-    if math.isnan(worse) or (not math.isnan(better) and better < worse - tolerance):
-        return "holds"
-    if math.isnan(better) or better > worse + tolerance:
-        return "fails"
-    return "tie"
+def _best(curves: dict[str, CurveResults], ids: tuple[str, ...], source: str, min_usage: float,
+          noise: Noise) -> tuple[Estimate, int]:  # fmt: skip
+    """The lowest frontier at usage >= m over a set of curves (with its standard error), and how many have results."""
+    estimates = [getattr(noise, source)(getattr(curves[i], source), min_usage) for i in ids
+                 if getattr(curves[i], source) is not None]  # fmt: skip
+    finite = [e for e in estimates if not math.isnan(e.value)]
+    best = min(finite, key=lambda e: e.value) if finite else Estimate(math.nan, math.nan, 0)
+    return best, len(estimates)
 
 
-def _cell(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.4f}"
+def _decide(low: Estimate, high: Estimate, expect: str, tolerance: float) -> tuple[str, str]:
+    """The claim at one m: "holds" means what the claim says (below, or on par for a claim of parity)."""
+    return decide_par(low, high, tolerance) if expect == "tie" else decide_order(low, high)
 
 
 def check_claims(
-    min_usage: float, profile: str = "cpu", figures: tuple[int, ...] | None = None, tolerance: float = 0.005,
+    usages: float | tuple[float, ...] | None = None, profile: str = "cpu", figures: tuple[int, ...] | None = None,
     results_dir: Path | None = None, task: str = "synthetic",
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Each claim of the paper about a task's figures (:data:`CLAIMS`), decided on the paper's trials and on
-    ours: the lowest NLL at usage >= m (synthetic: excess NLL at usage / ln V >= m; PTB: per token) of the
-    curves that should be lower against the others ("holds", "fails", "tie" within ``tolerance`` nats,
-    "neither reaches m", "no results yet"). A claim may set its own m, tolerance and expected verdict;
-    ``supported``: both sides give the expected one."""
+    ours at every m of its range of usage (its own ``usages``, else ``usages``, else :data:`DEFAULT_USAGES`;
+    synthetic: excess NLL at usage / ln V >= m; PTB: per token) by :mod:`micmco.verdicts` (a difference within
+    the combined standard errors, or fewer than its minimum of trials reaching m, is inconclusive), then
+    combined over the range (:func:`micmco.verdicts.combine`). A claim of parity ("expect": "tie") holds when
+    both sides lie within its tolerance of each other, measured. ``supported``: both sides hold."""
     if task not in CLAIMS:
         raise ValueError(f"no claims for task {task!r}; choose one of {', '.join(CLAIMS)}")
+    if usages is None:
+        usages = DEFAULT_USAGES[task]
+    usages = (usages,) if isinstance(usages, (int, float)) else tuple(usages)
     ids = {i for claim in CLAIMS[task] for i in (*claim[2], *claim[3])}
     curves = {i: load_curve(i, profile, results_dir) for i in sorted(ids)}
+    noise = measured_noise(task, profile, None if results_dir is None else str(results_dir))
     rows = []
     for text, figure, better, worse, *options in CLAIMS[task]:
         if figures is not None and figure not in figures:
             continue
-        option = {"expect": "holds", "min_usage": min_usage, "tolerance": tolerance, **(options[0] if options else {})}
+        option = {"expect": "holds", "usages": usages, "tolerance": 0.0, **(options[0] if options else {})}
         row = {"claim": text, "figure": figure, **option}
         for source in ("paper", "ours"):
-            low, have_low = _best(curves, better, source, option["min_usage"])
-            high, have_high = _best(curves, worse, source, option["min_usage"])
-            row[source] = _verdict(low, high, have_low > 0 and have_high > 0, option["tolerance"])
-            partial = have_low < len(better) or have_high < len(worse)
-            row[f"{source}_values"] = f"{_cell(low)} vs {_cell(high)}" + (
-                f"; partial: {have_low + have_high} of {len(better) + len(worse)} curves" if partial else ""
+            at_m = []
+            for m in option["usages"]:
+                low, have_low = _best(curves, better, source, m, noise)
+                high, have_high = _best(curves, worse, source, m, noise)
+                if not (have_low and have_high):
+                    at_m = None
+                    break
+                verdict, reason = _decide(low, high, option["expect"], option["tolerance"])
+                at_m.append({"m": m, "low": low, "high": high, "verdict": verdict, "reason": reason})
+            row[source] = "no results yet" if at_m is None else combine(v["verdict"] for v in at_m)
+            row[f"{source}_at"] = at_m or []
+            row[f"{source}_values"] = (
+                ""
+                if at_m is None
+                else "; ".join(f"m {v['m']:g}: {v['low'].text()} vs {v['high'].text()} ({v['verdict']})" for v in at_m)
             )
-        row["supported"] = row["ours"] == row["paper"] == option["expect"]
+        row["supported"] = row["ours"] == row["paper"] == "holds"
         rows.append(row)
     return rows
 
 
-def claims_table(rows: list[dict[str, Any]], min_usage: float, task: str = "synthetic") -> str:
-    """Markdown: claim, figure, the paper's and our verdicts with the two lowest NLLs each (for claims whose
-    expected verdict is not "holds", or whose m is not ``min_usage``, the claim says so)."""
-    unit = "per token" if task == "ptb" else "ln V"
-    value = "NLL per token" if task == "ptb" else "excess NLL"
+def claims_table(rows: list[dict[str, Any]], task: str = "synthetic") -> str:
+    """Markdown: claim, figure, the paper's and our verdicts over the claim's range of m, with each m's two
+    frontier values (± standard error; "~": assumed, see micmco.verdicts) and its verdict."""
+    unit = "nats per token" if task == "ptb" else "ln V"
 
     def claim(r: dict[str, Any]) -> str:
-        extra = []
-        if r.get("expect", "holds") != "holds":
-            extra.append(f"expected: {r['expect']} within {r['tolerance']:g} nats")
-        if r.get("min_usage", min_usage) != min_usage:
-            extra.append(f"at usage ≥ {r['min_usage']:g}")
-        return r["claim"] + (f" ({'; '.join(extra)})" if extra else "")
+        extra = [f"m ∈ {{{', '.join(f'{m:g}' for m in r['usages'])}}} {unit}"]
+        if r.get("expect", "holds") == "tie":
+            extra.append(f"on par: within {r['tolerance']:g} nats")
+        return r["claim"] + f" ({'; '.join(extra)})"
 
     return markdown_table(
-        [
-            [
-                claim(r),
-                f"Figure {r['figure']}",
-                f"{r['paper']} ({r['paper_values']})",
-                f"{r['ours']} ({r['ours_values']})",
-            ]
-            for r in rows
-        ],  # fmt: skip
-        [
-            "the paper's claim",
-            "figure",
-            f"paper: verdict ({value} at usage ≥ {min_usage:g} {unit})",
-            "ours (cpu profile)",
-        ],  # fmt: skip
-    )
+        [[claim(r), f"Figure {r['figure']}", f"**{r['paper']}** ({r['paper_values']})",
+          f"**{r['ours']}** ({r['ours_values']})"] for r in rows],
+        ["the paper's claim", "figure", "paper: verdict (lower vs the others, at each m)", "ours (cpu profile)"],
+    )  # fmt: skip
 
 
 def claims_summary(rows: list[dict[str, Any]]) -> list[str]:
-    """Counted: how many claims our runs support, contradict, or cannot decide yet."""
-    counts: dict[str, list[str]] = {}
-    for r in rows:
-        counts.setdefault(r["ours"], []).append(r["claim"])
-    paper_holds = sum(r["paper"] == r.get("expect", "holds") for r in rows)
-    lines = [f"{len(rows)} claims; on the paper's own trials {paper_holds} hold at this m."]
-    for verdict in ("holds", "fails", "tie", "neither reaches m", "no results yet"):
-        if verdict in counts:
-            lines.append(f"ours, {verdict}: {len(counts[verdict])}")
-            lines += [f"  - {claim}" for claim in counts[verdict]]
+    """Counted: how many claims the paper's data and ours decide, and which way (holds: what the claim says)."""
+    kinds = (*VERDICTS, "no results yet")
+    paper = ", ".join(f"{sum(r['paper'] == v for r in rows)} {v}" for v in kinds if any(r["paper"] == v for r in rows))
+    lines = [f"{len(rows)} claims; the paper's own trials: {paper}."]
+    for verdict in kinds:
+        chosen = [r for r in rows if r["ours"] == verdict]
+        if chosen:
+            lines.append(f"ours, {verdict}: {len(chosen)}")
+            lines += [f"  - {r['claim']} (the paper's own trials: {r['paper']})" for r in chosen]
     return lines
 
 
-def slope_statement(
-    low: float, high: float, profile: str = "cpu", results_dir: Path | None = None, tolerance: float = 0.005
-) -> str:
-    """ "All Pareto curves slope upwards". A frontier cannot fall (fewer trials qualify at higher
-    usage), so the claim is that it rises: the lowest excess NLL at usage >= ``high`` ln V is above
-    the one at >= ``low`` ln V by more than ``tolerance`` nats. Counted for our curves with results
-    and for the paper's curves of the same figures."""
-    counts = {"ours": [0, [], 0], "paper": [0, [], 0]}  # rising, flat (labels), never reaching high
+def slope_statement(low: float, high: float, profile: str = "cpu", results_dir: Path | None = None) -> str:
+    """ "All Pareto curves slope upwards": the frontier at usage >= ``high`` ln V lies above the one at >=
+    ``low`` ln V by more than the noise (:func:`micmco.verdicts.decide_order`). Counted for our curves with
+    results and for the paper's curves of the same figures."""
+    noise = measured_noise("synthetic", profile, None if results_dir is None else str(results_dir))
+    counts = {"ours": [0, [], 0], "paper": [0, [], 0]}  # rising, not decidedly rising (labels), never reaching high
     total = 0
     for curve_id in synthetic_curve_ids():
         c = load_curve(curve_id, profile, results_dir)
@@ -199,20 +192,20 @@ def slope_statement(
             continue
         total += 1
         for source, curve in (("ours", c.ours), ("paper", c.paper)):
-            a, b = lowest_excess(curve, low), lowest_excess(curve, high)
-            if math.isnan(b):
+            a, b = getattr(noise, source)(curve, low), getattr(noise, source)(curve, high)
+            if math.isnan(b.value):
                 counts[source][2] += 1
-            elif b - a > tolerance:
+            elif decide_order(a, b, min_trials=1)[0] == "holds":
                 counts[source][0] += 1
             else:
                 counts[source][1].append(c.label)
     ours, paper = counts["ours"], counts["paper"]
     text = (
-        f"Of our {total} curves with results, {ours[0]} rise by more than {tolerance:g} nats of excess NLL "
-        f"from usage ≥ {low:g} ln V to ≥ {high:g} ln V, {len(ours[1])} stay within it"
+        f"Of our {total} curves with results, {ours[0]} rise by more than their noise "
+        f"from usage ≥ {low:g} ln V to ≥ {high:g} ln V, {len(ours[1])} do not"
         + (f" ({'; '.join(ours[1])})" if ours[1] else "")
         + f" and {ours[2]} never reach {high:g} ln V; the paper's {total} curves of the same settings: "
-        f"{paper[0]} rise, {len(paper[1])} stay within it"
+        f"{paper[0]} rise, {len(paper[1])} do not"
         + (f" ({'; '.join(paper[1])})" if paper[1] else "")
         + f" and {paper[2]} never reach {high:g} ln V."
     )
@@ -227,9 +220,10 @@ def compare_pairs(
     leaving out the KL and Rényi curves of one estimator with K′ = 1 (one objective: their order is
     tuning noise)."""
     curves = {c: load_curve(c, profile, results_dir) for f in figures for c in figure_curves(f)[1]}
+    noise = measured_noise("synthetic", profile, None if results_dir is None else str(results_dir))
     seen, out = set(), []
     for f in figures:
-        for pair in compare_curves([curves[c] for c in figure_curves(f)[1]], min_usage):
+        for pair in compare_curves([curves[c] for c in figure_curves(f)[1]], min_usage, noise):
             key = frozenset((pair.better.curve_id, pair.worse.curve_id))
             if key not in seen and not pair.equivalent:
                 seen.add(key)

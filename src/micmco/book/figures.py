@@ -22,8 +22,10 @@ from typing import Any
 from ..frontier_plot import draw_frontier
 from ..gradients import estimator_spec
 from ..naming import curve_draws, curve_label, paper_file_name, parse_curve_id
+from ..verdicts import MIN_TRIALS as MIN_TRIALS_REACHING
+from ..verdicts import Z
 from .common import markdown_lines, markdown_table, repo_path
-from .orderings import lowest_excess, ordering_table, same_objective
+from .orderings import lowest_excess, measured_noise, ordering_table, same_objective
 from .registry import SYNTHETIC_FIGURES, figure_curves, figure_task
 
 MIN_TRIALS = 8  # a curve with fewer complete trials is drawn dotted and flagged with its count
@@ -300,9 +302,11 @@ def plot_figure(figure: FigureResults):
 
 
 def figure_table(figure: FigureResults, min_usages: list[float]) -> str:
-    """Markdown: per curve, our trial count and compute, then the lowest NLL at usage >= m, ours and the
-    paper's ("–": no trial reaches that usage; "no results": no table yet): excess NLL at usage / ln V >= m
-    on the synthetic task (4 decimals), NLL per token at usage >= m nats per token on PTB (3 decimals)."""
+    """Markdown: per curve, our trial count and compute, then the frontier at usage >= m, ours ± its standard
+    error (``~``: assumed, the trial has no precise evaluation yet) and the paper's ("–": no trial reaches that
+    usage; "no results": no table yet): excess NLL at usage / ln V >= m on the synthetic task (4 decimals),
+    NLL per token at usage >= m nats per token on PTB (3 decimals)."""
+    noise = measured_noise(figure.task, figure.profile)
     per_token = figure.task == "ptb"
     headers = ["curve", "our trials (complete/run)", "compute (min)" if per_token else "compute (s)"]
     headers += [f"m = {m:g}: ours / paper" for m in min_usages]
@@ -313,9 +317,9 @@ def figure_table(figure: FigureResults, min_usages: list[float]) -> str:
         row = [c.label, f"{c.complete}/{c.rows}" + (" (too few)" if c.too_few else ""), compute]
         absent = _why_absent(c, figure)
         for m in min_usages:
-            ours = lowest_excess(c.ours, m)
+            ours = noise.ours(c.ours, m)
             paper = lowest_excess(c.paper, m)
-            row.append((absent if c.ours is None else ("–" if math.isnan(ours) else f"{ours:.{digits}f}"))
+            row.append((absent if c.ours is None else ours.text(digits))
                        + " / " + ("–" if math.isnan(paper) else f"{paper:.{digits}f}"))  # fmt: skip
         rows.append(row)
     return markdown_table(rows, headers)
@@ -428,7 +432,7 @@ def figure_notes(figure: FigureResults) -> list[str]:
     return lines
 
 
-def show_figure(number: int, profile: str, min_usages: list[float], tolerance: float = 0.005) -> FigureResults:
+def show_figure(number: int, profile: str, min_usages: list[float]) -> FigureResults:
     """A figure's section body: the plot, the table of lowest NLL at usage >= m, the orderings, the cost."""
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
@@ -449,13 +453,17 @@ def show_figure(number: int, profile: str, min_usages: list[float], tolerance: f
                 "with latent usage ≥ m nats per token")  # fmt: skip
     else:
         what = "Lowest excess NLL (nats over ln V) among trials with latent usage ≥ m · ln V"
+    noise = measured_noise(figure.task, figure.profile)
     display(Markdown(
-        f"{what}, ours and the paper's; trial counts and compute (sum of `wall_s`) are ours:\n\n"
+        f"{what}, ours (± standard error; `~`: assumed, from the measured noise of one evaluation, for a trial "
+        "not yet evaluated precisely) and the paper's; trial counts and compute (sum of `wall_s`) are ours:\n\n"
         f"{figure_table(figure, min_usages)}"
     ))  # fmt: skip
     display(Markdown(
-        "The curves' order, pair by pair, at each threshold m (pairs the paper separates by less than "
-        f"{tolerance:g} nats are ties):\n\n{ordering_table(figure, min_usages, tolerance)}"
+        "The curves' order, pair by pair, at each threshold m, decided on each side only where the difference "
+        f"exceeds {Z:g} combined standard errors and at least {MIN_TRIALS_REACHING} trials reach m "
+        f"({noise.describe()}; the paper's noise is assumed, `micmco.verdicts`):"
+        f"\n\n{ordering_table(figure, min_usages, noise)}"
     ))  # fmt: skip
     display(Markdown(markdown_lines(figure_notes(figure))))
     return figure

@@ -201,7 +201,9 @@ class PTBTask(Task):
             "vocab_size": config["data"]["vocab_size"],
             "hidden_size": model["hidden_size"],
             "regulariser": regulariser_of(model),
-            **{key: full_precision(model.get(key, 0.0)) for key in ("input_dropout", "state_dropout", "output_dropout")},
+            **{
+                key: full_precision(model.get(key, 0.0)) for key in ("input_dropout", "state_dropout", "output_dropout")
+            },
             "l2": full_precision(model.get("l2", 0.0)),
         }
 
