@@ -14,6 +14,7 @@ import contextlib
 import os
 import platform
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -135,6 +136,17 @@ def numerics(precision: str, device: torch.device | str = "cpu") -> Iterator[Non
                 os.environ.pop(CUBLAS_WORKSPACE[0], None)
 
 
+def cpu_model() -> str:
+    """The host CPU's model name (Linux: /proc/cpuinfo), else what platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_record(device: torch.device) -> dict[str, Any]:
     """What a result records of where it ran: the device kind and name, and the torch, CUDA and cuDNN versions
     (CUDA and cuDNN: those torch was built with; None for a build without them)."""
@@ -145,6 +157,10 @@ def device_record(device: torch.device) -> dict[str, Any]:
     return {
         "device_kind": device.type,
         "device_name": name,
+        # the host CPU and the kernels torch picked for it (AVX2, AVX512, ...): their last-bit rounding differs,
+        # and a run whose training amplifies it (REINFORCE with one sample) reruns exactly on the same kind only
+        "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda,
         "cudnn_version": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,

@@ -1,0 +1,111 @@
+"""A row of a results table reruns as its trial: full-precision values from the study's journal, the same run
+name (fingerprint), the same recorded numbers; and the tables' precise columns are written and read."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from micmco.config import ConfigError
+from micmco.rerun import cli_main, table_trial, table_trials, trial_config
+from micmco.results import PRECISE_COLUMNS, format_table, read_rows, result_row
+
+REPO = Path(__file__).resolve().parents[1]
+CPU = REPO / "results" / "cpu"
+SYNTHETIC_TABLES = sorted(t for t in CPU.glob("cpu-*.tsv") if not t.name.startswith("cpu-ptb"))
+
+
+@pytest.mark.parametrize("table", SYNTHETIC_TABLES[::6], ids=lambda t: t.stem)
+def test_every_row_rebuilds_its_run_from_the_journal(table, tmp_path):
+    """Without training: each row's full-precision values give back its run directory's name, and the
+    table writes them at full precision (a six-digit learning rate would be another trial)."""
+    for item in table_trials(table):
+        config = trial_config(item, tmp_path)  # a ConfigError if the fingerprint differs
+        assert config.train.learning_rate == item.params["learning_rate"]
+        if item.row.get("eval_repeats"):  # re-exported since: the cell is the very float
+            assert float(item.row["learning_rate"]) == item.params["learning_rate"]
+
+
+def test_a_row_that_is_not_in_the_table_names_the_valid_trials():
+    with pytest.raises(ConfigError, match=r"has no trial 999; its trials: \[0, 1"):
+        table_trial(CPU / "cpu-elbo-renyi.tsv", 999)
+    with pytest.raises(ConfigError, match="no such table"):
+        table_trial(CPU / "cpu-nothing.tsv", 0)
+
+
+def test_rerun_cli_bad_input(capsys):
+    assert cli_main([str(CPU / "cpu-elbo-renyi.tsv")]) == 2
+    assert "give trial numbers or --all" in capsys.readouterr().err
+    assert cli_main([str(CPU / "cpu-elbo-renyi.tsv"), "999"]) == 2
+    assert "has no trial 999" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_committed_row_reruns_to_its_recorded_numbers(tmp_path, capsys):
+    assert cli_main([str(CPU / "cpu-elbo-renyi.tsv"), "0", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "trial 0 (cpu-trial-elbo-renyi-1cafc4b008): reproduced (complete, NLL 5.430070" in out
+    assert (tmp_path / "cpu-elbo-renyi" / "cpu-trial-elbo-renyi-1cafc4b008" / "result.json").exists()
+
+
+PRECISE = {"nll": 5.3166, "nll_se": 0.0012, "mutual_information": 4.55, "mutual_information_se": 0.002, "repeats": 64}
+
+
+def _config() -> dict:
+    from micmco.config import to_dict
+    from micmco.runconfig import load_config
+
+    return to_dict(
+        load_config(REPO / "params" / "synthetic" / "smoke" / "elbo-kl.yaml", ["train.learning_rate=0.0011471437291"])
+    )
+
+
+def test_the_precise_columns_are_written_and_read(tmp_path):
+    record = {"metrics": {"nll": 5.33, "mutual_information": 4.5}, "precise_evaluation": PRECISE}
+    row = {"trial": 0, **result_row(_config(), record, "complete", "", 1.0, "run-abc", 1, "c0ffee")}
+    assert row["learning_rate"] == "0.0011471437291"  # full precision, not 0.00114714
+    old = {**row, "trial": 1, **dict.fromkeys(PRECISE_COLUMNS, "")}
+    path = tmp_path / "t.tsv"
+    path.write_text(format_table([row, old], "synthetic"))
+    new_row, old_row = read_rows(path)
+    assert (new_row.nll_precise, new_row.nll_se, new_row.mi_precise, new_row.mi_se, new_row.eval_repeats) == (
+        5.3166,
+        0.0012,
+        4.55,
+        0.002,
+        64,
+    )
+    assert math.isnan(old_row.nll_se) and math.isnan(old_row.nll_precise) and old_row.eval_repeats == 0
+    assert new_row.hyperparameters["learning_rate"] == 0.0011471437291
+    # a table written before the columns existed reads as unknown
+    header, *lines = path.read_text().splitlines()
+    keep = [i for i, name in enumerate(header.split("\t")) if name not in PRECISE_COLUMNS]
+    path.write_text("\n".join("\t".join(line.split("\t")[i] for i in keep) for line in [header, *lines]) + "\n")
+    assert all(math.isnan(r.nll_se) and r.eval_repeats == 0 for r in read_rows(path))
+    # a negative standard error is refused, naming the line and column
+    path.write_text(format_table([{**row, "nll_se": "-0.1"}], "synthetic"))
+    with pytest.raises(ValueError, match="line 2: column nll_se: a standard error is >= 0"):
+        read_rows(path)
+
+
+def test_the_export_keeps_full_precision_and_recorded_evaluations():
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from micmco.sweep.optuna_study import rows_of
+
+    row = result_row(
+        _config(), {"metrics": {"nll": 5.33, "mutual_information": 4.5}}, "complete", "", 1.0, "r1", 1, "c"
+    )
+    row["learning_rate"] = "0.00114714"  # as rows were recorded before: six digits
+    trial = optuna.trial.create_trial(
+        params={"learning_rate": 0.0011471437291}, distributions={"learning_rate": FloatDistribution(1e-4, 1e-2, log=True)},
+        values=[0.1, 0.2], user_attrs={"row": row, "outcome": "complete"},
+    )  # fmt: skip
+    (exported,) = rows_of([trial], None, {"r1": PRECISE})
+    assert exported["learning_rate"] == "0.0011471437291"
+    assert (exported["nll_precise"], exported["nll_se"], exported["eval_repeats"]) == ("5.316600", "0.001200", "64")
+    (plain,) = rows_of([trial])
+    assert plain["nll_se"] == ""
