@@ -100,9 +100,10 @@ def test_the_export_keeps_full_precision_and_recorded_evaluations():
         _config(), {"metrics": {"nll": 5.33, "mutual_information": 4.5}}, "complete", "", 1.0, "r1", 1, "c"
     )
     row["learning_rate"] = "0.00114714"  # as rows were recorded before: six digits
+    distributions = {"learning_rate": FloatDistribution(1e-4, 1e-2, log=True)}
     trial = optuna.trial.create_trial(
-        params={"learning_rate": 0.0011471437291}, distributions={"learning_rate": FloatDistribution(1e-4, 1e-2, log=True)},
-        values=[0.1, 0.2], user_attrs={"row": row, "outcome": "complete"},
+        params={"learning_rate": 0.0011471437291}, distributions=distributions, values=[0.1, 0.2],
+        user_attrs={"row": row, "outcome": "complete"},
     )  # fmt: skip
     (exported,) = rows_of([trial], None, {"r1": PRECISE})
     assert exported["learning_rate"] == "0.0011471437291"

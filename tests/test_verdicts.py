@@ -53,7 +53,6 @@ def test_a_range_of_usage_combines_the_verdicts_at_each_m():
 
 
 def curve(mi, nll, nll_precise=None, nll_se=None, repeats=None) -> Curve:
-    n = len(mi)
     return Curve(
         "ours", Path("t.tsv"), "elbo", 1, 1, "kl", 100, 10, np.array(mi, float), np.array(nll, float),
         nll_precise=None if nll_precise is None else np.array(nll_precise, float),
