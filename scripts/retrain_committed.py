@@ -31,8 +31,8 @@ def main():
     p.add_argument("--log", required=True)
     p.add_argument("--worker", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=400)
-    p.add_argument("--target-se", type=float, default=0.002)
+    p.add_argument("--repeats", type=int, default=None, help="default: the run config's eval.repeats")
+    p.add_argument("--target-se", type=float, default=None, help="default: the run config's eval.target_se")
     p.add_argument("--no-evaluate", action="store_true")
     args = p.parse_args()
     first, rest = [], []

@@ -149,8 +149,17 @@ def evaluate_and_record(
     from .evaluation import evaluate_run
     from .runconfig import run_directory
 
+    import json
+
     config = trial_config(item, runs_dir)
-    precise = evaluate_run(run_directory(config), record=record, progress=progress, **settings)
+    directory = run_directory(config)
+    recorded = json.loads((directory / "result.json").read_text()).get("precise_evaluation")
+    if recorded and all(value is None for value in settings.values()):  # its training evaluated it already
+        from .tasks import get_task
+
+        precise = {**recorded, "unit": get_task(config.task).unit, "run": directory.name, "recorded_reproduced": None}
+    else:
+        precise = evaluate_run(directory, record=record, progress=progress, **settings)
     if record:
         record_in_study(item, precise, runs_dir)
     return precise
