@@ -96,6 +96,7 @@ def test_choosing_on_one_evaluation_and_reporting_on_another_removes_the_winners
 
 
 def test_the_single_evaluation_noise_is_measured_from_the_precise_evaluations():
-    c = curve([0.5, 0.6, 0.9], [5.4, 5.3, 5.5], [5.4, 5.3, math.nan], [0.002, 0.004, math.nan], [100, 25, 0])
-    assert single_evaluation_noise([c, None]) == pytest.approx(0.02)
+    c = curve([0.5, 0.6, 0.9, 1.0], [5.4, 5.3, 5.5, 5.6], [5.4, 5.3, 5.6, math.nan], [0.002, 0.004, 0.0, math.nan],
+              [100, 25, 8, 0])  # fmt: skip
+    assert single_evaluation_noise([c, None]) == pytest.approx(0.02)  # sd 0.02 both; the exact zero left out
     assert math.isnan(single_evaluation_noise([curve([0.5], [5.4])]))

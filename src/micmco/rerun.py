@@ -146,10 +146,10 @@ def evaluate_and_record(
 ) -> dict:
     """The precise evaluation of a rerun row (``settings``: evaluate_run's samples, repeats, target_se, seed);
     with ``record``, written into its result.json, its study's journal and the re-exported table."""
+    import json
+
     from .evaluation import evaluate_run
     from .runconfig import run_directory
-
-    import json
 
     config = trial_config(item, runs_dir)
     directory = run_directory(config)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..naming import parse_curve_id, same_curve_but_objective
 from ..pareto import frontier_value, lowest_nll
-from ..verdicts import Estimate, decide_order, single_evaluation_noise
+from ..verdicts import Estimate, decide_order, single_evaluation_noise, typical_noise
 from .common import markdown_table, repo_path
 
 
@@ -68,8 +68,8 @@ class Noise:
     def describe(self) -> str:
         if math.isnan(self.single):
             return "no trial of this task has a precise evaluation yet, so its noise is unmeasured"
-        return (f"one recorded evaluation's NLL varies by {self.single:.4f} nats (standard deviation, the median "
-                f"over {self.measured_on} precisely evaluated trials)")  # fmt: skip
+        return (f"one recorded evaluation's NLL varies by ~{self.single:.4f} nats (standard deviation, the "
+                f"median over {self.measured_on} precisely evaluated trials)")  # fmt: skip
 
 
 @functools.lru_cache(maxsize=16)
@@ -88,7 +88,26 @@ def measured_noise(task: str, profile: str = "cpu", results_dir: str | None = No
             continue
     measured = sum(int(np.isfinite(c.nll_se).sum()) for c in curves)
     units = next((math.exp(c.reference_nll) for c in curves if c.reference_nll is not None), None)
-    return Noise(single_evaluation_noise(curves), units, measured)
+    single = single_evaluation_noise(curves)
+    if math.isnan(single):  # no trial of the task re-evaluated in its table: the runs measured for calibration
+        single, measured = calibrated_noise(task, profile)
+    return Noise(single, units, measured)
+
+
+NOISE_CALIBRATION = "results/calibration/evaluation-noise-{profile}.tsv"  # scripts/measure_noise.py writes it
+
+
+def calibrated_noise(task: str, profile: str) -> tuple[float, int]:
+    """(the typical standard deviation of one evaluation's NLL, :func:`micmco.verdicts.typical_noise`; runs)
+    over the runs of ``task`` measured in :data:`NOISE_CALIBRATION` (NaN, 0 where none)."""
+    import csv
+
+    path = repo_path(NOISE_CALIBRATION.format(profile=profile))
+    if not path.exists():
+        return math.nan, 0
+    with open(path, newline="") as handle:
+        values = [float(r["nll_sd"]) for r in csv.DictReader(handle, delimiter="\t") if r["task"] == task]
+    return typical_noise(values), len(values)
 
 
 MARGIN_BINS = (0.005, 0.02, 0.1)  # nats: edges of the paper's margins between two curves
