@@ -32,7 +32,8 @@ def main() -> None:
             "task": record["config"].get("task", "synthetic"), "study": path.parent.parent.name,
             "run": path.parent.name, "split": precise["split"], "units": precise["units"],
             "samples": precise["samples"], "repeats": precise["repeats"],
-            "nll_sd": f"{statistics.stdev(values['nll']):.6f}", "mi_sd": f"{statistics.stdev(values['mutual_information']):.6f}",
+            "nll_sd": f"{statistics.stdev(values['nll']):.6f}",
+            "mi_sd": f"{statistics.stdev(values['mutual_information']):.6f}",
             "nll_se": f"{precise['nll_se']:.6f}", "mi_se": f"{precise['mutual_information_se']:.6f}",
         })  # fmt: skip
     out = Path("results/calibration") / f"evaluation-noise-{args.profile}.tsv"

@@ -255,9 +255,8 @@ def train_batch(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    """``micmco evaluate RUN_DIR``: a finished run evaluated precisely (:func:`micmco.evaluation.evaluate_run`)."""
-    from .evaluation import evaluate_run
-    from .experiment import precise_text, torch_threads
+    """``micmco evaluate RUN_DIR``: a finished run evaluated precisely (:func:`micmco.experiment.evaluate_run`)."""
+    from .experiment import evaluate_run, precise_text, torch_threads
 
     try:
         with torch_threads(args.threads or 1):

@@ -14,11 +14,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -26,7 +24,7 @@ from .config import check, check_types
 from .estimators import log_marginal_of_weights, snis_log_lik_of_weights
 from .runtime import step_generator, to_device
 
-__all__ = ["EvalConfig", "EvalBatch", "evaluate", "evaluate_repeated", "evaluate_run", "tensor_batches", "MIN_REPEATS"]
+__all__ = ["EvalConfig", "EvalBatch", "evaluate", "evaluate_repeated", "tensor_batches", "MIN_REPEATS"]
 
 # The fewest independent evaluations a standard error is computed from (its own relative error is then ~25%).
 MIN_REPEATS = 8
@@ -203,98 +201,3 @@ def _evaluate_once(
     if units <= 0:
         raise ValueError("evaluate: the split has no data points (no units to average over)")
     return totals, units
-
-
-def evaluate_run(
-    run_dir: str | Path,
-    samples: int | None = None,
-    repeats: int | None = None,
-    target_se: float | None = None,
-    seed: int | None = None,
-    split: str | None = None,
-    record: bool = False,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Re-score a finished run from its checkpoint, without training: the precise evaluation
-    (:func:`evaluate_repeated`) of its final model, with K = ``samples``, at most ``repeats`` evaluations
-    (until both standard errors are <= ``target_se``), seeded by ``seed`` on ``split`` (each None: the
-    run's own). Returns the precise numbers, plus ``recorded_reproduced`` where K and the split are the
-    run's: whether its recorded evaluation comes out again exactly (None otherwise).
-
-    The run's ``result.json`` is left as it is unless ``record`` (then its ``precise_evaluation`` is
-    replaced; only for the run's own K and split). ConfigError (one line, naming the problem) for a
-    directory that is not a finished run or a value out of range.
-    """
-    import dataclasses
-    import json
-
-    from .config import ConfigError
-    from .experiment import precise_record, torch_threads
-    from .runconfig import config_from_dict
-    from .runtime import numerics, resolve_device
-    from .tasks import get_task
-    from .trainer import CheckpointError, read_checkpoint
-    from .util import write_atomically
-
-    run_dir = Path(run_dir)
-    result_path, config_path, checkpoint_path = (
-        run_dir / name for name in ("result.json", "config.yaml", "checkpoint.pt")
-    )
-    if not run_dir.is_dir():
-        raise ConfigError("", f"{run_dir}: no such run directory (micmco train prints its run's directory)")
-    if not config_path.exists():
-        raise ConfigError("", f"{run_dir}: not a run directory (no config.yaml)")
-    if not result_path.exists():
-        raise ConfigError(
-            "", f"{run_dir}: the run has not finished (no result.json); `micmco train` it to the end first"
-        )
-    try:
-        result = json.loads(result_path.read_text())
-    except (OSError, ValueError) as error:
-        raise ConfigError(
-            "", f"{result_path} is unreadable ({type(error).__name__}); `--record` cannot update it"
-        ) from None
-    if result.get("status") == "diverged" and result.get("metrics") is None:
-        raise ConfigError("", f"{run_dir}: the run diverged in training; it has no model to evaluate")
-    if not checkpoint_path.exists():
-        raise ConfigError("", f"{run_dir}: no checkpoint.pt (deleted?); retrain the run to re-score it")
-    config = config_from_dict(yaml.safe_load(config_path.read_text()))
-    task = get_task(config.task)
-    own_split = task.split(config)
-    overrides = {"num_samples": samples, "repeats": repeats, "target_se": target_se, "split": split}
-    try:
-        eval_config = dataclasses.replace(config.eval, **{k: v for k, v in overrides.items() if v is not None})
-    except ConfigError as error:
-        raise ConfigError(f"eval.{error.key}" if error.key else "", error.message) from None
-    if eval_config.repeats < 1:
-        raise ConfigError("repeats", "must be >= 1 to evaluate")
-    config = dataclasses.replace(config, eval=eval_config)
-    chosen_split = task.split(config)  # a ConfigError naming eval.split and the task's splits
-    own = chosen_split == own_split and eval_config.num_samples == result.get("config", {}).get("eval", {}).get(
-        "num_samples", 100
-    )
-    if record and not own:
-        raise ConfigError("", "--record keeps only the run's own split and K; drop --record to evaluate elsewhere")
-    try:
-        payload = read_checkpoint(checkpoint_path)
-    except CheckpointError as error:
-        raise ConfigError("", str(error)) from None
-    fingerprint = run_dir.name.rsplit("-", 1)[-1]
-    if payload.get("fingerprint") != fingerprint:
-        raise ConfigError("", f"{checkpoint_path} belongs to another run (fingerprint {payload.get('fingerprint')})")
-    device = resolve_device(config.train.device)
-    model = task.build_model(config)
-    model.load_state_dict(payload["model"])
-    model.to(device)
-    batches = list(task.evaluation_batches(config, chosen_split))
-    with torch_threads(config.train.threads or 1), numerics(config.train.precision, device):
-        reproduced = None
-        if own and result.get("metrics"):
-            single = evaluate(model, batches, eval_config, seed=config.seed)
-            recorded = result["metrics"]
-            reproduced = all(single[key] == recorded[key] for key in ("nll", "mutual_information"))
-        precise = precise_record(model, batches, config, chosen_split, seed=seed, progress=progress)
-    if record:
-        result["precise_evaluation"] = precise
-        write_atomically(result_path, json.dumps(result, indent=1, allow_nan=True))
-    return {**precise, "recorded_reproduced": reproduced, "unit": task.unit, "run": run_dir.name}

@@ -56,13 +56,21 @@ def curve_styles(curves: Sequence[Curve]) -> list[dict]:
 
 def draw_frontier(ax, curve: Curve, trials: bool = False, **style) -> tuple:
     """One curve on ``ax``: its Pareto frontier as a line, NLL against latent usage (``style``: Line2D keywords),
-    and with ``trials`` every trial as a faint dot of the line's colour beneath it. Returns (usage, NLL) of the
-    frontier's points, for axes fitted around what was drawn."""
+    and with ``trials`` every trial as a faint dot of the line's colour beneath it. The frontier's trials are
+    chosen on the recorded evaluation and drawn at their reported NLL (the precise one where there is one,
+    with a bar of ± 2 standard errors), as the tables report them. Returns (usage, NLL) of the frontier's
+    points, for axes fitted around what was drawn."""
     frontier = curve.frontier()
+    reported = curve.reported_nll
     if trials:
-        ax.plot(curve.mi, curve.nll, ".", color=style.get("color"), alpha=0.3, ms=4)
-    ax.plot(curve.mi[frontier], curve.nll[frontier], **style)
-    return curve.mi[frontier], curve.nll[frontier]
+        ax.plot(curve.mi, reported, ".", color=style.get("color"), alpha=0.3, ms=4)
+    ax.plot(curve.mi[frontier], reported[frontier], **style)
+    errors = curve.nll_se[frontier]
+    known = np.isfinite(errors)
+    if known.any():
+        ax.errorbar(curve.mi[frontier][known], reported[frontier][known], yerr=2 * errors[known], fmt="none",
+                    ecolor=style.get("color"), elinewidth=1.0, capsize=2, alpha=0.8)  # fmt: skip
+    return curve.mi[frontier], reported[frontier]
 
 
 def plot_frontiers(curves: Sequence[Curve], normalised: bool = True, ax=None, title: str | None = None):

@@ -122,6 +122,8 @@ class Curve:
     eval_repeats: np.ndarray | None = None  # [trials] evaluations averaged (0: none)
 
     def __post_init__(self) -> None:
+        if self.nll is None:  # a curve named but not read (labels)
+            return
         for name in ("nll_precise", "nll_se", "mi_precise", "mi_se"):
             if getattr(self, name) is None:
                 setattr(self, name, np.full(len(self.nll), math.nan))
@@ -161,8 +163,14 @@ class Curve:
             nll_precise=self.nll_precise - log_v, mi_precise=self.mi_precise / log_v, mi_se=self.mi_se / log_v,
         )  # fmt: skip
 
+    @property
+    def reported_nll(self) -> np.ndarray:
+        """Each trial's NLL as a frontier reports it: the precise evaluation where there is one, the recorded
+        one otherwise (:func:`frontier_value`)."""
+        return np.where(np.isfinite(self.nll_precise), self.nll_precise, self.nll)
+
     def frontier(self) -> np.ndarray:
-        """Indices of the frontier's trials, by increasing usage."""
+        """Indices of the frontier's trials, by increasing usage (chosen on the recorded evaluation)."""
         return pareto_frontier(self.mi, self.nll)
 
 
@@ -457,7 +465,8 @@ def default_fractions() -> list[float]:
 
 
 def summary_table(curves: Sequence[Curve], min_usages: Sequence[float], fractions: bool = False) -> str:
-    """Lowest NLL (or excess NLL, normalised) among trials with latent usage >= m, one curve a row.
+    """The frontier's NLL (or excess NLL, normalised) at latent usage >= m, one curve a row, as reported
+    (:func:`frontier_value`: ± its standard error where the chosen trial has a precise evaluation).
     ``fractions``: each m is a fraction of the curve's own ln V (its reference NLL), in nats otherwise."""
     labels = distinct_labels(curves)
     width = max([len(label) for label in labels] + [5])
@@ -470,8 +479,11 @@ def summary_table(curves: Sequence[Curve], min_usages: Sequence[float], fraction
                 cells.append(f"{'n/a':>14s}")
                 continue
             threshold = m * curve.reference_nll if fractions else m
-            value = lowest_nll(curve, threshold)
-            cells.append(f"{'-':>14s}" if math.isnan(value) else f"{value:14.4f}")
+            value = frontier_value(curve, threshold)
+            text = "-" if math.isnan(value.value) else f"{value.value:.4f}"
+            if value.precise:
+                text += f"±{value.se:.4f}"
+            cells.append(f"{text:>14s}")
         lines.append(f"{label:{width}s} " + " ".join(cells))
     return "\n".join(lines)
 

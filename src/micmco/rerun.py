@@ -148,7 +148,7 @@ def evaluate_and_record(
     with ``record``, written into its result.json, its study's journal and the re-exported table."""
     import json
 
-    from .evaluation import evaluate_run
+    from .experiment import evaluate_run
     from .runconfig import run_directory
 
     config = trial_config(item, runs_dir)

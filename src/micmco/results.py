@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .naming import OBJECTIVES, estimator_names
+from .util import full_precision
 
 __all__ = [
     "STATUSES",
@@ -131,13 +132,6 @@ def result_row(
         "uniform_nll": repr(float(task.uniform_nll(typed))),
         "setting_label": task.setting_label({column: str(values[column]) for column in task.curve_columns}),
     }
-
-
-def full_precision(value) -> str:
-    """A tuned value as text that reads back as the very number (a row reruns as its trial)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return repr(float(value))
 
 
 def precise_values(precise: dict[str, Any] | None) -> dict[str, str]:

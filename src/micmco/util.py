@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 __all__ = [
+    "full_precision",
     "EXIT_OK",
     "EXIT_FAILED",
     "EXIT_INPUT",
@@ -89,3 +90,11 @@ def write_atomically(path: str | Path, text: str) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(text)
     os.replace(partial, path)
+
+
+def full_precision(value) -> str:
+    """A tuned value as text that reads back as the very number (a row reruns as its trial)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    text = repr(float(value))  # the shortest text that reads back as the same float
+    return text.removesuffix(".0")

@@ -104,14 +104,15 @@ def _decide(low: Estimate, high: Estimate, expect: str, tolerance: float) -> tup
 
 def check_claims(
     usages: float | tuple[float, ...] | None = None, profile: str = "cpu", figures: tuple[int, ...] | None = None,
-    results_dir: Path | None = None, task: str = "synthetic",
+    results_dir: Path | None = None, task: str = "synthetic", noise: Noise | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Each claim of the paper about a task's figures (:data:`CLAIMS`), decided on the paper's trials and on
     ours at every m of its range of usage (its own ``usages``, else ``usages``, else :data:`DEFAULT_USAGES`;
     synthetic: excess NLL at usage / ln V >= m; PTB: per token) by :mod:`micmco.verdicts` (a difference within
     the combined standard errors, or fewer than its minimum of trials reaching m, is inconclusive), then
     combined over the range (:func:`micmco.verdicts.combine`). A claim of parity ("expect": "tie") holds when
-    both sides lie within its tolerance of each other, measured. ``supported``: both sides hold."""
+    both sides lie within its tolerance of each other, measured. ``supported``: both sides hold. ``noise``: what
+    is assumed where a number has no standard error (default: measured, :func:`measured_noise`)."""
     if task not in CLAIMS:
         raise ValueError(f"no claims for task {task!r}; choose one of {', '.join(CLAIMS)}")
     if usages is None:
@@ -119,7 +120,7 @@ def check_claims(
     usages = (usages,) if isinstance(usages, (int, float)) else tuple(usages)
     ids = {i for claim in CLAIMS[task] for i in (*claim[2], *claim[3])}
     curves = {i: load_curve(i, profile, results_dir) for i in sorted(ids)}
-    noise = measured_noise(task, profile, None if results_dir is None else str(results_dir))
+    noise = noise or measured_noise(task, profile, None if results_dir is None else str(results_dir))
     rows = []
     for text, figure, better, worse, *options in CLAIMS[task]:
         if figures is not None and figure not in figures:
@@ -138,11 +139,11 @@ def check_claims(
                 at_m.append({"m": m, "low": low, "high": high, "verdict": verdict, "reason": reason})
             row[source] = "no results yet" if at_m is None else combine(v["verdict"] for v in at_m)
             row[f"{source}_at"] = at_m or []
-            row[f"{source}_values"] = (
-                ""
-                if at_m is None
-                else "; ".join(f"m {v['m']:g}: {v['low'].text()} vs {v['high'].text()} ({v['verdict']})" for v in at_m)
-            )
+            have = sum(getattr(curves[i], source) is not None for i in (*better, *worse))
+            total = len(better) + len(worse)
+            partial = f"; partial: {have} of {total} curves" if 0 < have < total else ""
+            values = [f"m {v['m']:g}: {v['low'].text()} vs {v['high'].text()} ({v['verdict']})" for v in at_m or []]
+            row[f"{source}_values"] = "; ".join(values) + (partial if values else "")
         row["supported"] = row["ours"] == row["paper"] == "holds"
         rows.append(row)
     return rows
@@ -179,11 +180,13 @@ def claims_summary(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def slope_statement(low: float, high: float, profile: str = "cpu", results_dir: Path | None = None) -> str:
+def slope_statement(
+    low: float, high: float, profile: str = "cpu", results_dir: Path | None = None, noise: Noise | None = None
+) -> str:
     """ "All Pareto curves slope upwards": the frontier at usage >= ``high`` ln V lies above the one at >=
     ``low`` ln V by more than the noise (:func:`micmco.verdicts.decide_order`). Counted for our curves with
     results and for the paper's curves of the same figures."""
-    noise = measured_noise("synthetic", profile, None if results_dir is None else str(results_dir))
+    noise = noise or measured_noise("synthetic", profile, None if results_dir is None else str(results_dir))
     counts = {"ours": [0, [], 0], "paper": [0, [], 0]}  # rising, not decidedly rising (labels), never reaching high
     total = 0
     for curve_id in synthetic_curve_ids():
@@ -214,13 +217,13 @@ def slope_statement(low: float, high: float, profile: str = "cpu", results_dir: 
 
 def compare_pairs(
     min_usage: float, profile: str = "cpu", figures: tuple[int, ...] = (2, 3, 4, 5, 6, 7),
-    results_dir: Path | None = None,
+    results_dir: Path | None = None, noise: Noise | None = None,
 ) -> list[PairComparison]:  # fmt: skip
     """Every pair of curves that share a figure of ``figures`` (each pair once, :func:`compare_curves`),
     leaving out the KL and Rényi curves of one estimator with K′ = 1 (one objective: their order is
     tuning noise)."""
     curves = {c: load_curve(c, profile, results_dir) for f in figures for c in figure_curves(f)[1]}
-    noise = measured_noise("synthetic", profile, None if results_dir is None else str(results_dir))
+    noise = noise or measured_noise("synthetic", profile, None if results_dir is None else str(results_dir))
     seen, out = set(), []
     for f in figures:
         for pair in compare_curves([curves[c] for c in figure_curves(f)[1]], min_usage, noise):

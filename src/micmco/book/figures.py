@@ -133,6 +133,12 @@ class FigureResults:
     title: str
     profile: str
     curves: list[CurveResults]
+    results_dir: Path | None = None  # where our tables were read (None: results/<profile>/)
+
+    @property
+    def noise(self):
+        """What its verdicts assume where a number has no standard error (micmco.book.orderings.measured_noise)."""
+        return measured_noise(self.task, self.profile, None if self.results_dir is None else str(self.results_dir))
 
     @property
     def name(self) -> str:
@@ -160,7 +166,8 @@ def load_figure(number: int, profile: str = "cpu", results_dir: Path | None = No
     """Figure ``number`` of the paper (synthetic: 2-7, 15, 26, 27; PTB: 8-14, 16-25, 28, 29): each of its
     curves, ours and the paper's."""
     title, curve_ids = figure_curves(number)
-    return FigureResults(number, title, profile, [load_curve(c, profile, results_dir) for c in curve_ids])
+    curves = [load_curve(c, profile, results_dir) for c in curve_ids]
+    return FigureResults(number, title, profile, curves, results_dir)
 
 
 def _colour_key(curve_id: str) -> str:
@@ -306,7 +313,7 @@ def figure_table(figure: FigureResults, min_usages: list[float]) -> str:
     error (``~``: assumed, the trial has no precise evaluation yet) and the paper's ("–": no trial reaches that
     usage; "no results": no table yet): excess NLL at usage / ln V >= m on the synthetic task (4 decimals),
     NLL per token at usage >= m nats per token on PTB (3 decimals)."""
-    noise = measured_noise(figure.task, figure.profile)
+    noise = figure.noise
     per_token = figure.task == "ptb"
     headers = ["curve", "our trials (complete/run)", "compute (min)" if per_token else "compute (s)"]
     headers += [f"m = {m:g}: ours / paper" for m in min_usages]
@@ -453,7 +460,7 @@ def show_figure(number: int, profile: str, min_usages: list[float]) -> FigureRes
                 "with latent usage ≥ m nats per token")  # fmt: skip
     else:
         what = "Lowest excess NLL (nats over ln V) among trials with latent usage ≥ m · ln V"
-    noise = measured_noise(figure.task, figure.profile)
+    noise = figure.noise
     display(Markdown(
         f"{what}, ours (± standard error; `~`: assumed, from the measured noise of one evaluation, for a trial "
         "not yet evaluated precisely) and the paper's; trial counts and compute (sum of `wall_s`) are ours:\n\n"

@@ -201,7 +201,7 @@ class OrderingComparison:
 def compare_ordering(figure: Any, min_usage: float, noise: Noise | None = None) -> OrderingComparison:
     """Pairwise (:func:`compare_curves`): for each two curves that both we and the paper have at usage / ln V
     >= m, is the order the paper's data decide the one ours decide?"""
-    noise = noise or measured_noise(figure.task, figure.profile)
+    noise = noise or figure.noise
     values = {}
     unreached, missing = [], []
     for c in figure.curves:
@@ -231,7 +231,7 @@ def ordering_table(figure: Any, min_usages: list[float], noise: Noise | None = N
     """Markdown: one row per threshold m, the pairwise ordering of the figure's curves, ours against the
     paper's (:func:`compare_ordering`): how many pairs the paper's data separate, and of those how many ours
     order the same way (holds), reverse (fails) or leave within our noise (inconclusive)."""
-    noise = noise or measured_noise(figure.task, figure.profile)
+    noise = noise or figure.noise
     rows = []
     for m in min_usages:
         c = compare_ordering(figure, m, noise)

@@ -215,7 +215,7 @@ def rows_of(trials, definition: dict[str, Any] | None = None, evaluations=None) 
         if is_result(t) and "row" in t.user_attrs:
             row = dict(t.user_attrs["row"])
             row["trial"] = t.user_attrs.get("origin", t.number)
-            for name, value in t.params.items():
+            for name, value in getattr(t, "params", {}).items():
                 if name in row and row[name] != "":
                     row[name] = full_precision(value)
             if row.get("status") == "complete" and not row.get("eval_repeats") and row.get("run") in evaluations:

@@ -26,8 +26,8 @@ from ..gradients import estimator_spec
 from ..latents import make_latent
 from ..memory import MemoryEstimate, latent_sizes, step_memory
 from ..models.sentence import SentenceModelConfig, SentenceVAE
-from ..results import full_precision
 from ..runtime import derive_seed
+from ..util import full_precision
 from .base import RunConfig, Task, check_trained_by_estimator
 from .ptb_data import PAPER_VOCABULARY, PTB_SPLITS, PTBDataConfig, TrainingSentences, evaluation_batches, load_corpus
 
