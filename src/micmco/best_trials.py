@@ -31,13 +31,15 @@ TABLE1_TASK = "ptb"  # Table 1 is the paper's table of its Penn Treebank results
 
 @dataclass(frozen=True)
 class Best:
-    """The trial of lowest NLL among some curves."""
+    """The trial of lowest NLL among some curves: chosen on the recorded evaluation, reported on its precise one
+    where it has one (as a frontier is, :func:`micmco.pareto.frontier_value`)."""
 
     nll: float  # nats per the task's unit (per token for text)
     mi: float  # its latent usage, same unit
     hyperparameters: dict[str, float]  # learning_rate, lam, alpha, dropout rates ... of that trial
     path: Path  # the file it came from
     trials: int  # trials among which it is the best
+    nll_se: float = math.nan  # the standard error of nll (NaN: the trial has no precise evaluation)
 
     @property
     def perplexity(self) -> float:
@@ -54,10 +56,14 @@ def best_trial(curves: Sequence[Curve]) -> Best | None:
             candidates.append((float(curve.nll[index]), curve, index))
     if not candidates:
         return None
-    nll, curve, index = min(candidates, key=lambda candidate: candidate[0])
+    _, curve, index = min(candidates, key=lambda candidate: candidate[0])
     hyperparameters = {name: float(values[index]) for name, values in curve.hyperparameters.items()}
     trials = sum(len(curve.nll) for curve in curves)
-    return Best(nll=nll, mi=float(curve.mi[index]), hyperparameters=hyperparameters, path=curve.path, trials=trials)
+    precise = bool(np.isfinite(curve.nll_precise[index]))
+    nll = float(curve.nll_precise[index] if precise else curve.nll[index])
+    mi = float(curve.mi_precise[index] if precise else curve.mi[index])
+    return Best(nll=nll, mi=mi, hyperparameters=hyperparameters, path=curve.path, trials=trials,
+                nll_se=float(curve.nll_se[index]) if precise else math.nan)  # fmt: skip
 
 
 @dataclass(frozen=True)
