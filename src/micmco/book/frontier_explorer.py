@@ -107,10 +107,12 @@ def frontier_choices(profile: str = "cpu") -> dict[str, FrontierChoice]:
 
 
 def _points(curve, indices=None, digits: int = 4) -> dict[str, list[float]]:
+    """Usage and NLL of ``curve``'s trials (``indices``: those), the NLL as a frontier reports it (the precise
+    evaluation where a trial has one: ``Curve.reported_nll``)."""
     if curve is None:
         return {"x": [], "y": []}
     indices = slice(None) if indices is None else indices
-    return {"x": curve.mi[indices].round(digits).tolist(), "y": curve.nll[indices].round(digits).tolist()}
+    return {"x": curve.mi[indices].round(digits).tolist(), "y": curve.reported_nll[indices].round(digits).tolist()}
 
 
 def _json_number(value: float) -> float | None:
