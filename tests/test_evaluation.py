@@ -122,3 +122,24 @@ def test_evaluate_refuses_an_unfinished_run(tmp_path, capsys):
     (directory / "config.yaml").write_text(SMOKE.read_text())
     assert main(["evaluate", str(directory)]) == EXIT_INPUT
     assert "has not finished" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_evaluate_record_leaves_the_record_as_it_was(finished_run):
+    """SIGINT while `micmco evaluate --record` evaluates: exit 130 with one line, result.json untouched."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    before = (finished_run / "result.json").read_bytes()
+    command = [sys.executable, "-m", "micmco", "evaluate", str(finished_run), "--repeats", "100000", "--target-se",
+               "0", "--record", "--quiet"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)  # fmt: skip
+    time.sleep(6)  # imports done, evaluating
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted; nothing was changed" in err and "Traceback" not in err
+    assert (finished_run / "result.json").read_bytes() == before

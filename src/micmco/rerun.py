@@ -119,12 +119,12 @@ def trial_config(item: TableTrial, runs_dir: Path | str = "runs/sweeps", overrid
     return config
 
 
-def rerun(item: TableTrial, runs_dir: Path | str = "runs/sweeps", echo=print) -> dict[str, Any]:
+def rerun(item: TableTrial, runs_dir: Path | str = "runs/sweeps", echo=print, progress: bool = True) -> dict[str, Any]:
     """Retrain (or resume, or find finished) the row's run and check its recorded numbers. Returns the result
     record with ``reproduced``: True when status, NLL and MI equal the row's (as written, six decimals)."""
     from .experiment import run
 
-    config = trial_config(item, runs_dir)
+    config = trial_config(item, runs_dir, [] if progress else ["train.progress=false"])
     record = run(config, echo=echo)
     record["reproduced"] = reproduces(record, item.row)
     return record
@@ -198,6 +198,7 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--record", action="store_true", help="keep the precise numbers: result.json, journal, table")
     parser.add_argument("--repeats", type=int, help="most evaluations (default: the run config's eval.repeats)")
     parser.add_argument("--target-se", type=float, help="standard error to stop at (default: eval.target_se)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
     def fail(message: str, code: int) -> int:
@@ -216,7 +217,7 @@ def cli_main(argv: list[str]) -> int:
     for item in items:
         label = f"{args.table.name} trial {item.trial} ({item.row['run']})"
         try:
-            result = rerun(item, args.runs_dir, echo=lambda line: None)
+            result = rerun(item, args.runs_dir, echo=lambda line: None, progress=not args.quiet)
             if not result["reproduced"]:
                 nll = (result.get("metrics") or {}).get("nll")
                 print(f"{label}: NOT reproduced: {result.get('status')} NLL {nll} against the row's "
@@ -225,8 +226,8 @@ def cli_main(argv: list[str]) -> int:
                 continue
             print(f"{label}: reproduced ({item.row['status']}, NLL {item.row['nll']}, MI {item.row['mi']})")
             if args.evaluate and result.get("status") == "complete":
-                precise = evaluate_and_record(item, args.runs_dir, args.record, repeats=args.repeats,
-                                              target_se=args.target_se)  # fmt: skip
+                precise = evaluate_and_record(item, args.runs_dir, args.record, progress=not args.quiet,
+                                              repeats=args.repeats, target_se=args.target_se)  # fmt: skip
                 print(f"  precisely: {precise_text(precise, precise['unit'])}" + (" (recorded)" if args.record else ""))
         except ConfigError as error:
             return fail(f"{label}: {error}", EXIT_INPUT)
