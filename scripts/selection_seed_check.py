@@ -58,11 +58,15 @@ def main() -> None:
             same += a == b
             differ += a != b
             shifts.append(abs(z))
-            print(f"{table.stem:24s} m={m:g}: {'same trial' if a == b else 'other trial'}; reported "
-                  f"{value_a - log_v:.4f}±{se_a:.4f} vs {value_b - log_v:.4f}±{se_b:.4f} (|z| = {abs(z):.2f})")
+            print(
+                f"{table.stem:24s} m={m:g}: {'same trial' if a == b else 'other trial'}; reported "
+                f"{value_a - log_v:.4f}±{se_a:.4f} vs {value_b - log_v:.4f}±{se_b:.4f} (|z| = {abs(z):.2f})"
+            )
     if shifts:
-        print(f"{same + differ} frontier points: the same trial chosen at {same}; another at {differ}, whose reported "
-              f"values differ by |z| median {np.median(shifts):.2f}, max {max(shifts):.2f}")
+        print(
+            f"{same + differ} frontier points: the same trial chosen at {same}; another at {differ}, whose reported "
+            f"values differ by |z| median {np.median(shifts):.2f}, max {max(shifts):.2f}"
+        )
 
 
 def choose(points, threshold):

@@ -18,12 +18,16 @@ def main() -> None:
     args = parser.parse_args()
     before = json.load(open(args.before))
     old = {(o["figure"], o["m"]): o for o in before["orderings"]}
-    print("| figure | m | before: as the paper / reversed / tie | after: holds / fails / inconclusive / paper undecided |")
+    print(
+        "| figure | m | before: as the paper / reversed / tie | after: holds / fails / inconclusive / paper undecided |"
+    )
     print("| --- | --- | --- | --- |")
     for (number, m), o in old.items():
         c = orderings.compare_ordering(figures.load_figure(number, "cpu"), m)
-        print(f"| {number} | {m:g} | {o['holds']} / {o['fails']} / {o['undecided']} | "
-              f"{len(c.holds)} / {len(c.fails)} / {len(c.inconclusive)} / {len(c.paper_undecided)} |")
+        print(
+            f"| {number} | {m:g} | {o['holds']} / {o['fails']} / {o['undecided']} | "
+            f"{len(c.holds)} / {len(c.fails)} / {len(c.inconclusive)} / {len(c.paper_undecided)} |"
+        )
     after = claims.check_claims(None, "cpu") + claims.check_claims(None, "cpu", task="ptb")
     by_claim = {r["claim"]: r for r in after}
     print()

@@ -38,7 +38,7 @@ class EvalConfig:
     sample_chunk: int = (
         0  # samples scored per decoder pass (0: all num_samples); bounds memory, same numbers to rounding
     )
-    repeats: int = 1000  # most independent K-sample evaluations averaged into the precise numbers (0: none)
+    repeats: int = 100  # most independent K-sample evaluations averaged into the precise numbers (0: none)
     target_se: float = 0.002  # stop adding evaluations once NLL's and MI's standard errors are <= this (0: all)
 
     def __post_init__(self) -> None:
