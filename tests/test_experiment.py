@@ -210,6 +210,7 @@ def test_sigterm_during_evaluation_is_resumable(tmp_path):
     """A signal after the last step (during evaluation) interrupts; the rerun evaluates without training."""
     args = ["train", str(SMOKE / "elbo-kl.yaml"), "--quiet", "--output-dir", str(tmp_path)]
     args += ["--set", "train.steps=50", "--set", "data.vocab_size=5000", "--set", "eval.batch_size=5"]
+    args += ["--set", "eval.repeats=1"]  # one precise repeat: the evaluation here is slow on purpose
     process = _micmco(*args)
     config = load_config(
         SMOKE / "elbo-kl.yaml",

@@ -43,11 +43,18 @@ def test_rerun_cli_bad_input(capsys):
 
 
 @pytest.mark.slow
-def test_a_committed_row_reruns_to_its_recorded_numbers(tmp_path, capsys):
-    assert cli_main([str(CPU / "cpu-elbo-renyi.tsv"), "0", "--runs-dir", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "trial 0 (cpu-trial-elbo-renyi-1cafc4b008): reproduced (complete, NLL 5.430070" in out
-    assert (tmp_path / "cpu-elbo-renyi" / "cpu-trial-elbo-renyi-1cafc4b008" / "result.json").exists()
+def test_a_committed_row_reruns_to_its_recorded_numbers(tmp_path):
+    """Retrained from its journal's values, a committed row is its run again, with its recorded numbers to the
+    table's six decimals (one precise repeat: what is checked is training and the recorded evaluation)."""
+    from micmco.experiment import run
+    from micmco.rerun import reproduces
+
+    item = table_trial(CPU / "cpu-elbo-renyi.tsv", 0)
+    config = trial_config(item, tmp_path, ["eval.repeats=1", "train.progress=false"])
+    record = run(config, echo=lambda line: None)
+    assert record["fingerprint"] == "1cafc4b008" and reproduces(record, item.row)
+    assert f"{record['metrics']['nll']:.6f}" == item.row["nll"] == "5.430070"
+    assert not reproduces({**record, "metrics": {**record["metrics"], "nll": 5.43008}}, item.row)
 
 
 PRECISE = {"nll": 5.3166, "nll_se": 0.0012, "mutual_information": 4.55, "mutual_information_se": 0.002, "repeats": 64}
