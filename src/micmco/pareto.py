@@ -375,15 +375,18 @@ def read_inputs(paths: Sequence[Path]) -> list[Curve]:
 
 
 def frontier_table(curve: Curve) -> str:
-    """The frontier's trials, one a line: usage, NLL and the hyperparameters."""
+    """The frontier's trials, one a line: usage, NLL as reported (the precise one ± its standard error where the
+    trial has one; chosen on the recorded one) and the hyperparameters."""
     names = [name for name in ("learning_rate", "lam", "alpha") if name in curve.hyperparameters]
     usage, nll = ("usage/lnV", "excess") if curve.normalised_view else ("MI", "NLL")
-    lines = [f"{usage:>10s} {nll:>10s} " + " ".join(f"{name:>13s}" for name in names)]
+    lines = [f"{usage:>10s} {nll:>17s} " + " ".join(f"{name:>13s}" for name in names)]
     worse = set(worse_than_uniform(curve).tolist())
+    reported = curve.reported_nll
     for index in curve.frontier():
         values = " ".join(f"{curve.hyperparameters[name][index]:13.5g}" for name in names)
         note = "  worse than uniform" if index in worse else ""
-        lines.append(f"{curve.mi[index]:10.4f} {curve.nll[index]:10.4f} {values}{note}")
+        error = f"±{curve.nll_se[index]:.4f}" if np.isfinite(curve.nll_se[index]) else ""
+        lines.append(f"{curve.mi[index]:10.4f} {f'{reported[index]:.4f}{error}':>17s} {values}{note}")
     return "\n".join(lines)
 
 
