@@ -67,7 +67,7 @@ def test_repeats_stop_at_the_target_standard_error(model):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs")
-    config = load_config(SMOKE, [f"output_dir={out}", "train.progress=false", "train.steps=100"])
+    config = load_config(SMOKE, [f"output_dir={out}", "train.progress=false", "train.steps=100", "eval.repeats=8"])
     record = run(config, echo=lambda message: None)
     assert record["precise_evaluation"]["repeats"] >= MIN_REPEATS
     return run_directory(config)
@@ -143,3 +143,11 @@ def test_ctrl_c_during_evaluate_record_leaves_the_record_as_it_was(finished_run)
     assert process.returncode == 130, err
     assert "interrupted; nothing was changed" in err and "Traceback" not in err
     assert (finished_run / "result.json").read_bytes() == before
+
+
+def test_a_run_without_repeats_records_no_precise_evaluation(tmp_path):
+    config = load_config(SMOKE, [f"output_dir={tmp_path}", "train.progress=false", "train.steps=20", "eval.repeats=0"])
+    record = run(config, echo=lambda message: None)
+    assert "precise_evaluation" not in record and record["metrics"]["nll"] > 0
+    # micmco evaluate adds one, with the default number of repeats at most
+    assert main(["evaluate", str(run_directory(config)), "--target-se", "1", "--quiet"]) == EXIT_OK

@@ -33,7 +33,7 @@ import yaml
 
 from . import __version__
 from .config import ConfigError, to_dict
-from .evaluation import evaluate, evaluate_repeated
+from .evaluation import EvalConfig, evaluate, evaluate_repeated
 from .memory import MemoryEstimate, available_memory, format_bytes
 from .runconfig import run_directory
 from .runtime import device_record, numerics, numerics_settings, resolve_device, step_generator, to_device
@@ -446,6 +446,8 @@ def evaluate_run(
         eval_config = dataclasses.replace(config.eval, **{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as error:
         raise ConfigError(f"eval.{error.key}" if error.key else "", error.message) from None
+    if eval_config.repeats < 1 and repeats is None:  # a config that asked for none at training: the default
+        eval_config = dataclasses.replace(eval_config, repeats=EvalConfig().repeats)
     if eval_config.repeats < 1:
         raise ConfigError("repeats", "must be >= 1 to evaluate")
     config = dataclasses.replace(config, eval=eval_config)
