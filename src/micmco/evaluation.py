@@ -127,13 +127,13 @@ def evaluate_repeated(
             per_repeat.append((totals / units).tolist())
             bar.update(1)
             done = len(per_repeat)
-            if done >= min(MIN_REPEATS, config.repeats) and config.target_se > 0:
-                errors = _standard_errors(per_repeat)
-                if max(errors[0], errors[1]) <= config.target_se:
-                    break
-            if done >= 2:
-                errors = _standard_errors(per_repeat)
-                bar.set_postfix(nll_se=f"{errors[0]:.2g}", mi_se=f"{errors[1]:.2g}", refresh=False)
+            if done < 2:
+                continue
+            errors = _standard_errors(per_repeat)
+            bar.set_postfix(nll_se=f"{errors[0]:.2g}", mi_se=f"{errors[1]:.2g}", refresh=False)
+            enough = done >= min(MIN_REPEATS, config.repeats) and config.target_se > 0
+            if enough and max(errors[0], errors[1]) <= config.target_se:
+                break
     values = torch.tensor(per_repeat, dtype=torch.float64)  # [R, 3]
     mean = values.mean(0).tolist()
     errors = _standard_errors(per_repeat)
