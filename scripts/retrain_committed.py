@@ -13,7 +13,6 @@ from pathlib import Path
 
 from micmco.rerun import evaluate_and_record, rerun, table_trials
 
-
 # A retrained trial whose recorded NLL and MI differ from its row by at most this many nats (far below the ~0.03
 # of one evaluation's noise) is the same model up to another machine's floating point: its precise evaluation
 # is recorded (the log says it was not bit for bit).

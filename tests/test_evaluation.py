@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from micmco.cli import main
-from micmco.evaluation import MIN_REPEATS, EvalConfig, evaluate, evaluate_repeated
+from micmco.evaluation import MIN_REPEATS, EvalConfig, evaluate, evaluate_repeated, halves_of, split_halves
 from micmco.experiment import run
 from micmco.latents import GaussianLatent
 from micmco.models import SingleSymbolVAE
@@ -40,6 +40,23 @@ def test_repeats_are_independent_of_the_recorded_evaluation_and_reproducible(mod
     assert precise["nll"] == pytest.approx(np.mean(precise["values"]["nll"]))
     assert precise["nll_se"] == pytest.approx(np.std(precise["values"]["nll"], ddof=1) / math.sqrt(8))
     assert precise["representational_kl"] == pytest.approx(once["representational_kl"])  # exact: no sampling
+    # its halves: the even repeats choose, the odd ones report (independent of each other)
+    nll, mi = np.array(precise["values"]["nll"]), np.array(precise["values"]["mutual_information"])
+    assert precise["nll_select"] == pytest.approx(nll[0::2].mean())
+    assert precise["mutual_information_select"] == pytest.approx(mi[0::2].mean())
+    assert precise["nll_report"] == pytest.approx(nll[1::2].mean())
+    assert precise["nll_report_se"] == pytest.approx(nll[1::2].std(ddof=1) / 2)
+
+
+def test_halves_are_computed_from_a_records_values_and_need_four_repeats():
+    values = {"nll": [1.0, 2.0, 3.0, 5.0], "mutual_information": [0.1, 0.2, 0.3, 0.4]}
+    halves = split_halves(values["nll"], values["mutual_information"])
+    assert halves == pytest.approx(
+        {"nll_select": 2.0, "mutual_information_select": 0.2, "nll_report": 3.5, "nll_report_se": 1.5}
+    )
+    assert halves_of({"values": values}) == halves  # a record kept before the halves were
+    assert halves_of({**halves, "values": None}) == halves
+    assert halves_of({"nll": 1.0}) == {} and split_halves([1.0, 2.0, 3.0], [0.1, 0.2, 0.3]) == {}
 
 
 def test_the_standard_error_is_calibrated(model):

@@ -10,7 +10,7 @@ import pytest
 
 from micmco.config import ConfigError
 from micmco.rerun import cli_main, table_trial, table_trials, trial_config
-from micmco.results import PRECISE_COLUMNS, format_table, read_rows, result_row
+from micmco.results import HALF_COLUMNS, PRECISE_COLUMNS, format_table, read_rows, result_row
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = REPO / "results" / "cpu"
@@ -57,7 +57,17 @@ def test_a_committed_row_reruns_to_its_recorded_numbers(tmp_path):
     assert not reproduces({**record, "metrics": {**record["metrics"], "nll": 5.43008}}, item.row)
 
 
-PRECISE = {"nll": 5.3166, "nll_se": 0.0012, "mutual_information": 4.55, "mutual_information_se": 0.002, "repeats": 64}
+PRECISE = {
+    "nll": 5.3166,
+    "nll_se": 0.0012,
+    "mutual_information": 4.55,
+    "mutual_information_se": 0.002,
+    "repeats": 64,
+    "nll_select": 5.3161,
+    "mutual_information_select": 4.551,
+    "nll_report": 5.3171,
+    "nll_report_se": 0.0017,
+}
 
 
 def _config() -> dict:
@@ -84,7 +94,20 @@ def test_the_precise_columns_are_written_and_read(tmp_path):
         0.002,
         64,
     )
+    assert (new_row.nll_select, new_row.mi_select, new_row.nll_report, new_row.nll_report_se) == (
+        5.3161,
+        4.551,
+        5.3171,
+        0.0017,
+    )
     assert math.isnan(old_row.nll_se) and math.isnan(old_row.nll_precise) and old_row.eval_repeats == 0
+    assert math.isnan(old_row.nll_report) and math.isnan(old_row.mi_select)
+    # a precise evaluation recorded before its halves were (no half columns filled) reads as having none
+    halfless = {**row, "trial": 2, **dict.fromkeys(HALF_COLUMNS, "")}
+    path.write_text(format_table([halfless], "synthetic"))
+    (halfless_row,) = read_rows(path)
+    assert halfless_row.nll_precise == 5.3166 and math.isnan(halfless_row.nll_report)
+    path.write_text(format_table([row, old], "synthetic"))
     assert new_row.hyperparameters["learning_rate"] == 0.0011471437291
     # a table written before the columns existed reads as unknown
     header, *lines = path.read_text().splitlines()
@@ -115,5 +138,8 @@ def test_the_export_keeps_full_precision_and_recorded_evaluations():
     (exported,) = rows_of([trial], None, {"r1": PRECISE})
     assert exported["learning_rate"] == "0.0011471437291"
     assert (exported["nll_precise"], exported["nll_se"], exported["eval_repeats"]) == ("5.316600", "0.001200", "64")
+    assert (exported["nll_select"], exported["nll_report"], exported["nll_report_se"]) == (
+        "5.316100", "5.317100", "0.001700"
+    )  # fmt: skip
     (plain,) = rows_of([trial])
     assert plain["nll_se"] == ""

@@ -31,8 +31,8 @@ TABLE1_TASK = "ptb"  # Table 1 is the paper's table of its Penn Treebank results
 
 @dataclass(frozen=True)
 class Best:
-    """The trial of lowest NLL among some curves: chosen on the recorded evaluation, reported on its precise one
-    where it has one (as a frontier is, :func:`micmco.pareto.frontier_value`)."""
+    """The trial of lowest NLL among some curves, chosen and reported as a frontier's trial is
+    (:func:`micmco.pareto.frontier_value`: on independent halves of its precise evaluation where it has one)."""
 
     nll: float  # nats per the task's unit (per token for text)
     mi: float  # its latent usage, same unit
@@ -50,20 +50,19 @@ def best_trial(curves: Sequence[Curve]) -> Best | None:
     """The trial of lowest finite NLL among ``curves`` (None when they have none)."""
     candidates = []
     for curve in curves:
-        finite = np.flatnonzero(np.isfinite(curve.nll))
+        chosen_on = curve.selection_nll
+        finite = np.flatnonzero(np.isfinite(chosen_on))
         if len(finite):
-            index = int(finite[np.argmin(curve.nll[finite])])
-            candidates.append((float(curve.nll[index]), curve, index))
+            index = int(finite[np.argmin(chosen_on[finite])])
+            candidates.append((float(chosen_on[index]), curve, index))
     if not candidates:
         return None
     _, curve, index = min(candidates, key=lambda candidate: candidate[0])
     hyperparameters = {name: float(values[index]) for name, values in curve.hyperparameters.items()}
     trials = sum(len(curve.nll) for curve in curves)
-    precise = bool(np.isfinite(curve.nll_precise[index]))
-    nll = float(curve.nll_precise[index] if precise else curve.nll[index])
-    mi = float(curve.mi_precise[index] if precise else curve.mi[index])
-    return Best(nll=nll, mi=mi, hyperparameters=hyperparameters, path=curve.path, trials=trials,
-                nll_se=float(curve.nll_se[index]) if precise else math.nan)  # fmt: skip
+    mi = float(curve.mi_precise[index] if np.isfinite(curve.mi_precise[index]) else curve.mi[index])
+    return Best(nll=float(curve.reported_nll[index]), mi=mi, hyperparameters=hyperparameters, path=curve.path,
+                trials=trials, nll_se=float(curve.reported_nll_se[index]))  # fmt: skip
 
 
 @dataclass(frozen=True)

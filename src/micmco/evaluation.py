@@ -24,7 +24,10 @@ from .config import check, check_types
 from .estimators import log_marginal_of_weights, snis_log_lik_of_weights
 from .runtime import step_generator, to_device
 
-__all__ = ["EvalConfig", "EvalBatch", "evaluate", "evaluate_repeated", "tensor_batches", "MIN_REPEATS"]
+__all__ = [
+    "EvalConfig", "EvalBatch", "evaluate", "evaluate_repeated", "split_halves", "halves_of", "HALF_KEYS",
+    "tensor_batches", "MIN_REPEATS",
+]  # fmt: skip
 
 # The fewest independent evaluations a standard error is computed from (its own relative error is then ~25%).
 MIN_REPEATS = 8
@@ -108,8 +111,9 @@ def evaluate_repeated(
     one. Repeats are added until the standard errors of NLL and MI (the standard deviation of the repeats
     over √R) are both at most ``config.target_se``, after at least :data:`MIN_REPEATS` (or all of
     ``config.repeats``, if fewer) and at most ``config.repeats``. Returns nll, nll_se, mutual_information,
-    mutual_information_se, representational_kl (exact: no sampling), units, repeats, samples, seed, and
-    ``values``: each repeat's nll and mutual_information (the noise of one evaluation).
+    mutual_information_se, representational_kl (exact: no sampling), units, repeats, samples, seed,
+    ``values``: each repeat's nll and mutual_information (the noise of one evaluation), and the two halves a
+    frontier chooses on and reports on (:func:`split_halves`).
     """
     if config.repeats < 1:
         raise ValueError("evaluate_repeated: config.repeats is 0 (no precise evaluation asked for)")
@@ -148,6 +152,37 @@ def evaluate_repeated(
         "samples": config.num_samples,
         "seed": seed,
         "values": {"nll": values[:, 0].tolist(), "mutual_information": values[:, 1].tolist()},
+        **split_halves(values[:, 0].tolist(), values[:, 1].tolist()),
+    }
+
+
+HALF_KEYS = ("nll_select", "mutual_information_select", "nll_report", "nll_report_se")  # split_halves's
+
+
+def halves_of(precise: dict[str, Any]) -> dict[str, float]:
+    """The halves of a precise evaluation record (:func:`split_halves`): as recorded, or computed from its
+    per-repeat ``values``; empty where it has neither (an older record kept without its values)."""
+    if all(key in precise for key in HALF_KEYS):
+        return {key: precise[key] for key in HALF_KEYS}
+    values = precise.get("values")
+    return split_halves(values["nll"], values["mutual_information"]) if values else {}
+
+
+def split_halves(nll: list[float], mutual_information: list[float]) -> dict[str, float]:
+    """Two independent halves of the repeats of a precise evaluation: the even-numbered ones, which a frontier
+    chooses its trial on (``nll_select``, ``mutual_information_select``), and the odd-numbered ones, which it
+    reports (``nll_report`` ± ``nll_report_se``). Choosing on one half and reporting the other keeps the
+    reported value free of the winner's curse while the choice itself is made on many evaluations, not one.
+    Empty with fewer than 4 repeats (no standard error for a half)."""
+    if len(nll) < 4:
+        return {}
+    select = torch.tensor([nll[0::2], mutual_information[0::2]], dtype=torch.float64)  # [2, R/2]
+    report = torch.tensor(nll[1::2], dtype=torch.float64)  # [R/2]
+    return {
+        "nll_select": select[0].mean().item(),
+        "mutual_information_select": select[1].mean().item(),
+        "nll_report": report.mean().item(),
+        "nll_report_se": (report.std(correction=1) / math.sqrt(len(report))).item(),
     }
 
 

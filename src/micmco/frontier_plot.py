@@ -57,20 +57,20 @@ def curve_styles(curves: Sequence[Curve]) -> list[dict]:
 def draw_frontier(ax, curve: Curve, trials: bool = False, **style) -> tuple:
     """One curve on ``ax``: its Pareto frontier as a line, NLL against latent usage (``style``: Line2D keywords),
     and with ``trials`` every trial as a faint dot of the line's colour beneath it. The frontier's trials are
-    chosen on the recorded evaluation and drawn at their reported NLL (the precise one where there is one,
-    with a bar of ± 2 standard errors), as the tables report them. Returns (usage, NLL) of the frontier's
-    points, for axes fitted around what was drawn."""
+    chosen and drawn as the tables choose and report them (:func:`micmco.pareto.frontier_value`: at the usage
+    they were chosen on and their reported NLL, with a bar of ± 2 standard errors where it is measured).
+    Returns (usage, NLL) of the frontier's points, for axes fitted around what was drawn."""
     frontier = curve.frontier()
-    reported = curve.reported_nll
+    usage, reported = curve.selection_mi, curve.reported_nll
     if trials:
-        ax.plot(curve.mi, reported, ".", color=style.get("color"), alpha=0.3, ms=4)
-    ax.plot(curve.mi[frontier], reported[frontier], **style)
-    errors = curve.nll_se[frontier]
+        ax.plot(usage, reported, ".", color=style.get("color"), alpha=0.3, ms=4)
+    ax.plot(usage[frontier], reported[frontier], **style)
+    errors = curve.reported_nll_se[frontier]
     known = np.isfinite(errors)
     if known.any():
-        ax.errorbar(curve.mi[frontier][known], reported[frontier][known], yerr=2 * errors[known], fmt="none",
+        ax.errorbar(usage[frontier][known], reported[frontier][known], yerr=2 * errors[known], fmt="none",
                     ecolor=style.get("color"), elinewidth=1.0, capsize=2, alpha=0.8)  # fmt: skip
-    return curve.mi[frontier], reported[frontier]
+    return usage[frontier], reported[frontier]
 
 
 def plot_frontiers(curves: Sequence[Curve], normalised: bool = True, ax=None, title: str | None = None):
@@ -127,7 +127,7 @@ def _mark_off_axes(ax, curves: Sequence[Curve], colours: Sequence[str]) -> None:
     beyond = worse = 0
     for curve, colour in zip(curves, colours):
         frontier = curve.frontier()
-        x, y = curve.mi[frontier], curve.nll[frontier]
+        x, y = curve.selection_mi[frontier], curve.reported_nll[frontier]
         # [points] the edge each point is beyond: up, right, down, left (above first: the usual case)
         edges = np.select([y > y1, x > x1, y < y0, x < x0], ["^", ">", "v", "<"], default="")
         for marker in ("^", ">", "v", "<"):
@@ -166,14 +166,14 @@ def _synthetic_axes(ax, curves: Sequence[Curve], normalised: bool) -> None:
 
 def _excess_shown(curves: Sequence[Curve]) -> float:
     """The highest excess NLL on the frontiers, at most MAX_EXCESS_SHOWN."""
-    tops = [float(view.nll[view.frontier()].max()) for view in (curve.normalised() for curve in curves)]
+    tops = [float(view.reported_nll[view.frontier()].max()) for view in (curve.normalised() for curve in curves)]
     return min(max(tops, default=MAX_EXCESS_SHOWN), MAX_EXCESS_SHOWN)
 
 
 def _per_token_axes(ax, curves: Sequence[Curve], titled: bool) -> None:
     """Axes in nats per token around the frontiers: usage from 0, NLL from the best to at most 1.2 above
     each curve's own best (training and validation NLLs lie nats apart: both stay in view)."""
-    fronts = [(curve.mi[curve.frontier()], curve.nll[curve.frontier()]) for curve in curves]
+    fronts = [(curve.selection_mi[curve.frontier()], curve.reported_nll[curve.frontier()]) for curve in curves]
     best = min(float(nll.min()) for _, nll in fronts)
     top = min(
         max(float(nll.max()) for _, nll in fronts), max(float(nll.min()) for _, nll in fronts) + PER_TOKEN_NLL_SPAN

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .naming import Setting, parse_paper_file_name
-from .results import Row, TableError, parse_number, read_rows, read_table
+from .results import HALF_COLUMNS, Row, TableError, parse_number, read_rows, read_table
 from .tasks import DEFAULT_TASK, TASKS, get_task, task_of_paper_folder
 
 __all__ = [
@@ -120,11 +120,17 @@ class Curve:
     mi_precise: np.ndarray | None = None  # [trials]
     mi_se: np.ndarray | None = None  # [trials]
     eval_repeats: np.ndarray | None = None  # [trials] evaluations averaged (0: none)
+    # Its two independent halves (micmco.evaluation.split_halves; NaN where a trial has none): a frontier
+    # chooses on the first and reports the second.
+    nll_select: np.ndarray | None = None  # [trials]
+    mi_select: np.ndarray | None = None  # [trials]
+    nll_report: np.ndarray | None = None  # [trials]
+    nll_report_se: np.ndarray | None = None  # [trials]
 
     def __post_init__(self) -> None:
         if self.nll is None:  # a curve named but not read (labels)
             return
-        for name in ("nll_precise", "nll_se", "mi_precise", "mi_se"):
+        for name in ("nll_precise", "nll_se", "mi_precise", "mi_se", *HALF_COLUMNS):
             if getattr(self, name) is None:
                 setattr(self, name, np.full(len(self.nll), math.nan))
         if self.eval_repeats is None:
@@ -161,17 +167,40 @@ class Curve:
         return replace(
             self, mi=self.mi / log_v, nll=self.nll - log_v, uniform_nll=uniform, normalised_view=True,
             nll_precise=self.nll_precise - log_v, mi_precise=self.mi_precise / log_v, mi_se=self.mi_se / log_v,
+            nll_select=self.nll_select - log_v, mi_select=self.mi_select / log_v, nll_report=self.nll_report - log_v,
         )  # fmt: skip
 
     @property
+    def selection_mi(self) -> np.ndarray:
+        """Each trial's usage as a frontier chooses on it: its precise evaluation's selecting half where it has
+        one, the recorded evaluation otherwise (:func:`frontier_value`)."""
+        return np.where(np.isfinite(self.mi_select), self.mi_select, self.mi)
+
+    @property
+    def selection_nll(self) -> np.ndarray:
+        """Each trial's NLL as a frontier chooses on it (as :attr:`selection_mi`)."""
+        return np.where(np.isfinite(self.nll_select), self.nll_select, self.nll)
+
+    @property
     def reported_nll(self) -> np.ndarray:
-        """Each trial's NLL as a frontier reports it: the precise evaluation where there is one, the recorded
-        one otherwise (:func:`frontier_value`)."""
+        """Each trial's NLL as a frontier reports it, independent of the number it was chosen on: the reporting
+        half of its precise evaluation; the whole precise evaluation where it has no halves (then it was chosen
+        on the recorded one); the recorded one where it has no precise evaluation (:func:`frontier_value`)."""
+        return np.where(np.isfinite(self.nll_report), self.nll_report, self.reported_precise_nll)
+
+    @property
+    def reported_nll_se(self) -> np.ndarray:
+        """The standard error of :attr:`reported_nll` (NaN: a recorded number, its error unmeasured)."""
+        return np.where(np.isfinite(self.nll_report), self.nll_report_se, self.nll_se)
+
+    @property
+    def reported_precise_nll(self) -> np.ndarray:
         return np.where(np.isfinite(self.nll_precise), self.nll_precise, self.nll)
 
     def frontier(self) -> np.ndarray:
-        """Indices of the frontier's trials, by increasing usage (chosen on the recorded evaluation)."""
-        return pareto_frontier(self.mi, self.nll)
+        """Indices of the frontier's trials, by increasing usage, as a frontier chooses them (on
+        :attr:`selection_mi` and :attr:`selection_nll`)."""
+        return pareto_frontier(self.selection_mi, self.selection_nll)
 
 
 # --- frontiers ---------------------------------------------------------------------------------------
@@ -206,28 +235,31 @@ def worse_than_uniform(curve: Curve) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FrontierValue:
-    """The frontier at usage >= m: the trial chosen on the recorded evaluation (the lowest NLL among the trials
-    whose recorded usage reaches m), reported on its precise evaluation where it has one. Choosing on one
-    evaluation and reporting on an independent one keeps the reported value free of the winner's curse (the
-    minimum over trials of noisy numbers is biased low); without a precise evaluation the chosen trial's
-    recorded number is reported (``precise`` False: selected and reported on one evaluation, biased low)."""
+    """The frontier at usage >= m: the trial with the lowest NLL among those whose usage reaches m, both as
+    measured by the selecting half of their precise evaluations, reported on the other half (independent
+    repeats: micmco.evaluation.split_halves). So the reported value is free of the winner's curse (the minimum
+    over trials of noisy numbers is biased low), and which trial is chosen hardly depends on the evaluation
+    seed, since each choice rests on many evaluations. Trials without halves are chosen on their recorded
+    evaluation and reported on their precise one (still independent), or, without a precise evaluation, on the
+    recorded one (``precise`` False: chosen and reported on one evaluation, biased low)."""
 
     value: float  # NLL (excess NLL on a normalised curve); NaN when no trial reaches m
     se: float  # its standard error; NaN where the trial has no precise evaluation
-    trials: int  # trials whose recorded usage reaches m
+    trials: int  # trials whose usage (as chosen on) reaches m
     index: int  # the chosen trial (-1: none)
-    precise: bool  # reported on an independent precise evaluation
+    precise: bool  # reported on an evaluation independent of the one it was chosen on
 
 
 def frontier_value(curve: Curve, min_usage: float) -> FrontierValue:
     """The frontier of ``curve`` at usage >= ``min_usage`` (:class:`FrontierValue`)."""
-    eligible = np.flatnonzero((curve.mi >= min_usage) & np.isfinite(curve.nll))
+    mi, nll = curve.selection_mi, curve.selection_nll
+    eligible = np.flatnonzero((mi >= min_usage) & np.isfinite(nll))
     if not len(eligible):
         return FrontierValue(math.nan, math.nan, 0, -1, False)
-    index = int(eligible[np.argmin(curve.nll[eligible])])
-    precise = bool(np.isfinite(curve.nll_precise[index]))
-    value = float(curve.nll_precise[index] if precise else curve.nll[index])
-    return FrontierValue(value, float(curve.nll_se[index]) if precise else math.nan, len(eligible), index, precise)
+    index = int(eligible[np.argmin(nll[eligible])])
+    se = float(curve.reported_nll_se[index])
+    precise = bool(np.isfinite(se))
+    return FrontierValue(float(curve.reported_nll[index]), se, len(eligible), index, precise)
 
 
 def lowest_nll(curve: Curve, min_usage: float) -> float:
@@ -289,6 +321,7 @@ def curves_of(rows: Sequence[Row], path: Path) -> list[Curve]:
                 mi_precise=np.array([trial.mi_precise for trial in trials]),
                 mi_se=np.array([trial.mi_se for trial in trials]),
                 eval_repeats=np.array([trial.eval_repeats for trial in trials]),
+                **{name: np.array([getattr(trial, name) for trial in trials]) for name in HALF_COLUMNS},
                 hyperparameters={
                     name: np.array([trial.hyperparameters[name] for trial in trials])
                     for name in trials[0].hyperparameters
@@ -375,18 +408,18 @@ def read_inputs(paths: Sequence[Path]) -> list[Curve]:
 
 
 def frontier_table(curve: Curve) -> str:
-    """The frontier's trials, one a line: usage, NLL as reported (the precise one ± its standard error where the
-    trial has one; chosen on the recorded one) and the hyperparameters."""
+    """The frontier's trials, one a line: usage and NLL as a frontier chooses and reports them (:func:`frontier_value`:
+    ± the reported number's standard error where it has one) and the hyperparameters."""
     names = [name for name in ("learning_rate", "lam", "alpha") if name in curve.hyperparameters]
     usage, nll = ("usage/lnV", "excess") if curve.normalised_view else ("MI", "NLL")
     lines = [f"{usage:>10s} {nll:>17s} " + " ".join(f"{name:>13s}" for name in names)]
     worse = set(worse_than_uniform(curve).tolist())
-    reported = curve.reported_nll
+    reported, errors, usage = curve.reported_nll, curve.reported_nll_se, curve.selection_mi
     for index in curve.frontier():
         values = " ".join(f"{curve.hyperparameters[name][index]:13.5g}" for name in names)
         note = "  worse than uniform" if index in worse else ""
-        error = f"±{curve.nll_se[index]:.4f}" if np.isfinite(curve.nll_se[index]) else ""
-        lines.append(f"{curve.mi[index]:10.4f} {f'{reported[index]:.4f}{error}':>17s} {values}{note}")
+        error = f"±{errors[index]:.4f}" if np.isfinite(errors[index]) else ""
+        lines.append(f"{usage[index]:10.4f} {f'{reported[index]:.4f}{error}':>17s} {values}{note}")
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .evaluation import HALF_KEYS, halves_of
 from .naming import OBJECTIVES, estimator_names
 from .util import full_precision
 
@@ -30,6 +31,7 @@ __all__ = [
     "COMMON_COLUMNS",
     "READER_COLUMNS",
     "PRECISE_COLUMNS",
+    "HALF_COLUMNS",
     "precise_values",
     "full_precision",
     "TableError",
@@ -50,8 +52,11 @@ STATUSES = ("complete", "failed", "diverged")
 # float the task computed): its reference NLL ("" where unknown), its uniform NLL ln V, its setting's label.
 READER_COLUMNS = ("reference_nll", "uniform_nll", "setting_label")
 # The precise evaluation (micmco.evaluation.evaluate_repeated): means of independent K = 100 evaluations and
-# their standard errors, and how many were averaged; empty where a row has none (read as unknown: NaN, 0).
-PRECISE_COLUMNS = ("nll_precise", "nll_se", "mi_precise", "mi_se", "eval_repeats")
+# their standard errors, and how many were averaged; then its two halves (micmco.evaluation.split_halves): the
+# one a frontier chooses on (nll_select, mi_select) and the one it reports (nll_report ± nll_report_se). Empty
+# where a row has none (read as unknown: NaN, 0).
+HALF_COLUMNS = ("nll_select", "mi_select", "nll_report", "nll_report_se")
+PRECISE_COLUMNS = ("nll_precise", "nll_se", "mi_precise", "mi_se", "eval_repeats", *HALF_COLUMNS)
 COMMON_COLUMNS = (
     "trial", "task", "split", "estimator", "k", "k_mi", "objective", "learning_rate", "lam", "alpha", "steps",
     "batch_size", "mi", "nll", *PRECISE_COLUMNS, "seed", "status", "reason", "wall_s", "threads", "device", "commit",
@@ -139,12 +144,17 @@ def precise_values(precise: dict[str, Any] | None) -> dict[str, str]:
     same keys recorded for a committed trial); empty cells for None."""
     if not precise:
         return dict.fromkeys(PRECISE_COLUMNS, "")
+    halves = halves_of(precise)
     return {
         "nll_precise": f"{precise['nll']:.6f}",
         "nll_se": f"{precise['nll_se']:.6f}",
         "mi_precise": f"{precise['mutual_information']:.6f}",
         "mi_se": f"{precise['mutual_information_se']:.6f}",
         "eval_repeats": str(int(precise["repeats"])),
+        **{
+            column: f"{halves[key]:.6f}" if key in halves else ""
+            for column, key in zip(HALF_COLUMNS, HALF_KEYS, strict=True)
+        },
     }
 
 
@@ -251,6 +261,10 @@ class Row:
     mi_precise: float = math.nan
     mi_se: float = math.nan
     eval_repeats: int = 0  # evaluations averaged (0: no precise evaluation)
+    nll_select: float = math.nan  # its half a frontier chooses on (NaN: none; then it chooses on nll, mi)
+    mi_select: float = math.nan
+    nll_report: float = math.nan  # its other half, which a frontier reports
+    nll_report_se: float = math.nan
 
 
 def read_rows(path: str | Path) -> list[Row]:
@@ -326,7 +340,11 @@ def _precise_of(raw: dict[str, str], status: str, path: Path, line: int) -> dict
         return {}
     values: dict[str, Any] = {c: parse_number(raw, c, path, line) for c in PRECISE_COLUMNS[:4]}
     values["eval_repeats"] = integer(raw, "eval_repeats", path, line)
-    for column in ("nll_se", "mi_se"):
+    if raw.get("nll_report"):  # halves: tables written before them, and evaluations of < 4 repeats, have none
+        values.update({c: parse_number(raw, c, path, line) for c in HALF_COLUMNS})
+    for column in ("nll_se", "mi_se", "nll_report_se"):
+        if column not in values:
+            continue
         if not values[column] >= 0:
             raise TableError(f"{path}, line {line}: column {column}: a standard error is >= 0, got {raw[column]!r}")
     return values

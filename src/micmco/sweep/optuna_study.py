@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError
+from ..evaluation import halves_of
 from ..results import format_table
 from ..util import write_atomically
 from .census import DROPPED, Census, is_failure, is_final, is_lost, is_result, origin_of, outcome, point_of, slot
@@ -192,7 +193,8 @@ def recorded_evaluations(optuna_study) -> dict[str, dict[str, Any]]:
 def record_evaluation(optuna_study, run: str, precise: dict[str, Any]) -> None:
     """Record a run's precise evaluation in its study (the journal): the export's precise columns read it."""
     keep = ("nll", "nll_se", "mutual_information", "mutual_information_se", "repeats", "samples", "seed", "split")
-    optuna_study.set_user_attr(EVALUATION_ATTR + run, {key: precise[key] for key in keep})
+    halves = halves_of(precise)
+    optuna_study.set_user_attr(EVALUATION_ATTR + run, {**{key: precise[key] for key in keep}, **halves})
 
 
 def done_count(rows) -> int:
