@@ -6,6 +6,8 @@
 #               chapter and the headless-browser test of the built book
 PYTHON ?= python3
 PROFILE ?= cpu
+# Chapters `make book` executes at once (one thread each).
+JOBS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
@@ -32,8 +34,9 @@ $(BENCH_INSTALLED): $(INSTALLED)
 
 # The book: each chapter executed with papermill (progress per chapter; a failure names the chapter
 # and its cell), then `jupyter-book build -W` with no network. PROFILE=smoke: seconds per chapter.
+# JOBS chapters at once (default 2, one thread each; JOBS=1: in order, with a line as each one starts).
 book: $(BOOK_INSTALLED)
-	@OMP_NUM_THREADS=1 $(BIN)/python book/build.py --profile $(PROFILE)
+	@OMP_NUM_THREADS=1 $(BIN)/python book/build.py --profile $(PROFILE) --jobs $(JOBS)
 
 # Re-run the studies behind the synthetic figures (2-7, 15, 26, 27) with the sweep tool; rerunning
 # continues them (finished trials kept, interrupted ones resumed). Then `make book` plots the new results.

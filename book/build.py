@@ -177,10 +177,10 @@ def execute_notebook(notebook, target: Path, parameters: dict, cwd: Path, label:
 
 
 def execute_chapters(
-    profile: str, out: Path, only: list[str] | None = None, overrides: dict | None = None
+    profile: str, out: Path, only: list[str] | None = None, overrides: dict | None = None, jobs: int = 1
 ) -> list[Path]:
     """Execute every notebook chapter into ``out/source`` (``overrides``: parameters set on top of the
-    profile's, in the chapters of ``only``); returns the executed notebooks."""
+    profile's, in the chapters of ``only``), ``jobs`` at a time; returns the executed notebooks."""
     import jupytext
 
     settings = load_profile(profile).get("chapters", {})
@@ -194,8 +194,8 @@ def execute_chapters(
         if wrong:
             raise SystemExit(f"no chapter {', '.join(map(repr, wrong))}; the chapters are: {', '.join(stems)}")
         chapters = [c for c in chapters if c.stem in only]
-    executed = []
-    for number, chapter in enumerate(chapters, start=1):
+    work = []  # (label, notebook, target, parameters, cwd), every chapter checked before any runs
+    for chapter in chapters:
         relative = chapter.relative_to(BOOK)
         target = (out / "source" / relative).with_suffix(".ipynb")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -210,12 +210,53 @@ def execute_chapters(
                 f"{relative}: params/book/{profile}.yaml sets {sorted(missing)}, "
                 f"which its parameters cell does not declare"
             )
-        print(f"[{number}/{len(chapters)}] {relative} ({profile}) ...", end="", flush=True)
+        work.append((str(relative), notebook, target, parameters, chapter.parent))
+    if jobs > 1 and len(work) > 1:
+        return execute_in_parallel(work, out, profile, overrides, jobs)
+    for number, (label, notebook, target, parameters, cwd) in enumerate(work, start=1):
+        print(f"[{number}/{len(work)}] {label} ({profile}) ...", end="", flush=True)
         started = time.perf_counter()
-        execute_notebook(notebook, target, parameters, cwd=chapter.parent, label=str(relative))
+        execute_notebook(notebook, target, parameters, cwd=cwd, label=label)
         print(f" {time.perf_counter() - started:.1f} s", flush=True)
-        executed.append(target)
-    return executed
+    return [target for _, _, target, _, _ in work]
+
+
+def execute_in_parallel(work: list, out: Path, profile: str, overrides: dict | None, jobs: int) -> list[Path]:
+    """Execute chapters ``jobs`` at a time, each by this script in a child process (``--chapter X --no-html``:
+    chapters are independent, they read committed results and write only their own notebook), with a line per
+    finished chapter. A failure stops the others and exits with the failed chapter's message; Ctrl-C reaches
+    the children too (one process group), and only this process says so."""
+    import subprocess
+
+    def command(label: str) -> list[str]:
+        pairs = [arg for name, value in (overrides or {}).items() for arg in ("-p", name, str(value))]
+        chapter = ["--chapter", Path(label).stem, "--no-html", *pairs]
+        return [sys.executable, __file__, "--profile", profile, "--out", str(out), *chapter]
+
+    queue, running, finished = list(work), {}, 0
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                label = queue.pop(0)[0]
+                child = subprocess.Popen(command(label), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                running[child] = (label, time.perf_counter())
+            time.sleep(0.2)
+            for child in [c for c in running if c.poll() is not None]:
+                label, started = running.pop(child)
+                output, errors = child.communicate()
+                if child.returncode != 0:
+                    for other in running:
+                        other.terminate()
+                    tail = (errors.strip() or output.strip()).splitlines()[-12:]
+                    raise SystemExit("\n".join(tail) or f"chapter {label} failed (exit {child.returncode})")
+                finished += 1
+                print(f"[{finished}/{len(work)}] {label} ({profile}) {time.perf_counter() - started:.1f} s", flush=True)
+    finally:
+        for child in running:  # stopped by a failure or Ctrl-C: no chapter runs on unseen
+            if child.poll() is None:
+                child.terminate()
+            child.wait()
+    return [target for _, _, target, _, _ in work]
 
 
 def hide_injected_parameters(path: Path) -> None:
@@ -350,6 +391,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=BOOK / "_build", help="build directory (default book/_build)")
     parser.add_argument("--chapter", action="append", help="execute only this chapter (its file stem); repeatable")
     parser.add_argument("--no-html", action="store_true", help="only execute the chapters")
+    parser.add_argument("--jobs", type=int, default=1, help="chapters executed at once (default 1)")
     parser.add_argument(
         "-p",
         "--parameter",
@@ -361,6 +403,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.parameter and not args.chapter:
         parser.error("-p sets parameters of the chapters named with --chapter; name at least one")
+    if args.jobs < 1:
+        parser.error(f"--jobs is the number of chapters executed at once: >= 1, got {args.jobs}")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     from micmco.util import import_deferring_signals
@@ -373,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out.resolve()
     if (out / "source").exists() and not args.chapter:
         shutil.rmtree(out / "source")
-    execute_chapters(args.profile, out, args.chapter, parse_overrides(args.parameter))
+    execute_chapters(args.profile, out, args.chapter, parse_overrides(args.parameter), args.jobs)
     if not args.no_html:
         html = build_html(out)
         print(f"The book ({args.profile} profile) is built in {time.perf_counter() - started:.0f} s.")

@@ -2,6 +2,7 @@
 and Ctrl-C during a build: one line each, never a traceback."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,10 +43,11 @@ def test_building_a_chapter_that_does_not_exist_lists_the_chapters(tmp_path):
     assert "vqvae.md has not been executed" not in done.stderr
 
 
-def test_ctrl_c_during_a_book_build_is_one_line(tmp_path):
+@pytest.mark.parametrize("jobs", [[], ["--chapter", "06_beta_vae", "--jobs", "2"]], ids=["in-order", "two-at-once"])
+def test_ctrl_c_during_a_book_build_is_one_line(tmp_path, jobs):
     process = subprocess.Popen(
         [sys.executable, "book/build.py", "--profile", "smoke", "--chapter", "02_posterior_collapse", "--no-html",
-         "--out", str(tmp_path)],
+         "--out", str(tmp_path), *jobs],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True,
     )  # fmt: skip
     time.sleep(6)  # inside the chapter's execution (it trains for several seconds)
@@ -54,6 +56,18 @@ def test_ctrl_c_during_a_book_build_is_one_line(tmp_path):
     assert process.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert "book: interrupted; run the same command again to rebuild." in err
+
+
+def test_a_chapter_failing_in_a_parallel_build_stops_it_with_that_chapters_message(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "book/build.py", "--profile", "smoke", "--no-html", "--out", str(tmp_path), "--jobs", "2",
+         "--chapter", "06_beta_vae", "--chapter", "04_mutual_information_objectives", "-p", "num_states", "0"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert re.search(r"chapter chapters/0[46]_\w+\.md failed in cell \d+", done.stderr), done.stderr
+    bad = subprocess.run([sys.executable, "book/build.py", "--jobs", "0"], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2 and "--jobs is the number of chapters executed at once: >= 1, got 0" in bad.stderr
 
 
 def test_make_cpu_runs_the_cpu_single_runs_not_the_sweep_bases(tmp_path):

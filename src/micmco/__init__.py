@@ -22,8 +22,8 @@ schema, one frontier and one sweep tool serve every task. One line per module:
   run re-scored precisely (``evaluate_run``, ``micmco evaluate``).
 - ``results``: the results-table schema (common columns + the task's), its rows and strict reading.
 - ``naming``: estimator and objective names, curve ids, the paper's curve labels and trial-file names.
-- ``pareto``: frontiers of latent usage against NLL, ours and the paper's (chosen on the recorded evaluation,
-  reported on the precise one); summaries.
+- ``pareto``: frontiers of latent usage against NLL, ours and the paper's (chosen on one half of each trial's
+  precise evaluation, reported on the other); summaries.
 - ``verdicts``: differences decided by their standard errors: holds, fails or inconclusive.
 - ``rerun``: a results table's row retrained from its journal and checked (``micmco rerun``).
 - ``pareto_cli``: ``micmco pareto``, its command line.

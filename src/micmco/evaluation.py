@@ -104,12 +104,12 @@ def evaluate_repeated(
     model: nn.Module, data: Tensor | Iterable[EvalBatch], config: EvalConfig, seed: int = 0, progress: bool = False
 ) -> dict[str, Any]:
     """The paper's metrics (K = ``config.num_samples``) averaged over independent evaluations, with their
-    standard errors: the precise numbers a frontier reports.
+    standard errors: the precise numbers a frontier chooses and reports on (:func:`split_halves`).
 
     Repeat r draws its samples from its own stream (``eval-repeat``, r), never the one :func:`evaluate`
-    uses with the same ``seed``, so a trial selected on its recorded evaluation is reported on an independent
-    one. Repeats are added until the standard errors of NLL and MI (the standard deviation of the repeats
-    over √R) are both at most ``config.target_se``, after at least :data:`MIN_REPEATS` (or all of
+    uses with the same ``seed``: every repeat is independent of the recorded evaluation and of the others.
+    Repeats are added until the standard errors of NLL and MI (the standard deviation of the repeats over √R) are
+    both at most ``config.target_se``, after at least :data:`MIN_REPEATS` (or all of
     ``config.repeats``, if fewer) and at most ``config.repeats``. Returns nll, nll_se, mutual_information,
     mutual_information_se, representational_kl (exact: no sampling), units, repeats, samples, seed,
     ``values``: each repeat's nll and mutual_information (the noise of one evaluation), and the two halves a

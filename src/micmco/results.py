@@ -247,7 +247,7 @@ class Row:
     objective: str
     steps: int
     batch_size: int
-    mi: float  # the recorded evaluation (one, K = 100, the run's seed): what a frontier selects trials on
+    mi: float  # the recorded evaluation (one, K = 100, the run's seed); a frontier chooses on it without halves
     nll: float
     hyperparameters: dict[str, float]  # learning_rate, lam, alpha (NaN where not tuned)
     task_values: dict[str, str]  # the task's curve columns, e.g. {"vocab_size": "200"}
