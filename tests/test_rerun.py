@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from micmco.config import ConfigError
+from micmco.evaluation import HALF_KEYS
 from micmco.rerun import cli_main, table_trial, table_trials, trial_config
 from micmco.results import HALF_COLUMNS, PRECISE_COLUMNS, format_table, read_rows, result_row
 
@@ -143,3 +144,21 @@ def test_the_export_keeps_full_precision_and_recorded_evaluations():
     )  # fmt: skip
     (plain,) = rows_of([trial])
     assert plain["nll_se"] == ""
+
+
+def test_recording_an_evaluation_kept_before_its_halves_computes_them_from_its_values(tmp_path):
+    """A result.json's precise evaluation from before the halves existed has each repeat's values: recording it
+    in the study (what scripts/record_halves.py does) writes the halves a frontier chooses and reports on."""
+    import optuna
+
+    from micmco.sweep.optuna_study import record_evaluation, recorded_evaluations
+
+    values = {"nll": [5.30, 5.32, 5.31, 5.35], "mutual_information": [4.5, 4.4, 4.6, 4.3]}
+    old = {key: value for key, value in PRECISE.items() if key not in HALF_KEYS} | {"samples": 100, "seed": 0}
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    record_evaluation(study, "r1", {**old, "split": "valid", "values": values})
+    kept = recorded_evaluations(study)["r1"]
+    assert "values" not in kept  # the journal keeps the numbers, not every repeat
+    assert kept["nll_select"] == pytest.approx(5.305) and kept["nll_report"] == pytest.approx(5.335)
+    assert kept["mutual_information_select"] == pytest.approx(4.55)
+    assert kept["nll_report_se"] == pytest.approx(0.015)
