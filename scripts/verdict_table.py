@@ -28,6 +28,8 @@ def main() -> None:
             f"| {number} | {m:g} | {o['holds']} / {o['fails']} / {o['undecided']} | "
             f"{len(c.holds)} / {len(c.fails)} / {len(c.inconclusive)} / {len(c.paper_undecided)} |"
         )
+    print()
+    print(inconclusive_reasons(sorted({number for number, _ in old}), sorted({m for _, m in old})))
     after = claims.check_claims(None, "cpu") + claims.check_claims(None, "cpu", task="ptb")
     by_claim = {r["claim"]: r for r in after}
     print()
@@ -36,6 +38,28 @@ def main() -> None:
     for c in before["claims"]:
         a = by_claim[c["claim"]]
         print(f"| {c['claim']} | {c['figure']} | {c['ours']} ({c['paper']}) | {a['ours']} ({a['paper']}) |")
+
+
+def inconclusive_reasons(numbers, usages) -> str:
+    """Why our side leaves pairs inconclusive that the paper's data decide: too few trials at m, or a difference
+    within two combined standard errors, measured on both sides or with an assumed one (a trial without a
+    precise evaluation). Markdown: one row per figure."""
+    lines = ["| figure | inconclusive pairs | too few trials | within measured errors | within an assumed error |",
+             "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for number in numbers:
+        figure = figures.load_figure(number, "cpu")
+        counts = [0, 0, 0]
+        for m in usages:
+            for pair in orderings.compare_curves(figure.curves, m, figure.noise):
+                if pair.equivalent or pair.paper_verdict[0] != "holds" or pair.ours_verdict[0] != "inconclusive":
+                    continue
+                if "trials" in pair.ours_verdict[1]:
+                    counts[0] += 1
+                else:
+                    counts[2 if any(e.assumed for e in pair.ours) else 1] += 1
+        if sum(counts):
+            lines.append(f"| {number} | {sum(counts)} | {counts[0]} | {counts[1]} | {counts[2]} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
