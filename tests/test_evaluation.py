@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,7 @@ def test_evaluate_rescores_a_run_without_training_or_changing_its_record(finishe
     assert main(["evaluate", str(finished_run), "--repeats", "12", "--target-se", "0", "--quiet"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "±" in out and "mean ± standard error of 12 evaluations" in out
+    assert re.search(r"its halves: a frontier chooses on NLL \d+\.\d{4}, MI .* reports NLL \d+\.\d{4} ± ", out)
     assert "recorded evaluation (K = 100) reproduced exactly: yes" in out and "result.json unchanged" in out
     assert {name: (finished_run / name).read_bytes() for name in files} == files  # nothing trained or written
     # another seed, another K: other numbers, and the recorded evaluation is not compared

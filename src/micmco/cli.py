@@ -269,6 +269,12 @@ def evaluate(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted; nothing was changed (rerun the same command).", EXIT_INTERRUPTED)
     print(f"{result['run']}: {precise_text(result, result['unit'])}")
+    if "nll_report" in result:
+        print(
+            f"  its halves: a frontier chooses on NLL {result['nll_select']:.4f}, MI "
+            f"{result['mutual_information_select']:.4f} (even-numbered evaluations) and reports NLL "
+            f"{result['nll_report']:.4f} ± {result['nll_report_se']:.4f} (odd-numbered)"
+        )
     reproduced = result["recorded_reproduced"]
     if reproduced is not None:
         answer = "yes" if reproduced else "NO"
