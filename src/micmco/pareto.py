@@ -186,16 +186,13 @@ class Curve:
         """Each trial's NLL as a frontier reports it, independent of the number it was chosen on: the reporting
         half of its precise evaluation; the whole precise evaluation where it has no halves (then it was chosen
         on the recorded one); the recorded one where it has no precise evaluation (:func:`frontier_value`)."""
-        return np.where(np.isfinite(self.nll_report), self.nll_report, self.reported_precise_nll)
+        precise = np.where(np.isfinite(self.nll_precise), self.nll_precise, self.nll)
+        return np.where(np.isfinite(self.nll_report), self.nll_report, precise)
 
     @property
     def reported_nll_se(self) -> np.ndarray:
         """The standard error of :attr:`reported_nll` (NaN: a recorded number, its error unmeasured)."""
         return np.where(np.isfinite(self.nll_report), self.nll_report_se, self.nll_se)
-
-    @property
-    def reported_precise_nll(self) -> np.ndarray:
-        return np.where(np.isfinite(self.nll_precise), self.nll_precise, self.nll)
 
     def frontier(self) -> np.ndarray:
         """Indices of the frontier's trials, by increasing usage, as a frontier chooses them (on
@@ -230,7 +227,7 @@ def worse_than_uniform(curve: Curve) -> np.ndarray:
     frontier = curve.frontier()
     if curve.uniform_nll is None or curve.reference_nll is not None:
         return frontier[:0]
-    return frontier[curve.nll[frontier] > curve.uniform_nll]
+    return frontier[curve.reported_nll[frontier] > curve.uniform_nll]
 
 
 @dataclass(frozen=True)
@@ -414,12 +411,12 @@ def frontier_table(curve: Curve) -> str:
     usage, nll = ("usage/lnV", "excess") if curve.normalised_view else ("MI", "NLL")
     lines = [f"{usage:>10s} {nll:>17s} " + " ".join(f"{name:>13s}" for name in names)]
     worse = set(worse_than_uniform(curve).tolist())
-    reported, errors, usage = curve.reported_nll, curve.reported_nll_se, curve.selection_mi
+    reported, errors, chosen_usage = curve.reported_nll, curve.reported_nll_se, curve.selection_mi
     for index in curve.frontier():
         values = " ".join(f"{curve.hyperparameters[name][index]:13.5g}" for name in names)
         note = "  worse than uniform" if index in worse else ""
         error = f"±{errors[index]:.4f}" if np.isfinite(errors[index]) else ""
-        lines.append(f"{usage[index]:10.4f} {f'{reported[index]:.4f}{error}':>17s} {values}{note}")
+        lines.append(f"{chosen_usage[index]:10.4f} {f'{reported[index]:.4f}{error}':>17s} {values}{note}")
     return "\n".join(lines)
 
 
@@ -430,7 +427,7 @@ def uniform_notes(curves: Sequence[Curve], labels: Sequence[str]) -> list[str]:
         worse = worse_than_uniform(curve)
         if len(worse):
             points = "point" if len(worse) == 1 else "points"
-            nll, mi = curve.nll[worse], curve.mi[worse]
+            nll, mi = curve.reported_nll[worse], curve.selection_mi[worse]
             where = f"NLL {nll.min():.2f}" + (f" to {nll.max():.2f}" if len(worse) > 1 else "")
             where += f" at latent usage {mi.min():.2f}" + (f" to {mi.max():.2f}" if len(worse) > 1 else "")
             notes.append(
