@@ -22,8 +22,6 @@ def main() -> None:
     recorded = missing = 0
     for table in sorted(args.results.glob("*.tsv")):
         todo = [i for i in table_trials(table) if i.row.get("eval_repeats") and not i.row.get("nll_report")]
-        if not todo:
-            continue
         sweep = Sweep(study_of_table(table), None, table.parent.parent, args.runs_dir, echo=lambda line: None)
         for item in todo:
             path = args.runs_dir / table.stem / item.row["run"] / "result.json"
