@@ -177,11 +177,13 @@ def execute_notebook(notebook, target: Path, parameters: dict, cwd: Path, label:
 
 
 def execute_chapters(
-    profile: str, out: Path, only: list[str] | None = None, overrides: dict | None = None, jobs: int = 1
+    profile: str, out: Path, only: list[str] | None = None, raw_overrides: list | None = None, jobs: int = 1
 ) -> list[Path]:
-    """Execute every notebook chapter into ``out/source`` (``overrides``: parameters set on top of the
-    profile's, in the chapters of ``only``), ``jobs`` at a time; returns the executed notebooks."""
+    """Execute every notebook chapter into ``out/source`` (``raw_overrides``: ``-p`` pairs as given, parameters
+    set on top of the profile's in the chapters of ``only``), ``jobs`` at a time; returns the executed notebooks."""
     import jupytext
+
+    overrides = parse_overrides(raw_overrides)
 
     settings = load_profile(profile).get("chapters", {})
     chapters = notebook_chapters()
@@ -212,7 +214,7 @@ def execute_chapters(
             )
         work.append((str(relative), notebook, target, parameters, chapter.parent))
     if jobs > 1 and len(work) > 1:
-        return execute_in_parallel(work, out, profile, overrides, jobs)
+        return execute_in_parallel(work, out, profile, raw_overrides, jobs)
     for number, (label, notebook, target, parameters, cwd) in enumerate(work, start=1):
         print(f"[{number}/{len(work)}] {label} ({profile}) ...", end="", flush=True)
         started = time.perf_counter()
@@ -221,41 +223,47 @@ def execute_chapters(
     return [target for _, _, target, _, _ in work]
 
 
-def execute_in_parallel(work: list, out: Path, profile: str, overrides: dict | None, jobs: int) -> list[Path]:
+def execute_in_parallel(work: list, out: Path, profile: str, raw_overrides: list | None, jobs: int) -> list[Path]:
     """Execute chapters ``jobs`` at a time, each by this script in a child process (``--chapter X --no-html``:
     chapters are independent, they read committed results and write only their own notebook), with a line per
-    finished chapter. A failure stops the others and exits with the failed chapter's message; Ctrl-C reaches
-    the children too (one process group), and only this process says so."""
+    finished chapter. A failure stops the others and exits with the failed chapter's output and message;
+    Ctrl-C reaches the children too (one process group): they stop as in order, and only this process says so."""
     import subprocess
+    import tempfile
 
-    def command(label: str) -> list[str]:
-        pairs = [arg for name, value in (overrides or {}).items() for arg in ("-p", name, str(value))]
-        chapter = ["--chapter", Path(label).stem, "--no-html", *pairs]
-        return [sys.executable, __file__, "--profile", profile, "--out", str(out), *chapter]
-
+    pairs = [arg for name, value in raw_overrides or [] for arg in ("-p", name, value)]  # as given: no re-reading
     queue, running, finished = list(work), {}, 0
+    interrupted = False
     try:
         while queue or running:
             while queue and len(running) < jobs:
                 label = queue.pop(0)[0]
-                child = subprocess.Popen(command(label), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                running[child] = (label, time.perf_counter())
+                chapter = ["--chapter", Path(label).stem, "--no-html", *pairs]
+                log = tempfile.TemporaryFile("w+")  # the child's output: shown only if it fails
+                command = [sys.executable, __file__, "--profile", profile, "--out", str(out), *chapter]
+                running[subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)] = (
+                    label, time.perf_counter(), log,
+                )  # fmt: skip
             time.sleep(0.2)
             for child in [c for c in running if c.poll() is not None]:
-                label, started = running.pop(child)
-                output, errors = child.communicate()
+                label, started, log = running.pop(child)
                 if child.returncode != 0:
-                    for other in running:
-                        other.terminate()
-                    tail = (errors.strip() or output.strip()).splitlines()[-12:]
-                    raise SystemExit("\n".join(tail) or f"chapter {label} failed (exit {child.returncode})")
+                    log.seek(0)
+                    sys.stderr.write(log.read()[-6000:])
+                    raise SystemExit(f"chapter {label} failed (exit {child.returncode}); the build stopped")
+                log.close()
                 finished += 1
                 print(f"[{finished}/{len(work)}] {label} ({profile}) {time.perf_counter() - started:.1f} s", flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         for child in running:  # stopped by a failure or Ctrl-C: no chapter runs on unseen
-            if child.poll() is None:
+            try:
+                child.wait(timeout=10 if interrupted else 0)  # after Ctrl-C each child stops itself, cleaning up
+            except subprocess.TimeoutExpired:
                 child.terminate()
-            child.wait()
+                child.wait()
     return [target for _, _, target, _, _ in work]
 
 
@@ -417,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out.resolve()
     if (out / "source").exists() and not args.chapter:
         shutil.rmtree(out / "source")
-    execute_chapters(args.profile, out, args.chapter, parse_overrides(args.parameter), args.jobs)
+    execute_chapters(args.profile, out, args.chapter, args.parameter, args.jobs)
     if not args.no_html:
         html = build_html(out)
         print(f"The book ({args.profile} profile) is built in {time.perf_counter() - started:.0f} s.")

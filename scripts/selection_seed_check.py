@@ -66,7 +66,11 @@ def main() -> None:
 def choose(values, pick, threshold):
     """The trial of lowest mean NLL among those whose mean MI reaches the threshold, both over ``pick`` of its
     repeats; None where none reaches it."""
-    eligible = [(np.mean(nll[pick]), i) for i, (mi, nll, _) in enumerate(values) if np.mean(mi[pick]) >= threshold]
+    eligible = [
+        (np.mean(nll[pick]), i)
+        for i, (mi, nll, _) in enumerate(values)
+        if np.mean(mi[pick]) >= threshold and np.isfinite(np.mean(nll[pick]))
+    ]
     return min(eligible)[1] if eligible else None
 
 

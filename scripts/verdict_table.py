@@ -53,10 +53,15 @@ def inconclusive_reasons(numbers, usages) -> str:
             for pair in orderings.compare_curves(figure.curves, m, figure.noise):
                 if pair.equivalent or pair.paper_verdict[0] != "holds" or pair.ours_verdict[0] != "inconclusive":
                     continue
-                if "trials" in pair.ours_verdict[1]:
+                reason = pair.ours_verdict[1]
+                if "trials reach m" in reason or reason == "neither reaches m":
                     counts[0] += 1
-                else:
+                elif " within " in reason:
                     counts[2 if any(e.assumed for e in pair.ours) else 1] += 1
+                elif reason == "no standard error":
+                    counts[2] += 1
+                else:
+                    raise ValueError(f"figure {number}, m = {m}: an inconclusive reason not counted: {reason!r}")
         if sum(counts):
             lines.append(f"| {number} | {sum(counts)} | {counts[0]} | {counts[1]} | {counts[2]} |")
     return "\n".join(lines)

@@ -121,6 +121,28 @@ def test_build_overrides_a_chapters_parameters_with_one_line_errors(tmp_path):
     assert build.parse_overrides([["m", "0.5"], ["k", "3"], ["s", "a b"]]) == {"m": 0.5, "k": 3, "s": "a b"}
 
 
+def test_a_parallel_build_passes_parameters_to_its_chapters_as_written(monkeypatch, tmp_path):
+    """0.00001 reads as the float 1e-05, whose text YAML reads back as a string: the children get the text given."""
+    import subprocess
+
+    commands = []
+
+    class Finished:
+        returncode = 0
+
+        def __init__(self, command, **kwargs):
+            commands.append(command)
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Finished)
+    work = [(f"chapters/{name}.md", None, tmp_path / f"{name}.ipynb", {}, tmp_path) for name in ("a", "b", "c")]
+    assert build.execute_in_parallel(work, tmp_path, "smoke", [["alpha", "0.00001"]], 2) == [w[2] for w in work]
+    assert len(commands) == 3 and all(c[-3:] == ["-p", "alpha", "0.00001"] for c in commands)
+    assert [c[c.index("--chapter") + 1] for c in commands] == ["a", "b", "c"]
+
+
 def test_every_chapter_sets_itself_up_on_colab_inside_a_clone():
     """A pip-only install has no params/, results/ nor data/, which the chapters read: on a kernel
     without micmco, the first code cell after the parameters clones the repository, installs from it and
@@ -323,8 +345,8 @@ def test_nbval_reruns_every_chapter_and_checked_outputs_match(built_book):
         )  # fmt: skip
         for half in halves
     ]
-    for run in runs:
-        output, errors = run.communicate()
+    outcomes = [run.communicate() for run in runs]  # both finish before either is judged
+    for run, (output, errors) in zip(runs, outcomes):
         assert run.returncode == 0, output[-6000:] + errors[-3000:]
 
 

@@ -66,6 +66,7 @@ def test_a_chapter_failing_in_a_parallel_build_stops_it_with_that_chapters_messa
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert re.search(r"chapter chapters/0[46]_\w+\.md failed in cell \d+", done.stderr), done.stderr
+    assert re.search(r"chapter chapters/0[46]_\w+\.md failed \(exit 1\); the build stopped", done.stderr)
     bad = subprocess.run([sys.executable, "book/build.py", "--jobs", "0"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and "--jobs is the number of chapters executed at once: >= 1, got 0" in bad.stderr
 

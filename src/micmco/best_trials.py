@@ -35,7 +35,7 @@ class Best:
     (:func:`micmco.pareto.frontier_value`: on independent halves of its precise evaluation where it has one)."""
 
     nll: float  # nats per the task's unit (per token for text)
-    mi: float  # its latent usage, same unit
+    mi: float  # its latent usage, same unit (its whole precise evaluation's where it has one: the closest estimate)
     hyperparameters: dict[str, float]  # learning_rate, lam, alpha, dropout rates ... of that trial
     path: Path  # the file it came from
     trials: int  # trials among which it is the best

@@ -245,6 +245,7 @@ class FrontierValue:
     trials: int  # trials whose usage (as chosen on) reaches m
     index: int  # the chosen trial (-1: none)
     precise: bool  # reported on an evaluation independent of the one it was chosen on
+    chosen_on: float = math.nan  # the NLL it was chosen on: what choosing the lowest of several frontiers compares
 
 
 def frontier_value(curve: Curve, min_usage: float) -> FrontierValue:
@@ -256,12 +257,13 @@ def frontier_value(curve: Curve, min_usage: float) -> FrontierValue:
     index = int(eligible[np.argmin(nll[eligible])])
     se = float(curve.reported_nll_se[index])
     precise = bool(np.isfinite(se))
-    return FrontierValue(float(curve.reported_nll[index]), se, len(eligible), index, precise)
+    return FrontierValue(float(curve.reported_nll[index]), se, len(eligible), index, precise, float(nll[index]))
 
 
 def lowest_nll(curve: Curve, min_usage: float) -> float:
     """The frontier's NLL at usage >= ``min_usage`` as reported (:func:`frontier_value`; NaN when no trial
-    reaches it): the chosen trial's precise NLL where it has one, its recorded one otherwise."""
+    reaches it): the reporting half of the chosen trial's precise evaluation, its whole precise evaluation, or its
+    recorded one, whichever it has first."""
     return frontier_value(curve, min_usage).value
 
 

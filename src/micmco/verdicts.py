@@ -5,10 +5,12 @@ A difference is decided only when it exceeds :data:`Z` combined standard errors 
 :data:`MIN_TRIALS` trials reach m on each side; otherwise it is *inconclusive*, never a verdict. The
 standard errors come from measurement:
 
-- ours: the chosen trial's precise evaluation (the mean of independent K = 100 evaluations); a trial
-  without one (a row recorded before precise evaluation, not yet re-evaluated) is given the single-evaluation
-  noise measured on the precisely evaluated trials of its task (:func:`single_evaluation_noise`: their
-  median; the noise of a high-usage trial can be several times larger), and marked as assumed;
+- ours: the reporting half of the chosen trial's precise evaluation (the mean of independent K = 100
+  evaluations that did not choose it: micmco.evaluation.split_halves), or its whole precise evaluation where it
+  has no halves; a trial without one (a row recorded before precise evaluation, not yet re-evaluated) is given
+  the single-evaluation noise measured on the precisely evaluated trials of its task
+  (:func:`single_evaluation_noise`: their median; the noise of a high-usage trial can be several times
+  larger), and marked as assumed;
 - the paper's: its trial files carry one evaluation per trial and no standard error. It is assumed to have
   the single-evaluation noise we measure, scaled by √(our units / the paper's units) where both are known
   (the synthetic task: the noise of an average over V symbols falls as 1/√V; the paper's V = 10,000 against

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..pareto import frontier_value
 from ..verdicts import VERDICTS, Estimate, combine, decide_order, decide_par
 from .common import markdown_table
 from .figures import CurveResults, load_curve, synthetic_curve_ids
@@ -89,12 +90,18 @@ DEFAULT_USAGES = {"synthetic": (0.2, 0.5, 0.8), "ptb": (0.1, 0.2, 0.5)}  # m (ln
 
 def _best(curves: dict[str, CurveResults], ids: tuple[str, ...], source: str, min_usage: float,
           noise: Noise) -> tuple[Estimate, int]:  # fmt: skip
-    """The lowest frontier at usage >= m over a set of curves (with its standard error), and how many have results."""
-    estimates = [getattr(noise, source)(getattr(curves[i], source), min_usage) for i in ids
-                 if getattr(curves[i], source) is not None]  # fmt: skip
-    finite = [e for e in estimates if not math.isnan(e.value)]
-    best = min(finite, key=lambda e: e.value) if finite else Estimate(math.nan, math.nan, 0)
-    return best, len(estimates)
+    """The lowest frontier at usage >= m over a set of curves (with its standard error), and how many have results.
+    The lowest is chosen on the numbers each frontier chose its trial on and reported on the independent ones it
+    reports (:func:`micmco.pareto.frontier_value`): picking the lowest of reported values would be a winner's
+    curse across curves."""
+    with_results = [getattr(curves[i], source) for i in ids if getattr(curves[i], source) is not None]
+    candidates = []
+    for curve in with_results:
+        estimate = getattr(noise, source)(curve, min_usage)
+        if not math.isnan(estimate.value):
+            candidates.append((frontier_value(curve, min_usage).chosen_on, estimate))
+    best = min(candidates, key=lambda c: c[0])[1] if candidates else Estimate(math.nan, math.nan, 0)
+    return best, len(with_results)
 
 
 def _decide(low: Estimate, high: Estimate, expect: str, tolerance: float) -> tuple[str, str]:

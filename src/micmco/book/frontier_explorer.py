@@ -107,12 +107,13 @@ def frontier_choices(profile: str = "cpu") -> dict[str, FrontierChoice]:
 
 
 def _points(curve, indices=None, digits: int = 4) -> dict[str, list[float]]:
-    """Usage and NLL of ``curve``'s trials (``indices``: those), the NLL as a frontier reports it (the precise
-    evaluation where a trial has one: ``Curve.reported_nll``)."""
+    """Usage and NLL of ``curve``'s trials (``indices``: those) as a frontier chooses and reports them
+    (``Curve.selection_mi``, ``Curve.reported_nll``: micmco.pareto.frontier_value)."""
     if curve is None:
         return {"x": [], "y": []}
     indices = slice(None) if indices is None else indices
-    return {"x": curve.mi[indices].round(digits).tolist(), "y": curve.reported_nll[indices].round(digits).tolist()}
+    x, y = curve.selection_mi[indices], curve.reported_nll[indices]
+    return {"x": x.round(digits).tolist(), "y": y.round(digits).tolist()}
 
 
 def _json_number(value: float) -> float | None:

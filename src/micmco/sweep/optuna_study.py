@@ -206,7 +206,8 @@ def rows_of(trials, definition: dict[str, Any] | None = None, evaluations=None) 
     """One row per result, ordered by the trial number of the point it belongs to. With the study's
     ``definition``, a PTB row's regulariser is the study's (:func:`study_regulariser`), not its rates'.
     Tuned values are the trial's own at full precision (rows recorded before kept six digits); a complete
-    row without precise columns takes them from ``evaluations`` ({run: precise evaluation}) where it has one."""
+    row takes its precise columns from ``evaluations`` ({run: precise evaluation, recorded after the trial}) where
+    it has one."""
     from ..results import full_precision, precise_values
     from ..tasks import get_task
 
@@ -220,7 +221,7 @@ def rows_of(trials, definition: dict[str, Any] | None = None, evaluations=None) 
             for name, value in getattr(t, "params", {}).items():
                 if name in row and row[name] != "":
                     row[name] = full_precision(value)
-            if row.get("status") == "complete" and not row.get("eval_repeats") and row.get("run") in evaluations:
+            if row.get("status") == "complete" and row.get("run") in evaluations:  # recorded later: it wins
                 row.update(precise_values(evaluations[row["run"]]))
             if regulariser and "regulariser" in row:
                 row["regulariser"] = regulariser

@@ -53,18 +53,32 @@ def summary_lines(sweep: Sweep) -> list[str]:
         f"export: {sweep.export_path}"
     ]
     if complete and not complete[0].get("optimal_nll"):  # a task without a reference NLL
-        best = min(complete, key=lambda r: float(r["nll"]))
-        lines.append(f"  lowest NLL: {float(best['nll']):.4f} (MI {float(best['mi']):.4f}, trial {best['trial']})")
+        best = min(complete, key=lambda r: _chosen_on(r)[1])
+        lines.append(f"  lowest NLL: {_reported(best):.4f} (MI {_chosen_on(best)[0]:.4f}, trial {best['trial']})")
     elif complete:
         ln_v = float(complete[0]["optimal_nll"])
         for fraction in (0.5, 0.9):
-            eligible = [r for r in complete if float(r["mi"]) >= fraction * ln_v]
+            eligible = [r for r in complete if _chosen_on(r)[0] >= fraction * ln_v]
             if eligible:
-                best = min(eligible, key=lambda r: float(r["nll"]))
+                best = min(eligible, key=lambda r: _chosen_on(r)[1])
+                nll = _reported(best)
                 lines.append(
-                    f"  lowest NLL with MI >= {fraction} ln V: {float(best['nll']):.4f} "
-                    f"(excess {float(best['nll']) - ln_v:+.4f}, MI {float(best['mi']):.4f}, trial {best['trial']})"
+                    f"  lowest NLL with MI >= {fraction} ln V: {nll:.4f} "
+                    f"(excess {nll - ln_v:+.4f}, MI {_chosen_on(best)[0]:.4f}, trial {best['trial']})"
                 )
             else:
                 lines.append(f"  no complete trial with MI >= {fraction} ln V yet")
     return lines
+
+
+def _chosen_on(row: dict) -> tuple[float, float]:
+    """(MI, NLL) a frontier chooses a row on (micmco.pareto.frontier_value): its precise evaluation's selecting
+    half where it has one, else its recorded evaluation."""
+    if row.get("nll_select"):
+        return float(row["mi_select"]), float(row["nll_select"])
+    return float(row["mi"]), float(row["nll"])
+
+
+def _reported(row: dict) -> float:
+    """The NLL a frontier reports for a row: its reporting half, else its precise mean, else its recorded one."""
+    return float(row.get("nll_report") or row.get("nll_precise") or row["nll"])
