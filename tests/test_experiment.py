@@ -172,11 +172,11 @@ def _wait_for(path: Path, timeout=60):
 @pytest.mark.slow
 def test_the_same_command_twice_at_once_trains_once(tmp_path):
     args = ["train", str(SMOKE / "dreg16-renyi.yaml"), "--quiet", "--output-dir", str(tmp_path)]
-    args += ["--set", "train.steps=3000", "--set", "train.checkpoint_every=100"]
+    args += ["--set", "train.steps=2000", "--set", "train.checkpoint_every=100"]
     first = _micmco(*args)
     try:
         run_dir = run_directory(
-            load_config(SMOKE / "dreg16-renyi.yaml", [f"output_dir={tmp_path}", "train.steps=3000"])
+            load_config(SMOKE / "dreg16-renyi.yaml", [f"output_dir={tmp_path}", "train.steps=2000"])
         )
         _wait_for(run_dir / "checkpoint.pt")
         second = _micmco(*args)
@@ -210,7 +210,6 @@ def test_sigterm_during_evaluation_is_resumable(tmp_path):
     """A signal after the last step (during evaluation) interrupts; the rerun evaluates without training."""
     args = ["train", str(SMOKE / "elbo-kl.yaml"), "--quiet", "--output-dir", str(tmp_path)]
     args += ["--set", "train.steps=50", "--set", "data.vocab_size=5000", "--set", "eval.batch_size=5"]
-    args += ["--set", "eval.repeats=1"]  # one precise repeat: the evaluation here is slow on purpose
     process = _micmco(*args)
     config = load_config(
         SMOKE / "elbo-kl.yaml",

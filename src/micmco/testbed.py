@@ -13,6 +13,7 @@ Used by the tests, the book's chapters and readers checking their own estimators
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -92,10 +93,8 @@ class TableModel:
     def samples_and_probs(self, num_samples: int) -> tuple[Tensor, Tensor]:
         """Every multiset of K samples as per-sample tables [K, T] of (ln p(x|z), ln p(z), ln q(z|x))
         and its probability [T] under q: exact expectations of symmetric estimators."""
-        S, K = self.num_states, num_samples
-        multisets = torch.tensor(list(itertools.combinations_with_replacement(range(S), K)), dtype=torch.long).T
-        counts = torch.nn.functional.one_hot(multisets, S).sum(0).to(DTYPE)  # [T, S]
-        log_coef = math.lgamma(K + 1) - torch.lgamma(counts + 1).sum(-1)
+        multisets, counts = sample_multisets(self.num_states, num_samples)
+        log_coef = math.lgamma(num_samples + 1) - torch.lgamma(counts + 1).sum(-1)
         log_prob = log_coef + (counts * self.log_q).sum(-1)
         return multisets, log_prob.exp()
 
@@ -113,6 +112,28 @@ class TableModel:
         prob = self.log_q[idx].sum(0).exp()  # [T]
         values = estimator(self.log_lik[idx], self.log_prior[idx], self.log_q[idx])
         return (prob * values).sum().item()
+
+
+@functools.lru_cache(maxsize=16)
+def sample_multisets(num_states: int, num_samples: int) -> tuple[Tensor, Tensor]:
+    """Every multiset of K = ``num_samples`` draws from S = ``num_states`` states, in the order of
+    ``itertools.combinations_with_replacement`` (each a non-decreasing K-tuple): the states [K, T] and their
+    counts [T, S]. Built from the counts (compositions of K into S parts), not K-tuples of Python ints, and
+    cached: K = 256 of 3 states is 33,153 multisets of 256 draws."""
+
+    def compositions(total: int, parts: int):  # the counts, in combinations_with_replacement's order
+        if parts == 1:
+            yield (total,)
+            return
+        for first in range(total, -1, -1):
+            for rest in compositions(total - first, parts - 1):
+                yield (first, *rest)
+
+    counts = torch.tensor(list(compositions(num_samples, num_states)), dtype=torch.long)  # [T, S]
+    bounds = counts.cumsum(-1)[:, :-1]  # [T, S-1]: where each state's run of draws ends
+    draws = torch.arange(num_samples).view(-1, 1, 1)  # [K, 1, 1]
+    multisets = (draws >= bounds.unsqueeze(0)).sum(-1)  # [K, T]: the state of each draw
+    return multisets, counts.to(DTYPE)
 
 
 # --- networks with per-draw parameter copies -------------------------------------------------------
