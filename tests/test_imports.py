@@ -151,3 +151,42 @@ def test_there_are_no_import_circles():
         if not all(member.startswith(ALLOWED) for member in component)
     ]
     assert not circles, "import circles:\n" + "\n".join(" -> ".join(circle) for circle in circles)
+
+
+PROBED = ("psycopg2",)  # imported only to see whether it is there (sweep.storage: else psycopg 3, declared)
+
+
+def test_every_third_party_import_is_a_declared_dependency():
+    """pandas came into the book only through seaborn; once seaborn went, a fresh clone's book failed. Every
+    module the package (and the book's build script) imports from outside the standard library is a
+    distribution pyproject.toml names, in its dependencies or an extra."""
+    import re
+    import sys
+    from importlib.metadata import packages_distributions
+
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib", reason="reads pyproject.toml with Python 3.11's tomllib")
+    project = tomllib.loads((SRC.parent / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"].values()
+    requirements = [*project["dependencies"], *(r for extra in extras for r in extra)]
+    declared = {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+    distributions = packages_distributions()
+    files = [*(SRC / PACKAGE).rglob("*.py"), SRC.parent / "book" / "build.py"]
+    missing = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in (PACKAGE, "__future__", *PROBED):
+                    continue
+                owners = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
+                if not owners & declared:
+                    missing.add(f"{top} ({path.relative_to(SRC.parent)})")
+    assert not missing, f"imported but not declared in pyproject.toml: {sorted(missing)}"
