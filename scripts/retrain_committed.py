@@ -49,6 +49,11 @@ def main():
     p.add_argument("--repeats", type=int, default=None, help="default: the run config's eval.repeats")
     p.add_argument("--target-se", type=float, default=None, help="default: the run config's eval.target_se")
     p.add_argument("--no-evaluate", action="store_true")
+    p.add_argument(
+        "--retrained-here",
+        action="store_true",
+        help="evaluate a row that does not rerun to its numbers here as retrained here (micmco rerun --retrained-here)",
+    )
     args = p.parse_args()
     first, rest = [], []
     for table in sorted(Path(args.results).glob("cpu-*.tsv")):
@@ -65,18 +70,22 @@ def main():
     print(f"{len(first)} frontier trials, {len(rest)} others; worker {args.worker} takes {len(mine)}", flush=True)
     skip_file = Path(args.log).with_name("skip-tables.txt")  # tables whose rows do not rerun here: not retried
     for n, item in enumerate(mine):
-        skipped = set(skip_file.read_text().split()) if skip_file.exists() else set()
+        skipped = set(skip_file.read_text().split()) if skip_file.exists() and not args.retrained_here else set()
         if item.table.name in skipped:
             continue
         started = time.time()
         record = rerun(item, args.runs_dir, echo=lambda s: None)
         precise = None
         close = record["reproduced"] or near(record, item.row, TOLERANCE)
-        if not close:  # recorded on a machine whose floating point differs: see NOTES.md
+        if not close and not args.retrained_here:  # recorded on a machine whose floating point differs: NOTES.md
             if item.row["estimator"] in ("reinforce", "vimco"):  # amplified in every trial: skip the table
                 with open(skip_file, "a") as f:
                     f.write(item.table.name + "\n")
-        elif record.get("status") == "complete" and not args.no_evaluate and not item.row.get("eval_repeats"):
+        elif (
+            record.get("status") == item.row["status"] == "complete"
+            and not args.no_evaluate
+            and not item.row.get("eval_repeats")
+        ):
             precise = evaluate_and_record(
                 item, args.runs_dir, record=True, repeats=args.repeats, target_se=args.target_se
             )

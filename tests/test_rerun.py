@@ -162,3 +162,40 @@ def test_recording_an_evaluation_kept_before_its_halves_computes_them_from_its_v
     assert kept["nll_select"] == pytest.approx(5.305) and kept["nll_report"] == pytest.approx(5.335)
     assert kept["mutual_information_select"] == pytest.approx(4.55)
     assert kept["nll_report_se"] == pytest.approx(0.015)
+
+
+def test_a_row_that_does_not_rerun_here_is_evaluated_only_as_retrained_here(tmp_path, capsys):
+    """A row recorded on another machine (here: its table's NLL changed, as another machine's floating point
+    changes it) is refused by ``micmco rerun --evaluate --record``, its table untouched; with
+    ``--retrained-here`` it is evaluated precisely as retrained here and the table says so: retrain_nll and
+    retrain_mi are that model's own recorded numbers."""
+    import csv
+
+    from micmco.sweep import cli_main as sweep_main
+
+    studies = tmp_path / "params" / "studies" / "smoke"
+    studies.mkdir(parents=True)
+    smoke = REPO / "params" / "synthetic" / "smoke" / "elbo-kl.yaml"
+    (studies / "tiny.yaml").write_text(
+        f"name: tiny\nbase: {smoke}\nprofile: smoke\ntrials: 1\nsampler: random\nseed: 1\n"
+        'set: ["train.steps=20", "eval.num_samples=10", "train.progress=false"]\n'
+        "parameters:\n  learning_rate: {low: 1.0e-3, high: 1.0e-2, scale: log}\n"
+    )
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    args = ["--results-dir", str(results), "--runs-dir", str(runs), "--threads", "1"]
+    assert sweep_main([str(studies / "tiny.yaml"), *args]) == 0
+    (table,) = (results / "smoke").glob("*.tsv")
+    text = table.read_text()
+    (row,) = csv.DictReader(text.splitlines(), delimiter="\t")
+    recorded = row["nll"]
+    elsewhere = text.replace(recorded, f"{float(recorded) + 0.01:.6f}")  # as recorded on another machine
+    table.write_text(elsewhere)
+    command = [str(table), "0", "--runs-dir", str(runs), "--evaluate", "--record", "--repeats", "8", "--quiet"]
+    assert cli_main(command) == 1
+    assert "NOT reproduced" in capsys.readouterr().out
+    assert table.read_text() == elsewhere  # nothing recorded
+    assert cli_main([*command, "--retrained-here"]) == 0
+    assert "evaluated as retrained here" in capsys.readouterr().out
+    (evaluated,) = read_rows(table)
+    assert f"{evaluated.retrain_nll:.6f}" == recorded and evaluated.eval_repeats == 8
+    assert evaluated.nll_report_se > 0 and not math.isnan(evaluated.retrain_mi)

@@ -32,6 +32,7 @@ __all__ = [
     "READER_COLUMNS",
     "PRECISE_COLUMNS",
     "HALF_COLUMNS",
+    "RETRAIN_COLUMNS",
     "precise_values",
     "full_precision",
     "TableError",
@@ -54,9 +55,13 @@ READER_COLUMNS = ("reference_nll", "uniform_nll", "setting_label")
 # The precise evaluation (micmco.evaluation.evaluate_repeated): means of independent K = 100 evaluations and
 # their standard errors, and how many were averaged; then its two halves (micmco.evaluation.split_halves): the
 # one a frontier chooses on (nll_select, mi_select) and the one it reports (nll_report ± nll_report_se). Empty
-# where a row has none (read as unknown: NaN, 0).
+# where a row has none (read as unknown: NaN, 0). A row recorded on another machine whose retrain here does not
+# reproduce its recorded numbers bit for bit (floating point differs between machines: NOTES.md) is evaluated
+# precisely as retrained here; RETRAIN_COLUMNS then give that retrained model's own recorded evaluation (the
+# run's seed, K = 100), to set beside nll and mi. Empty where the precise evaluation is of the recorded model.
 HALF_COLUMNS = ("nll_select", "mi_select", "nll_report", "nll_report_se")
-PRECISE_COLUMNS = ("nll_precise", "nll_se", "mi_precise", "mi_se", "eval_repeats", *HALF_COLUMNS)
+RETRAIN_COLUMNS = ("retrain_nll", "retrain_mi")
+PRECISE_COLUMNS = ("nll_precise", "nll_se", "mi_precise", "mi_se", "eval_repeats", *HALF_COLUMNS, *RETRAIN_COLUMNS)
 COMMON_COLUMNS = (
     "trial", "task", "split", "estimator", "k", "k_mi", "objective", "learning_rate", "lam", "alpha", "steps",
     "batch_size", "mi", "nll", *PRECISE_COLUMNS, "seed", "status", "reason", "wall_s", "threads", "device", "commit",
@@ -155,7 +160,16 @@ def precise_values(precise: dict[str, Any] | None) -> dict[str, str]:
             column: f"{halves[key]:.6f}" if key in halves else ""
             for column, key in zip(HALF_COLUMNS, HALF_KEYS, strict=True)
         },
+        **retrain_values(precise.get("retrained")),
     }
+
+
+def retrain_values(retrained: dict[str, Any] | None) -> dict[str, str]:
+    """The :data:`RETRAIN_COLUMNS` of a precise evaluation's ``retrained`` record (the retrained model's own
+    recorded ``nll`` and ``mutual_information``); empty where the evaluated model is the recorded one."""
+    if not retrained:
+        return dict.fromkeys(RETRAIN_COLUMNS, "")
+    return {"retrain_nll": f"{retrained['nll']:.6f}", "retrain_mi": f"{retrained['mutual_information']:.6f}"}
 
 
 def format_table(rows: Sequence[dict[str, Any]], task: str = "") -> str:
@@ -265,6 +279,8 @@ class Row:
     mi_select: float = math.nan
     nll_report: float = math.nan  # its other half, which a frontier reports
     nll_report_se: float = math.nan
+    retrain_nll: float = math.nan  # NaN: the precise evaluation is of the recorded model; else of a retrain here
+    retrain_mi: float = math.nan  # (whose own recorded evaluation these are; nll, mi: the original machine's)
 
 
 def read_rows(path: str | Path) -> list[Row]:
@@ -342,6 +358,8 @@ def _precise_of(raw: dict[str, str], status: str, path: Path, line: int) -> dict
     values["eval_repeats"] = integer(raw, "eval_repeats", path, line)
     if raw.get("nll_report"):  # halves: tables written before them, and evaluations of < 4 repeats, have none
         values.update({c: parse_number(raw, c, path, line) for c in HALF_COLUMNS})
+    if raw.get("retrain_nll"):
+        values.update({c: parse_number(raw, c, path, line) for c in RETRAIN_COLUMNS})
     for column in ("nll_se", "mi_se", "nll_report_se"):
         if column not in values:
             continue

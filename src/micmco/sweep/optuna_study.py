@@ -194,7 +194,8 @@ def record_evaluation(optuna_study, run: str, precise: dict[str, Any]) -> None:
     """Record a run's precise evaluation in its study (the journal): the export's precise columns read it."""
     keep = ("nll", "nll_se", "mutual_information", "mutual_information_se", "repeats", "samples", "seed", "split")
     halves = halves_of(precise)
-    optuna_study.set_user_attr(EVALUATION_ATTR + run, {**{key: precise[key] for key in keep}, **halves})
+    retrained = {"retrained": precise["retrained"]} if precise.get("retrained") else {}
+    optuna_study.set_user_attr(EVALUATION_ATTR + run, {**{key: precise[key] for key in keep}, **halves, **retrained})
 
 
 def done_count(rows) -> int:
