@@ -239,7 +239,7 @@ def cli_main(argv: list[str]) -> int:
                 if not (args.retrained_here and result.get("status") == item.row["status"]):
                     code = EXIT_FAILED
                     continue
-                print(f"  evaluated as retrained here (--retrained-here)")
+                print("  evaluated as retrained here (--retrained-here)")
             else:
                 print(f"{label}: reproduced ({item.row['status']}, NLL {item.row['nll']}, MI {item.row['mi']})")
             if args.evaluate and result.get("status") == "complete":
