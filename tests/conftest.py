@@ -31,7 +31,9 @@ def shared_dir() -> Path:
 
 def pytest_collection_modifyitems(config, items):
     """Tests that need the built book (it executes every chapter, minutes) are marked ``book``, so that
-    ``make test-fast`` (``-m "not slow and not book"``) leaves them out."""
+    ``make test-fast`` (``-m "not slow and not book"``) leaves them out; and they run in one xdist group, so
+    that ``make test``'s two test processes (``-n 2 --dist loadgroup``) build the book once, not twice."""
     for item in items:
         if "built_book" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.book)
+            item.add_marker(pytest.mark.xdist_group("book"))

@@ -701,6 +701,16 @@ def test_a_figure_without_results_says_so_and_orderings_are_compared_pairwise(tm
     assert notes[-1].startswith("Re-run here: `make reproduce PROFILE=cpu FIGURE=26`")
     assert orderings.compare_ordering(figure, 0.5, NOISE).unreached == ["DReG 16, KL"]
     assert orderings.ordering_table(figure, [0.5], NOISE).endswith("| DReG 16, KL |")
+    # trials evaluated as retrained here (recorded on another machine) are counted and said
+    table = tmp_path / "cpu-dreg16-kl.tsv"
+    header, *lines = table.read_text().splitlines()
+    extra = "\t".join(["eval_repeats", "nll_precise", "nll_se", "mi_precise", "mi_se", "retrain_nll", "retrain_mi"])
+    values = "\t".join(["8", "5.3", "0.001", "1.0", "0.001", "5.31", "1.01"])
+    table.write_text("\n".join([f"{header}\t{extra}", f"{lines[0]}\t{values}", f"{lines[1]}\t" + "\t" * 6]) + "\n")
+    figure = figures.load_figure(26, results_dir=tmp_path)
+    assert [c.retrained for c in figure.curves if c.curve_id == "dreg16-kl"] == [1]
+    assert any("DReG 16, KL: 1 of 2 trials were recorded on another machine" in line
+               for line in figures.figure_notes(figure))  # fmt: skip
 
 
 def test_agreement_is_binned_by_the_papers_margin_and_strong_reversals_are_named(tmp_path):

@@ -48,6 +48,7 @@ class CurveResults:
     complete: int
     wall_s: float  # the sum of wall_s over our finished trials
     table: str  # results/<profile>/<profile>-<curve>.tsv, relative to the repository
+    retrained: int = 0  # complete trials evaluated precisely as retrained here (their table's retrain_nll)
 
     @property
     def label(self) -> str:
@@ -84,6 +85,7 @@ class OurTrials:
     complete: int
     wall_s: float  # the sum of wall_s
     table: str  # the table's path, relative to the repository where it is inside
+    retrained: int = 0  # complete rows whose precise evaluation is of a retrain here (results.RETRAIN_COLUMNS)
 
 
 def read_our_trials(curve_id: str, profile: str = "cpu", results_dir: Path | None = None) -> OurTrials:
@@ -107,7 +109,8 @@ def read_our_trials(curve_id: str, profile: str = "cpu", results_dir: Path | Non
     except ValueError:
         shown = table
     complete = sum(row.status == "complete" for row in rows)
-    return OurTrials(ours, len(rows), complete, sum(row.wall_s for row in rows), str(shown))
+    retrained = sum(row.status == "complete" and row.retrain_nll == row.retrain_nll for row in rows)  # not NaN
+    return OurTrials(ours, len(rows), complete, sum(row.wall_s for row in rows), str(shown), retrained)
 
 
 def load_curve(curve_id: str, profile: str = "cpu", results_dir: Path | None = None) -> CurveResults:
@@ -121,10 +124,12 @@ def load_curve(curve_id: str, profile: str = "cpu", results_dir: Path | None = N
         if curve_id not in files:
             raise ValueError(f"no paper trials for {curve_id!r}; the PTB curves are: {', '.join(sorted(files))}")
         paper = read_paper_trials(files[curve_id])
-        return CurveResults(curve_id, ours.curve, paper, ours.rows, ours.complete, ours.wall_s, ours.table)
+        return CurveResults(
+            curve_id, ours.curve, paper, ours.rows, ours.complete, ours.wall_s, ours.table, ours.retrained
+        )
     paper = read_paper_trials(paper_frontiers_dir() / paper_file_name(curve_id)).normalised()
     curve = None if ours.curve is None else ours.curve.normalised()
-    return CurveResults(curve_id, curve, paper, ours.rows, ours.complete, ours.wall_s, ours.table)
+    return CurveResults(curve_id, curve, paper, ours.rows, ours.complete, ours.wall_s, ours.table, ours.retrained)
 
 
 @dataclass
@@ -437,6 +442,13 @@ def figure_notes(figure: FigureResults) -> list[str]:
             lines.append(f"  {c.label}: only {c.complete} complete trials (fewer than {MIN_TRIALS}): a rough frontier")
         if c.rows and not c.complete:
             lines.append(f"  {c.label}: {c.rows} trials run, none complete (all diverged or failed)")
+        if c.retrained:
+            lines.append(
+                f"  {c.label}: {c.retrained} of {c.complete} trials were recorded on another machine and do not "
+                "retrain to their recorded numbers here (floating point differs between machines): their precise "
+                "numbers, which the frontier uses, are of the models retrained here (the table's retrain_nll, "
+                "retrain_mi)"
+            )
     try:
         figure_studies(figure.number, figure.profile)
         here = f"Re-run here: `{reproduce_command(figure.number, figure.profile)}`"
