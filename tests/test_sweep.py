@@ -478,9 +478,9 @@ def worker_of_a_training(runs: Path) -> int | None:
 
 @pytest.mark.slow
 def test_kill_9_of_a_worker_and_of_the_sweep_then_resume(tmp_path):
-    study = write_study(tmp_path / "s.yaml", study_text("killed", 4, 1500))
+    study = write_study(tmp_path / "s.yaml", study_text("killed", 4, 800))
     log = tmp_path / "sweep.log"
-    sweep = start(sweep_command(study, tmp_path, "--workers", "2", "--stale-after", "30"), log)
+    sweep = start(sweep_command(study, tmp_path, "--workers", "2", "--heartbeat", "3", "--stale-after", "10"), log)
     runs = tmp_path / "runs"
     wait_for(lambda: checkpointed_unfinished_runs(runs), 240, "a trial with a checkpoint")
     worker_pid = wait_for(lambda: worker_of_a_training(runs), 60, "the worker of a running trial")
@@ -498,7 +498,7 @@ def test_kill_9_of_a_worker_and_of_the_sweep_then_resume(tmp_path):
     records = [json.loads((d / "result.json").read_text()) for d in runs.glob("*/*-*") if (d / "result.json").exists()]
     assert len(records) == 4
     assert any(r.get("resumed_from_steps") for r in records), "no trial was resumed from a checkpoint"
-    assert all(r["steps"] == 1500 for r in records)
+    assert all(r["steps"] == 800 for r in records)
 
 
 @pytest.mark.slow
