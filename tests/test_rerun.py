@@ -41,6 +41,8 @@ def test_rerun_cli_bad_input(capsys):
     assert "give trial numbers or --all" in capsys.readouterr().err
     assert cli_main([str(CPU / "cpu-elbo-renyi.tsv"), "999"]) == 2
     assert "has no trial 999" in capsys.readouterr().err
+    assert cli_main([str(CPU / "cpu-elbo-renyi.tsv"), "0", "--retrained-here"]) == 2
+    assert "--retrained-here evaluates a row that does not reproduce: give --evaluate too" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -221,6 +221,8 @@ def cli_main(argv: list[str]) -> int:
 
     if bool(args.trials) == args.all:
         return fail("give trial numbers or --all (not both)", EXIT_INPUT)
+    if args.retrained_here and not args.evaluate:
+        return fail("--retrained-here evaluates a row that does not reproduce: give --evaluate too", EXIT_INPUT)
     try:
         items = table_trials(args.table, None if args.all else args.trials)
     except ConfigError as error:
