@@ -19,27 +19,15 @@ from pathlib import Path
 
 from micmco.book import figures, orderings
 from micmco.results import read_rows
-from micmco.verdicts import decide_order
+from micmco.verdicts import decide_order, training_noise
 
 FIGURES = (2, 3, 4, 5, 6, 7)
 USAGES = (0.5, 0.8, 0.95)
 
 
-def retrain_differences(results: Path) -> list[tuple[float, float]]:
-    """(d, sd_eval) of every complete synthetic row evaluated as retrained here."""
-    return [
-        (row.nll_precise - row.nll, row.nll_se * math.sqrt(row.eval_repeats))
-        for table in sorted(results.glob("cpu-*.tsv"))
-        if not table.stem.startswith("cpu-ptb")
-        for row in read_rows(table)
-        if row.status == "complete" and row.retrain_nll == row.retrain_nll
-    ]
-
-
-def training_sd(pairs: list[tuple[float, float]]) -> float:
-    spread = statistics.median(abs(d) for d, _ in pairs) / 0.674  # a normal's sd from its median |deviation|
-    evaluation = statistics.median(sd * sd for _, sd in pairs)
-    return math.sqrt(max(0.0, spread**2 - evaluation) / 2)
+def synthetic_rows(results: Path) -> list:
+    return [row for table in sorted(results.glob("cpu-*.tsv")) if not table.stem.startswith("cpu-ptb")
+            for row in read_rows(table)]  # fmt: skip
 
 
 def counts(training_sd: float) -> dict[tuple[int, float], tuple[int, int, int, int]]:
@@ -65,14 +53,14 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("results/cpu"))
     parser.add_argument("--training-sd", type=float, default=None)
     args = parser.parse_args()
-    pairs = retrain_differences(args.results)
-    sd = training_sd(pairs) if args.training_sd is None else args.training_sd
-    sizes = sorted(abs(d) for d, _ in pairs)
-    beyond = sum(abs(d) > 4 * e for d, e in pairs)
-    print(f"{len(pairs)} retrained trials: |d| median {statistics.median(sizes):.4f}, 90% "
+    rows = [r for r in synthetic_rows(args.results) if r.status == "complete" and math.isfinite(r.retrain_nll)]
+    measured, used = training_noise(rows)
+    sd = measured if args.training_sd is None else args.training_sd
+    sizes = sorted(abs(r.nll_precise - r.nll) for r in rows)
+    beyond = sum(abs(r.nll_precise - r.nll) > 4 * r.nll_se * math.sqrt(r.eval_repeats) for r in rows)
+    print(f"{used} retrained trials: |d| median {statistics.median(sizes):.4f}, 90% "
           f"{sizes[int(0.9 * len(sizes))]:.4f}, max {sizes[-1]:.4f} nats; {beyond} beyond 4 evaluation sd; "
-          f"one evaluation's sd median {statistics.median(e for _, e in pairs):.4f}; "
-          f"training sd {sd:.4f} nats\n")  # fmt: skip
+          f"training sd measured {measured:.4f}, used {sd:.4f} nats\n")  # fmt: skip
     before, after = counts(0.0), counts(sd)
     print(f"| figure | m | evaluation noise: holds / fails / inconclusive / paper undecided | + training sd {sd:.3f} |")
     print("| --- | --- | --- | --- |")

@@ -159,3 +159,26 @@ def test_the_single_evaluation_noise_is_measured_from_the_precise_evaluations():
               [100, 25, 8, 0])  # fmt: skip
     assert single_evaluation_noise([c, None]) == pytest.approx(0.02)  # sd 0.02 both; the exact zero left out
     assert math.isnan(single_evaluation_noise([curve([0.5], [5.4])]))
+
+
+def test_the_training_noise_is_measured_from_retrains_with_the_evaluation_noise_taken_out():
+    """Rows trained twice (recorded elsewhere, retrained here): each training's NLL moves by sd_train, the
+    recorded evaluation adds sd_eval, the precise one little. The estimate finds sd_train, not their sum."""
+    from types import SimpleNamespace
+
+    from micmco.verdicts import training_noise
+
+    rng = np.random.default_rng(0)
+    train, evaluation, n, repeats = 0.05, 0.03, 4000, 400
+    rows = []
+    for truth in rng.normal(5.3, 0.2, n):
+        first, second = truth + rng.normal(0, train, 2)  # two trainings of one configuration
+        rows.append(SimpleNamespace(
+            status="complete", nll=first + rng.normal(0, evaluation), retrain_nll=second + rng.normal(0, evaluation),
+            nll_precise=second + rng.normal(0, evaluation / np.sqrt(repeats)),
+            nll_se=evaluation / np.sqrt(repeats), eval_repeats=repeats,
+        ))  # fmt: skip
+    sd, used = training_noise(rows)
+    assert used == n and sd == pytest.approx(train, rel=0.1)
+    none, used = training_noise([SimpleNamespace(**{**vars(rows[0]), "retrain_nll": math.nan})])  # not retrained
+    assert math.isnan(none) and used == 0

@@ -39,6 +39,7 @@ __all__ = [
     "decide_par",
     "combine",
     "single_evaluation_noise",
+    "training_noise",
     "typical_noise",
     "VERDICTS",
 ]
@@ -148,3 +149,23 @@ def single_evaluation_noise(curves: Sequence) -> float:
             continue
         values.extend((curve.nll_se[repeats_known] * np.sqrt(curve.eval_repeats[repeats_known])).tolist())
     return typical_noise(values)
+
+
+def training_noise(rows: Iterable) -> tuple[float, int]:
+    """The standard deviation of one training's NLL, measured where a trial was trained twice: rows recorded on
+    another machine and evaluated as retrained here (results.RETRAIN_COLUMNS; floating point differs between
+    machines, and training amplifies it). For such a row, d = its retrain's precise NLL - its recorded NLL has
+    Var(d) = 2 sd_train² + sd_eval² (two trainings, one recorded evaluation whose noise is taken as the retrained
+    model's: √repeats × its standard error). Robust: sd(d) from the median |d| (/ 0.674, a normal's), sd_eval² the
+    median. Returns (sd_train, rows used); (NaN, 0) without any. The verdicts do not include it (their standard
+    errors are evaluation's): scripts/training_noise_sensitivity.py counts what it would change."""
+    pairs = [
+        (row.nll_precise - row.nll, row.nll_se * math.sqrt(row.eval_repeats))
+        for row in rows
+        if row.status == "complete" and math.isfinite(row.retrain_nll) and math.isfinite(row.nll_precise)
+    ]
+    if not pairs:
+        return math.nan, 0
+    spread = float(np.median([abs(d) for d, _ in pairs])) / 0.674
+    evaluation = float(np.median([sd * sd for _, sd in pairs]))
+    return math.sqrt(max(0.0, spread**2 - evaluation) / 2), len(pairs)

@@ -94,6 +94,17 @@ def measured_noise(task: str, profile: str = "cpu", results_dir: str | None = No
     return Noise(single, units, measured)
 
 
+@functools.lru_cache(maxsize=16)
+def measured_training_noise(task: str, profile: str = "cpu", results_dir: str | None = None) -> tuple[float, int]:
+    """The standard deviation of one training's NLL of ``task``, from its trials in results/<profile>/ that were
+    trained twice (:func:`micmco.verdicts.training_noise`); (NaN, 0) where none was."""
+    from ..results import read_rows
+    from ..verdicts import training_noise
+
+    folder = Path(results_dir) if results_dir else repo_path("results") / profile
+    return training_noise(row for table in sorted(folder.glob("*.tsv")) for row in read_rows(table) if row.task == task)
+
+
 NOISE_CALIBRATION = "results/calibration/evaluation-noise-{profile}.tsv"  # scripts/measure_noise.py writes it
 
 
