@@ -25,7 +25,7 @@ from ..naming import curve_draws, curve_label, paper_file_name, parse_curve_id
 from ..verdicts import MIN_TRIALS as MIN_TRIALS_REACHING
 from ..verdicts import Z
 from .common import markdown_lines, markdown_table, repo_path
-from .orderings import lowest_excess, measured_noise, measured_training_noise, ordering_table, same_objective
+from .orderings import lowest_excess, measured_noise, ordering_table, same_objective, training_noise_caveat
 from .registry import SYNTHETIC_FIGURES, figure_curves, figure_task
 
 MIN_TRIALS = 8  # a curve with fewer complete trials is drawn dotted and flagged with its count
@@ -485,19 +485,13 @@ def show_figure(number: int, profile: str, min_usages: list[float]) -> FigureRes
         "not yet evaluated precisely) and the paper's; trial counts and compute (sum of `wall_s`) are ours:\n\n"
         f"{figure_table(figure, min_usages)}"
     ))  # fmt: skip
-    training, retrained = measured_training_noise(
+    caveat = training_noise_caveat(
         figure.task, figure.profile, None if figure.results_dir is None else str(figure.results_dir)
     )
-    caveat = (
-        f" These standard errors are evaluation's: each trial is one training. {retrained} trials recorded on "
-        f"another machine were retrained here, and their two trainings put the standard deviation of one "
-        f"training's NLL at ~{training:.3f} nats (a few differ by far more); the verdicts leave it out "
-        "(`scripts/training_noise_sensitivity.py` counts the orderings it would leave undecided)." if retrained else ""
-    )  # fmt: skip
     display(Markdown(
         "The curves' order, pair by pair, at each threshold m, decided on each side only where the difference "
         f"exceeds {Z:g} combined standard errors and at least {MIN_TRIALS_REACHING} trials reach m "
-        f"({noise.describe()}; the paper's noise is assumed, `micmco.verdicts`).{caveat}"
+        f"({noise.describe()}; the paper's noise is assumed, `micmco.verdicts`). {caveat}"
         f"\n\n{ordering_table(figure, min_usages, noise)}"
     ))  # fmt: skip
     display(Markdown(markdown_lines(figure_notes(figure))))

@@ -105,6 +105,20 @@ def measured_training_noise(task: str, profile: str = "cpu", results_dir: str | 
     return training_noise(row for table in sorted(folder.glob("*.tsv")) for row in read_rows(table) if row.task == task)
 
 
+def training_noise_caveat(task: str, profile: str = "cpu", results_dir: str | None = None) -> str:
+    """A sentence for the verdicts' readers: their standard errors leave out the measured noise of training
+    (:func:`measured_training_noise`); empty where nothing measured it."""
+    training, retrained = measured_training_noise(task, profile, results_dir)
+    if not retrained:
+        return ""
+    return (
+        f"These standard errors are evaluation's: each trial is one training. {retrained} trials recorded on "
+        "another machine were retrained here, and their two trainings put the standard deviation of one "
+        f"training's NLL at ~{training:.3f} nats (a few differ by far more); the verdicts leave it out "
+        "(`scripts/training_noise_sensitivity.py` counts the orderings it would leave undecided)."
+    )
+
+
 NOISE_CALIBRATION = "results/calibration/evaluation-noise-{profile}.tsv"  # scripts/measure_noise.py writes it
 
 
