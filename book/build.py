@@ -436,5 +436,8 @@ if __name__ == "__main__":
     try:
         main()
     except KeyboardInterrupt:  # Ctrl-C: one line, as `micmco train` gives; executed chapters stay in <out>/source
-        print("\nbook: interrupted; run the same command again to rebuild.", file=sys.stderr)
-        sys.exit(130)
+        print("\nbook: interrupted; run the same command again to rebuild.", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # Not sys.exit: where the kernel died of the same Ctrl-C, nbclient's abandoned task logs the dead
+        # kernel's traceback at interpreter teardown (seen under load). The kernel was shut down on the way out.
+        os._exit(130)
