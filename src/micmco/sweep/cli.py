@@ -13,6 +13,7 @@ from pathlib import Path
 from ..config import ConfigError, positive_int
 from ..util import EXIT_FAILED, EXIT_INPUT, EXIT_OK
 from .capacity import MAX_BATCH, auto_batch, cap_workers, capacity_of, check_study
+from .journal import DamagedJournal, TableRowsMissing, check_table_kept, describe_rows, missing_rows, repair
 from .optuna_study import Sweep
 from .progress import summary_lines
 from .storage import STORAGE_ENV, WORKER_STORAGE_ENV, Scrubber, password_of
@@ -56,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--export", action="store_true", help="only regenerate the exported table and print the summary"
+    )
+    parser.add_argument(
+        "--repair-journal",
+        action="store_true",
+        help="keep a damaged journal's intact prefix (the damaged file saved beside it) and enqueue again the "
+        "table's finished rows the study lacks; runs nothing (the next sweep records them)",
     )
     parser.add_argument("--progress-every", type=float, default=60.0, help="seconds between progress lines")
     parser.add_argument("--heartbeat", type=float, default=20.0, help="seconds between a running trial's heartbeats")
@@ -107,17 +114,45 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_INPUT
     if args.batch == "auto":  # a supervisor's workers get the number it chose
         args.batch = auto_batch(checks) if checks is not None and study_batches(study) else 1
+    if args.repair_journal:
+        try:
+            repair(study, url, args.results_dir, args.runs_dir, str(args.study), echo)
+        except (ConfigError, OSError) as error:
+            print(scrub(f"micmco sweep: {args.study}: cannot repair: {error}"), file=sys.stderr)
+            return EXIT_INPUT
+        return EXIT_OK
     try:
-        sweep = Sweep(study, url, args.results_dir, args.runs_dir, echo=echo)
+        sweep = Sweep(
+            study, url, args.results_dir, args.runs_dir, echo=echo, must_exist=args.export, study_file=str(args.study)
+        )
+        if args.worker_index is None:  # before any work: a study that lacks rows of its table is refused
+            check_table_kept(sweep, str(args.study))
+    except (DamagedJournal, TableRowsMissing) as error:
+        print(scrub(f"micmco sweep: {error}"), file=sys.stderr)
+        return EXIT_INPUT
     except ConfigError as error:
-        print(scrub(f"micmco sweep: invalid study {args.study}: {error}"), file=sys.stderr)
+        if error.key == "--storage":
+            print(scrub(f"micmco sweep: {args.study}: {error}"), file=sys.stderr)
+        else:
+            print(scrub(f"micmco sweep: invalid study {args.study}: {error}"), file=sys.stderr)
         return EXIT_INPUT
     except Exception as error:  # noqa: BLE001 - storage errors: one line, password masked
         print(scrub(f"micmco sweep: {type(error).__name__}: {error}"), file=sys.stderr)
         return EXIT_FAILED
 
     if args.export:
-        sweep.export()
+        try:
+            sweep.export()
+        except TableRowsMissing as error:
+            print(scrub(f"micmco sweep: {error}"), file=sys.stderr)
+            return EXIT_INPUT
+        pending = missing_rows(sweep)[1]
+        if pending:
+            echo(
+                f"{sweep.export_path} left as it is: {len(pending)} of its rows are enqueued again and not recorded "
+                f"yet ({describe_rows(pending)}); `micmco sweep {args.study}` records them"
+            )
+            return EXIT_OK
         for line in summary_lines(sweep):
             echo(line)
         return EXIT_OK

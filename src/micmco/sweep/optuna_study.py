@@ -14,6 +14,7 @@ from ..evaluation import halves_of
 from ..results import format_table
 from ..util import write_atomically
 from .census import DROPPED, Census, is_failure, is_final, is_lost, is_result, origin_of, outcome, point_of, slot
+from .journal import TableRowsMissing, refuse_new_study
 from .storage import open_storage
 
 __all__ = [
@@ -33,26 +34,48 @@ FINAL_STATUSES = ("complete", "diverged")  # rows of points that are done; a fai
 class Sweep:
     """A study bound to a storage, with the paths of its runs, logs and export."""
 
-    def __init__(self, study, storage_url: str | None, results_dir: Path, runs_dir: Path, echo=print):
+    def __init__(
+        self,
+        study,
+        storage_url: str | None,
+        results_dir: Path,
+        runs_dir: Path,
+        echo=print,
+        must_exist: bool = False,
+        study_file: str = "STUDY",
+        recovering: bool = False,
+    ):
+        """``must_exist``: the study's journal must be there (an export reads, never creates, a study);
+        ``study_file``: how its messages name the study file; ``recovering``: a new study may be made beside a
+        table with rows (``--repair-journal`` enqueues them into it), else that is refused before anything is
+        written (:func:`.journal.refuse_new_study`)."""
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         optuna.logging.get_logger("optuna").addFilter(lambda record: "greenlet" not in record.getMessage())
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         self.study = study
+        self.study_file = study_file
         self.task = study.definition.get("base_config", {}).get("task", "synthetic")  # the task of every trial
         self.echo = echo
         self.results_dir = Path(results_dir) / study.config.profile
         self.export_path = self.results_dir / f"{study.name}.tsv"
         self.runs_dir = Path(runs_dir) / study.name
         self.log_dir = self.runs_dir / "logs"
-        self.storage, self.storage_label = open_storage(storage_url, self.results_dir / f"{study.name}.journal")
-        self.optuna_study = self._create_or_load()
+        journal = self.results_dir / f"{study.name}.journal"
+        if not recovering and (not storage_url or "://" not in storage_url):
+            path = Path(storage_url) if storage_url else journal
+            if not path.exists() or path.stat().st_size == 0:
+                refuse_new_study(self.export_path, f"the journal file {path}", study_file)
+        self.recovering = recovering
+        self.storage, self.storage_label = open_storage(storage_url, journal, must_exist, study_file)
+        self.optuna_study = self._create_or_load(create=not must_exist)
 
-    def _create_or_load(self):
+    def _create_or_load(self, create: bool = True):
         """Load the study without writing anything (a rerun of a finished study must leave its journal as it
         was: Optuna's create_study(load_if_exists=True) appends a creation record each time); create it only
-        when missing, and store its definition only when absent."""
+        when missing (``create`` False: a missing study is a ConfigError), and store its definition only when
+        absent."""
         import optuna
 
         directions = ["minimize", "maximize"]  # NLL, mutual information
@@ -61,10 +84,18 @@ class Sweep:
                 try:
                     optuna_study = optuna.load_study(study_name=self.study.name, storage=self.storage)
                 except KeyError:  # not in the storage yet
+                    if not create:
+                        raise ConfigError(
+                            "--storage", f"{self.storage_label} holds no study {self.study.name!r}; nothing exported"
+                        ) from None
+                    if not self.recovering:
+                        refuse_new_study(self.export_path, self.storage_label, self.study_file)
                     optuna_study = optuna.create_study(
                         storage=self.storage, study_name=self.study.name, directions=directions, load_if_exists=True
                     )
                 break
+            except (ConfigError, TableRowsMissing):
+                raise
             except Exception as error:  # noqa: BLE001 - concurrent creation on a fresh database
                 if attempt == 7:
                     raise
@@ -155,14 +186,19 @@ class Sweep:
         return enqueued
 
     def export(self) -> Path:
-        """Regenerate results/<profile>/<study>.tsv from the study (atomically, serialised by a lock)."""
+        """Regenerate results/<profile>/<study>.tsv from the study (atomically, serialised by a lock). The table
+        never shrinks: while finished rows of it are still to be recorded again (rows a repair enqueued), it is
+        left as it is; rows the study lacks and does not hold pending raise :class:`.journal.TableRowsMissing`."""
         from ..tasks import get_task
+        from .journal import check_table_kept
 
         task = get_task(self.task)
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         with open(self.runs_dir / "export.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            if check_table_kept(self, self.study_file):  # rows to be recorded again first: the table stays as it is
+                return self.export_path
             # Rows recorded before the task and split columns existed are the study's task, default split.
             rows = [
                 {"task": task.name, "split": task.splits[0], **row}

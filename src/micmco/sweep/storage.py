@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..config import ConfigError
+from .journal import check_journal
 
 __all__ = ["STORAGE_ENV", "WORKER_STORAGE_ENV", "mask_url", "password_of", "Scrubber", "open_storage"]
 
@@ -38,12 +39,21 @@ class Scrubber:
         return text
 
 
-def open_storage(url: str | None, journal_path: Path):
-    """(An Optuna storage, its label): the journal file (default) or an RDB URL; retried on a busy fresh database."""
+def open_storage(url: str | None, journal_path: Path, must_exist: bool = False, study_file: str = "STUDY"):
+    """(An Optuna storage, its label): the journal file (default) or an RDB URL; retried on a busy fresh database.
+    A journal file is checked first (:func:`.journal.check_journal`: a damaged one raises, naming the line);
+    ``must_exist``: a missing journal file is an error (ConfigError) instead of a new, empty study."""
     import optuna
 
     if not url or "://" not in url:
         path = Path(url) if url else journal_path
+        if must_exist and not path.is_file():
+            raise ConfigError(
+                "--storage",
+                f"no journal {path}: the study has not run with this --results-dir (or its journal was not copied "
+                "with its table); nothing was exported and no file was created",
+            )
+        check_journal(path, study_file, path.with_suffix(".tsv") if not url else None)
         path.parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
