@@ -1,15 +1,11 @@
-"""Command line: ``micmco train|check CONFIG.yaml [--set key=value ...]``, ``micmco evaluate RUN_DIR``,
-``micmco sweep STUDY.yaml``, ``micmco pareto FILES...``, ``micmco rerun TABLE TRIAL``.
-
-Exit codes: 0 complete; 2 invalid input (config, data, device, memory, output directory,
-checkpoint: nothing was run); 3 the run diverged (its result record says why); 4 the run is
-already being trained by another process; 130 interrupted (rerun the same command to resume).
+"""Command line: ``micmco train|check CONFIG.yaml [--set key=value ...]``, ``micmco train-batch``, ``micmco evaluate
+RUN_DIR``, and the subcommands with parsers of their own (``sweep``, ``rerun``, ``pareto``, ``table1``); exit codes in
+:data:`DESCRIPTION`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from collections.abc import Callable
@@ -27,6 +23,15 @@ from .util import (
     EXIT_RUNNING,
     import_deferring_signals,
 )
+
+DESCRIPTION = """\
+The estimators, objectives and experiments of "Mutual Information Constraints for Monte-Carlo Objectives"
+(Melis, Gyorgy, Blunsom). `micmco COMMAND --help` describes each command.
+
+exit codes: 0 complete; 1 failed (trials or workers of a sweep; rerun to continue); 2 invalid input (config,
+data, device, memory, output directory, checkpoint, record: nothing was run); 3 the run diverged (its result
+record says why); 4 the run is being trained by another process; 130 interrupted (rerun the same command to
+resume)."""
 
 # Subcommands with parsers of their own, in their modules (imported only when used).
 DELEGATED = {
@@ -73,7 +78,7 @@ def _delegate(command: str, argv: list[str]) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="micmco", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="micmco", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"micmco {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -95,9 +100,10 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--threads", type=positive_int, help="CPU threads for torch (overrides train.threads; default 1)"
         )
-    for name, (_, help_text) in DELEGATED.items():
-        commands.add_parser(name, help=help_text, add_help=False)  # listed here; parsed by its module
     commands.choices["train"].add_argument("--quiet", action="store_true", help="no progress bar")
+    commands.choices["check"].add_argument(
+        "--no-timing", action="store_true", help="skip timing two training steps (minutes on a CPU for a paper config)"
+    )
     evaluation = commands.add_parser(
         "evaluate", help="re-score a finished run from its checkpoint (no training): mean ± standard error"
     )
@@ -138,6 +144,8 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--output-dir", help="directory for run directories (overrides output_dir)")
     batch.add_argument("--threads", type=positive_int, help="CPU threads for torch (default 1)")
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
+    for name, (_, help_text) in DELEGATED.items():
+        commands.add_parser(name, help=help_text, add_help=False)  # listed here; parsed by its module
     return parser
 
 
@@ -161,27 +169,39 @@ def _prepare(args: argparse.Namespace, create_output_dir: bool):
 
 
 def check(args: argparse.Namespace) -> int:
-    """``micmco check``: the config and its data checked, the memory estimated and two steps timed; writes nothing."""
-    from .experiment import projection
+    """``micmco check``: the config and its data checked, the memory estimated and two steps timed (unless
+    ``--no-timing``); a finished run's record and an unfinished run's checkpoint are checked as ``train`` would
+    check them. Writes nothing."""
+    from .experiment import DamagedRecord, projection, read_record
     from .runconfig import fingerprint
+    from .trainer import CheckpointError, usable_checkpoint
 
     try:  # everything before work, the data included, so that "valid" is said of checked data only
         config, checks, run_dir, finished = _prepare(args, create_output_dir=False)
+        record = read_record(run_dir) if finished else None
+        checkpoint = (
+            None if finished else usable_checkpoint(run_dir / "checkpoint.pt", fingerprint(config), checks.device)
+        )
         print(f"{args.config}: valid ({config.profile} profile, fingerprint {fingerprint(config)})")
         print(f"  {checks.describe()}")
         for note in checks.notes:
             print(f"micmco: note: {note}", file=sys.stderr)
-        if finished:
-            record = json.loads((run_dir / "result.json").read_text())
+        if record is not None:
             print(f"  already finished: {_outcome(record)}; result: {run_dir / 'result.json'}")
             return EXIT_OK
-        line, warning = projection(config, checks.device, _steps_done(run_dir))
+        done = int(checkpoint["state"]["step"]) if checkpoint is not None else 0
+        if args.no_timing:
+            print(f"  {config.train.steps - done} of {config.train.steps} steps to go (timing skipped: --no-timing)")
+            return EXIT_OK
+        line, warning = projection(config, checks.device, done)
         print(f"  {line}")
         if warning:
             print(f"micmco: warning: {warning}", file=sys.stderr)
         return EXIT_OK
     except ConfigError as error:
         return _fail(f"invalid config {args.config}: {error}", EXIT_INPUT)
+    except (CheckpointError, DamagedRecord) as error:
+        return _fail(str(error), EXIT_INPUT)
     except KeyboardInterrupt:
         return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
 
@@ -209,7 +229,7 @@ def train(args: argparse.Namespace) -> int:
     record, code = _train_guarded(args.config, lambda: run(config), "the completed steps are checkpointed")
     if code is not None:
         return code
-    result = Path(config.output_dir) / f"{config.name}-{record['fingerprint']}" / "result.json"
+    result = run_dir / "result.json"
     for warning in record.get("warnings", []):
         print(f"micmco: warning: {warning}", file=sys.stderr)
     if record.get("status") == "diverged":
@@ -317,18 +337,21 @@ def _train_guarded(config_path: str, work: Callable[[], Any], saved: str) -> tup
     """(what ``work()`` returns, None) for train and train-batch, or (None, the exit code) after one line on stderr
     for each failure a run can end in. SIGTERM is a Ctrl-C meanwhile (training defers it to a step end); ``saved``
     says what an interruption kept."""
-    from .experiment import RunLocked
+    from .experiment import DamagedRecord, RunLocked
     from .trainer import CheckpointError
+    from .util import DiskFull
 
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         return work(), None
     except ConfigError as error:
         return None, _fail(f"cannot run {config_path}: {error}", EXIT_INPUT)
-    except CheckpointError as error:
+    except (CheckpointError, DamagedRecord) as error:
         return None, _fail(str(error), EXIT_INPUT)
     except RunLocked as error:
         return None, _fail(str(error), EXIT_RUNNING)
+    except DiskFull as error:
+        return None, _fail(f"cannot run {config_path}: {error.strerror}", EXIT_FAILED)
     except OSError as error:  # the machine's, not the run's: a file where the run directory goes, a full disk
         return None, _fail(f"cannot run {config_path}: {type(error).__name__}: {error}", EXIT_FAILED)
     except KeyboardInterrupt:

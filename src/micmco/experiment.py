@@ -231,8 +231,35 @@ def run(config: RunConfig, echo=print) -> dict[str, Any]:
     return record
 
 
+class DamagedRecord(ValueError):
+    """A run's result.json that cannot be its record (cut short, empty, not a record, another run's)."""
+
+
+def read_record(run_dir: Path) -> dict[str, Any]:
+    """A finished run's result record, checked: a :class:`DamagedRecord` names the file and the remedy (its
+    final checkpoint is evaluated again by rerunning the run once the damaged file is moved aside)."""
+    path = Path(run_dir) / "result.json"
+    remedy = (
+        f"move it aside (mv {path} {path}.damaged) and rerun the same command: the run's final checkpoint is "
+        "evaluated again, without training"
+        if (Path(run_dir) / "checkpoint.pt").exists()
+        else f"move it aside (mv {path} {path}.damaged) and rerun the same command to train the run again"
+    )
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise DamagedRecord(f"the run's record {path} is cut short or not JSON; {remedy}") from None
+    if not isinstance(record, dict) or not {"fingerprint", "status"} <= record.keys():
+        raise DamagedRecord(f"the run's record {path} is not a result record (no fingerprint or status); {remedy}")
+    if record["fingerprint"] != Path(run_dir).name.rsplit("-", 1)[-1]:
+        raise DamagedRecord(f"the run's record {path} is another run's (fingerprint {record['fingerprint']}); {remedy}")
+    if record["status"] == "complete" and not isinstance(record.get("metrics"), dict):
+        raise DamagedRecord(f"the run's record {path} is complete but has no metrics; {remedy}")
+    return record
+
+
 def finished_record(run_dir: Path, echo=print) -> dict[str, Any]:
-    record = json.loads((run_dir / "result.json").read_text())
+    record = read_record(run_dir)
     echo(f"{run_dir}: already finished ({record.get('status', 'complete')})")
     return record
 

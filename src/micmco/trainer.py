@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import pickle
 import re
 import threading
@@ -28,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .config import check, check_choice, check_types
 from .runtime import PRECISIONS, numerics, resolve_device, step_generator, to_device
-from .util import install_handlers, restore_handlers
+from .util import install_handlers, restore_handlers, written_or_cleaned
 
 __all__ = [
     "TrainerConfig",
@@ -367,11 +366,9 @@ def checkpoint_payload(
 
 
 def write_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write a checkpoint atomically: a kill never leaves a torn one."""
+    """Write a checkpoint atomically: a kill never leaves a torn one, a full disk no partial file (DiskFull)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    torch.save(payload, partial)
-    os.replace(partial, path)
+    written_or_cleaned(path.with_suffix(".partial"), path, lambda partial: torch.save(payload, partial))
 
 
 def usable_checkpoint(path: Path | None, fingerprint: str, device: torch.device) -> dict[str, Any] | None:

@@ -27,6 +27,8 @@ __all__ = [
     "restore_handlers",
     "import_deferring_signals",
     "write_atomically",
+    "DiskFull",
+    "written_or_cleaned",
 ]
 
 EXIT_OK = 0  # finished: complete (train), every trial done (sweep)
@@ -84,12 +86,46 @@ def import_deferring_signals(names: Iterable[str]) -> bool:
     return bool(received)
 
 
+class DiskFull(OSError):
+    """A write that failed for want of space: the message names the file, its disk's free space, and that the
+    file it would have replaced is intact."""
+
+
+WRITE_FAILURES = ("write failed", "No space left", "Disk quota")  # torch.save reports ENOSPC as a RuntimeError
+
+
+def written_or_cleaned(partial: Path, target: Path, write: Callable[[Path], None]) -> None:
+    """``write(partial)`` then rename it over ``target``; on any failure the partial file is removed, and a full
+    disk (an OSError ENOSPC/EDQUOT, or torch.save's "file write failed") is raised as one :class:`DiskFull`."""
+    import errno
+    import shutil
+
+    try:
+        write(partial)
+        os.replace(partial, target)
+    except BaseException as error:
+        partial.unlink(missing_ok=True)
+        full = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+        full = full or (isinstance(error, (OSError, RuntimeError)) and any(w in str(error) for w in WRITE_FAILURES))
+        if not full:
+            raise
+        try:
+            free = f"{shutil.disk_usage(target.parent).free / 2**20:.0f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        kept = f"{target.name} as it was is intact" if target.exists() else f"no {target.name} was written"
+        raise DiskFull(
+            errno.ENOSPC,
+            f"the disk of {target.parent} is full ({free}) while writing {target.name}; {kept}, and no partial file is "
+            "left. Free some space and rerun the same command",
+        ) from None
+
+
 def write_atomically(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers see the old or the new file."""
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers see the old or the new file, and
+    a failed write leaves no partial file (a full disk raises :class:`DiskFull`)."""
     path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+    written_or_cleaned(path.with_name(path.name + ".partial"), path, lambda partial: partial.write_text(text))
 
 
 def full_precision(value) -> str:
