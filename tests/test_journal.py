@@ -132,8 +132,9 @@ def test_a_damaged_journal_is_refused_then_repaired_without_losing_a_row(finishe
         pending = _run(sweep_command(study, tmp_path, "--export"), 0)
         assert "left as it is" in pending.stdout and table.read_bytes() == text  # rows to be recorded again first
     records = _records(tmp_path)
-    _run(sweep_command(study, tmp_path), 0)
+    summary = _run(sweep_command(study, tmp_path), 0).stdout.splitlines()
     assert _records(tmp_path) == records  # recorded from the finished run directories, not trained again
+    assert any("m = 0.5 ln V   m = 0.8 ln V  m = 0.95 ln V" in line for line in summary)  # as micmco pareto
     assert _without_trial(read_rows(table)) == _without_trial(rows)
 
 

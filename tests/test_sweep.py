@@ -287,24 +287,19 @@ def test_progress_and_summary_with_and_without_a_reference_nll():
     line = progress_line(synthetic, time.time() - 10, 0)
     assert "2/3 done (2 complete, 0 diverged), 0 failed, 0 running, 0 queued" in line
     assert line.endswith("frontier (MI, NLL): (2.0000, 4.0000) (3.9120, 4.5000)")  # MI capped at ln V
-    assert summary_lines(synthetic)[1:] == [
-        "  lowest NLL with MI >= 0.5 ln V: 4.0000 (excess +0.0880, MI 2.0000, trial 0)",
-        "  lowest NLL with MI >= 0.9 ln V: 4.5000 (excess +0.5880, MI 5.0000, trial 1)",
-    ]
+    assert summary_lines(synthetic)[0] == "s: 2 complete of 2 finished; export: s.tsv"  # the frontier: from the table
     other = _finished_sweep([{"mi": "2.0", "nll": "4.0"}, {"mi": "5.0", "nll": "4.5"}])  # a task without ln V
     assert progress_line(other, time.time() - 10, 0).endswith("frontier (MI, NLL): (2.0000, 4.0000) (5.0000, 4.5000)")
-    assert summary_lines(other)[1:] == ["  lowest NLL: 4.0000 (MI 2.0000, trial 0)"]
 
 
 def test_progress_keeps_close_per_token_mi_values_apart():
     """PTB's MI is per token (~0.01-0.8): rounded to two decimals, 0.041 and 0.044 both read 0.04, and the
     frontier's second point looked dominated by the first."""
-    from micmco.sweep.progress import progress_line, summary_lines
+    from micmco.sweep.progress import progress_line
 
     sweep = _finished_sweep([{"mi": "0.041", "nll": "5.0"}, {"mi": "0.044", "nll": "5.1"}])
     front = re.findall(r"\(([0-9.]+), ([0-9.]+)\)", progress_line(sweep, time.time() - 10, 0))
     assert len(front) == 2 and front[0][0] != front[1][0], front
-    assert "MI 0.0410" in summary_lines(sweep)[1]
 
 
 def _finished_trial(number: int, kind: str, error: str = "", exit_code: int = 1, run: str = "", origin=None, at=0.0):

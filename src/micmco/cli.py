@@ -243,11 +243,15 @@ def train(args: argparse.Namespace) -> int:
 
 def train_batch(args: argparse.Namespace) -> int:
     """``micmco train-batch``: N trials trained together (:func:`micmco.batched.run_batch`); exit 0 when every
-    trial completed, 3 when some diverged (each result record says which and why), as ``train`` otherwise."""
+    trial completed, 3 when some diverged (each result record says which and why), as ``train`` otherwise. Every
+    line about a trial names it (``trial 2 (objective.lam=0.5)``), in the order of the ``--trial`` options."""
+    import time
+
     from .batched.run import run_batch
     from .experiment import preflight
     from .runconfig import load_config, run_directory
 
+    labels = [f"trial {n} ({trial.strip() or 'the shared config'})" for n, trial in enumerate(args.trials, start=1)]
     try:
         shared = list(args.overrides)
         if args.output_dir:
@@ -257,20 +261,37 @@ def train_batch(args: argparse.Namespace) -> int:
         if args.quiet:
             shared.append("train.progress=false")
         configs = [load_config(args.config, shared + trial.split()) for trial in args.trials]
+        runs = [run_directory(config) for config in configs]
+        for n, run_dir in enumerate(runs):
+            first = runs.index(run_dir)
+            if first < n:
+                raise ConfigError(
+                    "--trial", f"{labels[n]} is {labels[first]} again (both are run {run_dir.name}); give each once"
+                )
         for config in configs:
             preflight(config, create_output_dir=True)
     except ConfigError as error:
         return _fail(f"invalid config {args.config}: {error}", EXIT_INPUT)
     except KeyboardInterrupt:
         return _fail("interrupted before any work; nothing was changed.", EXIT_INTERRUPTED)
+
+    def echo(line: str) -> None:  # a line about one trial's run directory names the trial
+        for label, run_dir in zip(labels, runs):
+            if str(run_dir) in line:
+                line = f"{label}: {line.replace(f'{run_dir}: ', '')}"
+                break
+        print(line, file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
     records, code = _train_guarded(
-        args.config, lambda: run_batch(configs), "every trial's completed steps are checkpointed"
+        args.config, lambda: run_batch(configs, echo), "every trial's completed steps are checkpointed"
     )
     if code is not None:
         return code
-    for config, record in zip(configs, records):
-        print(_outcome(record))
-        print(f"result: {run_directory(config) / 'result.json'}")
+    for label, run_dir, record in zip(labels, runs, records):
+        print(f"{label}: {_outcome(record)}")
+        print(f"  result: {run_dir / 'result.json'}")
+    print(f"{len(configs)} trials in {time.perf_counter() - started:.1f} s elapsed")
     return EXIT_DIVERGED if any(r.get("status") == "diverged" for r in records) else EXIT_OK
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import enum
 import functools
 import math
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -86,6 +87,18 @@ class _StrictSafeLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# YAML 1.2's floats: PyYAML (YAML 1.1) reads 1e-3 and 1E5, without a dot, as strings; a number is a number however
+# it is written, and a quoted one is a string (refused where a number is due, as in Python).
+_StrictSafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+|[-+]?[0-9][0-9_]*\.[0-9_]*|[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
 def parse_yaml(text: str, source: str = "<string>") -> Any:
     """Parse YAML with the strict safe loader; syntax errors become a one-line ConfigError naming ``source``."""
     try:
@@ -150,7 +163,8 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of ``data`` with ``key.path=value`` overrides (values parsed as YAML scalars)."""
+    """Return a copy of ``data`` with ``key.path=value`` overrides (values parsed as YAML; a mapping given to a
+    section is merged into it)."""
     result = _deep_copy(data)
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -166,10 +180,24 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
         if not all(parts):
             raise ConfigError(item, "an override must look like key.path=value (empty key part)")
         try:
-            node[parts[-1]] = parse_yaml(raw, f"--set {item}") if raw != "" else ""
+            value = parse_yaml(raw, f"--set {item}") if raw != "" else ""
         except ConfigError as error:
             raise ConfigError(key, f"cannot parse the value of --set {item!r}: {error.message}") from None
+        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):  # a section: merged, not replaced
+            value = _merged(node[parts[-1]], value)
+        node[parts[-1]] = value
     return result
+
+
+def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update``'s keys set, sections merged key by key (``--set 'train={steps: 5}'`` keeps the
+    section's other keys, as ``--set train.steps=5`` does)."""
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = (
+            _merged(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
+    return merged
 
 
 def check_types(config: Any) -> None:
@@ -185,7 +213,11 @@ def check_types(config: Any) -> None:
         if not _matches(annotation, value):
             enums = [option for option in _options(annotation) if isinstance(option, enum.EnumMeta)]
             choices = "".join(f"; valid choices: {', '.join(str(m.value) for m in kind)}" for kind in enums)
-            raise ConfigError(name, f"must be {_describe(annotation)}, got {type(value).__name__} {value!r}{choices}")
+            numeric = any(_is_number_text(value, option) for option in _options(annotation))
+            quoted = " (a quoted string: write the number without quotes)" if numeric else ""
+            raise ConfigError(
+                name, f"must be {_describe(annotation)}, got {type(value).__name__} {value!r}{quoted}{choices}"
+            )
         if _is_float(annotation, value):
             object.__setattr__(config, name, float(value))  # also on frozen dataclasses
 
@@ -284,11 +316,6 @@ def _coerce(annotation: Any, value: Any, key: str) -> Any:
         number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             number = float(value)
-        elif isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
-            try:
-                number = float(value)
-            except ValueError:
-                pass
         if number is not None:
             if not math.isfinite(number):
                 raise ConfigError(key, f"must be a finite number, got {value!r}")
@@ -298,7 +325,18 @@ def _coerce(annotation: Any, value: Any, key: str) -> Any:
             return value
     else:
         raise TypeError(f"unsupported config annotation {annotation} at {key}")
-    raise ConfigError(key, f"must be {_type_name(annotation)}, got {type(value).__name__} {value!r}")
+    quoted = " (a quoted string: write the number without quotes)" if _is_number_text(value, annotation) else ""
+    raise ConfigError(key, f"must be {_type_name(annotation)}, got {type(value).__name__} {value!r}{quoted}")
+
+
+def _is_number_text(value: Any, annotation: Any) -> bool:
+    if annotation not in (int, float) or not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _type_name(annotation: Any) -> str:

@@ -35,7 +35,7 @@ from . import __version__
 from .config import ConfigError, to_dict
 from .evaluation import EvalConfig, evaluate, evaluate_repeated
 from .memory import MemoryEstimate, available_memory, format_bytes
-from .runconfig import run_directory
+from .runconfig import run_directory, write_config_record
 from .runtime import device_record, numerics, numerics_settings, resolve_device, step_generator, to_device
 from .tasks import get_task
 from .tasks.base import RunConfig
@@ -46,6 +46,7 @@ __all__ = [
     "RunLocked",
     "Preflight",
     "preflight",
+    "check_output_dir",
     "run",
     "run_lock",
     "torch_threads",
@@ -90,11 +91,12 @@ def preflight(config: RunConfig, create_output_dir: bool = False) -> Preflight:
             f"this run needs {memory.describe()}, but only {format_bytes(available)} is available on {device}; "
             f"{task.memory_hint}",
         )
-    _check_output_dir(Path(config.output_dir), create=create_output_dir)
+    check_output_dir(Path(config.output_dir), create=create_output_dir)
     return Preflight(device, memory, available, notes)
 
 
-def _check_output_dir(path: Path, create: bool) -> None:
+def check_output_dir(path: Path, create: bool, key: str = "output_dir") -> None:
+    """A ConfigError under ``key`` unless ``path`` can be (``create``: is) made and written."""
     if create:
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -102,15 +104,15 @@ def _check_output_dir(path: Path, create: bool) -> None:
                 pass
         except OSError as error:
             reason = error.strerror or type(error).__name__
-            raise ConfigError("output_dir", f"cannot create or write {path}: {reason}") from None
+            raise ConfigError(key, f"cannot create or write {path}: {reason}") from None
         return
     existing = path
     while not existing.exists():  # the nearest existing ancestor must be a writable directory
         existing = existing.parent
     if not existing.is_dir():
-        raise ConfigError("output_dir", f"cannot create {path}: {existing} is a file, not a directory")
+        raise ConfigError(key, f"cannot create {path}: {existing} is a file, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError("output_dir", f"cannot create or write {path}: {existing} is not writable")
+        raise ConfigError(key, f"cannot create or write {path}: {existing} is not writable")
 
 
 GPU_PROFILES = ("paper",)  # profiles sized for an accelerator
@@ -265,7 +267,7 @@ def finished_record(run_dir: Path, echo=print) -> dict[str, Any]:
 
 
 def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, threads: int, echo) -> dict[str, Any]:
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    write_config_record(config, run_dir)
     task = get_task(config.task)
     floor, floor_reason = task.loss_floor(config)
     trainer = Trainer(
@@ -403,13 +405,24 @@ def summary(record: dict[str, Any]) -> str:
         f"{record['name']}: {task.describe_metrics(m)}, "
         f"mutual information {m['mutual_information']:.4f} nats per {task.unit}, "
         f"KL(q||p) {m['representational_kl']:.4f} nats per {task.unit}, "
-        f"{record['steps']} steps in {record['train_wall_time_s']:.1f} s on {record['device']}"
+        + _time_text(record)
         + (
             f"; precisely: {precise_text(record['precise_evaluation'], task.unit)}"
             if record.get("precise_evaluation")
             else ""
         )
     )
+
+
+def _time_text(record: dict[str, Any]) -> str:
+    """Steps and training time; a batched trial's time is its share of its batch's, and says so."""
+    batch = record.get("batch") or {}
+    if batch.get("trials", 1) > 1:
+        return (
+            f"{record['steps']} steps, {record['train_wall_time_s']:.1f} s as its 1/{batch['trials']} share of a "
+            f"batch on {record['device']}"
+        )
+    return f"{record['steps']} steps in {record['train_wall_time_s']:.1f} s on {record['device']}"
 
 
 def _describe_device(device: torch.device, threads: int) -> str:
@@ -465,7 +478,7 @@ def evaluate_run(
         raise ConfigError("", f"{run_dir}: the run diverged in training; it has no model to evaluate")
     if not checkpoint_path.exists():
         raise ConfigError("", f"{run_dir}: no checkpoint.pt (deleted?); retrain the run to re-score it")
-    config = config_from_dict(yaml.safe_load(config_path.read_text()))
+    config = config_from_dict(yaml.safe_load(config_path.read_text(encoding="utf-8")))
     task = get_task(config.task)
     own_split = task.split(config)
     overrides = {"num_samples": samples, "repeats": repeats, "target_se": target_se, "split": split}

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .config import ConfigError, apply_overrides, from_dict, read_yaml_file, to_dict
 from .tasks import get_task
 from .tasks.base import RunConfig
@@ -63,7 +65,14 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     data = read_yaml_file(path)
     if not isinstance(data, dict):
         raise ConfigError("", f"{path} does not hold a mapping of config sections (name, data, model, ...)")
+    if "base" in data and not data.keys() & RUN_SECTIONS:
+        raise ConfigError(
+            "", f"{path} is a study file (it has base:), not a run config: run its trials with `micmco sweep {path}`"
+        )
     return config_from_dict(apply_overrides(data, overrides))
+
+
+RUN_SECTIONS = {"data", "model", "estimator", "objective", "train", "eval"}  # a run config's sections
 
 
 def identity(config: RunConfig) -> dict[str, Any]:
@@ -97,6 +106,12 @@ def drop_legacy_defaults(data: dict[str, Any]) -> dict[str, Any]:
 def fingerprint(config: RunConfig) -> str:
     """Short hash of the run's identity: its run directory's suffix."""
     return hashlib.sha256(json.dumps(identity(config), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def write_config_record(config: RunConfig, run_dir: Path) -> None:
+    """The run's ``config.yaml``: its config as YAML, in UTF-8 as written (R\u00e9nyi, not "R\\xE9nyi")."""
+    text = yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True)
+    (Path(run_dir) / "config.yaml").write_text(text, encoding="utf-8")
 
 
 def run_directory(config: RunConfig) -> Path:

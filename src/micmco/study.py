@@ -71,7 +71,7 @@ class StudyConfig:
     profile: str  # the base config's profile (smoke, cpu, paper, custom): results go to results/<profile>/
     reproduces: str = ""  # the paper figure this study's curve belongs to
     curve: str = ""  # the curve's label in that figure, e.g. "VIMCO 16, Rényi"
-    trials: int = 0  # trials in the study, grid points included (0 = the number of grid points)
+    trials: int | None = None  # trials in the study, grid points included (omitted: the number of grid points)
     sampler: str = "gp"  # gp (Gaussian process, log-EHVI), tpe, random, or grid (grid points only)
     startup_trials: int = 8  # random trials before the gp or tpe model proposes points
     seed: int = 0  # seeds the sampler; each run's own seed is the base config's
@@ -82,7 +82,11 @@ class StudyConfig:
             bool(self.name) and "/" not in self.name, "name", f"must be a non-empty name without '/', got {self.name!r}"
         )
         check(bool(self.base), "base", "must name a run config, e.g. params/synthetic/cpu/elbo-kl.yaml")
-        check(self.trials >= 0, "trials", f"must be >= 0, got {self.trials}")
+        check(
+            self.trials is None or self.trials >= 1,
+            "trials",
+            f"must be >= 1, got {self.trials} (omit it to run the grid points only)",
+        )
         check_choice(self.sampler, SAMPLERS, "sampler")
         check(self.startup_trials >= 0, "startup_trials", f"must be >= 0, got {self.startup_trials}")
         check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
@@ -146,6 +150,13 @@ def load_study(path: str | Path, root: str | Path | None = None) -> Study:
     data = read_yaml_file(path)
     if not isinstance(data, dict):
         raise ConfigError("", f"{path} does not hold a mapping of study fields")
+    sections = sorted(data.keys() & {"data", "model", "estimator", "objective", "train", "eval"})
+    if "base" not in data and sections:
+        raise ConfigError(
+            "",
+            f"{path} is a run config (it has {', '.join(sections)}), not a study: train it with `micmco train {path}`, "
+            "or give a study file whose base: names it (params/studies/<profile>/*.yaml)",
+        )
     return study_from_dict(data, path=path, root=root)
 
 
@@ -186,9 +197,9 @@ def study_from_dict(data: Mapping[str, Any], path: Path | None = None, root: str
     if config.sampler == "grid":
         check(bool(grid), "grid", "the grid sampler needs grid points")
         check(
-            config.trials in (0, len(grid)),
+            config.trials in (None, len(grid)),
             "trials",
-            f"the grid sampler runs exactly the {len(grid)} grid points; set trials to 0 or {len(grid)}",
+            f"the grid sampler runs exactly the {len(grid)} grid points; omit trials or set it to {len(grid)}",
         )
     else:
         check(
@@ -341,12 +352,10 @@ def _parse_grid(raw: Any, parameters: list[Parameter]) -> list[dict[str, float]]
         for name, value in point.items():
             if name not in by_name:
                 raise ConfigError(f"{label}.{name}", f"not a tuned parameter; tuned here: {', '.join(by_name)}")
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ConfigError(f"{label}.{name}", f"must be a number, got {value!r}")
-            try:
-                value = float(value)
-            except ValueError:
-                raise ConfigError(f"{label}.{name}", f"must be a number, got {value!r}") from None
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                quoted = " (a quoted string: write the number without quotes)" if isinstance(value, str) else ""
+                raise ConfigError(f"{label}.{name}", f"must be a number, got {value!r}{quoted}")
+            value = float(value)
             p = by_name[name]
             if not p.low <= value <= p.high:
                 raise ConfigError(f"{label}.{name}", f"{value} is outside the range [{p.low}, {p.high}]")

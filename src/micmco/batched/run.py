@@ -15,12 +15,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import yaml
-
 from ..config import flat_keys, to_dict
 from ..experiment import finished_record, preflight, result_record, run, run_lock, torch_threads
 from ..models.batched import trial_state
-from ..runconfig import run_directory
+from ..runconfig import run_directory, write_config_record
 from ..tasks import get_task
 from ..tasks.base import RunConfig
 from ..trainer import CheckpointError, TrainState, usable_checkpoint
@@ -100,7 +98,7 @@ def _train_batch(todo, threads: int, echo):
     device = todo[0][3].device
     trials, optimizer_states = [], []
     for _, config, run_dir, _ in todo:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+        write_config_record(config, run_dir)
         model = task.build_model(config)
         fingerprint = run_dir.name.rsplit("-", 1)[-1]
         payload = usable_checkpoint(run_dir / "checkpoint.pt", fingerprint, device)
@@ -132,7 +130,7 @@ def _train_batch(todo, threads: int, echo):
     for n, state in enumerate(optimizer_states):
         if state is not None:
             trainer.load_optimizer_state(n, state)
-    echo(f"training {len(trials)} trials as one batch on {device}")
+    echo(f"training {len(trials)} trial{'s' if len(trials) != 1 else ''} as one batch on {device}")
     trainer.fit()
     for n, (index, config, run_dir, checks) in enumerate(todo):
         trial = trials[n]

@@ -49,7 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--trials", type=positive_int, help="override the study's number of trials")
     parser.add_argument(
-        "--threads", type=positive_int, help="CPU threads in all, split between the workers (default: all cores)"
+        "--threads",
+        type=positive_int,
+        help="CPU threads in all, split between the workers (default: $OMP_NUM_THREADS per worker where it is set, "
+        "else all cores)",
     )
     parser.add_argument("--results-dir", type=Path, default=Path("results"), help="where results/<profile>/ lives")
     parser.add_argument(
@@ -114,6 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_INPUT
     if args.batch == "auto":  # a supervisor's workers get the number it chose
         args.batch = auto_batch(checks) if checks is not None and study_batches(study) else 1
+    try:  # the results directory as the runs directory is checked: before anything is read or written
+        from ..experiment import check_output_dir
+
+        results = args.results_dir / study.config.profile
+        check_output_dir(results, create=False, key="--results-dir")
+        if not args.export and args.worker_index is None:
+            check_output_dir(results, create=True, key="--results-dir")
+    except ConfigError as error:
+        print(scrub(f"micmco sweep: {args.study}: cannot run: {error}"), file=sys.stderr)
+        return EXIT_INPUT
     if args.repair_journal:
         try:
             repair(study, url, args.results_dir, args.runs_dir, str(args.study), echo)
@@ -172,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warning = gpu_profile_warning(sweep, capacity.trials_left)
     if warning:
         print(scrub(f"micmco sweep: warning: {warning}"), file=sys.stderr)
-    threads = max(1, (args.threads or capacity.cores) // workers)
+    omp = _omp_threads()
+    threads = max(1, args.threads // workers) if args.threads else omp or max(1, capacity.cores // workers)
     batches = f", batches of {args.batch} trials" if args.batch > 1 else ""
     echo(
         f"sweep {study.name}: {study.trials} trials of {study.base_path} ({study.config.sampler} sampler), "
@@ -181,6 +195,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if workers == 1:
         return run_worker(sweep, 0, threads, args, echo, show_progress=True)
     return run_workers(sweep, args, workers, threads, url, echo)
+
+
+def _omp_threads() -> int | None:
+    """$OMP_NUM_THREADS as threads per worker, None where unset or not a positive integer."""
+    try:
+        value = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return None
+    return value if value >= 1 else None
 
 
 def gpu_profile_warning(sweep, trials_left: int) -> str | None:

@@ -44,6 +44,13 @@ def progress_line(sweep: Sweep, started: float, done_at_start: int) -> str:
 
 
 def summary_lines(sweep: Sweep) -> list[str]:
+    """The counts, then the exported table's frontier as ``micmco pareto`` summarises it: the same thresholds
+    (fractions 0.5, 0.8, 0.95 of ln V; nats per token for text), standard errors, and frontier points worse
+    than the uniform model named."""
+    from ..pareto import ParetoError, distinct_labels, read_results
+    from ..pareto_cli import task_summary
+    from ..results import TableError
+
     rows = table_rows(sweep.trials())
     complete = [r for r in rows if r["status"] == "complete"]
     failed = len(rows) - done_count(rows)
@@ -52,33 +59,11 @@ def summary_lines(sweep: Sweep) -> list[str]:
         f"{sweep.study.name}: {len(complete)} complete of {done_count(rows)} finished{retried}; "
         f"export: {sweep.export_path}"
     ]
-    if complete and not complete[0].get("optimal_nll"):  # a task without a reference NLL
-        best = min(complete, key=lambda r: _chosen_on(r)[1])
-        lines.append(f"  lowest NLL: {_reported(best):.4f} (MI {_chosen_on(best)[0]:.4f}, trial {best['trial']})")
-    elif complete:
-        ln_v = float(complete[0]["optimal_nll"])
-        for fraction in (0.5, 0.9):
-            eligible = [r for r in complete if _chosen_on(r)[0] >= fraction * ln_v]
-            if eligible:
-                best = min(eligible, key=lambda r: _chosen_on(r)[1])
-                nll = _reported(best)
-                lines.append(
-                    f"  lowest NLL with MI >= {fraction} ln V: {nll:.4f} "
-                    f"(excess {nll - ln_v:+.4f}, MI {_chosen_on(best)[0]:.4f}, trial {best['trial']})"
-                )
-            else:
-                lines.append(f"  no complete trial with MI >= {fraction} ln V yet")
-    return lines
-
-
-def _chosen_on(row: dict) -> tuple[float, float]:
-    """(MI, NLL) a frontier chooses a row on (micmco.pareto.frontier_value): its precise evaluation's selecting
-    half where it has one, else its recorded evaluation."""
-    if row.get("nll_select"):
-        return float(row["mi_select"]), float(row["nll_select"])
-    return float(row["mi"]), float(row["nll"])
-
-
-def _reported(row: dict) -> float:
-    """The NLL a frontier reports for a row: its reporting half, else its precise mean, else its recorded one."""
-    return float(row.get("nll_report") or row.get("nll_precise") or row["nll"])
+    if not complete:
+        return lines
+    try:
+        curves = read_results(sweep.export_path)
+    except (ParetoError, TableError, OSError) as error:
+        return lines + [f"  no frontier summary: {error}"]
+    summary = task_summary(curves, distinct_labels(curves), None, False, False)
+    return lines + ["  " + line for line in summary.splitlines()]
