@@ -57,6 +57,7 @@ def test_a_section_given_as_a_mapping_is_merged_not_replaced():
         base.train.learning_rate, base.train.checkpoint_every,
     )  # fmt: skip
     assert merged.train == load_config(CONFIG, ["train.steps=5"]).train
+    assert load_config(CONFIG, ["objective={kind: none}"]).objective.lam is None  # another kind: replaced whole
 
 
 @pytest.mark.parametrize("text", ['objective: {kind: kl, lam: "0.5"}', "objective: {kind: kl, lam: '0.5'}"])

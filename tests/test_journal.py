@@ -94,7 +94,7 @@ def _sweep(study_file: Path, tmp: Path, storage=None, **kwargs):
 
 
 def _repair(study_file: Path, tmp: Path) -> list[str]:
-    from micmco.sweep.journal import repair
+    from micmco.sweep.repair import repair
 
     lines: list[str] = []
     repair(load_study(study_file), None, tmp / "results", tmp / "runs", str(study_file), lines.append)
@@ -141,7 +141,7 @@ def test_a_damaged_journal_is_refused_then_repaired_without_losing_a_row(finishe
 def test_no_journal_or_one_without_rows_of_the_table_is_refused_and_the_table_rebuilt(finished, tmp_path):
     """A journal cut at a line end reads as a shorter study; a missing one as none: neither may shrink the table
     (export or run), and the repair rebuilds the study from the table, grid point in its slot."""
-    from micmco.sweep.journal import TableRowsMissing
+    from micmco.sweep.rows import TableRowsMissing
 
     study, table, journal = _copy(finished, tmp_path)
     rows, text = read_rows(table), table.read_bytes()

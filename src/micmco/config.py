@@ -183,7 +183,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
             value = parse_yaml(raw, f"--set {item}") if raw != "" else ""
         except ConfigError as error:
             raise ConfigError(key, f"cannot parse the value of --set {item!r}: {error.message}") from None
-        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):  # a section: merged, not replaced
+        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):  # a section: merged (or another kind)
             value = _merged(node[parts[-1]], value)
         node[parts[-1]] = value
     return result
@@ -191,7 +191,10 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
 
 def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` with ``update``'s keys set, sections merged key by key (``--set 'train={steps: 5}'`` keeps the
-    section's other keys, as ``--set train.steps=5`` does)."""
+    section's other keys, as ``--set train.steps=5`` does). A section given another ``kind`` is another component
+    and replaces it whole (``model.latent={kind: gaussian, ...}`` drops a categorical latent's fields)."""
+    if "kind" in update and update["kind"] != base.get("kind"):
+        return dict(update)
     merged = dict(base)
     for key, value in update.items():
         merged[key] = (

@@ -51,6 +51,9 @@ Modules:
 - :mod:`.optuna_study`: the :class:`Sweep` (create or load, grid, release, recover, export).
 - :mod:`.census`: trial slots and outcomes, the :class:`Census`, failures that stop a sweep, heartbeats, lost trials.
 - :mod:`.storage`: journal file or RDB URL, password masking and scrubbing.
+- :mod:`.journal`: a journal file checked before it is read (damage named by line) and cut to its intact prefix.
+- :mod:`.rows`: the exported table kept whole: rows the study lacks refused, or enqueued again.
+- :mod:`.repair`: ``--repair-journal``.
 - :mod:`.progress`: the progress line and the final summary.
 """
 

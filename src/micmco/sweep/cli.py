@@ -13,9 +13,11 @@ from pathlib import Path
 from ..config import ConfigError, positive_int
 from ..util import EXIT_FAILED, EXIT_INPUT, EXIT_OK
 from .capacity import MAX_BATCH, auto_batch, cap_workers, capacity_of, check_study
-from .journal import DamagedJournal, TableRowsMissing, check_table_kept, describe_rows, missing_rows, repair
+from .journal import DamagedJournal
 from .optuna_study import Sweep
 from .progress import summary_lines
+from .repair import repair
+from .rows import TableRowsMissing, check_table_kept, describe_rows, missing_rows
 from .storage import STORAGE_ENV, WORKER_STORAGE_ENV, Scrubber, password_of
 from .supervisor import run_worker, run_workers
 

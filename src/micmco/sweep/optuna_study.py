@@ -14,7 +14,7 @@ from ..evaluation import halves_of
 from ..results import format_table
 from ..util import write_atomically
 from .census import DROPPED, Census, is_failure, is_final, is_lost, is_result, origin_of, outcome, point_of, slot
-from .journal import TableRowsMissing, refuse_new_study
+from .rows import TableRowsMissing, refuse_new_study
 from .storage import open_storage
 
 __all__ = [
@@ -190,7 +190,7 @@ class Sweep:
         never shrinks: while finished rows of it are still to be recorded again (rows a repair enqueued), it is
         left as it is; rows the study lacks and does not hold pending raise :class:`.journal.TableRowsMissing`."""
         from ..tasks import get_task
-        from .journal import check_table_kept
+        from .rows import check_table_kept
 
         task = get_task(self.task)
         self.results_dir.mkdir(parents=True, exist_ok=True)
