@@ -85,6 +85,7 @@ bench: $(BENCH_INSTALLED)
 # synthetic K = 1 and K = 16 at the cpu trial size and the paper's, ratios measured side by side (minutes).
 bench-batch: $(INSTALLED)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/batch_throughput.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/adam_masked.py
 
 # PTB: sentence-tokens/s at K = 16 against K = 1 and against a loop over the samples, the cost of
 # recurrent-state dropout, and peak memory per K against the preflight estimate (needs ../shared/data/ptb).

@@ -220,11 +220,12 @@ class Timer:
 
 def train_steps(config, device: str, steps: int, on_step: Callable[[int], None] = lambda step: None) -> list:
     """``steps`` Adam steps of ``config`` as the trainer takes them (its optimiser settings, batches and noise
-    streams; bfloat16 autocast if configured); ``on_step(step)`` before each step. Returns the detached losses
-    (tensors on ``device``: reading them would synchronise)."""
+    streams, its arithmetic: ``runtime.numerics`` of its precision, TF32 and deterministic kernels as configured;
+    bfloat16 autocast if configured); ``on_step(step)`` before each step. Returns the detached losses (tensors on
+    ``device``: reading them would synchronise)."""
     import torch
 
-    from micmco.runtime import step_generator, to_device
+    from micmco.runtime import numerics, step_generator, to_device
     from micmco.tasks import get_task
 
     task, target = get_task(config.task), torch.device(device)
@@ -236,15 +237,16 @@ def train_steps(config, device: str, steps: int, on_step: Callable[[int], None] 
     data, losses = task.training_data(config), []
     bfloat16 = getattr(train, "precision", "") == "bfloat16" or getattr(train, "mixed_precision", False)
     model.train()
-    for step in range(steps):
-        on_step(step)
-        batch = to_device(data(step), target)
-        with torch.autocast(target.type, dtype=torch.bfloat16, enabled=bfloat16):
-            value, _ = loss(model, batch, step_generator(config.seed, "noise", step, target))
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
-        losses.append(value.detach())
+    with numerics(getattr(train, "precision", "float32"), target):  # as `micmco train` runs its steps
+        for step in range(steps):
+            on_step(step)
+            batch = to_device(data(step), target)
+            with torch.autocast(target.type, dtype=torch.bfloat16, enabled=bfloat16):
+                value, _ = loss(model, batch, step_generator(config.seed, "noise", step, target))
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
+            losses.append(value.detach())
     return losses
 
 

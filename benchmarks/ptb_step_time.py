@@ -5,7 +5,8 @@ Prints, each a median over rounds of ratios measured within one round (a shared 
 1. sentence-tokens per second of a DReG step at K = 16 relative to K = 1 (target: a K = 16 step costs at
    most 16 K = 1 steps, i.e. no more per sample) and relative to the K samples run one after another
    (K steps of K = 1 on the same sentences: the batched K·B decoder rows must beat the loop);
-2. the same with recurrent-state dropout (the per-step LSTM path) against the fused LSTM;
+2. the same with recurrent-state dropout (the per-step LSTM path) against the fused LSTM, and the cached
+   softmax head (``train.head: cached``, the default) against the recomputing one every run before it used;
 3. the peak memory of a training step at K = 1, 16, 64 (growth of the process's VmHWM, in a fresh
    process) against the preflight estimate for this model.
 
@@ -28,13 +29,13 @@ REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / "params/ptb/cpu/ptb-trial-dreg16-kl.yaml"
 
 
-def config_for(args, samples: int, state_dropout: float = 0.0):
+def config_for(args, samples: int, state_dropout: float = 0.0, head: str = "cached"):
     from micmco.runconfig import load_config
 
     overrides = [
         f"data.vocab_size={args.vocab}", f"data.batch_size={args.batch}", f"model.hidden_size={args.hidden}",
         f"model.embedding_size={args.hidden}", f"estimator.num_samples={samples}",
-        f"model.state_dropout={state_dropout}", "train.progress=false",
+        f"model.state_dropout={state_dropout}", "train.progress=false", f"train.head={head}",
     ]  # fmt: skip
     return load_config(BASE, overrides)
 
@@ -67,10 +68,13 @@ def ratios(args) -> None:
     many, _ = step_timer(config_for(args, 16))
     many_sd, _ = step_timer(config_for(args, 16, 0.3))
     one_sd, _ = step_timer(config_for(args, 1, 0.3))
-    for timer in (one, many, many_sd, one_sd):
+    many_old, _ = step_timer(config_for(args, 16, head="recompute"))
+    one_old, _ = step_timer(config_for(args, 1, head="recompute"))
+    for timer in (one, many, many_sd, one_sd, many_old, one_old):
         timer()  # warm up
     rows = {"K=16 / K=1": [], "K=16 / 16 x K=1 (loop)": [], "state dropout / fused, K=16": [],
-            "state dropout / fused, K=1": []}  # fmt: skip
+            "state dropout / fused, K=1": [], "cached / recompute head, K=16": [],
+            "cached / recompute head, K=1": []}  # fmt: skip
     times = {"K=1": [], "K=16": []}
     for round_ in range(args.rounds):
         t1, t16 = one(round_), many(round_)
@@ -79,6 +83,8 @@ def ratios(args) -> None:
         rows["K=16 / 16 x K=1 (loop)"].append(t16 / loop)
         rows["state dropout / fused, K=16"].append(many_sd(round_) / t16)
         rows["state dropout / fused, K=1"].append(one_sd(round_) / t1)
+        rows["cached / recompute head, K=16"].append(t16 / many_old(round_))
+        rows["cached / recompute head, K=1"].append(t1 / one_old(round_))
         times["K=1"].append(t1)
         times["K=16"].append(t16)
     print(
@@ -88,7 +94,7 @@ def ratios(args) -> None:
         seconds = statistics.median(values)
         samples = int(name.split("=")[1])
         print(f"  {name}: {seconds * 1000:7.1f} ms per step, {tokens * samples / seconds:9.0f} sample-tokens/s")
-    print("ratios (median over rounds; target K=16 / K=1 <= 16, loop ratio < 1):")
+    print("ratios (median over rounds; target K=16 / K=1 <= 16, loop ratio < 1, cached / recompute <= 0.5 at K=16):")
     for name, values in rows.items():
         print(f"  {name:32s} {statistics.median(values):6.2f}")
 

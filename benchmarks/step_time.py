@@ -15,7 +15,9 @@ same round, so slow phases of a shared machine hit both sides alike):
    params/synthetic/cpu/trial-*.yaml) with one thread, extrapolated from shortened runs:
    each config is run for a few and for more steps (the difference gives the time per step
    without the fixed costs), then a full trial is the fixed cost, evaluation included, plus
-   its steps times that; CPU time of the process, so that other load does not inflate it.
+   its steps times that; CPU time of the process, so that other load does not inflate it;
+6. the cached softmax head (``train.head: cached``, the default) relative to the recomputing one (every run
+   recorded before it) at K = 1, 16, 64, for DReG and VIMCO: the step time ratio (target <= 1: no slower).
 
 A step is the loss, its backward pass and an Adam update, on the synthetic model of §7.1.1.
 
@@ -309,12 +311,33 @@ def trials_section(args) -> None:
     )
 
 
+def head_section(args) -> None:
+    cases = {}
+    for base, latent in (("dreg", "gaussian"), ("vimco", "categorical")):
+        for K in (1, 16, 64):
+            if base == "vimco" and K == 1:
+                continue
+            for head in ("cached", "recompute"):
+                case = Case(f"{base} {K} {head}", args, latent, micmco_step(base, "kl", K, args.device))
+                case.model.head = head
+                cases[case.name] = case
+    measure(cases, args)
+    print("\n6. The cached softmax head relative to the recomputing one (step time; target <= 1)")
+    for name in cases:
+        if name.endswith(" cached"):
+            stem = name.removesuffix(" cached")
+            milliseconds = statistics.median(cases[f"{stem} recompute"].times) * 1e3
+            relative = ratio(cases, name, f"{stem} recompute")
+            print(f"  {stem:10s} recompute {milliseconds:8.1f} ms, cached / recompute {relative:6.3f}")
+
+
 SECTIONS = {
     "1": objectives_section,
     "2": sample_count_section,
     "3": per_sample_section,
     "4": pyro_section,
     "5": trials_section,
+    "6": head_section,
 }
 
 
@@ -326,7 +349,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="measurement rounds (ratios are medians over them)")
     parser.add_argument("--steps", type=int, default=3, help="training steps timed per case and round")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--sections", default="1,2,3,4,5", help="comma-separated sections to run (see above)")
+    parser.add_argument("--sections", default="1,2,3,4,5,6", help="comma-separated sections to run (see above)")
     parser.add_argument("--no-pyro", action="store_true", help="skip the Pyro comparison (section 4)")
     parser.add_argument("--profile-dir", default="params/synthetic/cpu", help="the configs of section 5")
     parser.add_argument(

@@ -266,7 +266,29 @@ def finished_record(run_dir: Path, echo=print) -> dict[str, Any]:
     return record
 
 
+def resumed_head(config: RunConfig, run_dir: Path, echo=print) -> RunConfig:
+    """``config`` with the softmax head of the run's checkpoint where it has one (a run keeps the head it started
+    with: checkpoints from before ``train.head`` are the legacy head's); unchanged for a new run. An unreadable
+    checkpoint is left to the trainer to report."""
+    import dataclasses
+
+    from .trainer import CheckpointError, checkpoint_head, read_checkpoint
+
+    path = Path(run_dir) / "checkpoint.pt"
+    if not path.exists():
+        return config
+    try:
+        head = checkpoint_head(read_checkpoint(path))
+    except CheckpointError:
+        return config
+    if head == config.train.head:
+        return config
+    echo(f"note: resuming with train.head={head}, the head its checkpoint was trained with")
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, head=head))
+
+
 def _train_and_evaluate(config: RunConfig, run_dir: Path, checks: Preflight, threads: int, echo) -> dict[str, Any]:
+    config = resumed_head(config, run_dir, echo)
     write_config_record(config, run_dir)
     task = get_task(config.task)
     floor, floor_reason = task.loss_floor(config)

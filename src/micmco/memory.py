@@ -99,15 +99,20 @@ def step_memory(
     sample_floats: int,
     eval_rows: int,
     device: torch.device | str = "cpu",
+    head: str = "recompute",
 ) -> MemoryEstimate:
     """Peak tensor memory of a training step (``draws`` samples of ``batch_size`` decoder rows, keeping
     ``copies`` alive: its estimator's, ``gradients.estimator_spec(base).memory``, or ``StepCopies()`` for a
     model that trains its own loss) and of an evaluation batch of ``eval_rows`` decoder rows, for a model
-    with ``parameters`` parameters and a softmax over ``vocab_size``."""
+    with ``parameters`` parameters and a softmax over ``vocab_size``; ``head``: the run's ``train.head``."""
     V, H, B = vocab_size, hidden_size, batch_size
     state = STATE_COPIES * parameters
     rows = draws * B
-    activations = logit_floats(rows, V, copies.logits, device) + copies.hidden * rows * H + rows * sample_floats
+    if head == "cached":  # onehot - softmax for every row kept to backward, and a chunk's temporaries
+        logits = cached_logit_floats(rows, V, device)
+    else:
+        logits = logit_floats(rows, V, copies.logits, device)
+    activations = logits + copies.hidden * rows * H + rows * sample_floats
     activations += copies.baselines * draws * draws * B
     train_bytes = int(ALLOCATOR_SLACK * (state + activations) * FLOAT) + RUNTIME_OVERHEAD
 
@@ -127,6 +132,16 @@ def logit_floats(rows: int, vocab: int, copies: int, device: torch.device | str)
     if not chunk:
         return copies * rows * vocab
     return copies * min(rows, chunk) * vocab + 2 * rows  # one chunk; per-row normalisers
+
+
+def cached_logit_floats(rows: int, vocab: int, device: torch.device | str) -> int:
+    """Floats of the cached head's live logits in a training step (models.cached_head): onehot - softmax of every
+    row, kept from forward to backward, and the logsumexp's two temporaries of one chunk (of all rows where the
+    recomputing head would not chunk)."""
+    from .models.common import head_chunk_rows
+
+    chunk = head_chunk_rows(rows, vocab, torch.device(device).type) or rows
+    return rows * vocab + 2 * min(rows, chunk) * vocab
 
 
 def available_memory(device: torch.device) -> int | None:

@@ -101,14 +101,16 @@ def table_trial(table: Path, trial: int) -> TableTrial:
 
 
 def trial_config(item: TableTrial, runs_dir: Path | str = "runs/sweeps", overrides: list[str] = ()):
-    """The trial's run config, its output under ``runs_dir/<study>/`` as the sweep had it; ConfigError when
-    it is not the run the row names (another fingerprint: the study or the code changed what it computes)."""
+    """The trial's run config, its output under ``runs_dir/<study>/`` as the sweep had it, with the softmax head
+    it was trained with (the row's ``head``; rows from before it: the legacy head); ConfigError when it is not
+    the run the row names (another fingerprint: the study or the code changed what it computes)."""
     from .runconfig import load_config, run_directory
+    from .trainer import LEGACY_HEAD
 
     study = study_of_table(item.table)
-    config = load_config(
-        study.base_path, study.trial_overrides(item.params) + [f"output_dir={Path(runs_dir) / study.name}", *overrides]
-    )
+    head = f"train.head={item.row.get('head') or LEGACY_HEAD}"  # the head it was trained with
+    output = f"output_dir={Path(runs_dir) / study.name}"
+    config = load_config(study.base_path, study.trial_overrides(item.params) + [output, head, *overrides])
     name = run_directory(config).name
     if name != item.row["run"]:
         raise ConfigError(

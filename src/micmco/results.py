@@ -64,9 +64,11 @@ RETRAIN_COLUMNS = ("retrain_nll", "retrain_mi")
 PRECISE_COLUMNS = ("nll_precise", "nll_se", "mi_precise", "mi_se", "eval_repeats", *HALF_COLUMNS, *RETRAIN_COLUMNS)
 COMMON_COLUMNS = (
     "trial", "task", "split", "estimator", "k", "k_mi", "objective", "learning_rate", "lam", "alpha", "steps",
-    "batch_size", "mi", "nll", *PRECISE_COLUMNS, "seed", "status", "reason", "wall_s", "threads", "device", "commit",
-    "run", *READER_COLUMNS,
+    "batch_size", "mi", "nll", *PRECISE_COLUMNS, "seed", "status", "reason", "wall_s", "threads", "device", "head",
+    "commit", "run", *READER_COLUMNS,
 )  # fmt: skip
+# "head": the softmax head that trained the row (train.head: cached or recompute; empty in rows recorded before it
+# existed, which were the recompute head's); a row reruns with its own (micmco.rerun).
 # Columns every results table has had; the others are filled in when an older table lacks them.
 REQUIRED_COLUMNS = (
     "estimator", "k", "k_mi", "objective", "learning_rate", "lam", "alpha", "steps", "batch_size", "mi", "nll",
@@ -136,6 +138,7 @@ def result_row(
         "wall_s": f"{(train_wall + eval_wall) if train_wall is not None else wall:.1f}",
         "threads": record.get("threads", threads),
         "device": record.get("device", ""),
+        "head": (config.get("train") or {}).get("head", ""),
         "commit": record.get("git_commit") or commit or "",
         "run": run,
         "reference_nll": "" if reference is None else repr(float(reference)),

@@ -32,6 +32,7 @@ __all__ = [
     "identity",
     "drop_legacy_defaults",
     "MEASUREMENT_ONLY",
+    "NOT_IN_DEFINITION",
     "drop_keys",
     "fingerprint",
     "run_directory",
@@ -51,7 +52,11 @@ LEGACY_DEFAULTS: tuple[tuple[str, Any], ...] = (
 # recorded evaluation is the same whatever they are).
 NOT_IDENTITY = ("output_dir", "train.progress", "train.threads", "data.path", "eval.sample_chunk")
 MEASUREMENT_ONLY = ("eval.repeats", "eval.target_se")  # nor in a study's definition: old studies resume
-NOT_IDENTITY += MEASUREMENT_ONLY
+# How training computes what it computes: the softmax head (train.head) gives the same values and gradients up to
+# rounding; a run records it and keeps it when resumed, and a committed trial reruns with its own (rerun.py).
+IMPLEMENTATION_ONLY = ("train.head",)
+NOT_IDENTITY += MEASUREMENT_ONLY + IMPLEMENTATION_ONLY
+NOT_IN_DEFINITION = MEASUREMENT_ONLY + IMPLEMENTATION_ONLY  # a study's definition leaves these out
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:

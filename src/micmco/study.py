@@ -233,12 +233,12 @@ def study_from_dict(data: Mapping[str, Any], path: Path | None = None, root: str
 
 
 def _config_dict(config) -> dict[str, Any]:
-    """The base config as the definition hash sees it: all of it but output_dir and how precisely finished runs
-    are measured (MEASUREMENT_ONLY), with keys added since
+    """The base config as the definition hash sees it: all of it but output_dir, how precisely finished runs
+    are measured and which softmax head computes them (NOT_IN_DEFINITION), with keys added since
     studies were first stored left out at their old value (micmco.runconfig.LEGACY_DEFAULTS)."""
-    from .runconfig import MEASUREMENT_ONLY, drop_keys, drop_legacy_defaults
+    from .runconfig import NOT_IN_DEFINITION, drop_keys, drop_legacy_defaults
 
-    data = drop_keys(drop_legacy_defaults(to_dict(config)), MEASUREMENT_ONLY)
+    data = drop_keys(drop_legacy_defaults(to_dict(config)), NOT_IN_DEFINITION)
     data.pop("output_dir", None)
     return data
 

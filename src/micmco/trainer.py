@@ -35,9 +35,14 @@ __all__ = [
     "TrainState",
     "Diverged",
     "CheckpointError",
+    "HEADS",
+    "LEGACY_HEAD",
+    "checkpoint_head",
 ]
 
 Loss = Callable[[nn.Module, Any, torch.Generator], tuple[Tensor, dict[str, Tensor]]]
+HEADS = ("cached", "recompute")  # train.head's choices
+LEGACY_HEAD = "recompute"  # the head of every run, row and checkpoint recorded before train.head existed
 Callback = Callable[[int, dict[str, float]], None]
 
 
@@ -57,6 +62,10 @@ class TrainerConfig:
     checkpoint_every: int = 1000  # steps between checkpoints; 0 = only when interrupted and at the end
     log_every: int = 100  # steps between logged metric averages
     progress: bool = True  # show a progress bar
+    # the decoder's softmax head in training (micmco.models.cached_head): cached (forward keeps onehot - softmax
+    # for a cheap backward) or recompute (backward recomputes the logits: every run recorded before it existed).
+    # The same values; gradients differ by rounding, so a run records it, resumes with it, and reruns with it.
+    head: str = "cached"
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -74,6 +83,7 @@ class TrainerConfig:
         check(self.log_every >= 1, "log_every", f"must be >= 1, got {self.log_every}")
         check(self.threads is None or self.threads >= 1, "threads", f"must be >= 1, got {self.threads}")
         check_choice(self.precision, PRECISIONS, "precision")
+        check_choice(self.head, HEADS, "head")
         # mixed_precision (in every recorded run's identity) and precision always agree: either spelling of a
         # bfloat16 run gives the same config, and one whose identity lists mixed_precision only keeps its hash
         if self.mixed_precision and self.precision == "float32":
@@ -163,7 +173,12 @@ class Trainer:
         if self.checkpoint_path is None:
             return
         payload = checkpoint_payload(
-            self.fingerprint, self.device, self.state, self.model.state_dict(), self.optimizer.state_dict()
+            self.fingerprint,
+            self.device,
+            self.state,
+            self.model.state_dict(),
+            self.optimizer.state_dict(),
+            self.config.head,
         )
         write_checkpoint(self.checkpoint_path, payload)
 
@@ -352,17 +367,28 @@ CHECKPOINT_FORMAT = 2  # 1: pickled with weights_only=False (refused: it could r
 
 
 def checkpoint_payload(
-    fingerprint: str, device: torch.device, state: TrainState, model_state: dict, optimizer_state: dict
+    fingerprint: str,
+    device: torch.device,
+    state: TrainState,
+    model_state: dict,
+    optimizer_state: dict,
+    head: str = LEGACY_HEAD,
 ) -> dict[str, Any]:
     """A checkpoint's contents: only tensors and plain Python values (loadable with weights_only)."""
     return {
         "format": CHECKPOINT_FORMAT,
         "fingerprint": fingerprint,
         "device": device.type,  # CPU and CUDA generators draw different noise: resumed on the same kind only
+        "head": head,  # the softmax head that trained it (train.head): a resumed run keeps it
         "state": dict(state.__dict__),
         "model": model_state,
         "optimizer": optimizer_state,
     }
+
+
+def checkpoint_head(payload: dict[str, Any]) -> str:
+    """The softmax head a checkpoint was trained with (checkpoints from before the record: the legacy head)."""
+    return payload.get("head", LEGACY_HEAD)
 
 
 def write_checkpoint(path: Path, payload: dict[str, Any]) -> None:

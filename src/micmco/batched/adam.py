@@ -42,17 +42,25 @@ class BatchedAdam:
     def step(self, active: Sequence[bool], finite: Tensor | None = None) -> None:
         """One update of the ``active`` trials (a bool per trial) whose ``finite`` entry (a bool tensor [N] on the
         parameters' device, e.g. of finite losses: read there, no host synchronisation) is true; every other
-        trial is left exactly as it is, whatever its gradient holds. Without ``finite`` and with every trial
-        active, the update runs in place, as ``torch.optim.Adam`` does."""
+        trial is left exactly as it is, whatever its gradient holds.
+
+        One path, in place, for every case: a trial that is not updated gets a zero gradient (NaN or not) and
+        per-trial coefficients that make each of Adam's operations the identity on its slice (lerp weight 0,
+        β2 1, step size 0, its update term zeroed), so the same in-place operations as ``torch.optim.Adam``'s
+        run on every parameter (about seven passes) instead of new tensors and three ``torch.where``."""
         N = len(self.learning_rates)
         first = next(iter(self.parameters.values()))
         steps = [s + 1 for s in self.steps]  # inactive trials' values are computed and discarded
         neg_step = _on(first, [-(lr / (1 - self.beta1**t)) for lr, t in zip(self.learning_rates, steps)])
         correction = _on(first, [(1 - self.beta2**t) ** 0.5 for t in steps])
-        in_place = finite is None and all(active)
-        if not in_place:
-            mask = host_to_device(torch.tensor(list(active), dtype=torch.bool), first.device)
-            mask = mask if finite is None else mask & finite
+        masked = finite is not None or not all(active)
+        if masked:
+            keep = host_to_device(torch.tensor(list(active), dtype=torch.bool), first.device)
+            keep = keep if finite is None else keep & finite  # [N]
+            skip = ~keep
+            weight1 = torch.where(keep, _on(first, [1 - self.beta1] * N), 0.0)  # lerp weight: 0 keeps exp_avg
+            beta2 = torch.where(keep, _on(first, [self.beta2] * N), 1.0)  # 1 keeps exp_avg_sq (its grad is 0)
+            neg_step = torch.where(keep, neg_step, 0.0)
         for name, param in self.parameters.items():
             grad = param.grad
             if grad is None:
@@ -60,19 +68,18 @@ class BatchedAdam:
             shape = (N,) + (1,) * (param.dim() - 1)
             neg, bias_correction2_sqrt = neg_step.view(shape), correction.view(shape)
             exp_avg, exp_avg_sq = self.exp_avg[name], self.exp_avg_sq[name]
-            if in_place:  # torch.optim.Adam's operations on the state itself: no copies
+            if masked:
+                grad = grad.masked_fill(skip.view(shape), 0.0)  # a skipped trial's NaN never reaches a moment
+                exp_avg.lerp_(grad, weight1.view(shape))
+                exp_avg_sq.mul_(beta2.view(shape)).addcmul_(grad, grad, value=1 - self.beta2)
+            else:  # torch.optim.Adam's operations, with its scalars
                 exp_avg.lerp_(grad, 1 - self.beta1)
                 exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
-                param.add_(neg * exp_avg / denom)  # addcdiv's order: self + (value * t1) / t2
-                continue
-            keep = mask.view(shape)
-            new_avg = exp_avg.lerp(grad, 1 - self.beta1)
-            new_avg_sq = exp_avg_sq.mul(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-            denom = (new_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
-            param.copy_(torch.where(keep, param + neg * new_avg / denom, param))
-            self.exp_avg[name] = torch.where(keep, new_avg, exp_avg)
-            self.exp_avg_sq[name] = torch.where(keep, new_avg_sq, exp_avg_sq)
+            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
+            update = neg * exp_avg / denom  # addcdiv's order: self + (value * t1) / t2
+            if masked:
+                update.masked_fill_(skip.view(shape), 0.0)  # 0 · (a moment of a trial that diverged) may be NaN
+            param.add_(update)
         self.steps = [t if on else s for t, s, on in zip(steps, self.steps, active)]
 
     # --- torch.optim.Adam state dicts of single trials --------------------------------------------

@@ -21,7 +21,7 @@ from ..models.batched import trial_state
 from ..runconfig import run_directory, write_config_record
 from ..tasks import get_task
 from ..tasks.base import RunConfig
-from ..trainer import CheckpointError, TrainState, usable_checkpoint
+from ..trainer import CheckpointError, TrainState, checkpoint_head, usable_checkpoint
 from ..util import write_atomically
 from .loss import BatchedVariationalLoss
 from .trainer import BatchTrainer, Trial
@@ -103,6 +103,12 @@ def _train_batch(todo, threads: int, echo):
         fingerprint = run_dir.name.rsplit("-", 1)[-1]
         payload = usable_checkpoint(run_dir / "checkpoint.pt", fingerprint, device)
         state = None
+        if payload is not None and checkpoint_head(payload) != config.train.head:
+            raise CheckpointError(
+                f"checkpoint {run_dir / 'checkpoint.pt'} was trained with train.head={checkpoint_head(payload)} and "
+                f"this batch runs train.head={config.train.head} (a batch shares one head): resume it with --set "
+                f"train.head={checkpoint_head(payload)}, or alone with `micmco train`, which keeps its head"
+            )
         if payload is not None:
             echo(f"{run_dir}: resuming from its checkpoint")
             try:

@@ -173,5 +173,7 @@ class BatchTrainer:
             model = trial.template
             model.load_state_dict(trial_state(self.model, n))
             optimizer = self.optimizer.trial_state_dict(n, model)
-            payload = checkpoint_payload(trial.fingerprint, self.device, trial.state, model.state_dict(), optimizer)
+            payload = checkpoint_payload(
+                trial.fingerprint, self.device, trial.state, model.state_dict(), optimizer, trial.config.head
+            )
             write_checkpoint(trial.checkpoint_path, payload)

@@ -17,7 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from .common import REDUCED, head_chunk_rows, linear_log_softmax_gather, symbol_log_likelihood
+from .cached_head import REDUCED, cached_head_applies
+from .common import head_chunk_rows, linear_log_softmax_gather, symbol_log_likelihood
 
 __all__ = [
     "BatchedLinear",
@@ -141,13 +142,16 @@ class TrialLatent:
         return self.base.sample(proposal, num_samples, generator, trials=self.trials, **options)
 
 
-def batched_log_likelihood(hidden: Tensor, weight: Tensor, bias: Tensor | None, x: Tensor) -> Tensor:
+def batched_log_likelihood(
+    hidden: Tensor, weight: Tensor, bias: Tensor | None, x: Tensor, head: str = "recompute"
+) -> Tensor:
     """ln softmax(hidden_n W_n^T + b_n)[x] for N trials: hidden [N, K, B, H], weight [N, V, H], x [B] -> [N, K, B].
 
     Each trial's head is :func:`micmco.models.common.linear_log_softmax_gather` where that would chunk its
     logits (large heads on a CPU: the same values bit for bit, at no cost that matters, the head being
     compute-bound there) or where N trials' logits would not fit the accelerator's budget; otherwise one
     batched product gives all logits at once (an accelerator, or small heads: the single path's reference).
+    With the cached head (``head``), where it applies, each trial's is the single path's cached head.
     """
     N, K, B, H = hidden.shape  # trials, samples, batch, hidden size
     V = weight.shape[1]  # vocabulary
@@ -155,7 +159,8 @@ def batched_log_likelihood(hidden: Tensor, weight: Tensor, bias: Tensor | None, 
     single_chunks = head_chunk_rows(K * B, V, device) > 0
     too_large = device != "cpu" and head_chunk_rows(N * K * B, V, device) > 0
     reduced = torch.is_autocast_enabled(device) or hidden.dtype in REDUCED  # the single path's own target logits
-    if single_chunks or too_large or reduced:
-        return torch.stack([linear_log_softmax_gather(hidden[n], weight[n], bias[n], x) for n in range(N)])
+    cached = head == "cached" and cached_head_applies(hidden, weight)
+    if single_chunks or too_large or reduced or cached:
+        return torch.stack([linear_log_softmax_gather(hidden[n], weight[n], bias[n], x, head) for n in range(N)])
     logits = torch.baddbmm(bias.unsqueeze(1), hidden.view(N, K * B, H), weight.transpose(1, 2))  # [N, K·B, V]
     return symbol_log_likelihood(logits.view(N * K, B, V), x).view(N, K, B)

@@ -6,6 +6,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from .cached_head import REDUCED, CachedLinearLogSoftmaxGather, cached_head_applies, needed_input_grad
+
 # The fused decoder head works on chunks of about CHUNK_BYTES of float32 logits, [rows, V],
 # sized to stay in a core's L2 cache (1 MiB on the 2-core development machine; at V = 1000
 # chunks of 128 to 1024 rows ran within a few percent of each other, 32 rows 35% slower).
@@ -19,7 +21,6 @@ from torch.autograd.function import once_differentiable
 CHUNK_BYTES = 2**19
 ACCELERATOR_LOGITS_BYTES = 2**34
 ACCELERATOR_CHUNK_BYTES = 2**30
-REDUCED = (torch.bfloat16, torch.float16)  # autocast's dtypes
 MIN_CHUNK_ROWS = 64
 SMALL_LOGITS_BYTES = 2**21
 
@@ -50,27 +51,42 @@ def target_logits(hidden: Tensor, weight: Tensor, bias: Tensor | None, x: Tensor
     return logit if bias is None else logit + bias.index_select(0, x).to(dtype)
 
 
-def decoder_log_likelihood(decoder: nn.Sequential, z: Tensor, x: Tensor) -> Tensor:
+def decoder_log_likelihood(decoder: nn.Sequential, z: Tensor, x: Tensor, head: str = "recompute") -> Tensor:
     """ln softmax(decoder(z))[x] [K, B] for a decoder ending in an ``nn.Linear`` onto the vocabulary.
 
     Equal in value and gradient to ``symbol_log_likelihood(decoder(z), x)``, but the last
     layer, the log-softmax and the gather are fused (:class:`LinearLogSoftmaxGather`), so the
     [K, B, V] logits and their gradient are never held in memory at once: the cost per
-    sample stays flat in K instead of growing once the logits fall out of cache.
+    sample stays flat in K instead of growing once the logits fall out of cache. ``head``: the softmax head
+    (:func:`linear_log_softmax_gather`).
     """
-    *body, head = decoder
-    if not isinstance(head, nn.Linear):
-        raise TypeError(f"the decoder must end in an nn.Linear onto the vocabulary, not {type(head).__name__}")
+    *body, output = decoder
+    if not isinstance(output, nn.Linear):
+        raise TypeError(f"the decoder must end in an nn.Linear onto the vocabulary, not {type(output).__name__}")
     hidden = z
     for layer in body:
         hidden = layer(hidden)  # ends [K, B, H]
-    return linear_log_softmax_gather(hidden, head.weight, head.bias, x)
+    return linear_log_softmax_gather(hidden, output.weight, output.bias, x, head)
 
 
-def linear_log_softmax_gather(hidden: Tensor, weight: Tensor, bias: Tensor | None, x: Tensor) -> Tensor:
-    """ln softmax(hidden @ weight^T + bias)[x], chunked. hidden [K, B, H], weight [V, H], bias [V], x [B] -> [K, B]."""
+def linear_log_softmax_gather(
+    hidden: Tensor, weight: Tensor, bias: Tensor | None, x: Tensor, head: str = "recompute"
+) -> Tensor:
+    """ln softmax(hidden @ weight^T + bias)[x]. hidden [K, B, H], weight [V, H], bias [V], x [B] -> [K, B].
+
+    ``head`` (a run's ``train.head``): ``recompute``, the reference path for small logits and
+    :class:`LinearLogSoftmaxGather` (chunked; backward recomputes the logits) for large ones; or ``cached``,
+    :class:`micmco.models.cached_head.CachedLinearLogSoftmaxGather` (the same value, a cheap backward) where it
+    applies (gradients wanted, float32 or float64, no autocast), the recomputing head elsewhere."""
     K, B, H = hidden.shape  # samples, batch, hidden size
     V = weight.shape[0]  # vocabulary
+    if head == "cached" and cached_head_applies(hidden, weight):
+        bias = weight.new_zeros(V) if bias is None else bias
+        targets = x.expand(K, B).reshape(K * B)  # [K·B]: the symbol each row scores
+        rows = hidden.reshape(K * B, H)  # [K·B, H]
+        chunk = head_chunk_rows(K * B, V, hidden.device.type) or K * B  # the recomputing head's chunks
+        cached = CachedLinearLogSoftmaxGather.apply(rows, weight.view_as(weight), bias.view_as(bias), targets, chunk)
+        return cached.view(K, B)
     if not head_chunk_rows(K * B, V, hidden.device.type):
         logits = nn.functional.linear(hidden, weight, bias)  # [K, B, V]
         if logits.dtype in REDUCED:  # autocast: the target logit at full precision
@@ -179,19 +195,6 @@ def _autocast_state(device: torch.device) -> tuple[str, bool, torch.dtype]:
     enabled = torch.is_autocast_enabled(device_type)
     dtype = torch.get_autocast_dtype(device_type) if enabled else torch.float32
     return device_type, enabled, dtype
-
-
-def needed_input_grad(ctx, index: int) -> bool:
-    """Whether the running backward pass needs the gradient of input ``index``."""
-    if not ctx.needs_input_grad[index]:
-        return False
-    node = ctx.next_functions[index][0]
-    if node is None:
-        return False
-    try:
-        return torch._C._will_engine_execute_node(node)
-    except (RuntimeError, AttributeError):  # a leaf under autograd.grad (or a torch without it): assume needed
-        return True
 
 
 def summed_embedding(table: nn.Embedding, indices: Tensor) -> Tensor:

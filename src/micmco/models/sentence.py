@@ -207,6 +207,7 @@ class SentenceVAE(nn.Module):
             self.latent_input = CategoricalEmbedding(latent.num_latents, latent.num_categories, E)
         self.decoder_lstm = StateDropoutLSTM(E, H)
         self.output = nn.Linear(H, vocab_size)  # the softmax layer, applied by the fused head
+        self.head = "recompute"  # the softmax head (train.head; the task sets it from the run config)
 
     # --- encoder ---------------------------------------------------------------------------------
 
@@ -276,6 +277,7 @@ class SentenceVAE(nn.Module):
             self.output.weight,
             self.output.bias,
             x.tokens[:, :T].reshape(B * T).index_select(0, positions),
+            self.head,
         )  # [K, N]
         # back to [K, B, T] with zeros at the padding, then a deterministic sum over time
         placed = per_token.new_zeros(K, B * T).index_copy(1, positions, per_token)

@@ -69,6 +69,7 @@ class SingleSymbolVAE(nn.Module):
         else:
             first = [CategoricalEmbedding(latent.num_latents, latent.num_categories, H), nn.Linear(H, H), nn.Tanh()]
         self.decoder = nn.Sequential(*first, nn.Linear(H, vocab_size))
+        self.head = "recompute"  # the softmax head (train.head; the task sets it from the run config)
 
     def proposal(self, x: Tensor):
         """q(z|x) for a batch of symbols x [B]."""
@@ -76,7 +77,7 @@ class SingleSymbolVAE(nn.Module):
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """ln p(x|z) [K, B] for symbols x [B] and latent samples z [K, B, ...]."""
-        return decoder_log_likelihood(self.decoder, z, x)
+        return decoder_log_likelihood(self.decoder, z, x, self.head)
 
 
 class BatchedSingleSymbolVAE(nn.Module):
@@ -90,6 +91,7 @@ class BatchedSingleSymbolVAE(nn.Module):
     def __init__(self, models: list[SingleSymbolVAE]):
         super().__init__()
         first = models[0]
+        self.head = first.head  # every trial's (a batch shares its config but for λ, α and the learning rate)
         self.trials = len(models)
         self.latent = TrialLatent(first.latent, self.trials)
         self.encoder = stack_modules([m.encoder for m in models])
@@ -118,7 +120,7 @@ class BatchedSingleSymbolVAE(nn.Module):
         hidden = z
         for layer in body:
             hidden = layer(hidden)  # ends [N, K·B, H]
-        log_lik = batched_log_likelihood(hidden.view(N, K, B, -1), head.weight, head.bias, x)  # [N, K, B]
+        log_lik = batched_log_likelihood(hidden.view(N, K, B, -1), head.weight, head.bias, x, self.head)  # [N, K, B]
         return log_lik.transpose(0, 1).reshape(K, N * B)
 
 

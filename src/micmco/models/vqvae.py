@@ -47,6 +47,7 @@ class VQVAE(nn.Module):
         self.config = config
         self.encoder = symbol_encoder(vocab_size, H, L * H)
         self.decoder = nn.Sequential(nn.Linear(H, H), nn.Tanh(), nn.Linear(H, vocab_size))
+        self.head = "recompute"  # the softmax head (train.head; the task sets it from the run config)
         self.register_buffer("codebook", torch.zeros(L, C, H))  # [L, C, H], updated by EMA, not by the optimiser
         self.register_buffer("ema_count", torch.ones(L, C))
         self.register_buffer("ema_sum", torch.zeros(L, C, H))
@@ -82,7 +83,7 @@ class VQVAE(nn.Module):
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """ln p(x|z) [K, B] for codes z [K, B, L]."""
-        return decoder_log_likelihood(self.decoder, self.code_vectors(z).sum(-2), x)
+        return decoder_log_likelihood(self.decoder, self.code_vectors(z).sum(-2), x, self.head)
 
     def loss(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         z_e = self.encode(x)  # [B, L, H]
@@ -93,7 +94,7 @@ class VQVAE(nn.Module):
         if self.training:
             self._update_codebook(z_e.detach(), z)
         z_q = z_e + (e - z_e).detach()  # straight-through: decoder gradients flow to the encoder
-        log_lik = decoder_log_likelihood(self.decoder, z_q.sum(-2).unsqueeze(0), x).squeeze(0)  # [B]
+        log_lik = decoder_log_likelihood(self.decoder, z_q.sum(-2).unsqueeze(0), x, self.head).squeeze(0)  # [B]
         commitment = (z_e - e.detach()).square().sum(-1).mean(-1)  # [B]
         loss = (-log_lik + self.config.commitment_beta * commitment).mean()
         return loss, {"log_lik": log_lik.detach().mean(), "commitment": commitment.detach().mean()}

@@ -187,7 +187,9 @@ class PTBTask(Task):
         corpus = load_corpus(config.data)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(config.seed, "init"))
-            return SentenceVAE(corpus.vocab_size, make_latent(config.model.latent), config.model, corpus.eos_id)
+            model = SentenceVAE(corpus.vocab_size, make_latent(config.model.latent), config.model, corpus.eos_id)
+        model.head = config.train.head
+        return model
 
     def build_loss(self, config: PTBRunConfig):
         return SentenceLoss(super().build_loss(config), derive_seed(config.seed, "noise"))
@@ -230,7 +232,18 @@ class PTBTask(Task):
         rows_per_draw = config.data.batch_size * int(lengths["train"].max())
         copies = estimator_spec(config.estimator.base).memory
         # LSTM steps keep their gates for backward: about 3 H-sized tensors per row more than an MLP layer.
-        return step_memory(parameters, copies, draws, rows_per_draw, V, 3 * H, sizes.sample_floats, eval_rows, device)
+        return step_memory(
+            parameters,
+            copies,
+            draws,
+            rows_per_draw,
+            V,
+            3 * H,
+            sizes.sample_floats,
+            eval_rows,
+            device,
+            config.train.head,
+        )
 
     def default_parameters(self, config: PTBRunConfig) -> list[str]:
         """The objective's, and the regulariser's rates where the base config has one."""

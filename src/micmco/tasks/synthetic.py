@@ -112,8 +112,11 @@ class SyntheticTask(Task):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(config.seed, "init"))
             if config.model.kind == "vqvae":
-                return VQVAE(vocab, latent, config.model.vq, hidden)
-            return SingleSymbolVAE(vocab, latent, hidden)
+                model = VQVAE(vocab, latent, config.model.vq, hidden)
+            else:
+                model = SingleSymbolVAE(vocab, latent, hidden)
+        model.head = config.train.head
+        return model
 
     def batches(self, config: SyntheticRunConfig) -> bool:
         return config.model.kind == "vae"  # the VQ-VAE baseline (its own loss, a codebook) trains alone
@@ -154,8 +157,9 @@ class SyntheticTask(Task):
         copies = StepCopies() if vqvae else estimator_spec(config.estimator.base).memory  # the VQ-VAE: a plain step
         draws = 1 if vqvae else max(config.estimator.num_samples, config.estimator.mi_samples or 0)
         eval_rows = config.eval.samples_per_pass * min(config.eval.batch_size, V)
+        batch = config.data.batch_size
         return step_memory(
-            encoder + decoder, copies, draws, config.data.batch_size, V, H, sizes.sample_floats, eval_rows, device
+            encoder + decoder, copies, draws, batch, V, H, sizes.sample_floats, eval_rows, device, config.train.head
         )
 
     def paper_curve(self, named: Any) -> dict[str, Any]:
