@@ -164,3 +164,22 @@ def test_gpu_losses_equal_cpu_losses_in_float32(tmp_path):
     section = gpu_check.run_section("gpu_vs_cpu", plan, tmp_path)
     assert section["status"] in ("passed", "incomplete"), section
     assert section["largest_relative_difference"] <= gpu_check.TOLERANCE
+
+
+def test_the_tf32_comparison_refuses_a_cpu_and_its_dry_run_finds_no_difference_there(tmp_path):
+    """TF32 does nothing on a CPU: both precisions train the same model, so the paired difference is exactly 0 and
+    the verdict "small" (the script's own arithmetic, end to end); without --allow-cpu it refuses (exit 2)."""
+    script = REPO / "benchmarks" / "tf32_comparison.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    refused = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert refused.returncode == 2 and "needs a CUDA GPU" in refused.stderr
+    command = [
+        sys.executable, str(script), "--allow-cpu", "--seeds", "2", "--out", str(tmp_path),
+        "--config", str(REPO / "params/synthetic/smoke/elbo-kl.yaml"), "--set", "train.steps=20",
+        "--set", "train.progress=false",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "comparison.json").read_text())
+    assert result["nll"]["mean_difference"] == 0.0 and result["nll"]["verdict"] == "small"
+    assert "2 of 2 seeds complete in both precisions" in done.stdout
