@@ -9,7 +9,9 @@ steps of each task under ``torch.cuda.set_sync_debug_mode("warn")``, every host-
 with its step and source line: none may fall in a step that does not log); ``step_time`` (ms per step from CUDA
 events, median after warm-up, synthetic K = 1, 16, 64 and PTB K = 1, 16 with and without recurrent-state
 dropout, in float32 and TF32; the projected time of one paper trial; the GPU's busy fraction from the
-profiler); ``gpu_vs_cpu`` (the first five losses of the same steps on both, the same noise, for every base
+profiler); ``anatomy`` (a paper DReG 16 step split into loss, backward and optimiser by CUDA events for each
+softmax head, the host's enqueue time per step against the device's, the 30 longest kernels); ``gpu_vs_cpu``
+(the first five losses of the same steps on both, the same noise, for every base
 estimator and both latent kinds, PTB with state dropout and shared masks: relative difference at most 1e-5 in
 float32 with TF32 off); ``evaluation`` (a K = 100 evaluation of the PTB validation split: time, and peak memory
 against the task's estimate); ``resume`` (a short run killed with SIGKILL after a checkpoint and rerun ends
@@ -106,10 +108,11 @@ GPU = Plan(
     budgets={
         "versions": 15,
         "sync_audit": 40,
-        "step_time": 110,
+        "step_time": 80,
+        "anatomy": 60,
         "gpu_vs_cpu": 75,
         "evaluation": 50,
-        "resume": 80,
+        "resume": 60,
         "batched": 100,
     },  # fmt: skip
 )
@@ -218,11 +221,18 @@ class Timer:
         return [(b - a) * 1000 for a, b in zip(self.marks, self.marks[1:])]
 
 
-def train_steps(config, device: str, steps: int, on_step: Callable[[int], None] = lambda step: None) -> list:
+def train_steps(
+    config,
+    device: str,
+    steps: int,
+    on_step: Callable[[int], None] = lambda step: None,
+    on_phase: Callable[[str], None] = lambda phase: None,
+) -> list:
     """``steps`` Adam steps of ``config`` as the trainer takes them (its optimiser settings, batches and noise
     streams, its arithmetic: ``runtime.numerics`` of its precision, TF32 and deterministic kernels as configured;
-    bfloat16 autocast if configured); ``on_step(step)`` before each step. Returns the detached losses (tensors on
-    ``device``: reading them would synchronise)."""
+    bfloat16 autocast if configured); ``on_step(step)`` before each step, ``on_phase(name)`` after its loss (the
+    forward pass, DReG's path-only pass included), its backward pass and its optimiser step. Returns the detached
+    losses (tensors on ``device``: reading them would synchronise)."""
     import torch
 
     from micmco.runtime import numerics, step_generator, to_device
@@ -243,9 +253,12 @@ def train_steps(config, device: str, steps: int, on_step: Callable[[int], None] 
             batch = to_device(data(step), target)
             with torch.autocast(target.type, dtype=torch.bfloat16, enabled=bfloat16):
                 value, _ = loss(model, batch, step_generator(config.seed, "noise", step, target))
+            on_phase("loss")
             optimizer.zero_grad(set_to_none=True)
             value.backward()
+            on_phase("backward")
             optimizer.step()
+            on_phase("optimiser")
             losses.append(value.detach())
     return losses
 
@@ -654,7 +667,83 @@ def batched(plan: Plan, out: dict) -> None:
     )
 
 
-SECTIONS = ("versions", "sync_audit", "step_time", "gpu_vs_cpu", "evaluation", "resume", "batched")
+def anatomy(plan: Plan, out: dict) -> None:
+    """One paper DReG 16 step taken apart (PTB where its files are, else synthetic), with each softmax head
+    (``train.head``): ms of its loss (forward and DReG's path-only pass), backward pass and optimiser step from
+    CUDA events; the host's time to enqueue a step (steps issued without waiting for the device) against the
+    step's time; and the 30 kernels (CPU operators in the dry run) that took longest in one step."""
+    import torch
+
+    missing = ptb_missing()
+    path, size = (SYNTHETIC, plan.synthetic) if missing else (PTB, plan.ptb)
+    if missing:
+        out["incomplete"] = missing
+    out["task"] = "synthetic" if missing else "ptb"
+    phases: dict = {}
+    for head in ("cached", "recompute"):
+        config = load(path, *size, f"train.head={head}", *set_precision("float32"))
+        timer = Timer(plan.device)
+        timing = {"on": False}
+
+        def start(step: int) -> None:
+            if step == plan.warmup:
+                timing["on"] = True
+                timer.mark()
+
+        train_steps(config, plan.device, plan.warmup + plan.timed, start, lambda phase: timing["on"] and timer.mark())
+        ms = timer.milliseconds()  # loss, backward, optimiser of each timed step, in turn
+        phases[head] = {
+            name: round(statistics.median(ms[i::3]), 4) for i, name in enumerate(("loss", "backward", "optimiser"))
+        }
+        phases[head]["step"] = round(sum(phases[head].values()), 4)
+    out["ms_by_phase"] = phases
+    out["cached_over_recompute"] = round(phases["cached"]["step"] / phases["recompute"]["step"], 3)
+    config = load(path, *size, *set_precision("float32"))  # the default head
+    train_steps(config, plan.device, plan.warmup)
+    synchronize = torch.cuda.synchronize if plan.device == "cuda" else (lambda: None)
+    synchronize()
+    started = time.perf_counter()
+    train_steps(config, plan.device, plan.timed)
+    enqueued = time.perf_counter()
+    synchronize()
+    finished = time.perf_counter()
+    out["host_ms_per_step"] = round((enqueued - started) * 1000 / plan.timed, 4)
+    out["device_ms_per_step"] = round((finished - started) * 1000 / plan.timed, 4)
+    out["top_operations"] = top_operations(config, plan)
+    out["summary"] = (
+        f"{out['task']} DReG 16: cached head {phases['cached']['step']} ms/step, recompute "
+        f"{phases['recompute']['step']} ms ({out['cached_over_recompute']}x); host {out['host_ms_per_step']} ms of "
+        f"{out['device_ms_per_step']} ms per step"
+    )
+
+
+def top_operations(config, plan: Plan, count: int = 30) -> list[dict]:
+    """The ``count`` kernels (CUDA) or operators (CPU) with the most self time in one step after the warm-up."""
+    from torch.profiler import ProfilerActivity, profile
+
+    train_steps(config, plan.device, plan.warmup)
+    cuda = plan.device == "cuda"
+    activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
+    with profile(activities=activities) as profiler:
+        train_steps(config, plan.device, 1)
+        if cuda:
+            import torch
+
+            torch.cuda.synchronize()
+    rows = []
+    for event in profiler.key_averages():
+        on_device = str(getattr(event, "device_type", "")).endswith("CUDA")
+        if cuda:
+            microseconds = getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0)
+        else:
+            microseconds = event.self_cpu_time_total
+        if microseconds > 0 and (on_device or not cuda):
+            rows.append({"name": event.key[:120], "calls": event.count, "self_us": round(float(microseconds), 1)})
+    rows.sort(key=lambda row: -row["self_us"])
+    return rows[:count]
+
+
+SECTIONS = ("versions", "sync_audit", "step_time", "anatomy", "gpu_vs_cpu", "evaluation", "resume", "batched")
 
 
 # --- running the sections, each in its time box ------------------------------------------------------------------

@@ -17,7 +17,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
-SECTIONS = ["versions", "sync_audit", "step_time", "gpu_vs_cpu", "evaluation", "resume", "batched"]
+SECTIONS = ["versions", "sync_audit", "step_time", "anatomy", "gpu_vs_cpu", "evaluation", "resume", "batched"]
 # A stock GPU image has no Optuna, psycopg, plotly, ipywidgets or IPython: the dry run imports none of them.
 HOOK = """
 import importlib.abc, sys
@@ -63,9 +63,13 @@ def test_the_check_runs_every_section_on_the_cpu_and_prints_its_table_last(tmp_p
     sections = figures["sections"]
     assert list(sections) == SECTIONS
     assert {name: section["status"] for name, section in sections.items()} == {
-        "versions": "passed", "sync_audit": "skipped", "step_time": "passed", "gpu_vs_cpu": "passed",
-        "evaluation": "passed", "resume": "passed", "batched": "passed",
+        "versions": "passed", "sync_audit": "skipped", "step_time": "passed", "anatomy": "passed",
+        "gpu_vs_cpu": "passed", "evaluation": "passed", "resume": "passed", "batched": "passed",
     }  # fmt: skip
+    anatomy = sections["anatomy"]
+    assert anatomy["task"] == "ptb" and set(anatomy["ms_by_phase"]) == {"cached", "recompute"}
+    assert all(ms > 0 for phases in anatomy["ms_by_phase"].values() for ms in phases.values())
+    assert 0 < anatomy["host_ms_per_step"] <= anatomy["device_ms_per_step"] and len(anatomy["top_operations"]) == 30
     assert sections["batched"]["differences"]["max_relative"] <= 1e-6  # on a CPU: bit for bit on one thread
     assert sections["sync_audit"]["reason"].startswith("needs CUDA")
     assert sections["versions"]["torch"] == torch.__version__
@@ -94,7 +98,7 @@ def test_without_the_ptb_files_the_ptb_parts_are_skipped_in_one_line_each(tmp_pa
     assert sections["evaluation"]["status"] == "skipped"
     reason = sections["evaluation"]["reason"]
     assert reason.startswith("PTB skipped: data.path: $MICMCO_PTB is ") and "\n" not in reason
-    for name in ("step_time", "gpu_vs_cpu", "resume"):  # their synthetic parts still ran
+    for name in ("step_time", "anatomy", "gpu_vs_cpu", "resume"):  # their synthetic parts still ran
         assert sections[name]["status"] == "incomplete" and sections[name]["incomplete"] == reason
     assert not [key for key in sections["step_time"]["ms_per_step"] if key.startswith("ptb")]
     assert (
@@ -102,6 +106,7 @@ def test_without_the_ptb_files_the_ptb_parts_are_skipped_in_one_line_each(tmp_pa
         and sections["resume"]["resumed"] == sections["resume"]["uninterrupted"]
     )
     assert f"(PTB skipped: data.path: $MICMCO_PTB is '{tmp_path}'" in done.stdout
+    assert sections["anatomy"]["task"] == "synthetic"
 
 
 def test_a_section_that_overruns_is_cut_and_the_exit_code_says_incomplete(tmp_path, monkeypatch):
