@@ -291,6 +291,10 @@ def stage_sources(out: Path) -> Path:
         relative = path.relative_to(BOOK)
         if path.is_dir() or relative.parts[0] in ("_build", "__pycache__") or path in (Path(__file__), COLAB_SETUP):
             continue
+        if ".ipynb_checkpoints" in relative.parts or (
+            path.suffix == ".ipynb" and relative.with_suffix("") in notebooks
+        ):  # a chapter converted by jupytext or Jupyter beside its source: never staged over the executed one
+            continue
         if path.suffix == ".md" and relative.with_suffix("") in notebooks:
             if not (source / relative).with_suffix(".ipynb").exists():
                 raise SystemExit(f"{relative} has not been executed; run all chapters first")

@@ -97,6 +97,51 @@ def test_chapters_check_their_parameter_types_first():
         assert first == 1 + next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])), chapter
 
 
+def test_a_parameter_the_chapter_lacks_is_refused_naming_the_chapters_parameters():
+    """papermill's -p injects `name = value` after the parameters cell whatever the name: a misspelled one ran the
+    chapter on its defaults and exited 0. IPython keeps the injected cell's source in In, which the check reads."""
+    from micmco.book.common import check_parameters, injected_names
+
+    declared = {"__annotations__": {"min_usages": str, "threads": int}, "min_usages": "0.5", "threads": 1}
+    injected = "# Parameters\nmin_usage = 0.3\nthreads = 2\n"
+    assert injected_names({"In": ["", "import x", injected]}) == ["min_usage", "threads"]
+    with pytest.raises(NameError, match=r"unknown parameter min_usage; did you mean min_usages\? This chapter's "):
+        check_parameters({**declared, "In": ["", injected], "min_usage": 0.3})
+    check_parameters({**declared, "In": ["", "# Parameters\nthreads = 2\n"]})  # a declared one: fine
+    check_parameters(dict(declared))  # outside IPython: nothing injected
+
+
+@pytest.mark.slow
+def test_plain_papermill_with_a_misspelled_parameter_fails_naming_it(tmp_path):
+    chapter = BOOK / "chapters" / "03_conditional_independence.md"
+    notebook = tmp_path / "chapter.ipynb"
+    jupytext.write(jupytext.read(chapter), notebook, fmt="ipynb")
+    command = [sys.executable, "-m", "papermill", str(notebook), str(tmp_path / "out.ipynb"),
+               "-p", "random_modelz", "10", "--cwd", str(chapter.parent), "--kernel", "python3"]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert done.returncode != 0
+    assert "unknown parameter random_modelz; did you mean random_models?" in done.stdout + done.stderr
+
+
+@pytest.mark.xdist_group("book")  # beside the book's build: a stray notebook in book/chapters must not reach it
+def test_a_notebook_left_beside_a_chapter_is_never_staged_over_the_executed_one(tmp_path):
+    stray = BOOK / "chapters" / "03_conditional_independence.ipynb"
+    assert not stray.exists()
+    source = tmp_path / "source"
+    for chapter in build.notebook_chapters():
+        executed = (source / chapter.relative_to(BOOK)).with_suffix(".ipynb")
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        executed.write_text("executed")
+    stray.write_text("unexecuted, from jupytext")
+    try:
+        build.stage_sources(tmp_path)
+    finally:
+        stray.unlink()
+    assert (source / "chapters" / "03_conditional_independence.ipynb").read_text() == "executed"
+
+
 def test_number_list_parameters_name_the_bad_entry():
     from micmco.book.common import floats
 

@@ -25,8 +25,21 @@ PARAMETER_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 def check_parameters(namespace: dict[str, Any]) -> None:
     """Check a chapter's parameters (its typed ``parameters`` cell, possibly overridden by papermill's
     ``-p name value``) against their annotations, before any cell uses them: a wrong type is one line
-    naming the parameter, not a TypeError cells later. An int given for a float becomes that float."""
-    for name, kind in namespace.get("__annotations__", {}).items():
+    naming the parameter, not a TypeError cells later. An int given for a float becomes that float. A name
+    papermill injected that the chapter has no parameter of (``-p tolerence 0.01``) is an error naming the
+    chapter's parameters, not a run on the defaults."""
+    declared = namespace.get("__annotations__", {})
+    unknown = [name for name in injected_names(namespace) if name not in declared]
+    if unknown:
+        import difflib
+
+        hints = [difflib.get_close_matches(name, list(declared), n=1) for name in unknown]
+        guesses = "".join(f"; did you mean {hint[0]}?" for hint in hints if hint)
+        raise NameError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}{guesses} "
+            f"This chapter's parameters: {', '.join(declared) or 'none'}"
+        )
+    for name, kind in declared.items():
         if kind not in PARAMETER_TYPES.values() or name not in namespace:
             continue
         value = namespace[name]
@@ -34,6 +47,25 @@ def check_parameters(namespace: dict[str, Any]) -> None:
             namespace[name] = float(value)
         elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise TypeError(f"parameter {name} must be {kind.__name__}, got {type(value).__name__} {value!r}")
+
+
+def injected_names(namespace: dict[str, Any]) -> list[str]:
+    """The names papermill's injected-parameters cell assigned (its source starts ``# Parameters``, and IPython
+    keeps every executed cell's source in ``In``); [] outside IPython or without injected parameters."""
+    import ast
+
+    names: list[str] = []
+    for source in namespace.get("In") or namespace.get("_ih") or []:
+        if not isinstance(source, str) or not source.lstrip().startswith("# Parameters"):
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            names += [target.id for target in targets if isinstance(target, ast.Name) and target.id not in names]
+    return names
 
 
 def floats(name: str, text: str) -> list[float]:
