@@ -157,7 +157,12 @@ def test_no_journal_or_one_without_rows_of_the_table_is_refused_and_the_table_re
     with pytest.raises(TableRowsMissing, match="holds no study yet"):
         _sweep(study, tmp_path, str(tmp_path / "other.journal"))
     assert not (tmp_path / "other.journal").exists()
-    assert any("enqueued again 3 rows" in line for line in _repair(study, tmp_path))
+    one = tmp_path / "runs" / "jr" / rows[1]["run"]
+    one.rename(one.with_name("elsewhere"))  # a clone without that run directory: its row would be trained again
+    lines = _repair(study, tmp_path)
+    one.with_name("elsewhere").rename(one)
+    assert any("enqueued again 3 rows" in line for line in lines)
+    assert any(f"1 of them have no finished run directory under {one.parent}" in line for line in lines), lines
     assert sum(t.user_attrs.get("slot") == "grid:0" for t in _sweep(study, tmp_path).trials()) == 1
     records = _records(tmp_path)
     _run(sweep_command(study, tmp_path), 0)

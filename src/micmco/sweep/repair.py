@@ -66,6 +66,12 @@ def repair(study, storage_url: str | None, results_dir: Path, runs_dir: Path, st
             f"enqueued again {len(enqueued)} rows of {sweep.export_path}: {describe_rows(enqueued)} (their run names "
             "stay; their trial numbers become the new trials')"
         )
+        untrained = [row for row in enqueued if not (sweep.runs_dir / row["run"] / "result.json").exists()]
+        if untrained:
+            echo(
+                f"{len(untrained)} of them have no finished run directory under {sweep.runs_dir}: the sweep trains "
+                f"them again ({describe_rows(untrained)}); the others are recorded without training"
+            )
     if lost:
         saved_table = drop_table_rows(sweep.export_path, lost)
         echo(
@@ -80,5 +86,6 @@ def repair(study, storage_url: str | None, results_dir: Path, runs_dir: Path, st
             "them and records them again"
         )
     if not enqueued and not lost and not pending:
-        echo(f"the study holds every finished row of {sweep.export_path}")
-    echo(f"next: `micmco sweep {study_file}` records the enqueued rows (finished run directories without training)")
+        echo(f"the study holds every finished row of {sweep.export_path}: nothing to record again")
+        return
+    echo(f"next: `micmco sweep {study_file}` records them")
