@@ -172,7 +172,7 @@ def execute_notebook(notebook, target: Path, parameters: dict, cwd: Path, label:
     finally:
         source.unlink(missing_ok=True)
         kernel_log.unlink(missing_ok=True)
-    hide_injected_parameters(target)
+    show_run_parameters(target)
     write_repository(target, repository_url())
 
 
@@ -267,20 +267,29 @@ def execute_in_parallel(work: list, out: Path, profile: str, raw_overrides: list
     return [target for _, _, target, _, _ in work]
 
 
-def hide_injected_parameters(path: Path) -> None:
-    """Fold papermill's injected-parameters cell in the HTML (a reader can still open it)."""
+def show_run_parameters(path: Path) -> None:
+    """Show the parameters a chapter ran with: papermill's injected cell (the profile's values and any ``-p``) stays
+    open under a line saying so, and the chapter's own defaults cell (the smoke profile's) is folded (a reader can
+    still open it). A chapter run on its defaults keeps its defaults cell open."""
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
-    for cell in notebook.cells:
-        tags = cell.metadata.get("tags", [])
-        if "injected-parameters" in tags and "hide-input" not in tags:
-            cell.metadata["tags"] = tags + ["hide-input"]
-            cell.source = (
-                "# Parameters of this build's profile (params/book/<profile>.yaml), injected by papermill\n"
-                + cell.source
-            )
+    injected = [cell for cell in notebook.cells if "injected-parameters" in cell.metadata.get("tags", [])]
+    if injected and not injected[0].source.startswith(RAN_WITH):
+        injected[0].source = RAN_WITH + injected[0].source.removeprefix("# Parameters\n")
+        injected[0].metadata["tags"] = [t for t in injected[0].metadata["tags"] if t != "hide-input"]
+        for cell in notebook.cells:
+            tags = cell.metadata.get("tags", [])
+            if "parameters" in tags and "hide-input" not in tags:
+                cell.metadata["tags"] = tags + ["hide-input"]
     nbformat.write(notebook, path)
+
+
+# The first line of a chapter's injected-parameters cell in the book
+RAN_WITH = (
+    "# The parameters this chapter ran with (params/book/<profile>.yaml and any -p), injected by papermill;\n"
+    "# the chapter's defaults (the smoke profile's) are in the folded cell above\n"
+)
 
 
 def stage_sources(out: Path) -> Path:

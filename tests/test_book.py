@@ -142,6 +142,29 @@ def test_a_notebook_left_beside_a_chapter_is_never_staged_over_the_executed_one(
     assert (source / "chapters" / "03_conditional_independence.ipynb").read_text() == "executed"
 
 
+def test_the_parameters_a_chapter_ran_with_are_the_visible_ones(tmp_path):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    defaults = nbformat.v4.new_code_cell("m: float = 0.5  # smoke", metadata={"tags": ["parameters"]})
+    injected = nbformat.v4.new_code_cell("# Parameters\nm = 0.8\n", metadata={"tags": ["injected-parameters"]})
+    notebook.cells = [defaults, injected]
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(notebook, path)
+    for _ in range(2):  # idempotent
+        build.show_run_parameters(path)
+    cells = nbformat.read(path, as_version=4).cells
+    assert "hide-input" in cells[0].metadata["tags"]
+    assert "hide-input" not in cells[1].metadata["tags"]
+    assert cells[1].source == build.RAN_WITH + "m = 0.8\n"
+    alone = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("m: float = 0.5", metadata={"tags": ["parameters"]})]
+    )
+    nbformat.write(alone, path)
+    build.show_run_parameters(path)  # run on its defaults: they stay open
+    assert "hide-input" not in nbformat.read(path, as_version=4).cells[0].metadata["tags"]
+
+
 def test_number_list_parameters_name_the_bad_entry():
     from micmco.book.common import floats
 
