@@ -47,15 +47,19 @@ book: $(BOOK_INSTALLED)
 FIGURE ?=
 WORKERS ?= $(if $(filter paper,$(PROFILE)),1,2)
 BATCH ?= $(if $(filter paper,$(PROFILE)),auto,1)
+#   make reproduce PROFILE=cpu FIGURE=N DRY_RUN=1   only list the studies, their trials done and left, and the
+#                                                   projected time; runs and writes nothing
+DRY_RUN ?=
 reproduce: $(INSTALLED)
 	@studies=$$($(BIN)/python -m micmco.book studies $(PROFILE) $(FIGURE)) || exit 2; \
 	for study in $$studies; do \
-	  echo "== $$study"; \
+	  [ -z "$(DRY_RUN)" ] && echo "== $$study"; \
 	  OMP_NUM_THREADS=1 $(BIN)/micmco sweep $$study --workers $(WORKERS) --threads $(WORKERS) \
-	    $(if $(filter-out 1,$(BATCH)),--batch $(BATCH)); \
+	    $(if $(filter-out 1,$(BATCH)),--batch $(BATCH)) $(if $(DRY_RUN),--dry-run); \
 	  code=$$?; [ $$code -eq 130 ] && exit 130; [ $$code -ne 0 ] && failed="$$failed $$study"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "failed:$$failed (rerun to continue)"; exit 1; fi; \
+	[ -n "$(DRY_RUN)" ] && exit 0; \
 	echo "done: make book PROFILE=cpu shows the results (chapters read results/<profile>/)"
 
 # Every smoke config of params/synthetic: seconds each; results in runs/.

@@ -160,3 +160,21 @@ def test_every_committed_table_is_its_journals_export(tmp_path):
         if sweep.export().read_bytes() != table.read_bytes():
             differ.append(table.name)
     assert differ == []
+
+
+def test_a_dry_run_says_what_a_sweep_would_run_and_cost_and_writes_nothing(tmp_path):
+    fresh = _sweep("--dry-run", "--results-dir", str(tmp_path / "r"), "--runs-dir", str(tmp_path / "runs"))
+    assert fresh.returncode == 0, fresh.stderr
+    assert "smoke-elbo-kl: 0 trials done of a budget of 6, 6 to run; ~" in fresh.stdout
+    assert "per trial (two timed steps of its base config on cpu, training only)" in fresh.stdout
+    assert not (tmp_path / "r").exists() and not (tmp_path / "runs").exists()
+    committed = REPO / "results" / "cpu"
+    study = REPO / "params" / "studies" / "cpu" / "elbo-kl.yaml"
+    before = {path.name: path.read_bytes() for path in committed.glob("cpu-elbo-kl.*")}
+    command = [sys.executable, "-m", "micmco.sweep", str(study), "--dry-run", "--runs-dir", str(tmp_path / "runs")]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert (
+        done.returncode == 0
+        and "cpu-elbo-kl: 36 trials done of a budget of 24, 0 to run; nothing to run" in done.stdout
+    )
+    assert {path.name: path.read_bytes() for path in committed.glob("cpu-elbo-kl.*")} == before

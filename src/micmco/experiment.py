@@ -47,6 +47,7 @@ __all__ = [
     "Preflight",
     "preflight",
     "check_output_dir",
+    "duration_text",
     "run",
     "run_lock",
     "torch_threads",
@@ -149,18 +150,20 @@ def projection(config: RunConfig, device: torch.device, steps_done: int = 0) -> 
     remaining = max(0, config.train.steps - steps_done)
     line = (
         f"projected from {steps} timed steps: {per_step:.3g} s per step on {device}, {remaining} steps to go: "
-        f"~{_duration(per_step * remaining)} of training"
+        f"~{duration_text(per_step * remaining)} of training"
     )
     warning = None
     if config.profile in GPU_PROFILES and device.type == "cpu":
         warning = (
-            f"the {config.profile} profile is sized for a GPU; on this CPU it takes ~{_duration(per_step * remaining)}"
+            f"the {config.profile} profile is sized for a GPU; on this CPU it takes "
+            f"~{duration_text(per_step * remaining)}"
             " (a cpu profile config is sized for a laptop)"
         )
     return line, warning
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """Seconds as a reader says them: 45 s, 12 min, 3.5 h."""
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:

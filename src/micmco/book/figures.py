@@ -454,7 +454,10 @@ def figure_notes(figure: FigureResults) -> list[str]:
         here = f"Re-run here: `{reproduce_command(figure.number, figure.profile)}`"
     except ValueError:
         here = f"No {figure.profile} studies"
-    lines.append(f"{here}; at the paper's settings on a GPU: `{reproduce_command(figure.number)}`")
+    lines.append(
+        f"{here}; at the paper's settings on a GPU: `{reproduce_command(figure.number)}`. Either with `DRY_RUN=1` "
+        "first lists its studies, their trials done and left, and the projected time, and runs nothing"
+    )
     return lines
 
 

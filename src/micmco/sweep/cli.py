@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
         "--export", action="store_true", help="only regenerate the exported table and print the summary"
     )
     parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only say how many trials are done and left and what the rest would cost; writes nothing",
+    )
+    parser.add_argument(
         "--repair-journal",
         action="store_true",
         help="keep a damaged journal's intact prefix (the damaged file saved beside it) and enqueue again the "
@@ -111,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(scrub(f"micmco sweep: invalid study {args.study}: {error}"), file=sys.stderr)
         return EXIT_INPUT
     checks = None
-    if not args.export and args.worker_index is None:  # a supervisor's workers: it checked
+    if not args.export and not args.dry_run and args.worker_index is None:  # a supervisor's workers: it checked
         try:  # before the study is created or changed: a refused input records nothing
             checks = check_study(study, args.runs_dir)
         except ConfigError as error:
@@ -124,11 +129,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         results = args.results_dir / study.config.profile
         check_output_dir(results, create=False, key="--results-dir")
-        if not args.export and args.worker_index is None:
+        if not args.export and not args.dry_run and args.worker_index is None:
             check_output_dir(results, create=True, key="--results-dir")
     except ConfigError as error:
         print(scrub(f"micmco sweep: {args.study}: cannot run: {error}"), file=sys.stderr)
         return EXIT_INPUT
+    if args.dry_run:
+        try:
+            return dry_run(study, url, args, echo)
+        except (ConfigError, DamagedJournal, TableRowsMissing) as error:
+            print(scrub(f"micmco sweep: {args.study}: {error}"), file=sys.stderr)
+            return EXIT_INPUT
     if args.repair_journal:
         try:
             repair(study, url, args.results_dir, args.runs_dir, str(args.study), echo)
@@ -234,3 +245,49 @@ def study_batches(study) -> bool:
 
     base = load_config(study.base_path, study.overrides)
     return get_task(base.task).batches(base)
+
+
+def dry_run(study, url: str | None, args, echo) -> int:
+    """``--dry-run``: the study's trials done and left, and what the rest would cost, writing nothing: the time
+    per trial is the median of its finished trials' ``wall_s``, else two timed steps of its base config (on a
+    CPU, a config sized for a GPU is not timed: its ``cost`` line is quoted)."""
+    import statistics
+
+    from ..experiment import GPU_PROFILES, duration_text, time_steps
+    from ..runconfig import load_config
+    from ..runtime import resolve_device
+    from .optuna_study import done_count, table_rows
+
+    journal = (
+        Path(url) if url and "://" not in url else args.results_dir / study.config.profile / f"{study.name}.journal"
+    )
+    rows = []
+    if (url and "://" in url) or journal.is_file():
+        sweep = Sweep(
+            study, url, args.results_dir, args.runs_dir, echo=echo, must_exist=True, study_file=str(args.study)
+        )
+        rows = table_rows(sweep.trials())
+    done = done_count(rows)
+    left = max(0, study.trials - done)
+    walls = [float(r["wall_s"]) for r in rows if r["status"] == "complete" and r.get("wall_s")]
+    head = f"{study.name}: {done} trials done of a budget of {study.trials}, {left} to run"
+    if left == 0:
+        echo(f"{head}; nothing to run")
+        return EXIT_OK
+    config = load_config(study.base_path, study.overrides + [f"output_dir={args.runs_dir / study.name}"])
+    device = resolve_device(config.train.device)
+    if walls:
+        per_trial, how = statistics.median(walls), f"the median of its {len(walls)} finished trials"
+    elif config.profile in GPU_PROFILES and device.type == "cpu":
+        cost = config.cost or "no cost given"
+        echo(f"{head}; no trial finished yet, and its trials are sized for a GPU (its config: {cost})")
+        return EXIT_OK
+    else:
+        per_trial = time_steps(config, device) * config.train.steps
+        how = f"two timed steps of its base config on {device}, training only"
+    workers = max(1, args.workers)
+    echo(
+        f"{head}; ~{duration_text(per_trial)} per trial ({how}): ~{duration_text(per_trial * left / workers)} "
+        f"with {workers} worker(s)"
+    )
+    return EXIT_OK
