@@ -411,6 +411,25 @@ def compute_summary(
     return tables, trials, seconds
 
 
+def trials_per_curve(profile: str = "cpu", task: str = "synthetic") -> str:
+    """How many trials a curve has, ours (complete rows per table of results/<profile>/) and the paper's (trials
+    per trial file of data/paper-frontiers/<task>/), as a sentence: the chapters' prose quotes no such number."""
+    from ..pareto import ParetoError, read_paper_trials
+
+    ours = [sum(row.get("status") == "complete" for row in rows) for rows in result_tables(profile, None, task)]
+    paper = []
+    for path in sorted(paper_frontiers_dir(task).iterdir()):
+        try:
+            paper.append(len(read_paper_trials(path).mi))
+        except (ParetoError, OSError, ValueError):
+            continue
+    span = lambda counts: f"{min(counts)}–{max(counts)}" if counts else "none"  # noqa: E731
+    return (
+        f"Trials per curve: ours {span(ours)} complete (results/{profile}/, {len(ours)} tables), the paper's "
+        f"{span(paper)} (its {len(paper)} trial files, data/paper-frontiers/{task}/)."
+    )
+
+
 def paper_side(numbers: list[int], min_usage: float, profile: str = "cpu"):
     """The paper's side of figures, from its trial files: a table (pandas DataFrame: a table on the page, its
     text checked by nbval) of each figure's curves, trials, and lowest NLL at usage >= ``min_usage``
