@@ -287,8 +287,8 @@ def show_run_parameters(path: Path) -> None:
 
 # The first line of a chapter's injected-parameters cell in the book
 RAN_WITH = (
-    "# The parameters this chapter ran with (params/book/<profile>.yaml and any -p), injected by papermill;\n"
-    "# the chapter's defaults (the smoke profile's) are in the folded cell above\n"
+    "# What this chapter ran with: params/book/<profile>.yaml and any -p\n"
+    "# (injected by papermill; its smoke defaults are folded above)\n"
 )
 
 
