@@ -188,3 +188,16 @@ def test_the_paper_side_table_names_each_figures_lowest_curve_and_its_trials():
         assert table.loc[number].tolist() == [len(figure.curves), sum(len(c.paper.mi) for c in figure.curves),
                                               label, round(lowest[label], 4)]  # fmt: skip
     assert list(table.columns) == ["curves", "paper trials", "lowest at usage >= 0.2", "NLL per token"]
+
+
+def test_the_claims_without_our_results_are_listed_from_the_verdicts_not_by_hand():
+    from micmco.book.claims import unswept_sentence
+
+    rows = [{"claim": "T×16 does not close the gap", "figure": 13, "ours": "no results yet"},
+            {"claim": "shared masks restore the gain", "figure": 12, "ours": "holds"}]  # fmt: skip
+    assert unswept_sentence(rows) == (
+        "Decided on the paper's side only (no results yet on ours): T×16 does not close the gap (Figure 13)."
+    )
+    assert unswept_sentence(rows[1:]) == "Every claim has results on our side."
+    chapter = (REPO / "book" / "chapters" / "08_conclusions.md").read_text()
+    assert "L2 with 16 samples, T×16, bs×16" not in chapter and "claims.unswept_sentence(ptb_verdicts)" in chapter

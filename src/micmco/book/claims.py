@@ -187,6 +187,15 @@ def claims_summary(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def unswept_sentence(rows: list[dict[str, Any]]) -> str:
+    """Which claims have no results on our side (their curves not swept in this profile), computed: the chapters
+    quote no such list by hand."""
+    missing = [f"{r['claim']} (Figure {r['figure']})" for r in rows if r["ours"] == "no results yet"]
+    if not missing:
+        return "Every claim has results on our side."
+    return "Decided on the paper's side only (no results yet on ours): " + "; ".join(missing) + "."
+
+
 def slope_statement(
     low: float, high: float, profile: str = "cpu", results_dir: Path | None = None, noise: Noise | None = None
 ) -> str:
