@@ -137,6 +137,9 @@ def test_table1_sets_ours_beside_the_papers_with_each_vocabulary(tmp_path):
     write(tmp_path, "ptb-dreg16-kl-valid-shared", [(0.1, 4.35)])
     text = language.table1_side_by_side("cpu", tmp_path)
     assert "| paper: perplexity (V = 10000) | 99.4 | 98.3 | 98.8 | 99.9 | 99.2 | 98.9 |" in text
+    # the paper's NLL and KL as printed (cut to three decimals, not rounded: 4.5929 is 4.592)
+    assert "| paper: NLL per token | 4.599 | 4.588 | 4.592 | 4.603 | 4.596 | 4.594 |" in text
+    assert "| paper: per-token KL | 0.056 | 0.074 | 0.206 | 0.001 | 0.144 | 0.170 |" in text
     assert "| ours: NLL per token | 4.400 | 4.350 | – | – | – | – |" in text and "ours: perplexity (V = 2000)" in text
     assert language.table1_order("cpu", tmp_path) == (
         "Table 1 by best validation NLL, over the 2 columns both sides have: paper DReG 16 K < DReG 1 K/R; "

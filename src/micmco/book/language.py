@@ -8,6 +8,7 @@ Nothing is trained here.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from .common import markdown_table, repo_path
@@ -89,7 +90,8 @@ def appendix_figures(section: str) -> list[int]:
 def table1_side_by_side(profile: str = "cpu", results_dir: Path | None = None) -> str:
     """Markdown: the paper's Table 1 (from its own trials) and ours beside it: per column (DReG and VIMCO
     with 1 and 16 samples, KL and Rényi), the best validation perplexity, NLL and per-token KL, and the
-    trials behind it. The two sides' vocabularies differ, so their perplexities are not comparable."""
+    trials behind it; the paper's NLL and KL cut to three decimals as its printed table has them, ours
+    rounded. The two sides' vocabularies differ, so their perplexities are not comparable."""
     from ..best_trials import TABLE1_COLUMNS, table1
 
     figure = load_figure(12, profile, results_dir)
@@ -103,12 +105,16 @@ def table1_side_by_side(profile: str = "cpu", results_dir: Path | None = None) -
     def cells(table, value) -> list[str]:
         return ["–" if table[column] is None else value(table[column]) for column in TABLE1_COLUMNS]
 
+    def cut(value: float) -> str:  # the paper prints NLL and KL cut to three decimals (4.5929 as 4.592)
+        return f"{math.floor(value * 1000) / 1000:.3f}"
+
     rows = []
     for side, table in (("paper", paper), ("ours", ours)):
+        three = cut if side == "paper" else (lambda value: f"{value:.3f}")
         rows += [
             [f"{side}: perplexity ({vocab[side]})", *cells(table, lambda b: f"{b.perplexity:.1f}")],
-            [f"{side}: NLL per token", *cells(table, lambda b: f"{b.nll:.3f}")],
-            [f"{side}: per-token KL", *cells(table, lambda b: f"{b.mi:.3f}")],
+            [f"{side}: NLL per token", *cells(table, lambda b, three=three: three(b.nll))],
+            [f"{side}: per-token KL", *cells(table, lambda b, three=three: three(b.mi))],
             [f"{side}: trials", *cells(table, lambda b: str(b.trials))],
         ]
     return markdown_table(rows, headers)
